@@ -1,0 +1,523 @@
+"""The async S3 client: the operations a workload runner needs, with retries and clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import ssl
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit
+
+from s3dlio_ray.errors import ConfigError
+from s3dlio_ray.s3.errors import S3ConnectionError, S3Error, parse_error
+from s3dlio_ray.s3.http1 import Http1Transport
+from s3dlio_ray.s3.retry import RetryPolicy
+from s3dlio_ray.s3.signing import UNSIGNED_PAYLOAD, Signer, payload_sha256
+from s3dlio_ray.s3.transport import Buffer, ConnectError, RequestTimeout, Response, TransportError
+from s3dlio_ray.tuning.parts import part_ranges
+from s3dlio_ray.tuning.profiles import is_aws_endpoint
+
+MAX_DELETE_BATCH = 1000
+_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    http2: bool = False
+    max_connections: int = 256
+    connect_timeout_s: float = 10.0
+    timeout_s: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    ca_bundle: str | None = None
+
+
+@dataclass
+class GetResult:
+    body: memoryview
+    object_size: int
+    etag: str
+    ttfb_s: float
+    http_version: str
+
+
+@dataclass
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+
+
+@dataclass
+class ListPage:
+    objects: list[ObjectInfo]
+    next_token: str | None
+
+
+@dataclass
+class MultipartUpload:
+    key: str
+    upload_id: str
+
+
+class PartGate:
+    """Lets one object's parts use spare in-flight capacity without ever waiting for it."""
+
+    def try_acquire(self) -> bool:
+        return False
+
+    def release(self) -> None:
+        """Give back a permit won by try_acquire."""
+
+
+RetryHook = Callable[[str, bool], None]
+
+
+def _text(elem: ET.Element, name: str) -> str:
+    found = elem.find(_NS + name)
+    if found is None:
+        found = elem.find(name)
+    return (found.text or "") if found is not None else ""
+
+
+def _findall(elem: ET.Element, name: str) -> list[ET.Element]:
+    return elem.findall(_NS + name) or elem.findall(name)
+
+
+def _query(params: dict[str, str]) -> str:
+    return "&".join(
+        f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" if v != "" else quote(k, safe="-_.~")
+        for k, v in params.items()
+    )
+
+
+class S3Client:
+    """One endpoint, one credential set, one connection pool per host; safe for many tasks."""
+
+    def __init__(self, options: ClientOptions, signer: Signer) -> None:
+        self.options = options
+        self._signer = signer
+        self._aws = is_aws_endpoint(options.endpoint)
+        if options.http2 and self._aws:
+            raise ConfigError("http2: AWS S3 endpoints do not speak HTTP/2; turn http2 off")
+        base = options.endpoint or f"https://s3.{options.region}.amazonaws.com"
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"endpoint: {base!r} is not an http:// or https:// URL")
+        self._scheme = parts.scheme
+        self._host = parts.hostname
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._transports: dict[str, object] = {}
+        self.on_retry: RetryHook | None = None
+        self._ssl: ssl.SSLContext | None = None
+        if self._scheme == "https":
+            self._ssl = ssl.create_default_context(cafile=options.ca_bundle)
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"{self._scheme}://{self._host}:{self._port}"
+
+    def _transport_for(self, host: str):
+        transport = self._transports.get(host)
+        if transport is None:
+            if self.options.http2:
+                from s3dlio_ray.s3.http2 import Http2Transport
+
+                transport = Http2Transport(
+                    f"{self._scheme}://{host}:{self._port}",
+                    ssl_context=self._ssl,
+                    max_connections=self.options.max_connections,
+                    connect_timeout=self.options.connect_timeout_s,
+                    timeout=self.options.timeout_s,
+                )
+            else:
+                transport = Http1Transport(
+                    host,
+                    self._port,
+                    ssl_context=self._ssl,
+                    max_connections=self.options.max_connections,
+                    connect_timeout=self.options.connect_timeout_s,
+                    timeout=self.options.timeout_s,
+                )
+            self._transports[host] = transport
+        return transport
+
+    def _address(self, bucket: str, key: str) -> tuple[str, str]:
+        """(host, path): virtual-hosted style on AWS, path style on custom endpoints."""
+        quoted_key = quote(key, safe="/~") if key else ""
+        if self._aws and bucket and "." not in bucket:
+            return f"{bucket}.{self._host}", "/" + quoted_key
+        path = f"/{bucket}" if bucket else "/"
+        if key:
+            path += "/" + quoted_key
+        return self._host, path
+
+    async def _send(
+        self,
+        operation: str,
+        method: str,
+        bucket: str,
+        key: str = "",
+        query: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        body: Sequence[Buffer] = (),
+        into: bytearray | memoryview | None = None,
+        small_body: bytes | None = None,
+        ok: tuple[int, ...] = (200, 204, 206),
+    ) -> Response:
+        host, path = self._address(bucket, key)
+        target = path + ("?" + _query(query) if query else "")
+        port = "" if self._port in (80, 443) else f":{self._port}"
+        url = f"{self._scheme}://{host}{port}{target}"
+        resource = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
+        if small_body is not None:
+            body = (small_body,)
+            payload_hash = payload_sha256(small_body)
+        else:
+            payload_hash = UNSIGNED_PAYLOAD if body else payload_sha256(b"")
+        transport = self._transport_for(host)
+        policy = self.options.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            last = attempt >= policy.max_attempts
+            signed = self._signer.sign(method, url, headers or {}, payload_hash)
+            try:
+                response = await transport.request(method, target, signed, body, into)
+            except TransportError as exc:
+                if last:
+                    raise self._transport_error(operation, resource, exc, attempt) from None
+                self._retrying(operation, isinstance(exc, RequestTimeout))
+                await asyncio.sleep(policy.delay(attempt))
+                continue
+            if response.status in ok:
+                return response
+            error = parse_error(operation, resource, response.status, bytes(response.body))
+            if not error.retryable or last:
+                raise error
+            self._retrying(operation, error.throttled)
+            await asyncio.sleep(policy.delay(attempt))
+
+    def _retrying(self, operation: str, throttled: bool) -> None:
+        if self.on_retry is not None:
+            self.on_retry(operation, throttled)
+
+    def _transport_error(
+        self, operation: str, resource: str, exc: TransportError, attempts: int
+    ) -> S3ConnectionError:
+        hint = "check --endpoint and that the S3 service is running"
+        if not isinstance(exc, ConnectError):
+            hint = "the endpoint is overloaded or the network is failing"
+        return S3ConnectionError(
+            f"{operation} {resource} at {self.endpoint_url}: {exc} (after {attempts} attempts; "
+            f"{hint})"
+        )
+
+    async def create_bucket(self, bucket: str) -> bool:
+        """Create the bucket; False if it already exists and is ours."""
+        body = b""
+        if self.options.region != "us-east-1" and self._aws:
+            body = (
+                "<CreateBucketConfiguration><LocationConstraint>"
+                f"{self.options.region}</LocationConstraint></CreateBucketConfiguration>"
+            ).encode()
+        try:
+            await self._send("CreateBucket", "PUT", bucket, small_body=body)
+        except S3Error as exc:
+            if exc.code == "BucketAlreadyOwnedByYou":
+                return False
+            raise
+        return True
+
+    async def bucket_exists(self, bucket: str) -> bool:
+        """True if the bucket exists and these credentials may use it."""
+        try:
+            await self._send("HeadBucket", "HEAD", bucket)
+        except S3Error as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def delete_bucket(self, bucket: str) -> None:
+        await self._send("DeleteBucket", "DELETE", bucket)
+
+    async def put_object(self, bucket: str, key: str, body: Sequence[Buffer]) -> str:
+        response = await self._send("PutObject", "PUT", bucket, key, body=body)
+        return response.headers.get("etag", "")
+
+    async def create_multipart_upload(self, bucket: str, key: str) -> str:
+        response = await self._send(
+            "CreateMultipartUpload", "POST", bucket, key, query={"uploads": ""}, small_body=b""
+        )
+        return _text(ET.fromstring(bytes(response.body)), "UploadId")
+
+    async def upload_part(
+        self, bucket: str, key: str, upload_id: str, number: int, body: Sequence[Buffer]
+    ) -> str:
+        response = await self._send(
+            "UploadPart",
+            "PUT",
+            bucket,
+            key,
+            query={"partNumber": str(number), "uploadId": upload_id},
+            body=body,
+        )
+        return response.headers.get("etag", "")
+
+    async def complete_multipart_upload(
+        self, bucket: str, key: str, upload_id: str, etags: list[str]
+    ) -> str:
+        parts = "".join(
+            f"<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
+            for n, etag in enumerate(etags, start=1)
+        )
+        xml = f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
+        response = await self._send(
+            "CompleteMultipartUpload",
+            "POST",
+            bucket,
+            key,
+            query={"uploadId": upload_id},
+            small_body=xml,
+        )
+        root = ET.fromstring(bytes(response.body))
+        if root.tag.endswith("Error"):
+            raise parse_error("CompleteMultipartUpload", f"s3://{bucket}/{key}", 200, bytes(response.body))
+        return _text(root, "ETag")
+
+    async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        await self._send(
+            "AbortMultipartUpload", "DELETE", bucket, key, query={"uploadId": upload_id}
+        )
+
+    async def put_object_multipart(
+        self,
+        bucket: str,
+        key: str,
+        size: int,
+        body_for: Callable[[int, int], Sequence[Buffer]],
+        part_size: int,
+        gate: PartGate | None = None,
+    ) -> tuple[str, int]:
+        """Upload in parts, as many at once as `gate` has spare; abort the upload on failure.
+
+        Returns the ETag and the number of parts.
+        """
+        gate = gate or PartGate()
+        ranges = part_ranges(size, part_size)
+        upload_id = await self.create_multipart_upload(bucket, key)
+        etags: list[str] = [""] * len(ranges)
+        pending = iter(enumerate(ranges))
+
+        async def worker(extra: bool) -> None:
+            try:
+                for index, (offset, length) in pending:
+                    etags[index] = await self.upload_part(
+                        bucket, key, upload_id, index + 1, body_for(offset, length)
+                    )
+            finally:
+                if extra:
+                    gate.release()
+
+        try:
+            workers = [asyncio.ensure_future(worker(False))]
+            for _ in range(len(ranges) - 1):
+                if not gate.try_acquire():
+                    break
+                workers.append(asyncio.ensure_future(worker(True)))
+            try:
+                await asyncio.gather(*workers)
+            except BaseException:
+                for task in workers:
+                    task.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                raise
+            etag = await self.complete_multipart_upload(bucket, key, upload_id, etags)
+        except BaseException:
+            await asyncio.shield(self._abort_quietly(bucket, key, upload_id))
+            raise
+        return etag, len(ranges)
+
+    async def _abort_quietly(self, bucket: str, key: str, upload_id: str) -> None:
+        try:
+            await self.abort_multipart_upload(bucket, key, upload_id)
+        except Exception:
+            pass
+
+    async def get_object(
+        self,
+        bucket: str,
+        key: str,
+        into: bytearray | memoryview | None = None,
+        byte_range: tuple[int, int] | None = None,
+    ) -> GetResult:
+        """GET the object (or `byte_range`, inclusive bounds) into `into` when it fits."""
+        headers = {}
+        if byte_range is not None:
+            headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
+        response = await self._send("GetObject", "GET", bucket, key, headers=headers, into=into)
+        size = len(response.body)
+        content_range = response.headers.get("content-range", "")
+        if response.status == 206 and "/" in content_range:
+            total = content_range.rsplit("/", 1)[1]
+            if total.isdigit():
+                size = int(total)
+        return GetResult(
+            response.body,
+            size,
+            response.headers.get("etag", ""),
+            response.ttfb_s,
+            response.http_version,
+        )
+
+    async def get_object_ranged(
+        self,
+        bucket: str,
+        key: str,
+        part_size: int,
+        allocate: Callable[[int], bytearray],
+        gate: PartGate | None = None,
+    ) -> GetResult:
+        """GET a large object as concurrent ranges, with no HEAD first.
+
+        The first range tells the size (Content-Range); the rest run as many at once as `gate`
+        has spare, each straight into its slice of one buffer from `allocate`.
+        """
+        gate = gate or PartGate()
+        first = await self.get_object(bucket, key, byte_range=(0, part_size - 1))
+        size = first.object_size
+        if size <= len(first.body):
+            return first
+        buffer = allocate(size)
+        view = memoryview(buffer)[:size]
+        view[: len(first.body)] = first.body
+        pending = iter(part_ranges(size, part_size)[1:])
+
+        async def worker(extra: bool) -> None:
+            try:
+                for offset, length in pending:
+                    part = await self.get_object(
+                        bucket,
+                        key,
+                        into=view[offset : offset + length],
+                        byte_range=(offset, offset + length - 1),
+                    )
+                    if len(part.body) != length:
+                        raise S3Error(
+                            "GetObject", f"s3://{bucket}/{key}", 206, "InvalidRange",
+                            f"asked {length} bytes at {offset}, got {len(part.body)}",
+                        )
+                    if part.body.obj is not view.obj:
+                        view[offset : offset + length] = part.body
+            finally:
+                if extra:
+                    gate.release()
+
+        workers = [asyncio.ensure_future(worker(False))]
+        while len(workers) < -(-size // part_size) - 1 and gate.try_acquire():
+            workers.append(asyncio.ensure_future(worker(True)))
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+        return GetResult(view, size, first.etag, first.ttfb_s, first.http_version)
+
+    async def head_object(self, bucket: str, key: str) -> ObjectInfo:
+        response = await self._send("HeadObject", "HEAD", bucket, key)
+        return ObjectInfo(
+            key, int(response.headers.get("content-length", "0")), response.headers.get("etag", "")
+        )
+
+    async def list_objects_page(
+        self, bucket: str, prefix: str = "", token: str | None = None, max_keys: int = 1000
+    ) -> ListPage:
+        query = {"list-type": "2", "max-keys": str(max_keys)}
+        if prefix:
+            query["prefix"] = prefix
+        if token:
+            query["continuation-token"] = token
+        response = await self._send("ListObjectsV2", "GET", bucket, query=query)
+        root = ET.fromstring(bytes(response.body))
+        objects = [
+            ObjectInfo(_text(item, "Key"), int(_text(item, "Size") or 0), _text(item, "ETag"))
+            for item in _findall(root, "Contents")
+        ]
+        truncated = _text(root, "IsTruncated") == "true"
+        return ListPage(objects, _text(root, "NextContinuationToken") if truncated else None)
+
+    async def list_objects(self, bucket: str, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        """Every object under `prefix`, following continuation tokens."""
+        token: str | None = None
+        while True:
+            page = await self.list_objects_page(bucket, prefix, token)
+            for info in page.objects:
+                yield info
+            token = page.next_token
+            if not token:
+                return
+
+    async def delete_objects(self, bucket: str, keys: Sequence[str]) -> tuple[int, list[str]]:
+        """Delete in batches of at most 1000 keys; returns (deleted, keys that failed)."""
+        deleted, failed = 0, []
+        for start in range(0, len(keys), MAX_DELETE_BATCH):
+            batch = keys[start : start + MAX_DELETE_BATCH]
+            objects = "".join(
+                f"<Object><Key>{_xml_escape(key)}</Key></Object>" for key in batch
+            )
+            xml = f"<Delete><Quiet>true</Quiet>{objects}</Delete>".encode()
+            md5 = base64.b64encode(hashlib.md5(xml, usedforsecurity=False).digest()).decode()
+            response = await self._send(
+                "DeleteObjects",
+                "POST",
+                bucket,
+                query={"delete": ""},
+                headers={"Content-MD5": md5, "Content-Type": "application/xml"},
+                small_body=xml,
+            )
+            root = ET.fromstring(bytes(response.body))
+            errors = [_text(err, "Key") for err in _findall(root, "Error")]
+            failed.extend(errors)
+            deleted += len(batch) - len(errors)
+        return deleted, failed
+
+    async def list_multipart_uploads(
+        self, bucket: str, prefix: str = ""
+    ) -> list[MultipartUpload]:
+        uploads: list[MultipartUpload] = []
+        markers: dict[str, str] = {}
+        while True:
+            query = {"uploads": ""}
+            if prefix:
+                query["prefix"] = prefix
+            query.update(markers)
+            response = await self._send("ListMultipartUploads", "GET", bucket, query=query)
+            root = ET.fromstring(bytes(response.body))
+            uploads.extend(
+                MultipartUpload(_text(item, "Key"), _text(item, "UploadId"))
+                for item in _findall(root, "Upload")
+            )
+            if _text(root, "IsTruncated") != "true":
+                return uploads
+            markers = {
+                "key-marker": _text(root, "NextKeyMarker"),
+                "upload-id-marker": _text(root, "NextUploadIdMarker"),
+            }
+
+    async def aclose(self) -> None:
+        for transport in self._transports.values():
+            await transport.aclose()
+        self._transports.clear()
+
+
+def _xml_escape(text: str) -> str:
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )

@@ -1,0 +1,1 @@
+"""Pure tuning logic: part sizing, performance profiles and the concurrency controller."""

@@ -1,0 +1,152 @@
+"""Adaptive concurrency: how many requests to keep in flight, from measured aggregate throughput.
+
+The controller is a hill climber with multiplicative back-off. It is fed one observation per
+interval (the aggregate bytes/s measured over that interval and whether the endpoint throttled),
+and answers the in-flight limit to use next. It climbs geometrically while each step still buys
+`min_gain` more throughput, steps back to the last limit that paid off once a step does not, holds
+there, and probes upward again every `probe_every` intervals so it follows an endpoint that got
+faster. Throttling (503 SlowDown, 5xx, timeouts) cuts the limit by `backoff` at once and lowers a
+ceiling (halfway between the old and the new limit) that the climb respects, which recovers
+slowly while the endpoint stays quiet.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Mode(Enum):
+    FIXED = "fixed"
+    TARGET = "target"
+    AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class ConcurrencyPolicy:
+    mode: Mode
+    initial: int
+    minimum: int = 8
+    maximum: int = 256
+    target_bytes_per_s: float | None = None
+    growth: float = 1.5
+    min_gain: float = 0.05
+    backoff: float = 0.5
+    settle_intervals: int = 1
+    measure_intervals: int = 2
+    probe_every: int = 10
+    ceiling_recovery: int = 20
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.minimum <= self.maximum:
+            raise ValueError(f"need 1 <= minimum <= maximum, got {self.minimum}..{self.maximum}")
+        if self.mode is Mode.TARGET and not self.target_bytes_per_s:
+            raise ValueError("target mode needs target_bytes_per_s")
+
+
+class ConcurrencyController:
+    """Answers the in-flight limit for the next interval; never does I/O."""
+
+    def __init__(self, policy: ConcurrencyPolicy) -> None:
+        self.policy = policy
+        if policy.mode is Mode.FIXED:
+            self._limit = max(1, policy.initial)
+        else:
+            self._limit = min(max(policy.initial, policy.minimum), policy.maximum)
+        self._ceiling = policy.maximum
+        self._baseline: tuple[int, float] | None = None
+        self._samples: list[float] = []
+        self._skip = policy.settle_intervals
+        self._holding = 0
+        self._quiet = 0
+        self.throttle_events = 0
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    def observe(self, bytes_per_s: float, throttled: bool = False) -> int:
+        """Take one interval's aggregate throughput; return the limit to use from now on."""
+        p = self.policy
+        if p.mode is Mode.FIXED:
+            return self._limit
+        if throttled:
+            self._back_off()
+            return self._limit
+        self._recover_ceiling()
+        if self._skip > 0:
+            self._skip -= 1
+            return self._limit
+        self._samples.append(bytes_per_s)
+        if len(self._samples) < p.measure_intervals:
+            return self._limit
+        rate = sum(self._samples) / len(self._samples)
+        self._samples.clear()
+        self._decide(rate)
+        return self._limit
+
+    def _decide(self, rate: float) -> None:
+        p = self.policy
+        if p.target_bytes_per_s and rate >= p.target_bytes_per_s * (1 - p.min_gain):
+            self._baseline = (self._limit, rate)
+            self._hold()
+            return
+        if self._holding > 0:
+            self._holding -= 1
+            if self._holding > 0:
+                self._baseline = (self._limit, rate)
+                self._measure_again()
+                return
+            self._baseline = (self._limit, rate)
+            self._step_up()
+            return
+        if self._baseline is None or self._limit <= self._baseline[0]:
+            self._baseline = (self._limit, rate)
+            self._step_up()
+            return
+        base_limit, base_rate = self._baseline
+        if rate >= base_rate * (1 + p.min_gain):
+            self._baseline = (self._limit, rate)
+            self._step_up()
+        else:
+            self._set(base_limit)
+            self._hold()
+
+    def _step_up(self) -> None:
+        grown = max(self._limit + 1, math.ceil(self._limit * self.policy.growth))
+        new = min(grown, self._ceiling)
+        if new <= self._limit:
+            self._hold()
+            return
+        self._set(new)
+
+    def _hold(self) -> None:
+        self._holding = self.policy.probe_every
+        self._measure_again()
+
+    def _back_off(self) -> None:
+        p = self.policy
+        self.throttle_events += 1
+        self._ceiling = max(p.minimum, math.floor(self._limit * (1 + p.backoff) / 2))
+        self._quiet = 0
+        self._baseline = None
+        self._holding = 0
+        self._set(max(p.minimum, math.floor(self._limit * p.backoff)))
+
+    def _recover_ceiling(self) -> None:
+        p = self.policy
+        if self._ceiling >= p.maximum:
+            return
+        self._quiet += 1
+        if self._quiet >= p.ceiling_recovery:
+            self._quiet = 0
+            self._ceiling = min(p.maximum, math.ceil(self._ceiling * 1.1))
+
+    def _set(self, limit: int) -> None:
+        self._limit = limit
+        self._measure_again()
+
+    def _measure_again(self) -> None:
+        self._samples.clear()
+        self._skip = self.policy.settle_intervals
