@@ -234,9 +234,12 @@ class S3Client:
         return True
 
     async def bucket_exists(self, bucket: str) -> bool:
-        """True if the bucket exists and these credentials may use it."""
+        """True if the bucket exists and these credentials may use it.
+
+        GetBucketLocation rather than HEAD: an error then has a body that names its cause.
+        """
         try:
-            await self._send("HeadBucket", "HEAD", bucket)
+            await self._send("GetBucketLocation", "GET", bucket, query={"location": ""})
         except S3Error as exc:
             if exc.status == 404:
                 return False

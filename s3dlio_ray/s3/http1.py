@@ -315,7 +315,9 @@ class _Connection(asyncio.BufferedProtocol):
         try:
             while True:
                 before = self.progress
-                done, _ = await asyncio.wait({task, waiter}, timeout=timeout)
+                done, _ = await asyncio.wait(
+                    {task, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
                 if task in done:
                     return task.result()
                 if waiter in done and task is not waiter:

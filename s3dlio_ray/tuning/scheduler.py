@@ -1,8 +1,10 @@
 """Adaptive concurrency: how many requests to keep in flight, from measured aggregate throughput.
 
 The controller is a hill climber with multiplicative back-off. It is fed one observation per
-interval (the aggregate bytes/s measured over that interval and whether the endpoint throttled),
-and answers the in-flight limit to use next. It climbs geometrically while each step still buys
+interval (the bytes and operations completed in it and whether the endpoint throttled), and
+answers the in-flight limit to use next. A measurement spans at least `measure_intervals`
+intervals and `min_ops` completed operations: with large objects an interval may see none
+complete, and no completions is no information, not a throughput of zero. It climbs geometrically while each step still buys
 `min_gain` more throughput, steps back to the last limit that paid off once a step does not, holds
 there, and probes upward again every `probe_every` intervals so it follows an endpoint that got
 faster. Throttling (503 SlowDown, 5xx, timeouts) cuts the limit by `backoff` at once and lowers a
@@ -35,6 +37,7 @@ class ConcurrencyPolicy:
     backoff: float = 0.5
     settle_intervals: int = 1
     measure_intervals: int = 2
+    min_ops: int = 8
     probe_every: int = 10
     ceiling_recovery: int = 20
 
@@ -56,7 +59,10 @@ class ConcurrencyController:
             self._limit = min(max(policy.initial, policy.minimum), policy.maximum)
         self._ceiling = policy.maximum
         self._baseline: tuple[int, float] | None = None
-        self._samples: list[float] = []
+        self._bytes = 0
+        self._ops = 0
+        self._seconds = 0.0
+        self._intervals = 0
         self._skip = policy.settle_intervals
         self._holding = 0
         self._quiet = 0
@@ -66,8 +72,10 @@ class ConcurrencyController:
     def limit(self) -> int:
         return self._limit
 
-    def observe(self, bytes_per_s: float, throttled: bool = False) -> int:
-        """Take one interval's aggregate throughput; return the limit to use from now on."""
+    def observe(
+        self, nbytes: int, ops: int, interval_s: float, throttled: bool = False
+    ) -> int:
+        """Take one interval's aggregate completions; return the limit to use from now on."""
         p = self.policy
         if p.mode is Mode.FIXED:
             return self._limit
@@ -78,12 +86,13 @@ class ConcurrencyController:
         if self._skip > 0:
             self._skip -= 1
             return self._limit
-        self._samples.append(bytes_per_s)
-        if len(self._samples) < p.measure_intervals:
+        self._bytes += nbytes
+        self._ops += ops
+        self._seconds += interval_s
+        self._intervals += 1
+        if self._intervals < p.measure_intervals or self._ops < p.min_ops:
             return self._limit
-        rate = sum(self._samples) / len(self._samples)
-        self._samples.clear()
-        self._decide(rate)
+        self._decide(self._bytes / self._seconds)
         return self._limit
 
     def _decide(self, rate: float) -> None:
@@ -148,5 +157,6 @@ class ConcurrencyController:
         self._measure_again()
 
     def _measure_again(self) -> None:
-        self._samples.clear()
+        self._bytes = self._ops = self._intervals = 0
+        self._seconds = 0.0
         self._skip = self.policy.settle_intervals

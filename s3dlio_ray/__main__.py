@@ -1,0 +1,5 @@
+import sys
+
+from s3dlio_ray.cli import main
+
+sys.exit(main())

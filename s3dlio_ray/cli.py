@@ -1,0 +1,137 @@
+"""The command line: `s3dlio-ray run WORKLOAD.yaml [overrides]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from s3dlio_ray import __version__
+from s3dlio_ray.config import Settings, load_settings
+from s3dlio_ray.embedded import EMBEDDED_CREDENTIALS, EmbeddedS3
+from s3dlio_ray.engine import ConcurrencySample
+from s3dlio_ray.errors import S3DlioRayError
+from s3dlio_ray.report import print_summary, write_json
+from s3dlio_ray.runner import RunResult, new_run_id, run_workload
+from s3dlio_ray.stats import OpStats
+
+_OVERRIDES = {
+    "endpoint": "S3 endpoint URL (default: AWS_ENDPOINT_URL, else an embedded moto server)",
+    "bucket": "bucket to use (default: a new bucket, removed at the end)",
+    "region": "signing region",
+    "aws_profile": "AWS profile for credentials",
+    "objects": "number of objects",
+    "object_size": "object size, e.g. 10MiB",
+    "concurrency": "auto or a fixed number of requests in flight",
+    "target_gbps": "target throughput: start concurrency from it and adapt toward it",
+    "part_size_mb": "multipart part size in MiB (5..5120)",
+    "profile": "auto, aws or high-performance",
+    "seed": "seed for object content",
+    "run_id": "run id (names the key prefix)",
+    "phases": "comma-separated phases: put,get,cleanup",
+    "output": "path of the JSON result file",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="s3dlio-ray", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"s3dlio-ray {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run a workload file")
+    run.add_argument("workload", help="workload YAML file, e.g. configs/quick.yaml")
+    for key, text in _OVERRIDES.items():
+        run.add_argument("--" + key.replace("_", "-"), dest=key, help=text)
+    run.add_argument("--http2", dest="http2", action="store_const", const=True,
+                     help="use HTTP/2 (non-AWS endpoints only)")
+    run.add_argument("--no-http2", dest="http2", action="store_const", const=False)
+    run.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
+                     help="set any workload key")
+    run.add_argument("--quiet", action="store_true", help="no live progress line")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    values = {k: getattr(args, k) for k in (*_OVERRIDES, "http2") if getattr(args, k) is not None}
+    for item in args.extra:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise S3DlioRayError(f"--set {item!r}: expected KEY=VALUE")
+        values[key.strip()] = value
+    return values
+
+
+class _ProgressLine:
+    """One status line updated in place on a terminal; a line every few seconds in a log."""
+
+    def __init__(self, console: Console, total: int, log_every_s: float = 5.0) -> None:
+        self._console = console
+        self._total = total
+        self._status = console.status("") if console.is_terminal else None
+        self._log_every = log_every_s
+        self._last_log = 0.0
+
+    def __call__(self, phase: str, stats: OpStats, sample: ConcurrencySample) -> None:
+        text = (
+            f"{phase}: {stats.ops}/{self._total} objects  {sample.bytes_per_s / 1e9:.2f} GB/s  "
+            f"concurrency {sample.limit} ({sample.in_flight} in flight)  errors {stats.errors}"
+        )
+        if self._status is not None:
+            self._status.update(text)
+        elif sample.t_s - self._last_log >= self._log_every or sample.t_s < self._last_log:
+            self._last_log = sample.t_s
+            self._console.print(text, highlight=False)
+
+    def __enter__(self) -> _ProgressLine:
+        if self._status is not None:
+            self._status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    settings = load_settings(args.workload, _overrides(args))
+    if settings.run_id is None:
+        settings = Settings(**{**settings.__dict__, "run_id": new_run_id()})
+    with contextlib.ExitStack() as stack:
+        endpoint, credentials = settings.endpoint, None
+        if endpoint is None:
+            embedded = stack.enter_context(EmbeddedS3())
+            endpoint, credentials = embedded.url, EMBEDDED_CREDENTIALS
+            console.print(f"embedded S3 endpoint (moto) at {endpoint}")
+        progress = stack.enter_context(_ProgressLine(console, settings.objects))
+        hook = None if args.quiet else progress
+        result: RunResult = asyncio.run(run_workload(settings, endpoint, credentials, hook))
+    path = Path(settings.output or f"results/{settings.name}-{result.run_id}.json")
+    print_summary(result, console, write_json(result, path))
+    if result.error:
+        raise S3DlioRayError(result.error)
+    return 0 if result.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(format="s3dlio-ray: %(levelname)s: %(message)s", level=logging.WARNING)
+    args = _parser().parse_args(argv)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 140))
+    try:
+        return _run(args, console)
+    except S3DlioRayError as exc:
+        print(f"s3dlio-ray: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("s3dlio-ray: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

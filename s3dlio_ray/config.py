@@ -1,0 +1,309 @@
+"""Settings: YAML workload file, S3DLIO_* environment, command line; typed and validated.
+
+This module is the only reader of the S3DLIO_* variables. Precedence: command line >
+environment > YAML file > defaults. Every refusal is one line naming the key and what it allows.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from s3dlio_ray.errors import ConfigError
+from s3dlio_ray.tuning.parts import MAX_PART_SIZE, MIB, MIN_PART_SIZE
+from s3dlio_ray.tuning.profiles import PROFILES
+
+log = logging.getLogger(__name__)
+
+PHASES = ("put", "get", "cleanup")
+BUCKET_REMOVAL = ("created", "always", "never")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4,
+          "ki": 1024, "mi": 1024**2, "gi": 1024**3, "ti": 1024**4}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one run needs to know. Secrets are never part of it."""
+
+    name: str = "quick"
+    endpoint: str | None = None
+    region: str | None = None
+    aws_profile: str | None = None
+    ca_bundle: str | None = None
+    bucket: str | None = None
+    remove_bucket: str = "created"
+    prefix: str = "s3dlio-ray"
+    run_id: str | None = None
+    objects: int = 100
+    object_size: int = 10 * MIB
+    phases: tuple[str, ...] = PHASES
+    verify: bool = True
+    seed: int | None = None
+    concurrency: int | None = None
+    target_gbps: float | None = None
+    min_concurrency: int = 8
+    max_concurrency: int = 256
+    profile: str = "auto"
+    part_size_mb: int = 10
+    http2: bool = False
+    io_uring: bool = False
+    adapt_interval_s: float = 0.5
+    connect_timeout_s: float = 10.0
+    timeout_s: float = 30.0
+    max_attempts: int = 5
+    output: str | None = None
+
+    @property
+    def part_size(self) -> int:
+        return self.part_size_mb * MIB
+
+    @property
+    def concurrency_mode(self) -> str:
+        if self.concurrency is not None:
+            return "fixed"
+        return "target" if self.target_gbps else "auto"
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes from 1048576, "10MiB", "10 MB", "4k" (k/M/G/T = powers of 1000, Ki/Mi/... of 1024)."""
+    if isinstance(text, bool):
+        raise ValueError("a size, not a boolean")
+    if isinstance(text, int):
+        return text
+    match = _SIZE.match(str(text))
+    if not match:
+        raise ValueError(f"not a size: {text!r}")
+    number, unit = match.groups()
+    unit = (unit or "").lower().rstrip("b")
+    return int(float(number) * _UNITS[unit])
+
+
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _parse_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer")
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise ValueError("expected an integer")
+    return int(text)
+
+
+def _parse_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError("expected a number") from None
+
+
+def _parse_str(value: Any) -> str:
+    if isinstance(value, (dict, list, bool)) or value is None:
+        raise ValueError("expected a string")
+    return str(value)
+
+
+def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def parse_optional(value: Any) -> Any:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+            return None
+        return parse(value)
+
+    return parse_optional
+
+
+def _int_range(lo: int, hi: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        number = _parse_int(value)
+        if not lo <= number <= hi:
+            raise ValueError(f"expected an integer in {lo}..{hi}")
+        return number
+
+    return parse
+
+
+def _float_range(lo: float, hi: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        number = _parse_float(value)
+        if not lo <= number <= hi:
+            raise ValueError(f"expected a number in {lo:g}..{hi:g}")
+        return number
+
+    return parse
+
+
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = _parse_str(value).strip().lower()
+        if text not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return text
+
+    return parse
+
+
+def _phases(value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise ValueError(f"expected a list of phases from {', '.join(PHASES)}")
+    phases = tuple(str(p).strip().lower() for p in items)
+    unknown = [p for p in phases if p not in PHASES]
+    if unknown:
+        raise ValueError(f"unknown phase {unknown[0]!r}; expected phases from {', '.join(PHASES)}")
+    return phases
+
+
+def _concurrency(value: Any) -> int | None:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return None
+    try:
+        return _int_range(1, 4096)(value)
+    except ValueError:
+        raise ValueError("expected auto or an integer in 1..4096") from None
+
+
+def _size(value: Any) -> int:
+    try:
+        size = parse_size(value)
+    except ValueError:
+        raise ValueError("expected a size such as 10MiB, 4KiB or 1048576") from None
+    if size < 0:
+        raise ValueError("expected a size >= 0")
+    return size
+
+
+def _endpoint(value: Any) -> str:
+    text = _parse_str(value).strip().rstrip("/")
+    if not re.match(r"^https?://[^/\s]+$", text):
+        raise ValueError("expected an http:// or https:// URL such as http://127.0.0.1:9000")
+    return text
+
+
+def _bucket(value: Any) -> str:
+    text = _parse_str(value).strip()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", text):
+        raise ValueError("expected 3-63 lowercase letters, digits, dots and hyphens")
+    return text
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "name": _parse_str,
+    "endpoint": _optional(_endpoint),
+    "region": _optional(_parse_str),
+    "aws_profile": _optional(_parse_str),
+    "ca_bundle": _optional(_parse_str),
+    "bucket": _optional(_bucket),
+    "remove_bucket": _choice(*BUCKET_REMOVAL),
+    "prefix": _parse_str,
+    "run_id": _optional(_parse_str),
+    "objects": _int_range(1, 100_000_000),
+    "object_size": _size,
+    "phases": _phases,
+    "verify": _parse_bool,
+    "seed": _optional(_parse_int),
+    "concurrency": _concurrency,
+    "target_gbps": _optional(_float_range(0.001, 10_000)),
+    "min_concurrency": _int_range(1, 4096),
+    "max_concurrency": _int_range(1, 4096),
+    "profile": _choice("auto", *PROFILES),
+    "part_size_mb": _int_range(MIN_PART_SIZE // MIB, MAX_PART_SIZE // MIB),
+    "http2": _parse_bool,
+    "io_uring": _parse_bool,
+    "adapt_interval_s": _float_range(0.05, 60),
+    "connect_timeout_s": _float_range(0.1, 600),
+    "timeout_s": _float_range(0.1, 3600),
+    "max_attempts": _int_range(1, 20),
+    "output": _optional(_parse_str),
+}
+
+ENVIRONMENT = {
+    "S3DLIO_CONCURRENCY": "concurrency",
+    "S3DLIO_TARGET_GBPS": "target_gbps",
+    "S3DLIO_ENABLE_HTTP2": "http2",
+    "S3DLIO_PART_SIZE_MB": "part_size_mb",
+    "S3DLIO_ENABLE_IO_URING": "io_uring",
+    "AWS_ENDPOINT_URL_S3": "endpoint",
+    "AWS_ENDPOINT_URL": "endpoint",
+}
+
+assert set(_PARSERS) == {f.name for f in fields(Settings)}
+
+
+def _apply(values: dict[str, Any], raw: Mapping[str, Any], source: str) -> None:
+    for key, value in raw.items():
+        parse = _PARSERS.get(key)
+        if parse is None:
+            allowed = ", ".join(sorted(_PARSERS))
+            raise ConfigError(f"{source}: unknown key {key!r}; allowed keys: {allowed}")
+        try:
+            values[key] = parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {key}: {exc} (got {value!r})") from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read workload file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    return data
+
+
+def load_settings(
+    path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Defaults, then the YAML file, then S3DLIO_* variables, then command-line overrides."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    if path is not None:
+        _apply(values, read_yaml(path), str(path))
+    from_env: dict[str, Any] = {}
+    for variable in reversed(list(ENVIRONMENT)):
+        if environ.get(variable, "").strip():
+            key = ENVIRONMENT[variable]
+            _apply(from_env, {key: environ[variable]}, f"environment variable {variable}")
+    values.update(from_env)
+    if overrides:
+        _apply(values, overrides, "command line")
+    settings = Settings(**values)
+    if settings.min_concurrency > settings.max_concurrency:
+        raise ConfigError(
+            f"min_concurrency ({settings.min_concurrency}) must not exceed max_concurrency "
+            f"({settings.max_concurrency})"
+        )
+    if settings.io_uring:
+        log.warning("io_uring: S3DLIO_ENABLE_IO_URING has no effect (removed upstream in s3dlio "
+                    "0.8.0: no benefit for network I/O); ignoring it")
+    return settings

@@ -1,0 +1,281 @@
+"""Runs one phase's stream of object operations under the adaptive concurrency controller.
+
+One Engine owns one S3 client; a Ray actor will own one Engine. The engine keeps `limit`
+operations in flight, measures aggregate throughput every `adapt_interval_s`, and lets the
+controller resize the limit while the phase runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from s3dlio_ray.errors import ConfigError, S3DlioRayError
+from s3dlio_ray.s3.client import PartGate, S3Client
+from s3dlio_ray.s3.errors import S3ConnectionError, S3Error
+from s3dlio_ray.s3.signing import CredentialsError
+from s3dlio_ray.stats import OpStats
+from s3dlio_ray.tuning.parts import calculate_optimal_part_size
+from s3dlio_ray.tuning.scheduler import ConcurrencyController, ConcurrencyPolicy
+from s3dlio_ray.workload import ObjectData, VerificationError
+
+FATAL_CODES = frozenset(
+    {"SignatureDoesNotMatch", "InvalidAccessKeyId", "ExpiredToken", "InvalidToken",
+     "AccessDenied", "AllAccessDisabled", "NoSuchBucket"}
+)
+
+
+class AdaptiveLimiter(PartGate):
+    """A counting gate whose limit can change while tasks wait on it."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self.in_flight = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    def set_limit(self, limit: int) -> None:
+        self._limit = limit
+        self._wake()
+
+    async def acquire(self) -> None:
+        while self.in_flight >= self._limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                raise
+        self.in_flight += 1
+
+    def try_acquire(self) -> bool:
+        if self.in_flight < self._limit and not self._waiters:
+            self.in_flight += 1
+            return True
+        return False
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        free = self._limit - self.in_flight
+        while free > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
+
+
+@dataclass
+class ConcurrencySample:
+    t_s: float
+    limit: int
+    in_flight: int
+    bytes_per_s: float
+
+
+@dataclass
+class PhaseResult:
+    """What one phase did on one engine; plain data, ready for JSON and for merging."""
+
+    phase: str
+    elapsed_s: float
+    stats: OpStats
+    failed: dict[str, str] = field(default_factory=dict)
+    verified: int = 0
+    verify_failures: int = 0
+    concurrency: list[ConcurrencySample] = field(default_factory=list)
+    start_concurrency: int = 0
+    final_concurrency: int = 0
+    peak_concurrency: int = 0
+
+    @property
+    def gbps(self) -> float:
+        return self.stats.bytes / self.elapsed_s / 1e9 if self.elapsed_s > 0 else 0.0
+
+    @property
+    def ops_per_s(self) -> float:
+        return self.stats.ops / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def is_fatal(error: BaseException) -> bool:
+    """Errors that every further request would hit too: stop the phase, tell the user."""
+    if isinstance(error, ConfigError | CredentialsError | S3ConnectionError):
+        return True
+    return isinstance(error, S3Error) and error.code in FATAL_CODES
+
+
+class _BufferPool:
+    """Reuses GET buffers so a phase allocates (and page-faults) at most one per slot."""
+
+    def __init__(self) -> None:
+        self._free: dict[int, list[bytearray]] = {}
+
+    def acquire(self, size: int) -> bytearray:
+        free = self._free.get(size)
+        return free.pop() if free else bytearray(size)
+
+    def release(self, buffer: bytearray) -> None:
+        self._free.setdefault(len(buffer), []).append(buffer)
+
+
+ProgressHook = Callable[[str, OpStats, ConcurrencySample], None]
+
+
+class Engine:
+    """One S3 client driven by one concurrency controller per phase."""
+
+    def __init__(
+        self,
+        client: S3Client,
+        policy_for: Callable[[str], ConcurrencyPolicy],
+        adapt_interval_s: float = 0.5,
+        part_size: int = 10 * 1024 * 1024,
+    ) -> None:
+        self.client = client
+        self._policy_for = policy_for
+        self._interval = adapt_interval_s
+        self._part_size = part_size
+        self._buffers = _BufferPool()
+        self._stats: OpStats | None = None
+        self._throttled = False
+        self.on_progress: ProgressHook | None = None
+        client.on_retry = self._on_retry
+
+    def _on_retry(self, operation: str, throttled: bool) -> None:
+        if self._stats is not None:
+            self._stats.retries += 1
+        self._throttled = self._throttled or throttled
+
+    async def put(
+        self, bucket: str, keys: Sequence[str], size: int, data: ObjectData
+    ) -> PhaseResult:
+        part_size = calculate_optimal_part_size(size, self._part_size)
+
+        async def put_one(key: str, gate: AdaptiveLimiter) -> tuple[int, float | None]:
+            if size > part_size:
+                await self.client.put_object_multipart(
+                    bucket, key, size, lambda o, n: data.segments(key, o, n), part_size, gate
+                )
+            else:
+                await self.client.put_object(bucket, key, data.segments(key, 0, size))
+            return size, None
+
+        return await self._run("put", keys, put_one)
+
+    async def get(
+        self, bucket: str, keys: Sequence[str], size: int, data: ObjectData, verify: bool = True
+    ) -> PhaseResult:
+        part_size = calculate_optimal_part_size(size, self._part_size)
+        outcome = {"verified": 0, "failures": 0}
+
+        async def get_one(key: str, gate: AdaptiveLimiter) -> tuple[int, float | None]:
+            buffer = self._buffers.acquire(size)
+            try:
+                if size > part_size:
+                    result = await self.client.get_object_ranged(
+                        bucket, key, part_size, lambda n: buffer if n <= size else bytearray(n),
+                        gate,
+                    )
+                else:
+                    result = await self.client.get_object(bucket, key, into=buffer)
+                if verify:
+                    try:
+                        data.verify(key, result.body, size)
+                    except VerificationError:
+                        outcome["failures"] += 1
+                        raise
+                    outcome["verified"] += 1
+                return len(result.body), result.ttfb_s
+            finally:
+                self._buffers.release(buffer)
+
+        phase = await self._run("get", keys, get_one)
+        phase.verified = outcome["verified"]
+        phase.verify_failures = outcome["failures"]
+        return phase
+
+    async def _run(
+        self,
+        phase: str,
+        keys: Sequence[str],
+        do_one: Callable[[str, AdaptiveLimiter], Awaitable[tuple[int, float | None]]],
+    ) -> PhaseResult:
+        controller = ConcurrencyController(self._policy_for(phase))
+        limiter = AdaptiveLimiter(controller.limit)
+        stats = OpStats()
+        result = PhaseResult(phase, 0.0, stats, start_concurrency=controller.limit)
+        self._stats, self._throttled = stats, False
+        fatal: list[BaseException] = []
+        started = time.perf_counter()
+
+        async def one(key: str) -> None:
+            t0 = time.perf_counter()
+            try:
+                nbytes, ttfb = await do_one(key, limiter)
+            except S3DlioRayError as exc:
+                stats.errors += 1
+                result.failed[key] = str(exc)
+                if is_fatal(exc) and not fatal:
+                    fatal.append(exc)
+            else:
+                stats.record(nbytes, time.perf_counter() - t0, ttfb)
+            finally:
+                limiter.release()
+
+        ticker = asyncio.ensure_future(self._adapt(phase, controller, limiter, result, started))
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            for key in keys:
+                await limiter.acquire()
+                if fatal:
+                    limiter.release()
+                    break
+                task = asyncio.ensure_future(one(key))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                result.peak_concurrency = max(result.peak_concurrency, limiter.in_flight)
+            if tasks:
+                await asyncio.gather(*tasks)
+        finally:
+            ticker.cancel()
+            for task in tasks:
+                task.cancel()
+            self._stats = None
+        result.elapsed_s = time.perf_counter() - started
+        result.final_concurrency = limiter.limit
+        if fatal:
+            raise fatal[0]
+        return result
+
+    async def _adapt(
+        self,
+        phase: str,
+        controller: ConcurrencyController,
+        limiter: AdaptiveLimiter,
+        result: PhaseResult,
+        started: float,
+    ) -> None:
+        stats = result.stats
+        last_bytes, last_ops, last_t = 0, 0, time.perf_counter()
+        while True:
+            await asyncio.sleep(self._interval)
+            now = time.perf_counter()
+            nbytes, ops, elapsed = stats.bytes - last_bytes, stats.ops - last_ops, now - last_t
+            rate = nbytes / elapsed
+            last_bytes, last_ops, last_t = stats.bytes, stats.ops, now
+            throttled, self._throttled = self._throttled, False
+            limiter.set_limit(controller.observe(nbytes, ops, elapsed, throttled))
+            sample = ConcurrencySample(now - started, limiter.limit, limiter.in_flight, rate)
+            result.concurrency.append(sample)
+            if self.on_progress is not None:
+                self.on_progress(phase, stats, sample)

@@ -1,0 +1,165 @@
+"""Runs a workload's phases on one process: bucket set-up, PUT, GET with verification, cleanup."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from s3dlio_ray.config import Settings
+from s3dlio_ray.engine import Engine, PhaseResult, ProgressHook
+from s3dlio_ray.errors import S3DlioRayError
+from s3dlio_ray.s3.client import ClientOptions, S3Client
+from s3dlio_ray.s3.retry import RetryPolicy
+from s3dlio_ray.s3.signing import Signer, StaticCredentials, resolve_credentials, resolve_region
+from s3dlio_ray.tuning.profiles import Direction, Profile, select_profile, start_concurrency
+from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy, Mode
+from s3dlio_ray.workload import ObjectData, object_keys, run_prefix
+
+PHASE_DIRECTION = {"put": Direction.UPLOAD, "get": Direction.DOWNLOAD}
+
+
+@dataclass
+class CleanupResult:
+    deleted: int = 0
+    failed: list[str] = field(default_factory=list)
+    aborted_uploads: int = 0
+    bucket_removed: bool = False
+    elapsed_s: float = 0.0
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    seed: int
+    endpoint: str
+    bucket: str
+    bucket_created: bool
+    profile: str
+    http_version: str
+    settings: Settings
+    phases: list[PhaseResult] = field(default_factory=list)
+    cleanup: CleanupResult | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        failures = sum(len(p.failed) for p in self.phases)
+        cleanup_failed = bool(self.cleanup and self.cleanup.failed)
+        return self.error is None and failures == 0 and not cleanup_failed
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def concurrency_policy(settings: Settings, profile: Profile, phase: str) -> ConcurrencyPolicy:
+    """The controller's policy for a phase: fixed, target throughput, or auto."""
+    lo, hi = settings.min_concurrency, settings.max_concurrency
+    common = {"minimum": lo, "maximum": hi, "measure_intervals": 2, "settle_intervals": 1}
+    if settings.concurrency is not None:
+        return ConcurrencyPolicy(Mode.FIXED, settings.concurrency, **common)
+    if settings.target_gbps:
+        target = settings.target_gbps * 1e9
+        direction = PHASE_DIRECTION.get(phase, Direction.DOWNLOAD)
+        start = start_concurrency(profile, direction, target, lo, hi)
+        return ConcurrencyPolicy(Mode.TARGET, start, target_bytes_per_s=target, **common)
+    return ConcurrencyPolicy(Mode.AUTO, lo, **common)
+
+
+def build_client(
+    settings: Settings, endpoint: str | None, credentials: StaticCredentials | None = None
+) -> S3Client:
+    region = settings.region or resolve_region(settings.aws_profile)
+    signer = Signer(resolve_credentials(settings.aws_profile, credentials), region)
+    options = ClientOptions(
+        endpoint=endpoint,
+        region=region,
+        http2=settings.http2,
+        max_connections=max(settings.max_concurrency, settings.concurrency or 0),
+        connect_timeout_s=settings.connect_timeout_s,
+        timeout_s=settings.timeout_s,
+        retry=RetryPolicy(max_attempts=settings.max_attempts),
+        ca_bundle=settings.ca_bundle,
+    )
+    return S3Client(options, signer)
+
+
+def build_engine(settings: Settings, client: S3Client, profile: Profile) -> Engine:
+    return Engine(
+        client,
+        lambda phase: concurrency_policy(settings, profile, phase),
+        adapt_interval_s=settings.adapt_interval_s,
+        part_size=settings.part_size,
+    )
+
+
+async def cleanup(
+    client: S3Client, bucket: str, prefix: str, remove_bucket: bool
+) -> CleanupResult:
+    """Delete the run's objects and incomplete uploads; the bucket only when asked to."""
+    started = time.perf_counter()
+    result = CleanupResult()
+    keys = [info.key async for info in client.list_objects(bucket, prefix)]
+    result.deleted, result.failed = await client.delete_objects(bucket, keys)
+    for upload in await client.list_multipart_uploads(bucket, prefix):
+        await client.abort_multipart_upload(bucket, upload.key, upload.upload_id)
+        result.aborted_uploads += 1
+    if remove_bucket and not result.failed:
+        await client.delete_bucket(bucket)
+        result.bucket_removed = True
+    result.elapsed_s = time.perf_counter() - started
+    return result
+
+
+async def run_workload(
+    settings: Settings,
+    endpoint: str | None,
+    credentials: StaticCredentials | None = None,
+    on_progress: ProgressHook | None = None,
+) -> RunResult:
+    """Run every phase the settings name; cleanup runs even when a phase failed."""
+    run_id = settings.run_id or new_run_id()
+    seed = settings.seed if settings.seed is not None else secrets.randbits(32)
+    profile = select_profile(settings.profile, endpoint)
+    client = build_client(settings, endpoint, credentials)
+    engine = build_engine(settings, client, profile)
+    engine.on_progress = on_progress
+    bucket = settings.bucket or f"s3dlio-ray-{run_id}".lower()
+    result = RunResult(
+        run_id, seed, client.endpoint_url, bucket, False, profile.name,
+        "HTTP/2" if settings.http2 else "HTTP/1.1", settings,
+    )
+    keys = object_keys(settings.prefix, run_id, settings.objects)
+    data = ObjectData(seed)
+    try:
+        try:
+            if "put" in settings.phases and not await client.bucket_exists(bucket):
+                result.bucket_created = await client.create_bucket(bucket)
+            for phase in settings.phases:
+                if phase == "put":
+                    result.phases.append(
+                        await engine.put(bucket, keys, settings.object_size, data)
+                    )
+                elif phase == "get":
+                    result.phases.append(
+                        await engine.get(bucket, keys, settings.object_size, data, settings.verify)
+                    )
+        except S3DlioRayError as exc:
+            result.error = str(exc)
+        if "cleanup" in settings.phases:
+            remove = settings.remove_bucket == "always" or (
+                settings.remove_bucket == "created" and result.bucket_created
+            )
+            try:
+                result.cleanup = await cleanup(
+                    client, bucket, run_prefix(settings.prefix, run_id), remove
+                )
+            except S3DlioRayError as exc:
+                if result.error is None:
+                    result.error = f"cleanup: {exc}"
+    finally:
+        with contextlib.suppress(Exception):
+            await client.aclose()
+    return result
