@@ -134,7 +134,10 @@ def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 def _int_range(lo: int, hi: int) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
-        number = _parse_int(value)
+        try:
+            number = _parse_int(value)
+        except ValueError:
+            number = lo - 1
         if not lo <= number <= hi:
             raise ValueError(f"expected an integer in {lo}..{hi}")
         return number
@@ -144,7 +147,10 @@ def _int_range(lo: int, hi: int) -> Callable[[Any], int]:
 
 def _float_range(lo: float, hi: float) -> Callable[[Any], float]:
     def parse(value: Any) -> float:
-        number = _parse_float(value)
+        try:
+            number = _parse_float(value)
+        except ValueError:
+            number = lo - 1
         if not lo <= number <= hi:
             raise ValueError(f"expected a number in {lo:g}..{hi:g}")
         return number

@@ -1,0 +1,117 @@
+import logging
+
+import pytest
+
+from s3dlio_ray.config import Settings, load_settings, parse_size
+from s3dlio_ray.errors import ConfigError
+
+
+@pytest.fixture
+def workload(tmp_path):
+    def write(text: str):
+        path = tmp_path / "w.yaml"
+        path.write_text(text)
+        return path
+
+    return write
+
+
+def test_defaults_without_a_file():
+    settings = load_settings(environ={})
+    assert settings == Settings()
+    assert settings.concurrency_mode == "auto"
+    assert settings.part_size == 10 * 1024 * 1024
+
+
+def test_yaml_values_are_typed(workload):
+    path = workload("objects: 5\nobject_size: 4KiB\nconcurrency: 16\nphases: [put, get]\n")
+    settings = load_settings(path, environ={})
+    assert (settings.objects, settings.object_size) == (5, 4096)
+    assert settings.concurrency == 16 and settings.concurrency_mode == "fixed"
+    assert settings.phases == ("put", "get")
+
+
+def test_precedence_command_line_over_environment_over_yaml(workload):
+    path = workload("concurrency: 16\npart_size_mb: 20\nhttp2: false\ntarget_gbps: 1\n")
+    env = {"S3DLIO_CONCURRENCY": "32", "S3DLIO_PART_SIZE_MB": "30", "S3DLIO_ENABLE_HTTP2": "1",
+           "S3DLIO_TARGET_GBPS": "2.5"}
+    settings = load_settings(path, {"concurrency": "64"}, environ=env)
+    assert settings.concurrency == 64
+    assert settings.part_size_mb == 30
+    assert settings.http2 is True
+    assert settings.target_gbps == 2.5
+    assert load_settings(path, environ={}).part_size_mb == 20
+
+
+def test_target_mode_from_environment():
+    settings = load_settings(environ={"S3DLIO_TARGET_GBPS": "5"})
+    assert settings.concurrency_mode == "target"
+
+
+def test_endpoint_from_aws_environment():
+    env = {"AWS_ENDPOINT_URL": "http://a:1", "AWS_ENDPOINT_URL_S3": "http://b:2"}
+    assert load_settings(environ=env).endpoint == "http://b:2"
+    assert load_settings(environ={"AWS_ENDPOINT_URL": "http://a:1/"}).endpoint == "http://a:1"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("objectz: 5\n", "unknown key 'objectz'; allowed keys: "),
+        ("objects: many\n", "objects: expected an integer in 1..100000000 (got 'many')"),
+        ("objects: 0\n", "objects: expected an integer in 1..100000000"),
+        ("part_size_mb: 4\n", "part_size_mb: expected an integer in 5..5120"),
+        ("part_size_mb: 6000\n", "part_size_mb: expected an integer in 5..5120"),
+        ("concurrency: lots\n", "concurrency: expected auto or an integer in 1..4096"),
+        ("http2: maybe\n", "http2: expected true or false"),
+        ("profile: fast\n", "profile: expected one of auto, aws, high-performance"),
+        ("phases: [put, scan]\n", "phases: unknown phase 'scan'"),
+        ("object_size: ten\n", "object_size: expected a size such as 10MiB"),
+        ("endpoint: minio:9000\n", "endpoint: expected an http:// or https:// URL"),
+        ("bucket: My_Bucket\n", "bucket: expected 3-63 lowercase letters"),
+        ("- a\n- b\n", "expected a mapping of settings"),
+        ("objects: [\n", "not valid YAML at line"),
+    ],
+)
+def test_bad_values_are_refused_with_one_line_naming_the_key(workload, text, message):
+    with pytest.raises(ConfigError) as info:
+        load_settings(workload(text), environ={})
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_environment_value_names_the_variable():
+    with pytest.raises(ConfigError, match="environment variable S3DLIO_CONCURRENCY: concurrency"):
+        load_settings(environ={"S3DLIO_CONCURRENCY": "-3"})
+
+
+def test_min_above_max_is_refused():
+    with pytest.raises(ConfigError, match="min_concurrency"):
+        load_settings(overrides={"min_concurrency": 64, "max_concurrency": 32}, environ={})
+
+
+def test_missing_file_is_one_line():
+    with pytest.raises(ConfigError, match="cannot read workload file /nonexistent.yaml"):
+        load_settings("/nonexistent.yaml", environ={})
+
+
+def test_io_uring_is_accepted_with_a_warning(caplog):
+    with caplog.at_level(logging.WARNING):
+        settings = load_settings(environ={"S3DLIO_ENABLE_IO_URING": "true"})
+    assert settings.io_uring is True
+    assert "has no effect" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("10MiB", 10 * 2**20), ("10 MB", 10_000_000), ("4k", 4000), ("4KiB", 4096), ("123", 123),
+     ("1.5GiB", int(1.5 * 2**30)), (77, 77)],
+)
+def test_parse_size(text, size):
+    assert parse_size(text) == size
+
+
+def test_shipped_quick_config_loads():
+    settings = load_settings("configs/quick.yaml", environ={})
+    assert (settings.objects, settings.object_size) == (100, 10 * 2**20)
+    assert settings.phases == ("put", "get", "cleanup") and settings.verify

@@ -1,0 +1,45 @@
+import pytest
+
+from s3dlio_ray.workload import POOL_SIZE, ObjectData, VerificationError, object_keys
+
+
+def test_content_is_deterministic_per_seed_and_key():
+    a, b = ObjectData(5), ObjectData(5)
+    assert a.content("k1", 100_000) == b.content("k1", 100_000)
+    assert a.content("k1", 100_000) != a.content("k2", 100_000)
+    assert a.content("k1", 100_000) != ObjectData(6).content("k1", 100_000)
+
+
+@pytest.mark.parametrize("size", [0, 1, 31, 32, 33, 4096, POOL_SIZE + 1000, 3 * POOL_SIZE + 7])
+def test_segments_at_any_offset_match_the_whole(size):
+    data = ObjectData(1)
+    whole = data.content("key", size)
+    assert len(whole) == size
+    for offset in (0, 5, 32, size // 3, max(0, size - 10)):
+        length = min(size - offset, 5 * 1024 * 1024)
+        piece = b"".join(data.segments("key", offset, length))
+        assert piece == whole[offset : offset + length]
+    data.verify("key", memoryview(bytearray(whole)), size)
+
+
+def test_verification_catches_every_kind_of_damage():
+    data = ObjectData(2)
+    size = POOL_SIZE * 2 + 100
+    good = bytearray(data.content("a", size))
+    flipped = bytearray(good)
+    flipped[size - 1] ^= 0x01
+    with pytest.raises(VerificationError, match="content differs"):
+        data.verify("a", memoryview(flipped), size)
+    with pytest.raises(VerificationError, match="read 99 bytes, expected 100"):
+        data.verify("a", memoryview(good[:99]), 100)
+    with pytest.raises(VerificationError, match="bytes 0..31"):
+        data.verify("b", memoryview(good), size)  # another key's object
+    shifted = bytearray(b"\0") + good[:-1]
+    with pytest.raises(VerificationError):
+        data.verify("a", memoryview(shifted), size)
+
+
+def test_keys_live_under_the_run_prefix():
+    keys = object_keys("s3dlio-ray/", "run1", 3)
+    assert keys == ["s3dlio-ray/run1/obj-00000000", "s3dlio-ray/run1/obj-00000001",
+                    "s3dlio-ray/run1/obj-00000002"]
