@@ -1,0 +1,198 @@
+"""The S3 client against a real moto server process."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import pytest
+from conftest import make_client
+from proxy import TcpProxy
+
+from s3dlio_ray.engine import AdaptiveLimiter
+from s3dlio_ray.runner import cleanup
+from s3dlio_ray.s3.errors import S3Error
+from s3dlio_ray.workload import ObjectData
+
+MIB = 1024 * 1024
+
+
+def multipart_etag(data: bytes, part_size: int) -> str:
+    digests = [hashlib.md5(data[i : i + part_size]).digest() for i in range(0, len(data), part_size)]
+    return f'"{hashlib.md5(b"".join(digests)).hexdigest()}-{len(digests)}"'
+
+
+def test_multipart_put_of_64_mib_with_10_mib_parts(moto_url, boto3_s3, bucket):
+    data = ObjectData(9)
+    size = 64 * MIB
+    content = data.content("big", size)
+
+    async def main():
+        client = make_client(moto_url)
+        etag, parts = await client.put_object_multipart(
+            bucket, "big", size, lambda o, n: data.segments("big", o, n), 10 * MIB,
+            AdaptiveLimiter(4),
+        )
+        await client.aclose()
+        return etag, parts
+
+    etag, parts = asyncio.run(main())
+    assert parts == 7
+    assert etag == multipart_etag(content, 10 * MIB)
+    stored = boto3_s3.get_object(Bucket=bucket, Key="big")
+    assert stored["ETag"] == etag
+    assert stored["Body"].read() == content
+    assert boto3_s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_failed_multipart_upload_is_aborted(moto_url, boto3_s3, bucket):
+    def broken_body(offset, length):
+        if offset >= 10 * MIB:
+            raise S3Error("UploadPart", "test", 500, "InternalError", "source failed")
+        return [bytes(length)]
+
+    async def main():
+        client = make_client(moto_url)
+        with pytest.raises(S3Error, match="source failed"):
+            await client.put_object_multipart(bucket, "broken", 30 * MIB, broken_body, 10 * MIB)
+        await client.aclose()
+
+    asyncio.run(main())
+    assert boto3_s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert "Contents" not in boto3_s3.list_objects_v2(Bucket=bucket)
+
+
+def test_ranged_get_and_concurrent_ranged_get(moto_url, boto3_s3, bucket):
+    content = ObjectData(4).content("r", 23 * MIB + 5)
+    boto3_s3.put_object(Bucket=bucket, Key="r", Body=content)
+
+    async def main():
+        client = make_client(moto_url)
+        piece = await client.get_object(bucket, "r", byte_range=(1000, 1999))
+        assert bytes(piece.body) == content[1000:2000]
+        assert piece.object_size == len(content)
+        whole = await client.get_object_ranged(bucket, "r", 5 * MIB, bytearray, AdaptiveLimiter(8))
+        assert whole.object_size == len(content)
+        assert bytes(whole.body) == content
+        small = await client.get_object_ranged(bucket, "r", 64 * MIB, bytearray)
+        assert bytes(small.body) == content
+        await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_listing_paginates_over_more_than_1000_keys(moto_url, bucket):
+    keys = [f"p/{i:05d}" for i in range(1100)]
+
+    async def main():
+        client = make_client(moto_url)
+        limiter = asyncio.Semaphore(16)
+
+        async def put(key):
+            async with limiter:
+                await client.put_object(bucket, key, [b"x"])
+
+        await asyncio.gather(*(put(k) for k in keys))
+        first = await client.list_objects_page(bucket, "p/")
+        listed = [info.key async for info in client.list_objects(bucket, "p/")]
+        await client.aclose()
+        return first, listed
+
+    first, listed = asyncio.run(main())
+    assert len(first.objects) == 1000 and first.next_token
+    assert listed == keys
+
+
+def test_batch_delete_splits_into_requests_of_at_most_1000_keys(moto_url, boto3_s3, bucket):
+    keys = [f"d/{i:05d}" for i in range(2500)]
+    host, port = moto_url.removeprefix("http://").split(":")
+
+    async def main():
+        proxy = await TcpProxy(host, int(port)).start()
+        client = make_client(proxy.url)
+        sem = asyncio.Semaphore(16)
+
+        async def put(key):
+            async with sem:
+                await client.put_object(bucket, key, [b"y"])
+
+        await asyncio.gather(*(put(k) for k in keys))
+        deleted, failed = await client.delete_objects(bucket, keys)
+        await client.aclose()
+        await proxy.close()
+        return deleted, failed, proxy.request_lines
+
+    deleted, failed, lines = asyncio.run(main())
+    assert (deleted, failed) == (2500, [])
+    assert [line for line in lines if line.startswith("POST") and "?delete" in line] == [
+        f"POST /{bucket}?delete"
+    ] * 3
+    assert "Contents" not in boto3_s3.list_objects_v2(Bucket=bucket, Prefix="d/")
+
+
+def test_cleanup_removes_objects_uploads_and_the_bucket_it_created(moto_url, boto3_s3):
+    async def main():
+        client = make_client(moto_url)
+        assert await client.create_bucket("created-by-run")
+        for i in range(5):
+            await client.put_object("created-by-run", f"run/{i}", [b"z" * 100])
+        await client.create_multipart_upload("created-by-run", "run/unfinished")
+        result = await cleanup(client, "created-by-run", "run/", remove_bucket=True)
+        await client.aclose()
+        return result
+
+    result = asyncio.run(main())
+    assert (result.deleted, result.aborted_uploads, result.bucket_removed) == (5, 1, True)
+    names = [b["Name"] for b in boto3_s3.list_buckets()["Buckets"]]
+    assert "created-by-run" not in names
+
+
+def test_cleanup_in_a_bucket_it_did_not_create_touches_only_its_prefix(moto_url, boto3_s3, bucket):
+    boto3_s3.put_object(Bucket=bucket, Key="someone-else/keep", Body=b"mine")
+    boto3_s3.create_multipart_upload(Bucket=bucket, Key="someone-else/upload")
+
+    async def main():
+        client = make_client(moto_url)
+        await client.put_object(bucket, "run/a", [b"1"])
+        await client.create_multipart_upload(bucket, "run/b")
+        result = await cleanup(client, bucket, "run/", remove_bucket=False)
+        await client.aclose()
+        return result
+
+    result = asyncio.run(main())
+    assert (result.deleted, result.aborted_uploads, result.bucket_removed) == (1, 1, False)
+    keys = [o["Key"] for o in boto3_s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == ["someone-else/keep"]
+    uploads = boto3_s3.list_multipart_uploads(Bucket=bucket)["Uploads"]
+    assert [u["Key"] for u in uploads] == ["someone-else/upload"]
+
+
+def test_missing_object_is_a_clear_error_and_not_retried(moto_url, bucket):
+    async def main():
+        client = make_client(moto_url)
+        retries = []
+        client.on_retry = lambda op, throttled: retries.append(op)
+        with pytest.raises(S3Error) as info:
+            await client.get_object(bucket, "nope")
+        await client.aclose()
+        return info.value, retries
+
+    error, retries = asyncio.run(main())
+    assert error.code == "NoSuchKey" and error.status == 404
+    assert str(error) == f"GetObject s3://{bucket}/nope: NoSuchKey (404): the object does not exist"
+    assert retries == []
+
+
+def test_head_object_and_bucket_exists(moto_url, boto3_s3, bucket):
+    boto3_s3.put_object(Bucket=bucket, Key="h", Body=b"12345")
+
+    async def main():
+        client = make_client(moto_url)
+        info = await client.head_object(bucket, "h")
+        exists = await client.bucket_exists(bucket), await client.bucket_exists("no-such-bucket-x")
+        await client.aclose()
+        return info, exists
+
+    info, exists = asyncio.run(main())
+    assert info.size == 5 and info.etag == f'"{hashlib.md5(b"12345").hexdigest()}"'
+    assert exists == (True, False)
