@@ -12,6 +12,7 @@ from proxy import TcpProxy
 from s3dlio_ray.engine import AdaptiveLimiter
 from s3dlio_ray.runner import cleanup
 from s3dlio_ray.s3.errors import S3Error
+from s3dlio_ray.s3.retry import RetryPolicy
 from s3dlio_ray.workload import ObjectData
 
 MIB = 1024 * 1024
@@ -196,3 +197,60 @@ def test_head_object_and_bucket_exists(moto_url, boto3_s3, bucket):
     info, exists = asyncio.run(main())
     assert info.size == 5 and info.etag == f'"{hashlib.md5(b"12345").hexdigest()}"'
     assert exists == (True, False)
+
+
+def test_slowdown_and_5xx_are_retried_with_backoff_and_reported_as_throttling():
+    """A real HTTP server that answers 503 SlowDown, then 500, then success."""
+    answers = [
+        b"HTTP/1.1 503 Slow Down\r\nContent-Length: 55\r\n\r\n"
+        b"<Error><Code>SlowDown</Code><Message>x</Message></Error>",
+        b"HTTP/1.1 500 Internal\r\nContent-Length: 0\r\n\r\n",
+        b'HTTP/1.1 200 OK\r\nETag: "abc"\r\nContent-Length: 0\r\n\r\n',
+    ]
+
+    async def handler(reader, writer):
+        while answers:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            writer.write(answers.pop(0))
+            await writer.drain()
+        writer.close()
+
+    async def main():
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = make_client(f"http://127.0.0.1:{port}", retry=RetryPolicy(5, 0.01, 0.05))
+        events = []
+        client.on_retry = lambda op, throttled: events.append((op, throttled))
+        etag = await client.put_object("b", "k", [b"data"])
+        await client.aclose()
+        server.close()
+        return etag, events
+
+    etag, events = asyncio.run(main())
+    assert etag == '"abc"'
+    assert events == [("PutObject", True), ("PutObject", False)]
+
+
+def test_access_denied_is_not_retried():
+    async def handler(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        body = b"<Error><Code>AccessDenied</Code><Message>no</Message></Error>"
+        writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+
+    async def main():
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = make_client(f"http://127.0.0.1:{port}")
+        events = []
+        client.on_retry = lambda op, throttled: events.append(op)
+        with pytest.raises(S3Error, match="access denied") as info:
+            await client.get_object("theirs", "k")
+        await client.aclose()
+        server.close()
+        return info.value, events
+
+    error, events = asyncio.run(main())
+    assert error.status == 403 and events == []

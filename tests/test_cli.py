@@ -1,0 +1,168 @@
+"""The command line end to end, as a user runs it, against real moto server processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+import uuid
+
+import boto3
+import pytest
+from conftest import CLI, ROOT, boto3_client, cli_env
+
+from s3dlio_ray.embedded import EmbeddedS3
+from s3dlio_ray.s3.signing import StaticCredentials
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 300):
+    return subprocess.run(
+        [*CLI, *args], cwd=ROOT, env=env or cli_env(), capture_output=True, text=True,
+        timeout=timeout,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, code: int) -> str:
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("s3dlio-ray: error:")]
+    assert len(errors) == 1, proc.stderr
+    return errors[0]
+
+
+def test_quick_validation_scaled_down(moto_url, boto3_s3, tmp_path):
+    out = tmp_path / "quick.json"
+    proc = run_cli("run", "configs/quick.yaml", "--endpoint", moto_url, "--objects", "12",
+                   "--object-size", "1MiB", "--output", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "OK" in proc.stdout
+    result = json.loads(out.read_text())
+    put, get = result["phases"]
+    assert (put["phase"], put["objects"], put["bytes"]) == ("put", 12, 12 * 2**20)
+    assert (get["phase"], get["objects"], get["verified"], get["verify_failures"]) == (
+        "get", 12, 12, 0)
+    for phase in (put, get):
+        assert phase["gbps"] > 0 and phase["latency"]["p99_s"] >= phase["latency"]["p50_s"] > 0
+        assert phase["errors"] == 0
+    assert result["cleanup"] == {**result["cleanup"], "deleted": 12, "aborted_uploads": 0,
+                                 "bucket_removed": True, "failed": []}
+    assert result["bucket_created"] is True
+    names = [b["Name"] for b in boto3_s3.list_buckets()["Buckets"]]
+    assert result["bucket"] not in names
+
+
+def test_multipart_objects_through_the_command_line(moto_url, tmp_path):
+    out = tmp_path / "mp.json"
+    proc = run_cli("run", "configs/quick.yaml", "--endpoint", moto_url, "--objects", "3",
+                   "--object-size", "12MiB", "--part-size-mb", "5", "--concurrency", "4",
+                   "--output", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(out.read_text())
+    assert [p["verified"] for p in result["phases"]] == [0, 3]
+    assert result["phases"][0]["concurrency"]["final"] == 4
+
+
+def test_embedded_endpoint_when_none_is_configured(tmp_path):
+    out = tmp_path / "embedded.json"
+    proc = run_cli("run", "configs/quick.yaml", "--objects", "4", "--object-size", "256KiB",
+                   "--output", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "embedded S3 endpoint (moto) at http://127.0.0.1:" in proc.stdout
+    assert json.loads(out.read_text())["phases"][1]["verified"] == 4
+
+
+def test_corrupted_object_is_reported_as_a_verification_failure(moto_url, boto3_s3, bucket, tmp_path):
+    run_id = f"corrupt-{uuid.uuid4().hex[:6]}"
+    common = ["--endpoint", moto_url, "--bucket", bucket, "--run-id", run_id, "--seed", "7",
+              "--objects", "5", "--object-size", "64KiB"]
+    proc = run_cli("run", "configs/quick.yaml", *common, "--phases", "put",
+                   "--output", str(tmp_path / "put.json"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    victim = f"s3dlio-ray/{run_id}/obj-00000003"
+    body = bytearray(boto3_s3.get_object(Bucket=bucket, Key=victim)["Body"].read())
+    body[40_000] ^= 0xFF
+    boto3_s3.put_object(Bucket=bucket, Key=victim, Body=bytes(body))
+
+    out = tmp_path / "get.json"
+    proc = run_cli("run", "configs/quick.yaml", *common, "--phases", "get,cleanup",
+                   "--output", str(out))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"{victim}: content differs from what was written" in proc.stdout
+    result = json.loads(out.read_text())
+    get = result["phases"][0]
+    assert (get["verified"], get["verify_failures"]) == (4, 1)
+    assert list(get["failed"]) == [victim]
+    assert result["ok"] is False
+    assert boto3_s3.head_bucket(Bucket=bucket)  # not ours: kept
+    assert "Contents" not in boto3_s3.list_objects_v2(Bucket=bucket, Prefix=f"s3dlio-ray/{run_id}")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--objects", "zero"], "command line: objects: expected an integer in 1..100000000"),
+        (["--set", "colour=blue"], "unknown key 'colour'"),
+        (["--part-size-mb", "2"], "part_size_mb: expected an integer in 5..5120"),
+    ],
+)
+def test_bad_configuration_is_one_line_and_exit_2(args, message):
+    line = assert_one_line_error(run_cli("run", "configs/quick.yaml", *args), 2)
+    assert message in line
+
+
+def test_bad_environment_variable_is_one_line():
+    proc = run_cli("run", "configs/quick.yaml", env=cli_env(S3DLIO_PART_SIZE_MB="big"))
+    assert "environment variable S3DLIO_PART_SIZE_MB" in assert_one_line_error(proc, 2)
+
+
+def test_unreachable_endpoint_is_one_line():
+    proc = run_cli("run", "configs/quick.yaml", "--endpoint", "http://127.0.0.1:9",
+                   "--set", "max_attempts=2")
+    line = assert_one_line_error(proc, 1)
+    assert "cannot connect to 127.0.0.1:9" in line and "check --endpoint" in line
+
+
+@pytest.fixture(scope="module")
+def authenticating_moto():
+    """A moto server that checks SigV4, with one IAM user allowed to use S3."""
+    with EmbeddedS3() as server:
+        request = urllib.request.Request(
+            f"{server.url}/moto-api/reset-auth", data=b"4", method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
+        urllib.request.urlopen(request).read()
+        iam = boto3.client("iam", endpoint_url=server.url, region_name="us-east-1",
+                           aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
+        iam.create_user(UserName="runner")
+        iam.put_user_policy(
+            UserName="runner", PolicyName="s3",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}),
+        )
+        key = iam.create_access_key(UserName="runner")["AccessKey"]
+        yield server.url, StaticCredentials(key["AccessKeyId"], key["SecretAccessKey"])
+
+
+def test_sigv4_with_correct_credentials_works(authenticating_moto, tmp_path):
+    url, creds = authenticating_moto
+    env = cli_env(AWS_ACCESS_KEY_ID=creds.access_key_id,
+                  AWS_SECRET_ACCESS_KEY=creds.secret_access_key)
+    proc = run_cli("run", "configs/quick.yaml", "--endpoint", url, "--objects", "3",
+                   "--object-size", "100KiB", "--output", str(tmp_path / "r.json"), env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with pytest.raises(Exception, match="SignatureDoesNotMatch"):
+        boto3_client(url, StaticCredentials(creds.access_key_id, "wrong")).list_buckets()
+
+
+def test_sigv4_wrong_secret_is_one_clear_line_and_never_printed(authenticating_moto, tmp_path):
+    url, creds = authenticating_moto
+    wrong = "WrongSecret" + creds.secret_access_key[:8]
+    env = cli_env(AWS_ACCESS_KEY_ID=creds.access_key_id, AWS_SECRET_ACCESS_KEY=wrong)
+    out = tmp_path / "bad.json"
+    proc = run_cli("run", "configs/quick.yaml", "--endpoint", url, "--objects", "3",
+                   "--output", str(out), env=env)
+    line = assert_one_line_error(proc, 1)
+    assert "signature does not match" in line and "check your credentials" in line
+    for text in (proc.stdout, proc.stderr, out.read_text()):
+        assert wrong not in text
+        assert creds.secret_access_key not in text
