@@ -266,15 +266,20 @@ class Engine:
         started: float,
     ) -> None:
         stats = result.stats
-        last_bytes, last_ops, last_t = 0, 0, time.perf_counter()
+        last_bytes, last_ops, last_total_s, last_t = 0, 0, 0.0, time.perf_counter()
+        latency = 0.0
         while True:
             await asyncio.sleep(self._interval)
             now = time.perf_counter()
             nbytes, ops, elapsed = stats.bytes - last_bytes, stats.ops - last_ops, now - last_t
+            if ops:
+                latency = (stats.latency.total_s - last_total_s) / ops
             rate = nbytes / elapsed
-            last_bytes, last_ops, last_t = stats.bytes, stats.ops, now
+            last_bytes, last_ops, last_total_s, last_t = (
+                stats.bytes, stats.ops, stats.latency.total_s, now
+            )
             throttled, self._throttled = self._throttled, False
-            limiter.set_limit(controller.observe(nbytes, ops, elapsed, throttled))
+            limiter.set_limit(controller.observe(nbytes, ops, elapsed, throttled, latency))
             sample = ConcurrencySample(now - started, limiter.limit, limiter.in_flight, rate)
             result.concurrency.append(sample)
             if self.on_progress is not None:

@@ -48,7 +48,7 @@ def resolve_credentials(
     if credentials is None:
         raise CredentialsError(
             "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-            "or AWS_PROFILE (--profile) with ~/.aws/credentials"
+            "or AWS_PROFILE (--aws-profile) with ~/.aws/credentials"
         )
     return credentials
 

@@ -3,8 +3,10 @@
 The controller is a hill climber with multiplicative back-off. It is fed one observation per
 interval (the bytes and operations completed in it and whether the endpoint throttled), and
 answers the in-flight limit to use next. A measurement spans at least `measure_intervals`
-intervals and `min_ops` completed operations: with large objects an interval may see none
-complete, and no completions is no information, not a throughput of zero. It climbs geometrically while each step still buys
+intervals, `min_ops` completed operations and `latency_windows` request latencies: with large
+objects or a long round trip an interval may see none complete, or a whole wave at once, and no
+completions is no information, not a throughput of zero. After a change the controller first lets
+one latency (and `settle_intervals`) pass, so requests started under the old limit do not count. It climbs geometrically while each step still buys
 `min_gain` more throughput, steps back to the last limit that paid off once a step does not, holds
 there, and probes upward again every `probe_every` intervals so it follows an endpoint that got
 faster. Throttling (503 SlowDown, 5xx, timeouts) cuts the limit by `backoff` at once and lowers a
@@ -38,6 +40,7 @@ class ConcurrencyPolicy:
     settle_intervals: int = 1
     measure_intervals: int = 2
     min_ops: int = 8
+    latency_windows: float = 3.0
     probe_every: int = 10
     ceiling_recovery: int = 20
 
@@ -64,6 +67,7 @@ class ConcurrencyController:
         self._seconds = 0.0
         self._intervals = 0
         self._skip = policy.settle_intervals
+        self._skipped_s = 0.0
         self._holding = 0
         self._quiet = 0
         self.throttle_events = 0
@@ -73,9 +77,17 @@ class ConcurrencyController:
         return self._limit
 
     def observe(
-        self, nbytes: int, ops: int, interval_s: float, throttled: bool = False
+        self,
+        nbytes: int,
+        ops: int,
+        interval_s: float,
+        throttled: bool = False,
+        latency_s: float = 0.0,
     ) -> int:
-        """Take one interval's aggregate completions; return the limit to use from now on."""
+        """Take one interval's aggregate completions; return the limit to use from now on.
+
+        `latency_s` is the recent mean request latency; 0 when unknown.
+        """
         p = self.policy
         if p.mode is Mode.FIXED:
             return self._limit
@@ -83,14 +95,19 @@ class ConcurrencyController:
             self._back_off()
             return self._limit
         self._recover_ceiling()
-        if self._skip > 0:
-            self._skip -= 1
+        if self._skip > 0 or self._skipped_s < latency_s:
+            self._skip = max(0, self._skip - 1)
+            self._skipped_s += interval_s
             return self._limit
         self._bytes += nbytes
         self._ops += ops
         self._seconds += interval_s
         self._intervals += 1
-        if self._intervals < p.measure_intervals or self._ops < p.min_ops:
+        if (
+            self._intervals < p.measure_intervals
+            or self._ops < p.min_ops
+            or self._seconds < p.latency_windows * latency_s
+        ):
             return self._limit
         self._decide(self._bytes / self._seconds)
         return self._limit
@@ -160,3 +177,4 @@ class ConcurrencyController:
         self._bytes = self._ops = self._intervals = 0
         self._seconds = 0.0
         self._skip = self.policy.settle_intervals
+        self._skipped_s = 0.0

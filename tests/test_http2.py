@@ -1,0 +1,124 @@
+"""HTTP/2 against moto under hypercorn: h2c with prior knowledge, and TLS with ALPN."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import trustme
+from conftest import ROOT, TEST_CREDENTIALS
+
+from s3dlio_ray.embedded import free_port
+from s3dlio_ray.errors import ConfigError
+from s3dlio_ray.s3.client import ClientOptions, S3Client
+from s3dlio_ray.s3.signing import Signer, resolve_credentials
+from s3dlio_ray.workload import ObjectData
+
+MIB = 1024 * 1024
+
+
+def start_h2_moto(*args: str):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "benchmarks" / "h2_moto.py"), "--port", str(port), *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return process, port
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("hypercorn did not start")
+
+
+@pytest.fixture(scope="module")
+def h2c_url():
+    process, port = start_h2_moto()
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait()
+
+
+@pytest.fixture(scope="module")
+def tls_endpoint(tmp_path_factory):
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    folder = tmp_path_factory.mktemp("tls")
+    certfile, keyfile, cafile = folder / "cert.pem", folder / "key.pem", folder / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(certfile)
+    for pem in cert.cert_chain_pems[1:]:
+        pem.write_to_path(certfile, append=True)
+    cert.private_key_pem.write_to_path(keyfile)
+    ca.cert_pem.write_to_path(cafile)
+    process, port = start_h2_moto("--certfile", str(certfile), "--keyfile", str(keyfile))
+    yield f"https://127.0.0.1:{port}", str(cafile)
+    process.terminate()
+    process.wait()
+
+
+def h2_client(url: str, ca_bundle: str | None = None) -> S3Client:
+    signer = Signer(resolve_credentials(explicit=TEST_CREDENTIALS), "us-east-1")
+    return S3Client(ClientOptions(endpoint=url, http2=True, ca_bundle=ca_bundle), signer)
+
+
+async def round_trip(client: S3Client, bucket: str) -> list[str]:
+    data = ObjectData(3)
+    versions = []
+    await client.create_bucket(bucket)
+    await client.put_object(bucket, "small", data.segments("small", 0, 100_000))
+    await client.put_object_multipart(
+        bucket, "multi", 12 * MIB, lambda o, n: data.segments("multi", o, n), 5 * MIB
+    )
+    for key, size in (("small", 100_000), ("multi", 12 * MIB)):
+        result = await client.get_object(bucket, key, into=bytearray(size))
+        data.verify(key, result.body, size)
+        versions.append(result.http_version)
+    ranged = await client.get_object(bucket, "multi", byte_range=(5, 104))
+    assert bytes(ranged.body) == data.content("multi", 105)[5:]
+    info = await client.head_object(bucket, "multi")
+    assert info.size == 12 * MIB
+    deleted, failed = await client.delete_objects(bucket, ["small", "multi"])
+    assert (deleted, failed) == (2, [])
+    await client.delete_bucket(bucket)
+    await client.aclose()
+    return versions
+
+
+def test_h2c_prior_knowledge_round_trip(h2c_url):
+    versions = asyncio.run(round_trip(h2_client(h2c_url), "h2c-bucket"))
+    assert versions == ["HTTP/2", "HTTP/2"]
+
+
+def test_tls_alpn_round_trip(tls_endpoint):
+    url, ca = tls_endpoint
+    versions = asyncio.run(round_trip(h2_client(url, ca), "h2-tls-bucket"))
+    assert versions == ["HTTP/2", "HTTP/2"]
+
+
+def test_http1_client_still_works_over_tls(tls_endpoint):
+    url, ca = tls_endpoint
+    signer = Signer(resolve_credentials(explicit=TEST_CREDENTIALS), "us-east-1")
+
+    async def main():
+        client = S3Client(ClientOptions(endpoint=url, ca_bundle=ca), signer)
+        await client.create_bucket("h1-tls-bucket")
+        await client.put_object("h1-tls-bucket", "k", [b"hello"])
+        result = await client.get_object("h1-tls-bucket", "k")
+        await client.aclose()
+        return result
+
+    result = asyncio.run(main())
+    assert bytes(result.body) == b"hello" and result.http_version == "HTTP/1.1"
+
+
+def test_http2_is_refused_for_aws():
+    signer = Signer(resolve_credentials(explicit=TEST_CREDENTIALS), "us-east-1")
+    with pytest.raises(ConfigError, match="AWS S3 endpoints do not speak HTTP/2"):
+        S3Client(ClientOptions(endpoint="https://s3.us-east-1.amazonaws.com", http2=True), signer)
