@@ -1,0 +1,275 @@
+"""PUT and GET throughput of this engine beside its peers, against the same loopback endpoints.
+
+    .venv/bin/pip install -e '.[bench]'
+    .venv/bin/python benchmarks/bench_transfer.py                     # the full matrix, 3 rounds
+    .venv/bin/python benchmarks/bench_transfer.py --rounds 1 --concurrency 8 --endpoints null
+
+Every measurement runs in a fresh worker process (the s3dlio wheel configures its endpoint once
+per process), which PUTs and GETs the objects twice and reports the second, warm pass, timing
+only the transfer and counting the worker's CPU seconds (user + system, all threads) over the
+same span. GET bodies are read into memory and dropped by every client (s3dlio: get_many_stats). Rounds interleave clients, so drift on a noisy machine hits all
+alike. Endpoints: `null` (benchmarks/null_endpoint.py: the client's own ceiling), `moto` (moto
+server), and `moto-h2` (moto under hypercorn, where this engine runs HTTP/1.1 and HTTP/2 against
+the same server). Prints medians, CPU seconds per GB, and each client's ratio to the s3dlio wheel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MIB = 1024 * 1024
+CLIENTS = ("s3dlio", "engine-h1", "boto3", "s3transfer")
+H2_CLIENTS = ("engine-h1", "engine-h2")
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret",
+               "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(fn) -> tuple[float, float]:
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
+    fn()
+    return time.perf_counter() - t0, cpu_seconds() - cpu0
+
+
+def boto3_client(endpoint: str, concurrency: int):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1",
+        config=Config(max_pool_connections=concurrency, s3={"addressing_style": "path"}),
+    )
+
+
+def run_engine(endpoint, bucket, keys, size, concurrency, http2):
+    from s3dlio_ray.engine import Engine
+    from s3dlio_ray.s3.client import ClientOptions, S3Client
+    from s3dlio_ray.s3.signing import Signer, resolve_credentials
+    from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy, Mode
+    from s3dlio_ray.workload import ObjectData
+
+    data = ObjectData(1)
+    policy = ConcurrencyPolicy(Mode.FIXED, concurrency)
+    loop = asyncio.new_event_loop()
+
+    def client():
+        signer = Signer(resolve_credentials(), "us-east-1")
+        return S3Client(ClientOptions(endpoint=endpoint, http2=http2), signer)
+
+    engine = Engine(client(), lambda phase: policy)
+
+    def put():
+        result = loop.run_until_complete(engine.put(bucket, keys, size, data))
+        assert not result.failed, list(result.failed.values())[:1]
+
+    def get():
+        result = loop.run_until_complete(engine.get(bucket, keys, size, data, verify=False))
+        assert not result.failed, list(result.failed.values())[:1]
+
+    return put, get
+
+
+def run_boto3(endpoint, bucket, keys, size, concurrency):
+    s3 = boto3_client(endpoint, concurrency)
+    payload = bytes(size)
+    pool = ThreadPoolExecutor(concurrency)
+
+    def put():
+        list(pool.map(lambda k: s3.put_object(Bucket=bucket, Key=k, Body=payload), keys))
+
+    def get():
+        sizes = list(pool.map(lambda k: len(s3.get_object(Bucket=bucket, Key=k)["Body"].read()), keys))
+        assert sizes == [size] * len(keys)
+
+    return put, get
+
+
+def run_s3transfer(endpoint, bucket, keys, size, concurrency):
+    from s3transfer.manager import TransferConfig, TransferManager
+
+    manager = TransferManager(
+        boto3_client(endpoint, concurrency), TransferConfig(max_request_concurrency=concurrency)
+    )
+    payload = bytes(size)
+
+    def put():
+        futures = [manager.upload(io.BytesIO(payload), bucket, k) for k in keys]
+        for future in futures:
+            future.result()
+
+    def get():
+        sinks = [io.BytesIO() for _ in keys]
+        futures = [manager.download(bucket, k, sink) for k, sink in zip(keys, sinks, strict=True)]
+        for future in futures:
+            future.result()
+        assert all(len(sink.getvalue()) == size for sink in sinks)
+
+    return put, get
+
+
+def run_s3dlio(endpoint, bucket, keys, size, concurrency):
+    import s3dlio
+
+    s3dlio.configure_s3(endpoint_url=endpoint, region="us-east-1")
+    payload = bytes(size)
+    uris = [f"s3://{bucket}/{k}" for k in keys]
+
+    def put():
+        s3dlio.put_many([(u, payload) for u in uris], max_in_flight=concurrency)
+
+    def get():
+        count, nbytes = s3dlio.get_many_stats(uris, max_in_flight=concurrency)
+        assert (count, nbytes) == (len(uris), len(uris) * size)
+
+    return put, get
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One measurement: create the bucket, PUT all, GET all; print seconds and CPU seconds."""
+    keys = [f"bench/{args.worker}/{i:05d}" for i in range(args.objects)]
+    size = args.object_size * MIB
+    s3 = boto3_client(args.endpoint, 4)
+    bucket = "bench"
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    if args.worker.startswith("engine"):
+        put, get = run_engine(args.endpoint, bucket, keys, size, args.concurrency,
+                              args.worker == "engine-h2")
+    else:
+        runner = {"boto3": run_boto3, "s3transfer": run_s3transfer, "s3dlio": run_s3dlio}
+        put, get = runner[args.worker](args.endpoint, bucket, keys, size, args.concurrency)
+    result = {}
+    for _warm_up_then_measure in range(2):
+        for op, fn in (("put", put), ("get", get)):
+            seconds, cpu = timed(fn)
+            result[op] = {"seconds": seconds, "cpu_s": cpu}
+    for start in range(0, len(keys), 1000):
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]]})
+    print(json.dumps(result))
+
+
+def wait_for_port(port: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"endpoint on port {port} did not start")
+
+
+def start_endpoint(name: str, object_size_mib: int) -> tuple[subprocess.Popen, str]:
+    from s3dlio_ray.embedded import free_port
+
+    port = free_port()
+    commands = {
+        "null": [sys.executable, str(HERE / "null_endpoint.py"), "--port", str(port),
+                 "--object-size", f"{object_size_mib}MiB"],
+        "moto": [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        "moto-h2": [sys.executable, str(HERE / "h2_moto.py"), "--port", str(port)],
+    }
+    process = subprocess.Popen(commands[name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def measure(client: str, endpoint: str, args: argparse.Namespace, concurrency: int) -> dict:
+    env = {**os.environ, **CREDENTIALS}
+    command = [sys.executable, __file__, "--worker", client, "--endpoint", endpoint,
+               "--concurrency", str(concurrency), "--objects", str(args.objects),
+               "--object-size", str(args.object_size)]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        print(f"  {client} on {endpoint} c={concurrency} failed: {tail}", file=sys.stderr)
+        return {}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--objects", type=int, default=100)
+    parser.add_argument("--object-size", type=int, default=10, help="MiB")
+    parser.add_argument("--concurrency", default="8,16,32")
+    parser.add_argument("--endpoints", default="null,moto,moto-h2")
+    parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument("--output", default=str(HERE / "results" / "transfer.json"))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--endpoint", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        args.concurrency = int(args.concurrency)
+        worker(args)
+        return
+
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    gb = args.objects * args.object_size * MIB / 1e9
+    samples: dict[tuple[str, str, int, str], list[tuple[float, float]]] = {}
+    for name in args.endpoints.split(","):
+        process, url = start_endpoint(name, args.object_size)
+        clients = H2_CLIENTS if name == "moto-h2" else args.clients.split(",")
+        levels = concurrencies[:1] if name == "moto-h2" else concurrencies
+        try:
+            for round_no in range(args.rounds):
+                for concurrency in levels:
+                    for client in clients:
+                        result = measure(client, url, args, concurrency)
+                        for op, m in result.items():
+                            samples.setdefault((name, op, concurrency, client), []).append(
+                                (gb / m["seconds"], m["cpu_s"] / gb)
+                            )
+                        print(f"round {round_no + 1} {name} c={concurrency} {client}: " + ", ".join(
+                            f"{op} {gb / m['seconds']:.2f} GB/s" for op, m in result.items()),
+                            flush=True)
+        finally:
+            process.terminate()
+            process.wait()
+
+    rows = []
+    for (name, op, concurrency, client), values in sorted(samples.items()):
+        gbps = statistics.median(v[0] for v in values)
+        cpu = statistics.median(v[1] for v in values)
+        rows.append({"endpoint": name, "op": op, "concurrency": concurrency, "client": client,
+                     "gbps": gbps, "cpu_s_per_gb": cpu, "runs": len(values)})
+    reference = {(r["endpoint"], r["op"], r["concurrency"]): r for r in rows
+                 if r["client"] == ("engine-h1" if r["endpoint"] == "moto-h2" else "s3dlio")}
+    print()
+    print(f"{args.objects} x {args.object_size} MiB, medians of {args.rounds}; ratio = GB/s over "
+          "s3dlio's (over engine-h1's on moto-h2)")
+    print(f"| endpoint | op | conc | client | GB/s | CPU s/GB | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        ref = reference.get((r["endpoint"], r["op"], r["concurrency"]))
+        r["ratio"] = r["gbps"] / ref["gbps"] if ref else None
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] else "-"
+        print(f"| {r['endpoint']} | {r['op'].upper()} | {r['concurrency']} | {r['client']} | "
+              f"{r['gbps']:.2f} | {r['cpu_s_per_gb']:.2f} | {ratio} |")
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps({"objects": args.objects, "object_size_mib":
+                                             args.object_size, "rounds": args.rounds, "rows": rows},
+                                            indent=2))
+
+
+if __name__ == "__main__":
+    main()

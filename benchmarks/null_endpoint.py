@@ -1,0 +1,180 @@
+"""A null S3 endpoint: drains PUT bodies, serves one fixed buffer for every GET.
+
+It answers just enough of S3 (PutObject, multipart create/part/complete, GetObject with Range,
+HeadObject, ListObjectsV2, ListMultipartUploads, DeleteObject(s), CreateBucket, GetBucketLocation)
+for the clients in the benchmark, and does as little work per byte as Python allows, so the
+client's own ceiling shows when moto is the bottleneck. It stores nothing and checks no signature.
+
+    python benchmarks/null_endpoint.py --port 9100 --object-size 10MiB
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+from urllib.parse import parse_qs, urlsplit
+
+from s3dlio_ray.config import parse_size
+from s3dlio_ray.s3.http1 import ChunkedDecoder
+
+SCRATCH = 1 << 20
+LOG = bool(os.environ.get("NULL_ENDPOINT_LOG"))
+XML = "application/xml"
+LAST_MODIFIED = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
+
+
+class NullS3(asyncio.BufferedProtocol):
+    def __init__(self, payload: memoryview) -> None:
+        self.payload = payload
+        self.scratch = memoryview(bytearray(SCRATCH))
+        self.head = bytearray()
+        self.remaining = 0
+        self.chunked: ChunkedDecoder | None = None
+        self.request: tuple[str, str, dict[str, str]] | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.scratch
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = self.scratch[:nbytes]
+        while len(data):
+            if self.request is None:
+                data = self._take_head(data)
+            elif self.chunked is not None:
+                data = self._take_chunked(data)
+            else:
+                take = min(self.remaining, len(data))
+                self.remaining -= take
+                data = data[take:]
+                if self.remaining == 0:
+                    self._respond()
+
+    def _take_head(self, data: memoryview) -> memoryview:
+        start = max(0, len(self.head) - 3)
+        self.head += data
+        end = self.head.find(b"\r\n\r\n", start)
+        if end < 0:
+            return data[len(data) :]
+        rest = memoryview(bytes(self.head[end + 4 :]))
+        lines = self.head[:end].decode("latin-1").split("\r\n")
+        self.head = bytearray()
+        method, target, _ = lines[0].split(" ", 2)
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        self.request = (method, target, headers)
+        if headers.get("expect", "").lower() == "100-continue":
+            assert self.transport is not None
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            self.chunked = ChunkedDecoder()
+        else:
+            self.remaining = int(headers.get("content-length", "0"))
+            if self.remaining == 0:
+                self._respond()
+        return rest
+
+    def _take_chunked(self, data: memoryview) -> memoryview:
+        assert self.chunked is not None
+        self.chunked.feed(data)
+        if self.chunked.done:
+            self.chunked = None
+            self._respond()
+        return data[len(data) :]
+
+    def _respond(self) -> None:
+        assert self.request is not None and self.transport is not None
+        method, target, headers = self.request
+        self.request = None
+        if LOG:
+            print(method, target, headers.get("range", ""), flush=True)
+        parts = urlsplit(target)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        path = parts.path.strip("/")
+        bucket, _, key = path.partition("/")
+        size = len(self.payload)
+        if method == "PUT":
+            self._send(200, {"ETag": '"0123456789abcdef0123456789abcdef"'})
+        elif method == "POST" and "uploads" in query:
+            self._send(200, {"Content-Type": XML}, (
+                "<InitiateMultipartUploadResult><Bucket>{}</Bucket><Key>{}</Key>"
+                "<UploadId>null-upload</UploadId></InitiateMultipartUploadResult>"
+            ).format(bucket, key).encode())
+        elif method == "POST" and "uploadId" in query:
+            self._send(200, {"Content-Type": XML}, (
+                "<CompleteMultipartUploadResult><Bucket>{}</Bucket><Key>{}</Key>"
+                '<ETag>"0123456789abcdef0123456789abcdef-1"</ETag></CompleteMultipartUploadResult>'
+            ).format(bucket, key).encode())
+        elif method == "POST":
+            self._send(200, {"Content-Type": XML}, b"<DeleteResult></DeleteResult>")
+        elif method == "DELETE":
+            self._send(204, {})
+        elif method == "GET" and "location" in query:
+            self._send(200, {"Content-Type": XML}, b"<LocationConstraint></LocationConstraint>")
+        elif method == "GET" and "uploads" in query:
+            self._send(200, {"Content-Type": XML}, (
+                "<ListMultipartUploadsResult><Bucket>{}</Bucket><IsTruncated>false</IsTruncated>"
+                "</ListMultipartUploadsResult>"
+            ).format(bucket).encode())
+        elif method == "GET" and not key:
+            self._send(200, {"Content-Type": XML}, (
+                "<ListBucketResult><Name>{}</Name><KeyCount>0</KeyCount>"
+                "<IsTruncated>false</IsTruncated></ListBucketResult>"
+            ).format(bucket).encode())
+        elif method in ("GET", "HEAD"):
+            first, last = 0, size - 1
+            status = 200
+            extra = {"ETag": '"0123456789abcdef0123456789abcdef"', "Last-Modified": LAST_MODIFIED,
+                     "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
+            spec = headers.get("range", "")
+            if spec.startswith("bytes="):
+                lo, _, hi = spec[6:].partition("-")
+                first, last = int(lo or 0), min(int(hi) if hi else size - 1, size - 1)
+                status = 206
+                extra["Content-Range"] = f"bytes {first}-{last}/{size}"
+            body = self.payload[first : last + 1]
+            if method == "HEAD":
+                self._send(status, {**extra, "Content-Length": str(len(body))}, None)
+            else:
+                self._send(status, extra, body)
+        else:
+            self._send(400, {}, b"")
+
+    def _send(self, status: int, headers: dict[str, str], body: bytes | memoryview | None = b"") -> None:
+        assert self.transport is not None
+        reason = {200: "OK", 204: "No Content", 206: "Partial Content"}.get(status, "Bad Request")
+        lines = [f"HTTP/1.1 {status} {reason}", "x-amz-request-id: null"]
+        if body is not None and "Content-Length" not in headers and status != 204:
+            lines.append(f"Content-Length: {len(body)}")
+        lines.extend(f"{k}: {v}" for k, v in headers.items())
+        self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        if body:
+            self.transport.write(body)
+
+
+async def serve(port: int, object_size: int) -> None:
+    payload = memoryview(bytes(object_size))
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: NullS3(payload), "127.0.0.1", port, backlog=1024)
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--object-size", default="10MiB")
+    args = parser.parse_args()
+    asyncio.run(serve(args.port, parse_size(args.object_size)))
+
+
+if __name__ == "__main__":
+    main()
