@@ -5,18 +5,20 @@
     .venv/bin/python benchmarks/bench_transfer.py --rounds 1 --concurrency 8 --endpoints null
 
 Every measurement runs in a fresh worker process (the s3dlio wheel configures its endpoint once
-per process), which PUTs and GETs the objects twice and reports the second, warm pass, timing
-only the transfer and counting the worker's CPU seconds (user + system, all threads) over the
-same span. GET bodies are read into memory and dropped by every client (s3dlio: get_many_stats). Rounds interleave clients, so drift on a noisy machine hits all
-alike. Endpoints: `null` (benchmarks/null_endpoint.py: the client's own ceiling), `moto` (moto
-server), and `moto-h2` (moto under hypercorn, where this engine runs HTTP/1.1 and HTTP/2 against
-the same server). Prints medians, CPU seconds per GB, and each client's ratio to the s3dlio wheel.
+per process), which PUTs and GETs the objects twice and reports the second, warm pass, timing only
+the transfer and counting the worker's CPU seconds (user + system, all threads) over the same
+span. GET bodies are read into memory and dropped by every client (s3dlio: get_many_stats). Rounds
+interleave clients, so drift on a noisy machine hits all alike. Endpoints: `null`
+(benchmarks/null_endpoint.py: the client's own ceiling), `moto` (moto server), and `moto-h2` (moto
+under hypercorn, where this engine runs HTTP/1.1 and HTTP/2 against the same server). Prints
+medians, CPU seconds per GB, and each client's ratio to the s3dlio wheel.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -33,8 +35,12 @@ HERE = Path(__file__).resolve().parent
 MIB = 1024 * 1024
 CLIENTS = ("s3dlio", "engine-h1", "boto3", "s3transfer")
 H2_CLIENTS = ("engine-h1", "engine-h2")
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret",
-               "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
 
 
 def cpu_seconds() -> float:
@@ -53,7 +59,9 @@ def boto3_client(endpoint: str, concurrency: int):
     from botocore.config import Config
 
     return boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1",
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
         config=Config(max_pool_connections=concurrency, s3={"addressing_style": "path"}),
     )
 
@@ -95,7 +103,9 @@ def run_boto3(endpoint, bucket, keys, size, concurrency):
         list(pool.map(lambda k: s3.put_object(Bucket=bucket, Key=k, Body=payload), keys))
 
     def get():
-        sizes = list(pool.map(lambda k: len(s3.get_object(Bucket=bucket, Key=k)["Body"].read()), keys))
+        sizes = list(
+            pool.map(lambda k: len(s3.get_object(Bucket=bucket, Key=k)["Body"].read()), keys)
+        )
         assert sizes == [size] * len(keys)
 
     return put, get
@@ -147,13 +157,12 @@ def worker(args: argparse.Namespace) -> None:
     size = args.object_size * MIB
     s3 = boto3_client(args.endpoint, 4)
     bucket = "bench"
-    try:
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=bucket)
-    except s3.exceptions.BucketAlreadyOwnedByYou:
-        pass
     if args.worker.startswith("engine"):
-        put, get = run_engine(args.endpoint, bucket, keys, size, args.concurrency,
-                              args.worker == "engine-h2")
+        put, get = run_engine(
+            args.endpoint, bucket, keys, size, args.concurrency, args.worker == "engine-h2"
+        )
     else:
         runner = {"boto3": run_boto3, "s3transfer": run_s3transfer, "s3dlio": run_s3dlio}
         put, get = runner[args.worker](args.endpoint, bucket, keys, size, args.concurrency)
@@ -163,7 +172,9 @@ def worker(args: argparse.Namespace) -> None:
             seconds, cpu = timed(fn)
             result[op] = {"seconds": seconds, "cpu_s": cpu}
     for start in range(0, len(keys), 1000):
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]]})
+        s3.delete_objects(
+            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]]}
+        )
     print(json.dumps(result))
 
 
@@ -183,8 +194,14 @@ def start_endpoint(name: str, object_size_mib: int) -> tuple[subprocess.Popen, s
 
     port = free_port()
     commands = {
-        "null": [sys.executable, str(HERE / "null_endpoint.py"), "--port", str(port),
-                 "--object-size", f"{object_size_mib}MiB"],
+        "null": [
+            sys.executable,
+            str(HERE / "null_endpoint.py"),
+            "--port",
+            str(port),
+            "--object-size",
+            f"{object_size_mib}MiB",
+        ],
         "moto": [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         "moto-h2": [sys.executable, str(HERE / "h2_moto.py"), "--port", str(port)],
     }
@@ -195,9 +212,20 @@ def start_endpoint(name: str, object_size_mib: int) -> tuple[subprocess.Popen, s
 
 def measure(client: str, endpoint: str, args: argparse.Namespace, concurrency: int) -> dict:
     env = {**os.environ, **CREDENTIALS}
-    command = [sys.executable, __file__, "--worker", client, "--endpoint", endpoint,
-               "--concurrency", str(concurrency), "--objects", str(args.objects),
-               "--object-size", str(args.object_size)]
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        client,
+        "--endpoint",
+        endpoint,
+        "--concurrency",
+        str(concurrency),
+        "--objects",
+        str(args.objects),
+        "--object-size",
+        str(args.object_size),
+    ]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
@@ -207,7 +235,9 @@ def measure(client: str, endpoint: str, args: argparse.Namespace, concurrency: i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--objects", type=int, default=100)
     parser.add_argument("--object-size", type=int, default=10, help="MiB")
@@ -239,9 +269,13 @@ def main() -> None:
                             samples.setdefault((name, op, concurrency, client), []).append(
                                 (gb / m["seconds"], m["cpu_s"] / gb)
                             )
-                        print(f"round {round_no + 1} {name} c={concurrency} {client}: " + ", ".join(
-                            f"{op} {gb / m['seconds']:.2f} GB/s" for op, m in result.items()),
-                            flush=True)
+                        print(
+                            f"round {round_no + 1} {name} c={concurrency} {client}: "
+                            + ", ".join(
+                                f"{op} {gb / m['seconds']:.2f} GB/s" for op, m in result.items()
+                            ),
+                            flush=True,
+                        )
         finally:
             process.terminate()
             process.wait()
@@ -250,25 +284,49 @@ def main() -> None:
     for (name, op, concurrency, client), values in sorted(samples.items()):
         gbps = statistics.median(v[0] for v in values)
         cpu = statistics.median(v[1] for v in values)
-        rows.append({"endpoint": name, "op": op, "concurrency": concurrency, "client": client,
-                     "gbps": gbps, "cpu_s_per_gb": cpu, "runs": len(values)})
-    reference = {(r["endpoint"], r["op"], r["concurrency"]): r for r in rows
-                 if r["client"] == ("engine-h1" if r["endpoint"] == "moto-h2" else "s3dlio")}
+        rows.append(
+            {
+                "endpoint": name,
+                "op": op,
+                "concurrency": concurrency,
+                "client": client,
+                "gbps": gbps,
+                "cpu_s_per_gb": cpu,
+                "runs": len(values),
+            }
+        )
+    reference = {
+        (r["endpoint"], r["op"], r["concurrency"]): r
+        for r in rows
+        if r["client"] == ("engine-h1" if r["endpoint"] == "moto-h2" else "s3dlio")
+    }
     print()
-    print(f"{args.objects} x {args.object_size} MiB, medians of {args.rounds}; ratio = GB/s over "
-          "s3dlio's (over engine-h1's on moto-h2)")
-    print(f"| endpoint | op | conc | client | GB/s | CPU s/GB | ratio |")
+    print(
+        f"{args.objects} x {args.object_size} MiB, medians of {args.rounds}; ratio = GB/s over "
+        "s3dlio's (over engine-h1's on moto-h2)"
+    )
+    print("| endpoint | op | conc | client | GB/s | CPU s/GB | ratio |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         ref = reference.get((r["endpoint"], r["op"], r["concurrency"]))
         r["ratio"] = r["gbps"] / ref["gbps"] if ref else None
         ratio = f"{r['ratio']:.2f}" if r["ratio"] else "-"
-        print(f"| {r['endpoint']} | {r['op'].upper()} | {r['concurrency']} | {r['client']} | "
-              f"{r['gbps']:.2f} | {r['cpu_s_per_gb']:.2f} | {ratio} |")
+        print(
+            f"| {r['endpoint']} | {r['op'].upper()} | {r['concurrency']} | {r['client']} | "
+            f"{r['gbps']:.2f} | {r['cpu_s_per_gb']:.2f} | {ratio} |"
+        )
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps({"objects": args.objects, "object_size_mib":
-                                             args.object_size, "rounds": args.rounds, "rows": rows},
-                                            indent=2))
+    Path(args.output).write_text(
+        json.dumps(
+            {
+                "objects": args.objects,
+                "object_size_mib": args.object_size,
+                "rounds": args.rounds,
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -104,15 +104,23 @@ class NullS3(asyncio.BufferedProtocol):
         if method == "PUT":
             self._send(200, {"ETag": '"0123456789abcdef0123456789abcdef"'})
         elif method == "POST" and "uploads" in query:
-            self._send(200, {"Content-Type": XML}, (
-                "<InitiateMultipartUploadResult><Bucket>{}</Bucket><Key>{}</Key>"
-                "<UploadId>null-upload</UploadId></InitiateMultipartUploadResult>"
-            ).format(bucket, key).encode())
+            self._send(
+                200,
+                {"Content-Type": XML},
+                (
+                    f"<InitiateMultipartUploadResult><Bucket>{bucket}</Bucket><Key>{key}</Key>"
+                    "<UploadId>null-upload</UploadId></InitiateMultipartUploadResult>"
+                ).encode(),
+            )
         elif method == "POST" and "uploadId" in query:
-            self._send(200, {"Content-Type": XML}, (
-                "<CompleteMultipartUploadResult><Bucket>{}</Bucket><Key>{}</Key>"
-                '<ETag>"0123456789abcdef0123456789abcdef-1"</ETag></CompleteMultipartUploadResult>'
-            ).format(bucket, key).encode())
+            self._send(
+                200,
+                {"Content-Type": XML},
+                (
+                    f"<CompleteMultipartUploadResult><Bucket>{bucket}</Bucket><Key>{key}</Key>"
+                    '<ETag>"0123456789abcdef0123456789abcdef-1"</ETag></CompleteMultipartUploadResult>'
+                ).encode(),
+            )
         elif method == "POST":
             self._send(200, {"Content-Type": XML}, b"<DeleteResult></DeleteResult>")
         elif method == "DELETE":
@@ -120,20 +128,32 @@ class NullS3(asyncio.BufferedProtocol):
         elif method == "GET" and "location" in query:
             self._send(200, {"Content-Type": XML}, b"<LocationConstraint></LocationConstraint>")
         elif method == "GET" and "uploads" in query:
-            self._send(200, {"Content-Type": XML}, (
-                "<ListMultipartUploadsResult><Bucket>{}</Bucket><IsTruncated>false</IsTruncated>"
-                "</ListMultipartUploadsResult>"
-            ).format(bucket).encode())
+            self._send(
+                200,
+                {"Content-Type": XML},
+                (
+                    f"<ListMultipartUploadsResult><Bucket>{bucket}</Bucket><IsTruncated>false</IsTruncated>"
+                    "</ListMultipartUploadsResult>"
+                ).encode(),
+            )
         elif method == "GET" and not key:
-            self._send(200, {"Content-Type": XML}, (
-                "<ListBucketResult><Name>{}</Name><KeyCount>0</KeyCount>"
-                "<IsTruncated>false</IsTruncated></ListBucketResult>"
-            ).format(bucket).encode())
+            self._send(
+                200,
+                {"Content-Type": XML},
+                (
+                    f"<ListBucketResult><Name>{bucket}</Name><KeyCount>0</KeyCount>"
+                    "<IsTruncated>false</IsTruncated></ListBucketResult>"
+                ).encode(),
+            )
         elif method in ("GET", "HEAD"):
             first, last = 0, size - 1
             status = 200
-            extra = {"ETag": '"0123456789abcdef0123456789abcdef"', "Last-Modified": LAST_MODIFIED,
-                     "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
+            extra = {
+                "ETag": '"0123456789abcdef0123456789abcdef"',
+                "Last-Modified": LAST_MODIFIED,
+                "Accept-Ranges": "bytes",
+                "Content-Type": "application/octet-stream",
+            }
             spec = headers.get("range", "")
             if spec.startswith("bytes="):
                 lo, _, hi = spec[6:].partition("-")
@@ -148,7 +168,9 @@ class NullS3(asyncio.BufferedProtocol):
         else:
             self._send(400, {}, b"")
 
-    def _send(self, status: int, headers: dict[str, str], body: bytes | memoryview | None = b"") -> None:
+    def _send(
+        self, status: int, headers: dict[str, str], body: bytes | memoryview | None = b""
+    ) -> None:
         assert self.transport is not None
         reason = {200: "OK", 204: "No Content", 206: "Partial Content"}.get(status, "Bad Request")
         lines = [f"HTTP/1.1 {status} {reason}", "x-amz-request-id: null"]

@@ -47,11 +47,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("workload", help="workload YAML file, e.g. configs/quick.yaml")
     for key, text in _OVERRIDES.items():
         run.add_argument("--" + key.replace("_", "-"), dest=key, help=text)
-    run.add_argument("--http2", dest="http2", action="store_const", const=True,
-                     help="use HTTP/2 (non-AWS endpoints only)")
+    run.add_argument(
+        "--http2",
+        dest="http2",
+        action="store_const",
+        const=True,
+        help="use HTTP/2 (non-AWS endpoints only)",
+    )
     run.add_argument("--no-http2", dest="http2", action="store_const", const=False)
-    run.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
-                     help="set any workload key")
+    run.add_argument(
+        "--set",
+        dest="extra",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set any workload key",
+    )
     run.add_argument("--quiet", action="store_true", help="no live progress line")
     return parser
 

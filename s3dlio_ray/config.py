@@ -25,8 +25,18 @@ log = logging.getLogger(__name__)
 PHASES = ("put", "get", "cleanup")
 BUCKET_REMOVAL = ("created", "always", "never")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4,
-          "ki": 1024, "mi": 1024**2, "gi": 1024**3, "ti": 1024**4}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "m": 1000**2,
+    "g": 1000**3,
+    "t": 1000**4,
+    "ki": 1024,
+    "mi": 1024**2,
+    "gi": 1024**3,
+    "ti": 1024**4,
+}
 
 
 @dataclass(frozen=True)
@@ -310,6 +320,8 @@ def load_settings(
             f"({settings.max_concurrency})"
         )
     if settings.io_uring:
-        log.warning("io_uring: S3DLIO_ENABLE_IO_URING has no effect (removed upstream in s3dlio "
-                    "0.8.0: no benefit for network I/O); ignoring it")
+        log.warning(
+            "io_uring: S3DLIO_ENABLE_IO_URING has no effect (removed upstream in s3dlio "
+            "0.8.0: no benefit for network I/O); ignoring it"
+        )
     return settings

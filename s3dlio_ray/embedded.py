@@ -46,9 +46,11 @@ class EmbeddedS3:
                     f"the embedded S3 endpoint (moto server) exited at start with code "
                     f"{self._process.returncode}; is port {self.port} free?"
                 )
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1):
-                    return self
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1),
+            ):
+                return self
             time.sleep(0.1)
         self.stop()
         raise S3DlioRayError(f"the embedded S3 endpoint did not answer within {timeout_s:g} s")

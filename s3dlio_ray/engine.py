@@ -23,8 +23,15 @@ from s3dlio_ray.tuning.scheduler import ConcurrencyController, ConcurrencyPolicy
 from s3dlio_ray.workload import ObjectData, VerificationError
 
 FATAL_CODES = frozenset(
-    {"SignatureDoesNotMatch", "InvalidAccessKeyId", "ExpiredToken", "InvalidToken",
-     "AccessDenied", "AllAccessDisabled", "NoSuchBucket"}
+    {
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "ExpiredToken",
+        "InvalidToken",
+        "AccessDenied",
+        "AllAccessDisabled",
+        "NoSuchBucket",
+    }
 )
 
 
@@ -183,7 +190,10 @@ class Engine:
             try:
                 if size > part_size:
                     result = await self.client.get_object_ranged(
-                        bucket, key, part_size, lambda n: buffer if n <= size else bytearray(n),
+                        bucket,
+                        key,
+                        part_size,
+                        lambda n: buffer if n <= size else bytearray(n),
                         gate,
                     )
                 else:
@@ -276,7 +286,10 @@ class Engine:
                 latency = (stats.latency.total_s - last_total_s) / ops
             rate = nbytes / elapsed
             last_bytes, last_ops, last_total_s, last_t = (
-                stats.bytes, stats.ops, stats.latency.total_s, now
+                stats.bytes,
+                stats.ops,
+                stats.latency.total_s,
+                now,
             )
             throttled, self._throttled = self._throttled, False
             limiter.set_limit(controller.observe(nbytes, ops, elapsed, throttled, latency))

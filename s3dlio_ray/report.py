@@ -86,12 +86,28 @@ def summary_table(result: RunResult) -> Table:
         f"{result.endpoint}  {result.http_version}  profile {result.profile}",
         title_justify="left",
     )
-    for column in ("phase", "objects", "GB/s", "ops/s", "p50 ms", "p90 ms", "p99 ms",
-                   "max ms", "errors", "retries", "verified", "concurrency"):
+    for column in (
+        "phase",
+        "objects",
+        "GB/s",
+        "ops/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        "retries",
+        "verified",
+        "concurrency",
+    ):
         table.add_column(column, justify="left" if column == "phase" else "right")
     for phase in result.phases:
         lat = phase.stats.latency.summary()
-        verified = "-" if phase.phase != "get" else f"{phase.verified}/{phase.stats.ops + phase.stats.errors}"
+        verified = (
+            "-"
+            if phase.phase != "get"
+            else f"{phase.verified}/{phase.stats.ops + phase.stats.errors}"
+        )
         table.add_row(
             phase.phase,
             str(phase.stats.ops),

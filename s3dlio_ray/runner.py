@@ -95,9 +95,7 @@ def build_engine(settings: Settings, client: S3Client, profile: Profile) -> Engi
     )
 
 
-async def cleanup(
-    client: S3Client, bucket: str, prefix: str, remove_bucket: bool
-) -> CleanupResult:
+async def cleanup(client: S3Client, bucket: str, prefix: str, remove_bucket: bool) -> CleanupResult:
     """Delete the run's objects and incomplete uploads; the bucket only when asked to."""
     started = time.perf_counter()
     result = CleanupResult()
@@ -128,8 +126,14 @@ async def run_workload(
     engine.on_progress = on_progress
     bucket = settings.bucket or f"s3dlio-ray-{run_id}".lower()
     result = RunResult(
-        run_id, seed, client.endpoint_url, bucket, False, profile.name,
-        "HTTP/2" if settings.http2 else "HTTP/1.1", settings,
+        run_id,
+        seed,
+        client.endpoint_url,
+        bucket,
+        False,
+        profile.name,
+        "HTTP/2" if settings.http2 else "HTTP/1.1",
+        settings,
     )
     keys = object_keys(settings.prefix, run_id, settings.objects)
     data = ObjectData(seed)
@@ -139,9 +143,7 @@ async def run_workload(
                 result.bucket_created = await client.create_bucket(bucket)
             for phase in settings.phases:
                 if phase == "put":
-                    result.phases.append(
-                        await engine.put(bucket, keys, settings.object_size, data)
-                    )
+                    result.phases.append(await engine.put(bucket, keys, settings.object_size, data))
                 elif phase == "get":
                     result.phases.append(
                         await engine.get(bucket, keys, settings.object_size, data, settings.verify)

@@ -21,9 +21,7 @@ def test_concurrency_rises_behind_latency_and_beats_a_fixed_low_limit(moto_url, 
     keys = [f"lat/{i:04d}" for i in range(OBJECTS)]
     host, port = moto_url.removeprefix("http://").split(":")
     fixed = ConcurrencyPolicy(Mode.FIXED, 8)
-    adaptive = ConcurrencyPolicy(
-        Mode.AUTO, 8, settle_intervals=1, measure_intervals=1, min_ops=4
-    )
+    adaptive = ConcurrencyPolicy(Mode.AUTO, 8, settle_intervals=1, measure_intervals=1, min_ops=4)
 
     async def main():
         direct = Engine(make_client(moto_url), lambda phase: fixed)
@@ -32,8 +30,7 @@ def test_concurrency_rises_behind_latency_and_beats_a_fixed_low_limit(moto_url, 
         proxy = await TcpProxy(host, int(port), response_delay_s=LATENCY_S).start()
         results = {}
         for name, policy in (("fixed", fixed), ("adaptive", adaptive)):
-            engine = Engine(make_client(proxy.url), lambda phase, p=policy: p,
-                            adapt_interval_s=0.1)
+            engine = Engine(make_client(proxy.url), lambda phase, p=policy: p, adapt_interval_s=0.1)
             results[name] = await engine.get(bucket, keys, SIZE, data)
             await engine.client.aclose()
         await proxy.close()
@@ -47,7 +44,13 @@ def test_concurrency_rises_behind_latency_and_beats_a_fixed_low_limit(moto_url, 
     assert fixed_run.final_concurrency == 8
     limits = [sample.limit for sample in adaptive_run.concurrency]
     assert adaptive_run.start_concurrency == 8
-    assert max(limits) >= 32, [(round(s.t_s, 2), s.limit, s.in_flight, round(s.bytes_per_s / 1e6, 1)) for s in adaptive_run.concurrency]
+    assert max(limits) >= 32, [
+        (round(s.t_s, 2), s.limit, s.in_flight, round(s.bytes_per_s / 1e6, 1))
+        for s in adaptive_run.concurrency
+    ]
     assert adaptive_run.peak_concurrency >= 32
     assert adaptive_run.elapsed_s < 0.7 * fixed_run.elapsed_s, (
-        adaptive_run.elapsed_s, fixed_run.elapsed_s, limits)
+        adaptive_run.elapsed_s,
+        fixed_run.elapsed_s,
+        limits,
+    )

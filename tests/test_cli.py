@@ -17,7 +17,11 @@ from s3dlio_ray.s3.signing import StaticCredentials
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 300):
     return subprocess.run(
-        [*CLI, *args], cwd=ROOT, env=env or cli_env(), capture_output=True, text=True,
+        [*CLI, *args],
+        cwd=ROOT,
+        env=env or cli_env(),
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
 
@@ -32,20 +36,39 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, code: int) -> str:
 
 def test_quick_validation_scaled_down(moto_url, boto3_s3, tmp_path):
     out = tmp_path / "quick.json"
-    proc = run_cli("run", "configs/quick.yaml", "--endpoint", moto_url, "--objects", "12",
-                   "--object-size", "1MiB", "--output", str(out))
+    proc = run_cli(
+        "run",
+        "configs/quick.yaml",
+        "--endpoint",
+        moto_url,
+        "--objects",
+        "12",
+        "--object-size",
+        "1MiB",
+        "--output",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK" in proc.stdout
     result = json.loads(out.read_text())
     put, get = result["phases"]
     assert (put["phase"], put["objects"], put["bytes"]) == ("put", 12, 12 * 2**20)
     assert (get["phase"], get["objects"], get["verified"], get["verify_failures"]) == (
-        "get", 12, 12, 0)
+        "get",
+        12,
+        12,
+        0,
+    )
     for phase in (put, get):
         assert phase["gbps"] > 0 and phase["latency"]["p99_s"] >= phase["latency"]["p50_s"] > 0
         assert phase["errors"] == 0
-    assert result["cleanup"] == {**result["cleanup"], "deleted": 12, "aborted_uploads": 0,
-                                 "bucket_removed": True, "failed": []}
+    assert result["cleanup"] == {
+        **result["cleanup"],
+        "deleted": 12,
+        "aborted_uploads": 0,
+        "bucket_removed": True,
+        "failed": [],
+    }
     assert result["bucket_created"] is True
     names = [b["Name"] for b in boto3_s3.list_buckets()["Buckets"]]
     assert result["bucket"] not in names
@@ -53,9 +76,22 @@ def test_quick_validation_scaled_down(moto_url, boto3_s3, tmp_path):
 
 def test_multipart_objects_through_the_command_line(moto_url, tmp_path):
     out = tmp_path / "mp.json"
-    proc = run_cli("run", "configs/quick.yaml", "--endpoint", moto_url, "--objects", "3",
-                   "--object-size", "12MiB", "--part-size-mb", "5", "--concurrency", "4",
-                   "--output", str(out))
+    proc = run_cli(
+        "run",
+        "configs/quick.yaml",
+        "--endpoint",
+        moto_url,
+        "--objects",
+        "3",
+        "--object-size",
+        "12MiB",
+        "--part-size-mb",
+        "5",
+        "--concurrency",
+        "4",
+        "--output",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(out.read_text())
     assert [p["verified"] for p in result["phases"]] == [0, 3]
@@ -64,19 +100,48 @@ def test_multipart_objects_through_the_command_line(moto_url, tmp_path):
 
 def test_embedded_endpoint_when_none_is_configured(tmp_path):
     out = tmp_path / "embedded.json"
-    proc = run_cli("run", "configs/quick.yaml", "--objects", "4", "--object-size", "256KiB",
-                   "--output", str(out))
+    proc = run_cli(
+        "run",
+        "configs/quick.yaml",
+        "--objects",
+        "4",
+        "--object-size",
+        "256KiB",
+        "--output",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "embedded S3 endpoint (moto) at http://127.0.0.1:" in proc.stdout
     assert json.loads(out.read_text())["phases"][1]["verified"] == 4
 
 
-def test_corrupted_object_is_reported_as_a_verification_failure(moto_url, boto3_s3, bucket, tmp_path):
+def test_corrupted_object_is_reported_as_a_verification_failure(
+    moto_url, boto3_s3, bucket, tmp_path
+):
     run_id = f"corrupt-{uuid.uuid4().hex[:6]}"
-    common = ["--endpoint", moto_url, "--bucket", bucket, "--run-id", run_id, "--seed", "7",
-              "--objects", "5", "--object-size", "64KiB"]
-    proc = run_cli("run", "configs/quick.yaml", *common, "--phases", "put",
-                   "--output", str(tmp_path / "put.json"))
+    common = [
+        "--endpoint",
+        moto_url,
+        "--bucket",
+        bucket,
+        "--run-id",
+        run_id,
+        "--seed",
+        "7",
+        "--objects",
+        "5",
+        "--object-size",
+        "64KiB",
+    ]
+    proc = run_cli(
+        "run",
+        "configs/quick.yaml",
+        *common,
+        "--phases",
+        "put",
+        "--output",
+        str(tmp_path / "put.json"),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     victim = f"s3dlio-ray/{run_id}/obj-00000003"
     body = bytearray(boto3_s3.get_object(Bucket=bucket, Key=victim)["Body"].read())
@@ -84,8 +149,9 @@ def test_corrupted_object_is_reported_as_a_verification_failure(moto_url, boto3_
     boto3_s3.put_object(Bucket=bucket, Key=victim, Body=bytes(body))
 
     out = tmp_path / "get.json"
-    proc = run_cli("run", "configs/quick.yaml", *common, "--phases", "get,cleanup",
-                   "--output", str(out))
+    proc = run_cli(
+        "run", "configs/quick.yaml", *common, "--phases", "get,cleanup", "--output", str(out)
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"{victim}: content differs from what was written" in proc.stdout
     result = json.loads(out.read_text())
@@ -116,8 +182,9 @@ def test_bad_environment_variable_is_one_line():
 
 
 def test_unreachable_endpoint_is_one_line():
-    proc = run_cli("run", "configs/quick.yaml", "--endpoint", "http://127.0.0.1:9",
-                   "--set", "max_attempts=2")
+    proc = run_cli(
+        "run", "configs/quick.yaml", "--endpoint", "http://127.0.0.1:9", "--set", "max_attempts=2"
+    )
     line = assert_one_line_error(proc, 1)
     assert "cannot connect to 127.0.0.1:9" in line and "check --endpoint" in line
 
@@ -127,17 +194,29 @@ def authenticating_moto():
     """A moto server that checks SigV4, with one IAM user allowed to use S3."""
     with EmbeddedS3() as server:
         request = urllib.request.Request(
-            f"{server.url}/moto-api/reset-auth", data=b"4", method="POST",
+            f"{server.url}/moto-api/reset-auth",
+            data=b"4",
+            method="POST",
             headers={"Content-Type": "text/plain"},
         )
         urllib.request.urlopen(request).read()
-        iam = boto3.client("iam", endpoint_url=server.url, region_name="us-east-1",
-                           aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
+        iam = boto3.client(
+            "iam",
+            endpoint_url=server.url,
+            region_name="us-east-1",
+            aws_access_key_id="bootstrap",
+            aws_secret_access_key="bootstrap",
+        )
         iam.create_user(UserName="runner")
         iam.put_user_policy(
-            UserName="runner", PolicyName="s3",
-            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}),
+            UserName="runner",
+            PolicyName="s3",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+                }
+            ),
         )
         key = iam.create_access_key(UserName="runner")["AccessKey"]
         yield server.url, StaticCredentials(key["AccessKeyId"], key["SecretAccessKey"])
@@ -145,10 +224,22 @@ def authenticating_moto():
 
 def test_sigv4_with_correct_credentials_works(authenticating_moto, tmp_path):
     url, creds = authenticating_moto
-    env = cli_env(AWS_ACCESS_KEY_ID=creds.access_key_id,
-                  AWS_SECRET_ACCESS_KEY=creds.secret_access_key)
-    proc = run_cli("run", "configs/quick.yaml", "--endpoint", url, "--objects", "3",
-                   "--object-size", "100KiB", "--output", str(tmp_path / "r.json"), env=env)
+    env = cli_env(
+        AWS_ACCESS_KEY_ID=creds.access_key_id, AWS_SECRET_ACCESS_KEY=creds.secret_access_key
+    )
+    proc = run_cli(
+        "run",
+        "configs/quick.yaml",
+        "--endpoint",
+        url,
+        "--objects",
+        "3",
+        "--object-size",
+        "100KiB",
+        "--output",
+        str(tmp_path / "r.json"),
+        env=env,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with pytest.raises(Exception, match="SignatureDoesNotMatch"):
         boto3_client(url, StaticCredentials(creds.access_key_id, "wrong")).list_buckets()
@@ -159,8 +250,17 @@ def test_sigv4_wrong_secret_is_one_clear_line_and_never_printed(authenticating_m
     wrong = "WrongSecret" + creds.secret_access_key[:8]
     env = cli_env(AWS_ACCESS_KEY_ID=creds.access_key_id, AWS_SECRET_ACCESS_KEY=wrong)
     out = tmp_path / "bad.json"
-    proc = run_cli("run", "configs/quick.yaml", "--endpoint", url, "--objects", "3",
-                   "--output", str(out), env=env)
+    proc = run_cli(
+        "run",
+        "configs/quick.yaml",
+        "--endpoint",
+        url,
+        "--objects",
+        "3",
+        "--output",
+        str(out),
+        env=env,
+    )
     line = assert_one_line_error(proc, 1)
     assert "signature does not match" in line and "check your credentials" in line
     for text in (proc.stdout, proc.stderr, out.read_text()):

@@ -57,7 +57,7 @@ def serve(handler: Handler, ssl_context: ssl.SSLContext | None = None):
 
 async def echo_forever(reader, writer):
     while True:
-        line, headers, body = await read_request(reader)
+        line, _headers, body = await read_request(reader)
         digest = hashlib.sha256(body).hexdigest().encode()
         payload = b"" if line.startswith("HEAD") else digest
         writer.write(
@@ -234,7 +234,9 @@ def test_idle_connection_closed_by_server_is_replaced_silently():
 def test_early_error_response_during_upload_is_returned():
     async def refuse(reader, writer):
         await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\nConnection: close\r\n\r\ndenied")
+        writer.write(
+            b"HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\nConnection: close\r\n\r\ndenied"
+        )
         await writer.drain()
 
     async def main():

@@ -25,7 +25,8 @@ def start_h2_moto(*args: str):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "benchmarks" / "h2_moto.py"), "--port", str(port), *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

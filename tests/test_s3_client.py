@@ -19,7 +19,9 @@ MIB = 1024 * 1024
 
 
 def multipart_etag(data: bytes, part_size: int) -> str:
-    digests = [hashlib.md5(data[i : i + part_size]).digest() for i in range(0, len(data), part_size)]
+    digests = [
+        hashlib.md5(data[i : i + part_size]).digest() for i in range(0, len(data), part_size)
+    ]
     return f'"{hashlib.md5(b"".join(digests)).hexdigest()}-{len(digests)}"'
 
 
@@ -31,7 +33,11 @@ def test_multipart_put_of_64_mib_with_10_mib_parts(moto_url, boto3_s3, bucket):
     async def main():
         client = make_client(moto_url)
         etag, parts = await client.put_object_multipart(
-            bucket, "big", size, lambda o, n: data.segments("big", o, n), 10 * MIB,
+            bucket,
+            "big",
+            size,
+            lambda o, n: data.segments("big", o, n),
+            10 * MIB,
             AdaptiveLimiter(4),
         )
         await client.aclose()

@@ -39,7 +39,9 @@ def saturating(knee: int, per_connection: float = 50 * MB) -> Callable[[int], fl
 def overload(knee: int, per_connection: float = 50 * MB) -> Callable[[int], float]:
     """Rises to the knee, then falls: every extra request costs the endpoint."""
     peak = per_connection * knee
-    return lambda c: per_connection * c if c <= knee else max(0.1 * peak, peak * (1 - (c - knee) / knee))
+    return lambda c: (
+        per_connection * c if c <= knee else max(0.1 * peak, peak * (1 - (c - knee) / knee))
+    )
 
 
 def auto(initial: int = 8, **kw) -> ConcurrencyController:

@@ -32,7 +32,7 @@ def test_verification_catches_every_kind_of_damage():
         data.verify("a", memoryview(flipped), size)
     with pytest.raises(VerificationError, match="read 99 bytes, expected 100"):
         data.verify("a", memoryview(good[:99]), 100)
-    with pytest.raises(VerificationError, match="bytes 0..31"):
+    with pytest.raises(VerificationError, match=r"bytes 0\.\.31"):
         data.verify("b", memoryview(good), size)  # another key's object
     shifted = bytearray(b"\0") + good[:-1]
     with pytest.raises(VerificationError):
@@ -41,5 +41,8 @@ def test_verification_catches_every_kind_of_damage():
 
 def test_keys_live_under_the_run_prefix():
     keys = object_keys("s3dlio-ray/", "run1", 3)
-    assert keys == ["s3dlio-ray/run1/obj-00000000", "s3dlio-ray/run1/obj-00000001",
-                    "s3dlio-ray/run1/obj-00000002"]
+    assert keys == [
+        "s3dlio-ray/run1/obj-00000000",
+        "s3dlio-ray/run1/obj-00000001",
+        "s3dlio-ray/run1/obj-00000002",
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import ssl
 import xml.etree.ElementTree as ET
@@ -290,7 +291,9 @@ class S3Client:
         )
         root = ET.fromstring(bytes(response.body))
         if root.tag.endswith("Error"):
-            raise parse_error("CompleteMultipartUpload", f"s3://{bucket}/{key}", 200, bytes(response.body))
+            raise parse_error(
+                "CompleteMultipartUpload", f"s3://{bucket}/{key}", 200, bytes(response.body)
+            )
         return _text(root, "ETag")
 
     async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
@@ -347,10 +350,8 @@ class S3Client:
         return etag, len(ranges)
 
     async def _abort_quietly(self, bucket: str, key: str, upload_id: str) -> None:
-        try:
+        with contextlib.suppress(Exception):
             await self.abort_multipart_upload(bucket, key, upload_id)
-        except Exception:
-            pass
 
     async def get_object(
         self,
@@ -412,7 +413,10 @@ class S3Client:
                     )
                     if len(part.body) != length:
                         raise S3Error(
-                            "GetObject", f"s3://{bucket}/{key}", 206, "InvalidRange",
+                            "GetObject",
+                            f"s3://{bucket}/{key}",
+                            206,
+                            "InvalidRange",
                             f"asked {length} bytes at {offset}, got {len(part.body)}",
                         )
                     if part.body.obj is not view.obj:
@@ -472,9 +476,7 @@ class S3Client:
         deleted, failed = 0, []
         for start in range(0, len(keys), MAX_DELETE_BATCH):
             batch = keys[start : start + MAX_DELETE_BATCH]
-            objects = "".join(
-                f"<Object><Key>{_xml_escape(key)}</Key></Object>" for key in batch
-            )
+            objects = "".join(f"<Object><Key>{_xml_escape(key)}</Key></Object>" for key in batch)
             xml = f"<Delete><Quiet>true</Quiet>{objects}</Delete>".encode()
             md5 = base64.b64encode(hashlib.md5(xml, usedforsecurity=False).digest()).decode()
             response = await self._send(
@@ -491,9 +493,7 @@ class S3Client:
             deleted += len(batch) - len(errors)
         return deleted, failed
 
-    async def list_multipart_uploads(
-        self, bucket: str, prefix: str = ""
-    ) -> list[MultipartUpload]:
+    async def list_multipart_uploads(self, bucket: str, prefix: str = "") -> list[MultipartUpload]:
         uploads: list[MultipartUpload] = []
         markers: dict[str, str] = {}
         while True:

@@ -8,8 +8,16 @@ from s3dlio_ray.errors import S3DlioRayError
 
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 RETRYABLE_CODES = frozenset(
-    {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling",
-     "ThrottlingException", "RequestLimitExceeded", "RequestTimeTooSkewed"}
+    {
+        "SlowDown",
+        "RequestTimeout",
+        "InternalError",
+        "ServiceUnavailable",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "RequestTimeTooSkewed",
+    }
 )
 THROTTLE_CODES = frozenset(
     {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable"}

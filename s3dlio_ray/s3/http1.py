@@ -78,7 +78,9 @@ class ChunkedDecoder:
             try:
                 size = int(line.split(b";", 1)[0].strip(), 16)
             except ValueError:
-                raise TransportError(f"malformed chunked body: bad chunk size {line[:40]!r}") from None
+                raise TransportError(
+                    f"malformed chunked body: bad chunk size {line[:40]!r}"
+                ) from None
             if size == 0:
                 self._in_trailer = True
             else:
@@ -153,8 +155,10 @@ class _Connection(asyncio.BufferedProtocol):
             return
         if self._waiter is not None and not self._waiter.done():
             detail = f": {exc}" if exc else ""
-            where = "before a response" if self._state == "head" and not self._head_len else (
-                "in the middle of the response"
+            where = (
+                "before a response"
+                if self._state == "head" and not self._head_len
+                else ("in the middle of the response")
             )
             self._waiter.set_exception(
                 TransportError(f"connection closed by the server {where}{detail}")
@@ -374,7 +378,9 @@ class Http1Transport:
                 f"timed out connecting to {self.host}:{self.port} after {self._connect_timeout:g} s"
             ) from None
         except ssl.SSLError as exc:
-            raise ConnectError(f"TLS handshake with {self.host}:{self.port} failed: {exc}") from None
+            raise ConnectError(
+                f"TLS handshake with {self.host}:{self.port} failed: {exc}"
+            ) from None
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise ConnectError(f"cannot connect to {self.host}:{self.port}: {reason}") from None

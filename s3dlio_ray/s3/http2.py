@@ -54,9 +54,11 @@ class Http2Transport:
             ttfb = time.perf_counter() - started
             try:
                 length = int(response.headers.get("content-length", "-1"))
-                sink = memoryview(into)[:length] if into is not None and 0 <= length <= len(
-                    into
-                ) else None
+                sink = (
+                    memoryview(into)[:length]
+                    if into is not None and 0 <= length <= len(into)
+                    else None
+                )
                 if sink is None:
                     body_view = memoryview(await response.aread())
                 else:

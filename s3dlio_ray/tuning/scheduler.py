@@ -6,12 +6,13 @@ answers the in-flight limit to use next. A measurement spans at least `measure_i
 intervals, `min_ops` completed operations and `latency_windows` request latencies: with large
 objects or a long round trip an interval may see none complete, or a whole wave at once, and no
 completions is no information, not a throughput of zero. After a change the controller first lets
-one latency (and `settle_intervals`) pass, so requests started under the old limit do not count. It climbs geometrically while each step still buys
-`min_gain` more throughput, steps back to the last limit that paid off once a step does not, holds
-there, and probes upward again every `probe_every` intervals so it follows an endpoint that got
-faster. Throttling (503 SlowDown, 5xx, timeouts) cuts the limit by `backoff` at once and lowers a
-ceiling (halfway between the old and the new limit) that the climb respects, which recovers
-slowly while the endpoint stays quiet.
+one latency (and `settle_intervals`) pass, so requests started under the old limit do not count.
+
+It climbs geometrically while each step still buys `min_gain` more throughput, steps back to the
+last limit that paid off once a step does not, holds there, and probes upward again every
+`probe_every` measurements so it follows an endpoint that got faster. Throttling (503 SlowDown,
+5xx, timeouts) cuts the limit by `backoff` at once and lowers a ceiling (halfway between the old
+and the new limit) that the climb respects, which recovers slowly while the endpoint stays quiet.
 """
 
 from __future__ import annotations
