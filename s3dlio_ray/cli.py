@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from s3dlio_ray import __version__
-from s3dlio_ray.config import Settings, load_settings
+from s3dlio_ray.config import load_settings
 from s3dlio_ray.embedded import EMBEDDED_CREDENTIALS, EmbeddedS3
 from s3dlio_ray.engine import ConcurrencySample
 from s3dlio_ray.errors import S3DlioRayError
@@ -111,7 +112,7 @@ class _ProgressLine:
 def _run(args: argparse.Namespace, console: Console) -> int:
     settings = load_settings(args.workload, _overrides(args))
     if settings.run_id is None:
-        settings = Settings(**{**settings.__dict__, "run_id": new_run_id()})
+        settings = dataclasses.replace(settings, run_id=new_run_id())
     with contextlib.ExitStack() as stack:
         endpoint, credentials = settings.endpoint, None
         if endpoint is None:

@@ -142,30 +142,27 @@ def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return parse_optional
 
 
-def _int_range(lo: int, hi: int) -> Callable[[Any], int]:
-    def parse(value: Any) -> int:
+def _in_range(
+    parse: Callable[[Any], float], lo: float, hi: float, what: str
+) -> Callable[[Any], Any]:
+    def parse_in_range(value: Any) -> Any:
         try:
-            number = _parse_int(value)
+            number = parse(value)
         except ValueError:
-            number = lo - 1
-        if not lo <= number <= hi:
-            raise ValueError(f"expected an integer in {lo}..{hi}")
+            number = None
+        if number is None or not lo <= number <= hi:
+            raise ValueError(f"expected {what} in {lo}..{hi}")
         return number
 
-    return parse
+    return parse_in_range
+
+
+def _int_range(lo: int, hi: int) -> Callable[[Any], int]:
+    return _in_range(_parse_int, lo, hi, "an integer")
 
 
 def _float_range(lo: float, hi: float) -> Callable[[Any], float]:
-    def parse(value: Any) -> float:
-        try:
-            number = _parse_float(value)
-        except ValueError:
-            number = lo - 1
-        if not lo <= number <= hi:
-            raise ValueError(f"expected a number in {lo:g}..{hi:g}")
-        return number
-
-    return parse
+    return _in_range(_parse_float, lo, hi, "a number")
 
 
 def _choice(*allowed: str) -> Callable[[Any], str]:
@@ -232,7 +229,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "remove_bucket": _choice(*BUCKET_REMOVAL),
     "prefix": _parse_str,
     "run_id": _optional(_parse_str),
-    "objects": _int_range(1, 100_000_000),
+    "objects": _int_range(1, 10_000_000),
     "object_size": _size,
     "phases": _phases,
     "verify": _parse_bool,

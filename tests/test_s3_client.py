@@ -260,3 +260,33 @@ def test_access_denied_is_not_retried():
 
     error, events = asyncio.run(main())
     assert error.status == 403 and events == []
+
+
+def test_connection_reset_mid_response_is_retried():
+    """The first connection dies halfway through the body; the retry gets the whole object."""
+    body = b"0123456789" * 1000
+    attempts = []
+
+    async def handler(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        attempts.append(1)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+        writer.write(body[: 4000 if len(attempts) == 1 else len(body)])
+        await writer.drain()
+        if len(attempts) == 1:
+            writer.transport.abort()
+
+    async def main():
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = make_client(f"http://127.0.0.1:{port}")
+        events = []
+        client.on_retry = lambda op, throttled: events.append((op, throttled))
+        result = await client.get_object("b", "k")
+        await client.aclose()
+        server.close()
+        return bytes(result.body), events
+
+    got, events = asyncio.run(main())
+    assert got == body
+    assert len(attempts) == 2 and events == [("GetObject", False)]

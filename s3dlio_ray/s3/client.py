@@ -15,9 +15,17 @@ from urllib.parse import quote, urlsplit
 from s3dlio_ray.errors import ConfigError
 from s3dlio_ray.s3.errors import S3ConnectionError, S3Error, parse_error
 from s3dlio_ray.s3.http1 import Http1Transport
+from s3dlio_ray.s3.http2 import Http2Transport
 from s3dlio_ray.s3.retry import RetryPolicy
 from s3dlio_ray.s3.signing import UNSIGNED_PAYLOAD, Signer, payload_sha256
-from s3dlio_ray.s3.transport import Buffer, ConnectError, RequestTimeout, Response, TransportError
+from s3dlio_ray.s3.transport import (
+    Buffer,
+    ConnectError,
+    RequestTimeout,
+    Response,
+    Transport,
+    TransportError,
+)
 from s3dlio_ray.tuning.parts import part_ranges
 from s3dlio_ray.tuning.profiles import is_aws_endpoint
 
@@ -112,7 +120,7 @@ class S3Client:
         self._scheme = parts.scheme
         self._host = parts.hostname
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
-        self._transports: dict[str, object] = {}
+        self._transports: dict[str, Transport] = {}
         self.on_retry: RetryHook | None = None
         self._ssl: ssl.SSLContext | None = None
         if self._scheme == "https":
@@ -122,12 +130,10 @@ class S3Client:
     def endpoint_url(self) -> str:
         return f"{self._scheme}://{self._host}:{self._port}"
 
-    def _transport_for(self, host: str):
+    def _transport_for(self, host: str) -> Transport:
         transport = self._transports.get(host)
         if transport is None:
             if self.options.http2:
-                from s3dlio_ray.s3.http2 import Http2Transport
-
                 transport = Http2Transport(
                     f"{self._scheme}://{host}:{self._port}",
                     ssl_context=self._ssl,

@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from typing import TypeVar
 
 from s3dlio_ray.s3.transport import (
     Buffer,
@@ -27,6 +28,8 @@ from s3dlio_ray.s3.transport import (
     Response,
     TransportError,
 )
+
+T = TypeVar("T")
 
 HEADER_LIMIT = 64 * 1024
 SCRATCH_SIZE = 256 * 1024
@@ -313,7 +316,9 @@ class _Connection(asyncio.BufferedProtocol):
                 waiter.cancel()
                 self.reusable = False
 
-    async def _wait_progress(self, awaitable, waiter: asyncio.Future, timeout: float):
+    async def _wait_progress(
+        self, awaitable: Awaitable[T], waiter: asyncio.Future[Response], timeout: float
+    ) -> T | None:
         """Await `awaitable` while the connection keeps making progress within `timeout`."""
         task = asyncio.ensure_future(awaitable)
         try:

@@ -8,11 +8,23 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import httpx
 
 from s3dlio_ray.s3.transport import Buffer, ConnectError, RequestTimeout, Response, TransportError
+
+
+# httpcore slices the rest of a chunk after every DATA frame (a copy each time), so one large
+# chunk costs quadratic time; pieces a few frames long keep that copy small.
+H2_PIECE = 64 * 1024
+
+
+async def _pieces(body: Sequence[Buffer]) -> AsyncIterator[bytes]:
+    for segment in body:
+        view = memoryview(segment).cast("B")
+        for offset in range(0, len(view), H2_PIECE):
+            yield bytes(view[offset : offset + H2_PIECE])
 
 
 class Http2Transport:
@@ -45,7 +57,10 @@ class Http2Transport:
         body: Sequence[Buffer] = (),
         into: bytearray | memoryview | None = None,
     ) -> Response:
-        content = b"".join(body) if body else None
+        length = sum(memoryview(b).nbytes for b in body)
+        if length:
+            headers = {**headers, "Content-Length": str(length)}
+        content = _pieces(body) if length else None
         request = self._client.build_request(method, target, headers=headers, content=content)
         request.url = request.url.copy_with(raw_path=target.encode("ascii"))
         started = time.perf_counter()
