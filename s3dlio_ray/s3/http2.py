@@ -14,7 +14,6 @@ import httpx
 
 from s3dlio_ray.s3.transport import Buffer, ConnectError, RequestTimeout, Response, TransportError
 
-
 # httpcore slices the rest of a chunk after every DATA frame (a copy each time), so one large
 # chunk costs quadratic time; pieces a few frames long keep that copy small.
 H2_PIECE = 64 * 1024
