@@ -17,7 +17,7 @@ from s3dlio_ray.s3.signing import StaticCredentials
 
 def run_quick(*args: str, env: dict[str, str] | None = None):
     """`s3dlio-ray run configs/quick.yaml ARGS...` in a subprocess."""
-    return run_quick(*args, env=env)
+    return run_cli("run", "configs/quick.yaml", *args, env=env)
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 300):
