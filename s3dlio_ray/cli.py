@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,10 @@ from rich.console import Console
 from s3dlio_ray import __version__
 from s3dlio_ray.config import load_settings
 from s3dlio_ray.embedded import EMBEDDED_CREDENTIALS, EmbeddedS3
-from s3dlio_ray.engine import ConcurrencySample
 from s3dlio_ray.errors import S3DlioRayError
+from s3dlio_ray.launch import Progress, execute
 from s3dlio_ray.report import print_summary, write_json
-from s3dlio_ray.runner import RunResult, new_run_id, run_workload
-from s3dlio_ray.stats import OpStats
+from s3dlio_ray.runner import RunResult, new_run_id
 
 _OVERRIDES = {
     "endpoint": "S3 endpoint URL (default: AWS_ENDPOINT_URL, else an embedded moto server)",
@@ -37,6 +37,12 @@ _OVERRIDES = {
     "run_id": "run id (names the key prefix)",
     "phases": "comma-separated phases: put,get,cleanup",
     "output": "path of the JSON result file",
+    "executor": "ray (actors on every node, the default) or local (one process, no Ray)",
+    "ray_address": "Ray cluster to join (default: RAY_ADDRESS, a running one, or a new local one)",
+    "actors_per_node": "transfer actors per node (default: the node's CPUs)",
+    "metrics_port": "port of /metrics (default 9477; 0: any free port; off: none)",
+    "metrics_host": "address /metrics binds (default 127.0.0.1)",
+    "pushgateway_url": "Prometheus Pushgateway to push the final metrics to",
 }
 
 
@@ -88,15 +94,19 @@ class _ProgressLine:
         self._log_every = log_every_s
         self._last_log = 0.0
 
-    def __call__(self, phase: str, stats: OpStats, sample: ConcurrencySample) -> None:
+    def __call__(self, progress: Progress) -> None:
+        nodes = "  ".join(f"{node} {gbps:.2f}" for node, gbps in progress.node_gbps.items())
         text = (
-            f"{phase}: {stats.ops}/{self._total} objects  {sample.bytes_per_s / 1e9:.2f} GB/s  "
-            f"concurrency {sample.limit} ({sample.in_flight} in flight)  errors {stats.errors}"
+            f"{progress.phase}: {progress.done}/{self._total} objects  {progress.gbps:.2f} GB/s"
+            f"  concurrency {progress.limit} ({progress.in_flight} in flight)"
+            f"  errors {progress.errors}" + (f"  | GB/s by node: {nodes}" if nodes else "")
         )
         if self._status is not None:
             self._status.update(text)
-        elif sample.t_s - self._last_log >= self._log_every or sample.t_s < self._last_log:
-            self._last_log = sample.t_s
+            return
+        now = time.monotonic()
+        if now - self._last_log >= self._log_every:
+            self._last_log = now
             self._console.print(text, highlight=False)
 
     def __enter__(self) -> _ProgressLine:
@@ -120,8 +130,17 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             endpoint, credentials = embedded.url, EMBEDDED_CREDENTIALS
             console.print(f"embedded S3 endpoint (moto) at {endpoint}")
         progress = stack.enter_context(_ProgressLine(console, settings.objects))
-        hook = None if args.quiet else progress
-        result: RunResult = asyncio.run(run_workload(settings, endpoint, credentials, hook))
+        result: RunResult = asyncio.run(
+            execute(
+                settings,
+                endpoint,
+                credentials,
+                on_progress=None if args.quiet else progress,
+                on_metrics=lambda port: console.print(
+                    f"metrics: http://{settings.metrics_host}:{port}/metrics"
+                ),
+            )
+        )
     path = Path(settings.output or f"results/{settings.name}-{result.run_id}.json")
     print_summary(result, console, write_json(result, path))
     if result.error:

@@ -70,10 +70,25 @@ class Settings:
     timeout_s: float = 30.0
     max_attempts: int = 5
     output: str | None = None
+    executor: str = "ray"
+    ray_address: str | None = None
+    actors_per_node: int | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = 9477
+    metrics_scrape_interval_s: float = 15.0
+    metrics_linger_s: float | None = None
+    pushgateway_url: str | None = None
 
     @property
     def part_size(self) -> int:
         return self.part_size_mb * MIB
+
+    @property
+    def metrics_linger(self) -> float:
+        """How long final metrics stay served: two scrape intervals unless set."""
+        if self.metrics_linger_s is not None:
+            return self.metrics_linger_s
+        return 2 * self.metrics_scrape_interval_s
 
     @property
     def concurrency_mode(self) -> str:
@@ -195,6 +210,15 @@ def _concurrency(value: Any) -> int | None:
         raise ValueError("expected auto or an integer in 1..4096") from None
 
 
+def _metrics_port(value: Any) -> int | None:
+    if (isinstance(value, bool) and not value) or str(value).strip().lower() == "off":
+        return None
+    try:
+        return _int_range(0, 65535)(value)
+    except ValueError:
+        raise ValueError("expected off or a port in 0..65535 (0: any free port)") from None
+
+
 def _size(value: Any) -> int:
     try:
         size = parse_size(value)
@@ -247,6 +271,14 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "timeout_s": _float_range(0.1, 3600),
     "max_attempts": _int_range(1, 20),
     "output": _optional(_parse_str),
+    "executor": _choice("ray", "local"),
+    "ray_address": _optional(_parse_str),
+    "actors_per_node": _optional(_int_range(1, 1024)),
+    "metrics_host": _parse_str,
+    "metrics_port": _optional(_metrics_port),
+    "metrics_scrape_interval_s": _float_range(0.1, 3600),
+    "metrics_linger_s": _optional(_float_range(0, 3600)),
+    "pushgateway_url": _optional(_endpoint),
 }
 
 ENVIRONMENT = {

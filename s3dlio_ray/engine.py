@@ -8,6 +8,7 @@ controller resize the limit while the phase runs.
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -135,6 +136,16 @@ class _BufferPool:
         self._free.setdefault(len(buffer), []).append(buffer)
 
 
+@dataclass
+class EngineSnapshot:
+    """The running phase as it stands: cumulative since the phase began."""
+
+    phase: str
+    stats: OpStats
+    limit: int
+    in_flight: int
+
+
 ProgressHook = Callable[[str, OpStats, ConcurrencySample], None]
 
 
@@ -154,9 +165,17 @@ class Engine:
         self._part_size = part_size
         self._buffers = _BufferPool()
         self._stats: OpStats | None = None
+        self._live: tuple[str, OpStats, AdaptiveLimiter] | None = None
         self._throttled = False
         self.on_progress: ProgressHook | None = None
         client.on_retry = self._on_retry
+
+    def snapshot(self) -> EngineSnapshot | None:
+        """A copy of the running phase's statistics, or None between phases."""
+        if self._live is None:
+            return None
+        phase, stats, limiter = self._live
+        return EngineSnapshot(phase, copy.deepcopy(stats), limiter.limit, limiter.in_flight)
 
     def _on_retry(self, operation: str, throttled: bool) -> None:
         if self._stats is not None:
@@ -225,6 +244,7 @@ class Engine:
         stats = OpStats()
         result = PhaseResult(phase, 0.0, stats, start_concurrency=controller.limit)
         self._stats, self._throttled = stats, False
+        self._live = (phase, stats, limiter)
         fatal: list[BaseException] = []
         started = time.perf_counter()
 
@@ -261,6 +281,7 @@ class Engine:
             for task in tasks:
                 task.cancel()
             self._stats = None
+            self._live = None
         result.elapsed_s = time.perf_counter() - started
         result.final_concurrency = limiter.limit
         if fatal:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from s3dlio_ray.cluster.aggregate import ActorPhaseResult
 from s3dlio_ray.config import Settings
-from s3dlio_ray.engine import Engine, PhaseResult, ProgressHook
+from s3dlio_ray.engine import Engine, PhaseResult
 from s3dlio_ray.errors import S3DlioRayError
 from s3dlio_ray.s3.client import ClientOptions, S3Client
 from s3dlio_ray.s3.retry import RetryPolicy
@@ -40,6 +44,11 @@ class RunResult:
     http_version: str
     settings: Settings
     phases: list[PhaseResult] = field(default_factory=list)
+    breakdown: dict[str, list[ActorPhaseResult]] = field(default_factory=dict)
+    nodes: list[str] = field(default_factory=list)
+    actors: int = 1
+    gather_cpu_s: float = 0.0
+    gathers: int = 0
     cleanup: CleanupResult | None = None
     error: str | None = None
 
@@ -111,19 +120,54 @@ async def cleanup(client: S3Client, bucket: str, prefix: str, remove_bucket: boo
     return result
 
 
+class PhaseExecutor(Protocol):
+    """Runs one transfer phase over all the keys: one engine, or actors across a cluster.
+
+    `breakdown` holds, per phase, each actor's own part of the result.
+    """
+
+    breakdown: dict[str, list[ActorPhaseResult]]
+
+    async def run_phase(
+        self, phase: str, bucket: str, keys: Sequence[str], size: int, seed: int, verify: bool
+    ) -> PhaseResult: ...
+
+
+class LocalExecutor:
+    """Every phase on one engine in this process."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.node = socket.gethostname()
+        self.breakdown: dict[str, list[ActorPhaseResult]] = {}
+
+    async def run_phase(
+        self, phase: str, bucket: str, keys: Sequence[str], size: int, seed: int, verify: bool
+    ) -> PhaseResult:
+        data = ObjectData(seed)
+        if phase == "put":
+            result = await self.engine.put(bucket, keys, size, data)
+        else:
+            result = await self.engine.get(bucket, keys, size, data, verify)
+        self.breakdown[phase] = [ActorPhaseResult(f"{self.node}/local", self.node, result)]
+        return result
+
+
 async def run_workload(
     settings: Settings,
     endpoint: str | None,
+    executor: PhaseExecutor,
     credentials: StaticCredentials | None = None,
-    on_progress: ProgressHook | None = None,
 ) -> RunResult:
-    """Run every phase the settings name; cleanup runs even when a phase failed."""
+    """Run every phase the settings name; cleanup runs even when a phase failed.
+
+    Bucket set-up and cleanup happen here, on this process's own client; the transfer phases on
+    the executor.
+    """
     run_id = settings.run_id or new_run_id()
     seed = settings.seed if settings.seed is not None else secrets.randbits(32)
     profile = select_profile(settings.profile, endpoint)
     client = build_client(settings, endpoint, credentials)
-    engine = build_engine(settings, client, profile)
-    engine.on_progress = on_progress
     bucket = settings.bucket or f"s3dlio-ray-{run_id}".lower()
     result = RunResult(
         run_id,
@@ -136,20 +180,20 @@ async def run_workload(
         settings,
     )
     keys = object_keys(settings.prefix, run_id, settings.objects)
-    data = ObjectData(seed)
     try:
         try:
             if "put" in settings.phases and not await client.bucket_exists(bucket):
                 result.bucket_created = await client.create_bucket(bucket)
             for phase in settings.phases:
-                if phase == "put":
-                    result.phases.append(await engine.put(bucket, keys, settings.object_size, data))
-                elif phase == "get":
+                if phase in PHASE_DIRECTION:
                     result.phases.append(
-                        await engine.get(bucket, keys, settings.object_size, data, settings.verify)
+                        await executor.run_phase(
+                            phase, bucket, keys, settings.object_size, seed, settings.verify
+                        )
                     )
         except S3DlioRayError as exc:
             result.error = str(exc)
+        result.breakdown = executor.breakdown
         if "cleanup" in settings.phases:
             remove = settings.remove_bucket == "always" or (
                 settings.remove_bucket == "created" and result.bucket_created

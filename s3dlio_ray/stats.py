@@ -48,6 +48,16 @@ class LatencyHistogram:
         self.min_s = min(self.min_s, other.min_s)
         self.max_s = max(self.max_s, other.max_s)
 
+    def since(self, earlier: LatencyHistogram) -> LatencyHistogram:
+        """What was recorded after `earlier` (a previous state of this same histogram)."""
+        return LatencyHistogram(
+            [a - b for a, b in zip(self.counts, earlier.counts, strict=True)],
+            self.count - earlier.count,
+            self.total_s - earlier.total_s,
+            self.min_s,
+            self.max_s,
+        )
+
     def percentile(self, q: float) -> float:
         """Latency in seconds at quantile q (0..1); 0.0 for an empty histogram."""
         if self.count == 0:
@@ -115,6 +125,17 @@ class OpStats:
         self.retries += other.retries
         self.latency.merge(other.latency)
         self.ttfb.merge(other.ttfb)
+
+    def since(self, earlier: OpStats) -> OpStats:
+        """What happened after `earlier` (a previous state of these same statistics)."""
+        return OpStats(
+            self.ops - earlier.ops,
+            self.bytes - earlier.bytes,
+            self.errors - earlier.errors,
+            self.retries - earlier.retries,
+            self.latency.since(earlier.latency),
+            self.ttfb.since(earlier.ttfb),
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {

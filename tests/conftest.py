@@ -1,8 +1,11 @@
-"""Shared real servers: one moto server process per test session, on loopback."""
+"""Shared real servers: one moto server and one Ray cluster per test session, on loopback."""
 
 from __future__ import annotations
 
 import os
+
+# Ray reads this when imported: without it Ray binds the machine's external address, not loopback.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 import sys
 import uuid
 from pathlib import Path
@@ -24,6 +27,29 @@ TEST_CREDENTIALS = StaticCredentials("testing-key", "testing-secret")
 def moto_url():
     with EmbeddedS3() as server:
         yield server.url
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory):
+    """A head and two worker nodes of one CPU each; the test process is connected as a driver."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True,
+        connect=True,
+        head_node_args={
+            "num_cpus": 1,
+            "include_dashboard": False,
+            "temp_dir": str(tmp_path_factory.mktemp("ray")),
+        },
+    )
+    for _ in range(2):
+        cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
 
 
 def boto3_client(url: str, credentials: StaticCredentials = TEST_CREDENTIALS):

@@ -15,9 +15,15 @@ from s3dlio_ray.embedded import EmbeddedS3
 from s3dlio_ray.s3.signing import StaticCredentials
 
 
+@pytest.fixture(autouse=True)
+def join_session_cluster(ray_cluster, monkeypatch):
+    """Every run in this module joins the session's Ray cluster instead of starting its own."""
+    monkeypatch.setenv("RAY_ADDRESS", ray_cluster.address)
+
+
 def run_quick(*args: str, env: dict[str, str] | None = None):
-    """`s3dlio-ray run configs/quick.yaml ARGS...` in a subprocess."""
-    return run_cli("run", "configs/quick.yaml", *args, env=env)
+    """`s3dlio-ray run configs/quick.yaml ARGS...` in a subprocess, on the session's Ray cluster."""
+    return run_cli("run", "configs/quick.yaml", "--metrics-port", "0", *args, env=env)
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 300):
@@ -96,7 +102,10 @@ def test_multipart_objects_through_the_command_line(moto_url, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(out.read_text())
     assert [p["verified"] for p in result["phases"]] == [0, 3]
-    assert result["phases"][0]["concurrency"]["final"] == 4
+    # Concurrency is per actor; the cluster's is the sum over its actors (one per node here).
+    assert result["cluster"]["actors"] == 3
+    assert result["phases"][0]["concurrency"]["final"] == 4 * 3
+    assert {a["concurrency"]["final"] for a in result["phases"][0]["actors"]} == {4}
 
 
 def test_embedded_endpoint_when_none_is_configured(tmp_path):

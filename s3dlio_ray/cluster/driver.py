@@ -1,0 +1,279 @@
+"""The driver: places transfer actors on every node, runs phases across them, watches them live.
+
+A phase is sharded over all actors; every second the driver gathers each actor's running
+statistics (small snapshots, answered between transfers on the actor's event loop) into per-node
+totals for the progress line and the metrics. When an actor dies, its whole share goes to the
+actors still alive: its partial work is not counted in the result, so nothing is counted twice,
+and a key that no actor could take is listed as failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import ray
+from ray.exceptions import RayActorError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from s3dlio_ray.cluster.actor import TransferActor
+from s3dlio_ray.cluster.aggregate import ActorPhaseResult, LiveTotals, merge_phase
+from s3dlio_ray.cluster.sharding import shard
+from s3dlio_ray.config import Settings
+from s3dlio_ray.engine import PhaseResult
+from s3dlio_ray.errors import S3DlioRayError
+from s3dlio_ray.s3.signing import StaticCredentials, resolve_credentials
+
+log = logging.getLogger(__name__)
+
+ACTOR_LOST = (RayActorError, ray.exceptions.ActorUnavailableError)
+
+
+@dataclass(frozen=True)
+class NodeSlot:
+    """Where actors go: one Ray node, how many actors, and the CPUs each reserves."""
+
+    node_id: str
+    label: str
+    actors: int
+    cpus_each: float
+
+
+def node_labels(nodes: Sequence[dict]) -> dict[str, str]:
+    """A readable, unique label per node: its IP, or IP and short node id when IPs repeat."""
+    ips = [n["NodeManagerAddress"] for n in nodes]
+    return {
+        n["NodeID"]: n["NodeManagerAddress"]
+        if ips.count(n["NodeManagerAddress"]) == 1
+        else f"{n['NodeManagerAddress']}-{n['NodeID'][:6]}"
+        for n in nodes
+    }
+
+
+def plan_slots(nodes: Sequence[dict], actors_per_node: int | None) -> list[NodeSlot]:
+    """Actors on every alive node with CPUs: `actors_per_node`, or one per CPU."""
+    alive = [n for n in nodes if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+    labels = node_labels(alive)
+    slots = []
+    for node in sorted(alive, key=lambda n: labels[n["NodeID"]]):
+        cpus = node["Resources"]["CPU"]
+        count = actors_per_node or max(1, int(cpus))
+        slots.append(
+            NodeSlot(node["NodeID"], labels[node["NodeID"]], count, min(1.0, cpus / count))
+        )
+    return slots
+
+
+def connect(address: str | None = None) -> None:
+    """Join the cluster named by `address` or RAY_ADDRESS, a running local one, or start one."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    options = {"logging_level": logging.WARNING, "log_to_driver": True}
+    if address:
+        ray.init(address=address, **options)
+        return
+    try:
+        ray.init(address="auto", **options)
+    except ConnectionError:
+        _stay_on_loopback()
+        ray.init(include_dashboard=False, **options)
+
+
+def _stay_on_loopback() -> None:
+    """Make the local cluster we start bind 127.0.0.1 rather than the machine's external address.
+
+    Ray binds loopback only when RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, which it reads when it is
+    imported: the variable reaches the processes it spawns, the constant this one.
+    """
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+@dataclass
+class _Actor:
+    name: str
+    node: str
+    handle: ray.actor.ActorHandle
+    alive: bool = True
+
+
+@dataclass
+class _Task:
+    task_id: int
+    actor: _Actor
+    keys: list[str]
+    future: asyncio.Future = field(repr=False)
+
+
+TickHook = Callable[[str, "RayExecutor"], None]
+
+
+class RayExecutor:
+    """Runs workload phases on transfer actors spread over the Ray cluster."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        endpoint: str | None,
+        credentials: StaticCredentials | None,
+        tick_s: float = 1.0,
+    ) -> None:
+        self._settings = settings
+        self._endpoint = endpoint
+        self._credentials = credentials
+        self._tick_s = tick_s
+        self._actors: list[_Actor] = []
+        self._task_ids = itertools.count()
+        self.totals = LiveTotals()
+        self.rates: dict[tuple[str, str], float] = {}
+        self.breakdown: dict[str, list[ActorPhaseResult]] = {}
+        self.on_tick: TickHook | None = None
+        self.gather_cpu_s = 0.0
+        self.gathers = 0
+
+    @property
+    def nodes(self) -> list[str]:
+        return sorted({a.node for a in self._actors})
+
+    @property
+    def actor_count(self) -> int:
+        return len(self._actors)
+
+    def actors_per_node(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for actor in self._actors:
+            counts[actor.node] = counts.get(actor.node, 0) + 1
+        return counts
+
+    def _actor_credentials(self) -> StaticCredentials:
+        """The driver's credentials, handed to every actor so all nodes act as one identity."""
+        if self._credentials is not None:
+            return self._credentials
+        frozen = resolve_credentials(self._settings.aws_profile).get_frozen_credentials()
+        return StaticCredentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    def start(self) -> None:
+        credentials = self._actor_credentials()
+        connect(self._settings.ray_address)
+        slots = plan_slots(ray.nodes(), self._settings.actors_per_node)
+        if not slots:
+            raise S3DlioRayError("the Ray cluster has no alive node with CPUs to run actors on")
+        for slot in slots:
+            for index in range(slot.actors):
+                handle = TransferActor.options(
+                    num_cpus=slot.cpus_each,
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(slot.node_id, soft=False),
+                    max_restarts=0,
+                ).remote(self._settings, self._endpoint, credentials)
+                self._actors.append(_Actor(f"{slot.label}/{index}", slot.label, handle))
+        try:
+            ray.get([a.handle.info.remote() for a in self._actors], timeout=120)
+        except ray.exceptions.GetTimeoutError:
+            raise S3DlioRayError(
+                f"{len(self._actors)} transfer actors could not be placed within 120 s: are the "
+                "cluster's CPUs taken by another job? (set actors_per_node)"
+            ) from None
+
+    def _submit(self, actor: _Actor, phase: str, args: tuple, keys: list[str]) -> _Task:
+        task_id = next(self._task_ids)
+        ref = actor.handle.run_phase.remote(task_id, phase, args[0], keys, *args[1:])
+        return _Task(task_id, actor, keys, asyncio.wrap_future(ref.future()))
+
+    async def run_phase(
+        self, phase: str, bucket: str, keys: Sequence[str], size: int, seed: int, verify: bool
+    ) -> PhaseResult:
+        args = (bucket, size, seed, verify)
+        live = [a for a in self._actors if a.alive]
+        tasks = [
+            self._submit(actor, phase, args, share)
+            for actor, share in zip(live, shard(keys, len(live)), strict=True)
+            if share
+        ]
+        started = time.perf_counter()
+        parts: list[ActorPhaseResult] = []
+        unassigned: dict[str, str] = {}
+        watcher = asyncio.ensure_future(self._watch(phase, tasks))
+        try:
+            while tasks:
+                await asyncio.wait([t.future for t in tasks], return_when=asyncio.FIRST_COMPLETED)
+                for task in [t for t in tasks if t.future.done()]:
+                    tasks.remove(task)
+                    try:
+                        result: PhaseResult = task.future.result()
+                    except ACTOR_LOST as exc:
+                        tasks += self._reassign(task, phase, args, exc, unassigned)
+                        continue
+                    self.totals.finish(task.task_id, task.actor.node, phase, result.stats)
+                    parts.append(ActorPhaseResult(task.actor.name, task.actor.node, result))
+        finally:
+            watcher.cancel()
+        merged = merge_phase(phase, time.perf_counter() - started, [p.result for p in parts])
+        merged.failed.update(unassigned)
+        merged.stats.errors += len(unassigned)
+        self.breakdown[phase] = parts
+        return merged
+
+    def _reassign(
+        self, task: _Task, phase: str, args: tuple, exc: Exception, unassigned: dict[str, str]
+    ) -> list[_Task]:
+        task.actor.alive = False
+        self.totals.abandon(task.task_id)
+        live = [a for a in self._actors if a.alive]
+        log.warning(
+            "actor %s died during %s (%s); giving its %d keys to %d other actors",
+            task.actor.name,
+            phase,
+            type(exc).__name__,
+            len(task.keys),
+            len(live),
+        )
+        if not live:
+            reason = f"actor {task.actor.name} died and no live actor was left to take the key"
+            unassigned.update(dict.fromkeys(task.keys, reason))
+            return []
+        return [
+            self._submit(actor, phase, args, share)
+            for actor, share in zip(live, shard(task.keys, len(live)), strict=True)
+            if share
+        ]
+
+    async def _watch(self, phase: str, tasks: list[_Task]) -> None:
+        """Every tick: gather snapshots from the running tasks' actors, update totals and rates."""
+        previous = {key: stats.bytes for key, stats in self.totals.totals.items()}
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(self._tick_s)
+            cpu0 = time.process_time()
+            running = {t.actor.name: t for t in tasks}
+            refs = [t.actor.handle.snapshot.remote() for t in running.values()]
+            replies = await asyncio.gather(*refs, return_exceptions=True)
+            for task, reply in zip(running.values(), replies, strict=True):
+                if isinstance(reply, BaseException):
+                    continue
+                task_id, snapshot = reply
+                self.totals.observe(task_id, task.actor.node, snapshot)
+            now = time.perf_counter()
+            for key, stats in self.totals.totals.items():
+                self.rates[key] = (stats.bytes - previous.get(key, 0)) / (now - last)
+                previous[key] = stats.bytes
+            last = now
+            self.gather_cpu_s += time.process_time() - cpu0
+            self.gathers += 1
+            if self.on_tick is not None:
+                self.on_tick(phase, self)
+
+    async def close(self) -> None:
+        """Stop the actors (their connections close with them); safe to call twice."""
+        for actor in self._actors:
+            if actor.alive:
+                with contextlib.suppress(ACTOR_LOST):
+                    await actor.handle.close.remote()
+                ray.kill(actor.handle)
+        self._actors.clear()

@@ -1,0 +1,134 @@
+"""One run, set up and torn down: executor (Ray actors or one local engine), metrics, progress."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from s3dlio_ray import __version__
+from s3dlio_ray.cluster.driver import RayExecutor
+from s3dlio_ray.config import Settings
+from s3dlio_ray.engine import ConcurrencySample
+from s3dlio_ray.metrics import MetricsExporter, MetricsView
+from s3dlio_ray.runner import LocalExecutor, RunResult, build_client, build_engine, run_workload
+from s3dlio_ray.s3.signing import StaticCredentials
+from s3dlio_ray.stats import OpStats
+from s3dlio_ray.tuning.profiles import select_profile
+
+
+@dataclass
+class Progress:
+    """What the live progress line shows."""
+
+    phase: str
+    done: int
+    errors: int
+    gbps: float
+    limit: int
+    in_flight: int
+    node_gbps: dict[str, float] = field(default_factory=dict)
+
+
+ProgressHook = Callable[[Progress], None]
+
+
+def run_info(settings: Settings, endpoint: str) -> dict[str, str]:
+    """Labels of the run-info metric: what ran and how; never credentials."""
+    return {
+        "run_id": settings.run_id or "",
+        "workload": settings.name,
+        "endpoint": endpoint,
+        "objects": str(settings.objects),
+        "object_size": str(settings.object_size),
+        "concurrency": settings.concurrency_mode
+        if settings.concurrency is None
+        else str(settings.concurrency),
+        "http": "HTTP/2" if settings.http2 else "HTTP/1.1",
+        "executor": settings.executor,
+        "version": __version__,
+    }
+
+
+def _ray_progress(phase: str, executor: RayExecutor) -> Progress:
+    phase_totals = {node: s for (node, op), s in executor.totals.totals.items() if op == phase}
+    node_gbps = {node: executor.rates.get((node, phase), 0.0) / 1e9 for node in executor.nodes}
+    concurrency = executor.totals.concurrency()
+    return Progress(
+        phase,
+        sum(s.ops for s in phase_totals.values()),
+        sum(s.errors for s in phase_totals.values()),
+        sum(node_gbps.values()),
+        sum(limit for limit, _ in concurrency.values()),
+        sum(in_flight for _, in_flight in concurrency.values()),
+        node_gbps,
+    )
+
+
+def _local_progress(phase: str, stats: OpStats, sample: ConcurrencySample) -> Progress:
+    return Progress(
+        phase, stats.ops, stats.errors, sample.bytes_per_s / 1e9, sample.limit, sample.in_flight
+    )
+
+
+async def execute(
+    settings: Settings,
+    endpoint: str,
+    credentials: StaticCredentials | None = None,
+    on_progress: ProgressHook | None = None,
+    on_metrics: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Run the workload on the configured executor, serving metrics while it runs.
+
+    `on_metrics` is told the port /metrics is served on, once it is.
+    """
+    if settings.executor == "local":
+        engine = build_engine(
+            settings,
+            build_client(settings, endpoint, credentials),
+            select_profile(settings.profile, endpoint),
+        )
+        if on_progress is not None:
+            engine.on_progress = lambda *a: on_progress(_local_progress(*a))
+        try:
+            return await run_workload(settings, endpoint, LocalExecutor(engine), credentials)
+        finally:
+            await engine.client.aclose()
+
+    executor = RayExecutor(settings, endpoint, credentials)
+    exporter = None
+    try:
+        executor.start()
+        if on_progress is not None:
+            executor.on_tick = lambda phase, ex: on_progress(_ray_progress(phase, ex))
+        if settings.metrics_port is not None:
+            view = MetricsView(
+                executor.totals.totals,
+                executor.rates,
+                executor.totals.concurrency,
+                executor.actors_per_node(),
+            )
+            exporter = MetricsExporter(
+                view,
+                run_info(settings, endpoint),
+                settings.metrics_host,
+                settings.metrics_port,
+                settings.metrics_linger,
+                settings.pushgateway_url,
+            ).start()
+            if on_metrics is not None:
+                on_metrics(exporter.port)
+        result = await run_workload(settings, endpoint, executor, credentials)
+        result.nodes = executor.nodes
+        result.actors = executor.actor_count
+        result.gather_cpu_s = executor.gather_cpu_s
+        result.gathers = executor.gathers
+        await executor.close()
+        if exporter is not None:
+            exporter.finish()
+    finally:
+        with contextlib.suppress(Exception):
+            await executor.close()
+        if exporter is not None:
+            exporter.stop()
+    return result

@@ -1,0 +1,177 @@
+"""Prometheus export of the driver's aggregated view, per node and per operation.
+
+A custom collector renders the live totals at scrape time, so counters are exactly the driver's
+cumulative sums (which never go backwards) and the latency histogram is the merged one, not an
+average of percentiles. After the run the final values stay served for a linger period (when
+anyone scraped during the run) and can be pushed to a Pushgateway, so the last numbers are kept.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, push_to_gateway, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+)
+from prometheus_client.registry import Collector
+
+from s3dlio_ray.errors import S3DlioRayError
+from s3dlio_ray.stats import SUB_BUCKETS, LatencyHistogram, OpStats, bucket_upper_bound
+
+PREFIX = "s3dlio_ray"
+# Every power of two from 2^-16 s (15 us) to 2^8 s (256 s): 25 buckets, each an exact sum of the
+# fine buckets below it.
+LE_INDICES = [
+    i for i in range(0, 1 + 40 * SUB_BUCKETS, SUB_BUCKETS) if 1.5e-5 < bucket_upper_bound(i) < 300
+]
+
+
+@dataclass
+class MetricsView:
+    """What the exporter reads; the driver keeps it current."""
+
+    totals: Mapping[tuple[str, str], OpStats] = field(default_factory=dict)
+    rates: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    concurrency: Callable[[], Mapping[str, tuple[int, int]]] = dict
+    actors: Mapping[str, int] = field(default_factory=dict)
+
+
+def histogram_buckets(hist: LatencyHistogram) -> list[tuple[str, float]]:
+    """Cumulative (le, count) pairs for Prometheus from the fine log buckets."""
+    buckets, cumulative, index = [], 0, 0
+    for le_index in LE_INDICES:
+        while index <= le_index:
+            cumulative += hist.counts[index]
+            index += 1
+        buckets.append((f"{bucket_upper_bound(le_index):.9g}", cumulative))
+    buckets.append(("+Inf", hist.count))
+    return buckets
+
+
+class RunCollector(Collector):
+    def __init__(self, view: MetricsView, run_info: Mapping[str, str]) -> None:
+        self.view = view
+        self.run_info = dict(run_info)
+        self.scrapes = 0
+
+    def collect(self) -> Iterator:
+        self.scrapes += 1
+        view = self.view
+        families = {
+            "bytes": CounterMetricFamily(
+                f"{PREFIX}_bytes", "Bytes transferred", labels=["node", "op"]
+            ),
+            "ops": CounterMetricFamily(
+                f"{PREFIX}_operations", "Object operations completed", labels=["node", "op"]
+            ),
+            "errors": CounterMetricFamily(
+                f"{PREFIX}_errors", "Object operations that failed", labels=["node", "op"]
+            ),
+            "retries": CounterMetricFamily(
+                f"{PREFIX}_retries", "Requests retried", labels=["node", "op"]
+            ),
+        }
+        throughput = GaugeMetricFamily(
+            f"{PREFIX}_throughput_bytes_per_second",
+            "Bytes per second over the last gathering interval",
+            labels=["node", "op"],
+        )
+        latency: dict[str, LatencyHistogram] = {}
+        for (node, op), stats in sorted(view.totals.items()):
+            families["bytes"].add_metric([node, op], stats.bytes)
+            families["ops"].add_metric([node, op], stats.ops)
+            families["errors"].add_metric([node, op], stats.errors)
+            families["retries"].add_metric([node, op], stats.retries)
+            throughput.add_metric([node, op], view.rates.get((node, op), 0.0))
+            latency.setdefault(op, LatencyHistogram()).merge(stats.latency)
+        yield from families.values()
+        yield throughput
+        limit = GaugeMetricFamily(
+            f"{PREFIX}_concurrency_limit", "In-flight request limit", labels=["node"]
+        )
+        in_flight = GaugeMetricFamily(
+            f"{PREFIX}_inflight_requests", "Requests in flight", labels=["node"]
+        )
+        for node, (node_limit, node_in_flight) in sorted(view.concurrency().items()):
+            limit.add_metric([node], node_limit)
+            in_flight.add_metric([node], node_in_flight)
+        yield limit
+        yield in_flight
+        actors = GaugeMetricFamily(f"{PREFIX}_actors", "Transfer actors", labels=["node"])
+        for node, count in sorted(view.actors.items()):
+            actors.add_metric([node], count)
+        yield actors
+        histogram = HistogramMetricFamily(
+            f"{PREFIX}_request_latency_seconds", "Object operation latency", labels=["op"]
+        )
+        for op, hist in sorted(latency.items()):
+            histogram.add_metric([op], histogram_buckets(hist), sum_value=hist.total_s)
+        yield histogram
+        info = InfoMetricFamily(f"{PREFIX}_run", "The run: id, workload, configuration")
+        info.add_metric([], self.run_info)
+        yield info
+
+
+class MetricsExporter:
+    """Serves /metrics on host:port for the run, then lingers and pushes the final values."""
+
+    def __init__(
+        self,
+        view: MetricsView,
+        run_info: Mapping[str, str],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        linger_s: float = 30.0,
+        pushgateway_url: str | None = None,
+    ) -> None:
+        self.registry = CollectorRegistry()
+        self.collector = RunCollector(view, run_info)
+        self.registry.register(self.collector)
+        self._host, self._port = host, port
+        self._linger_s = linger_s
+        self._pushgateway = pushgateway_url
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_port if self._server else self._port
+
+    def start(self) -> MetricsExporter:
+        try:
+            self._server, self._thread = start_http_server(
+                self._port, addr=self._host, registry=self.registry
+            )
+        except OSError as exc:
+            raise S3DlioRayError(
+                f"metrics: cannot serve on {self._host}:{self._port}: {exc.strerror}; choose "
+                "another metrics_port (0 = any free port) or metrics_port: off"
+            ) from None
+        return self
+
+    def finish(self) -> None:
+        """Push the final values if a Pushgateway is set; linger if anyone was scraping."""
+        scraped = self.collector.scrapes > 0
+        if self._pushgateway:
+            try:
+                push_to_gateway(self._pushgateway, job="s3dlio-ray", registry=self.registry)
+            except OSError as exc:
+                raise S3DlioRayError(
+                    f"metrics: cannot push to {self._pushgateway}: {exc}"
+                ) from None
+        if scraped and self._linger_s > 0:
+            time.sleep(self._linger_s)
+        self.stop()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
