@@ -26,8 +26,8 @@ from s3dlio_ray.errors import S3DlioRayError
 from s3dlio_ray.stats import SUB_BUCKETS, LatencyHistogram, OpStats, bucket_upper_bound
 
 PREFIX = "s3dlio_ray"
-# Every power of two from 2^-16 s (15 us) to 2^8 s (256 s): 25 buckets, each an exact sum of the
-# fine buckets below it.
+# Every power of two microseconds from 16 us to 268 s: 25 buckets, each an exact sum of the fine
+# buckets below it.
 LE_INDICES = [
     i for i in range(0, 1 + 40 * SUB_BUCKETS, SUB_BUCKETS) if 1.5e-5 < bucket_upper_bound(i) < 300
 ]
