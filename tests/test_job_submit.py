@@ -1,0 +1,151 @@
+"""`ray job submit` end to end: a head started here on loopback, the job, its objects and logs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import ROOT, TEST_CREDENTIALS
+
+from s3dlio_ray.embedded import free_port
+
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def stop_processes_under(folder: str) -> None:
+    """Stop the Ray processes this test started (their command lines name its temp dir) only."""
+    mine = []
+    for process in psutil.process_iter(["cmdline"]):
+        if any(folder in part for part in process.info["cmdline"] or []):
+            mine.append(process)
+    for process in mine:
+        process.terminate()
+    _, alive = psutil.wait_procs(mine, timeout=10)
+    for process in alive:
+        process.kill()
+
+
+@pytest.fixture
+def ray_head():
+    temp_dir = tempfile.mkdtemp(prefix="s3r-")
+    dashboard = free_port()
+    env = {
+        **os.environ,
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        # Token authentication, as Ray 2.60 turns on by default, with a token of this test's own.
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": uuid.uuid4().hex + uuid.uuid4().hex,
+        "AWS_ACCESS_KEY_ID": TEST_CREDENTIALS.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": TEST_CREDENTIALS.secret_access_key,
+    }
+    env.pop("RAY_ADDRESS", None)
+    ports = {
+        name: free_port()
+        for name in (
+            "--port",
+            "--node-manager-port",
+            "--object-manager-port",
+            "--ray-client-server-port",
+            "--dashboard-agent-listen-port",
+            "--dashboard-agent-grpc-port",
+            "--metrics-export-port",
+            "--runtime-env-agent-port",
+        )
+    }
+    first_worker = 20000 + (os.getpid() % 2000) * 10
+    command = [
+        RAY,
+        "start",
+        "--head",
+        "--num-cpus",
+        "2",
+        "--include-dashboard",
+        "true",
+        "--dashboard-host",
+        "127.0.0.1",
+        "--dashboard-port",
+        str(dashboard),
+        "--node-ip-address",
+        "127.0.0.1",
+        "--temp-dir",
+        temp_dir,
+        "--min-worker-port",
+        str(first_worker),
+        "--max-worker-port",
+        str(first_worker + 9),
+        "--disable-usage-stats",
+        *[str(x) for pair in ports.items() for x in pair],
+    ]
+    try:
+        subprocess.run(command, env=env, check=True, capture_output=True, text=True, timeout=120)
+        yield f"http://127.0.0.1:{dashboard}", env
+    finally:
+        stop_processes_under(temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def ray_job(env, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [RAY, "job", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_ray_job_submit_runs_the_quick_validation(ray_head, moto_url, boto3_s3, bucket):
+    address, env = ray_head
+    job_id = f"s3dlio-ray-test-{uuid.uuid4().hex[:6]}"
+    run_id = f"job-{uuid.uuid4().hex[:6]}"
+    submitted = ray_job(
+        env,
+        "submit",
+        "--address",
+        address,
+        "--working-dir",
+        ".",
+        "--submission-id",
+        job_id,
+        "--no-wait",
+        "--",
+        "python",
+        "-m",
+        "s3dlio_ray",
+        "run",
+        "configs/quick.yaml",
+        "--endpoint",
+        moto_url,
+        "--bucket",
+        bucket,
+        "--run-id",
+        run_id,
+        "--objects",
+        "6",
+        "--object-size",
+        "256KiB",
+        "--phases",
+        "put,get",
+        "--metrics-port",
+        "0",
+    )
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    deadline = time.monotonic() + 180
+    status = ""
+    while time.monotonic() < deadline:
+        reply = ray_job(env, "status", "--address", address, job_id)
+        status = (reply.stdout + reply.stderr).lower()
+        if any(f"job '{job_id}' {end}" in status for end in ("succeeded", "failed", "stopped")):
+            break
+        time.sleep(1)
+    logs = ray_job(env, "logs", "--address", address, job_id).stdout
+    assert f"job '{job_id}' succeeded" in status, status + logs
+    assert "OK" in logs and "verified" in logs
+    assert TEST_CREDENTIALS.secret_access_key not in logs
+    stored = boto3_s3.list_objects_v2(Bucket=bucket, Prefix=f"s3dlio-ray/{run_id}/")["Contents"]
+    assert len(stored) == 6 and all(o["Size"] == 256 * 1024 for o in stored)
