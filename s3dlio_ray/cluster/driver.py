@@ -104,6 +104,15 @@ class _Actor:
     alive: bool = True
 
 
+@dataclass(frozen=True)
+class _Phase:
+    phase: str
+    bucket: str
+    size: int
+    seed: int
+    verify: bool
+
+
 @dataclass
 class _Task:
     task_id: int
@@ -181,21 +190,26 @@ class RayExecutor:
                 "cluster's CPUs taken by another job? (set actors_per_node)"
             ) from None
 
-    def _submit(self, actor: _Actor, phase: str, args: tuple, keys: list[str]) -> _Task:
-        task_id = next(self._task_ids)
-        ref = actor.handle.run_phase.remote(task_id, phase, args[0], keys, *args[1:])
-        return _Task(task_id, actor, keys, asyncio.wrap_future(ref.future()))
+    def _spread(self, spec: _Phase, keys: Sequence[str]) -> list[_Task]:
+        """Shard `keys` over the live actors and start a run_phase call on each."""
+        live = [a for a in self._actors if a.alive]
+        tasks = []
+        for actor, share in zip(live, shard(keys, len(live)), strict=True):
+            if share:
+                task_id = next(self._task_ids)
+                ref = actor.handle.run_phase.remote(
+                    task_id, spec.phase, spec.bucket, share, spec.size, spec.seed, spec.verify
+                )
+                tasks.append(_Task(task_id, actor, share, asyncio.wrap_future(ref.future())))
+        return tasks
 
     async def run_phase(
         self, phase: str, bucket: str, keys: Sequence[str], size: int, seed: int, verify: bool
     ) -> PhaseResult:
-        args = (bucket, size, seed, verify)
-        live = [a for a in self._actors if a.alive]
-        tasks = [
-            self._submit(actor, phase, args, share)
-            for actor, share in zip(live, shard(keys, len(live)), strict=True)
-            if share
-        ]
+        if not any(a.alive for a in self._actors):
+            raise S3DlioRayError(f"{phase}: no transfer actor is left alive in the cluster")
+        spec = _Phase(phase, bucket, size, seed, verify)
+        tasks = self._spread(spec, keys)
         started = time.perf_counter()
         parts: list[ActorPhaseResult] = []
         unassigned: dict[str, str] = {}
@@ -208,7 +222,7 @@ class RayExecutor:
                     try:
                         result: PhaseResult = task.future.result()
                     except ACTOR_LOST as exc:
-                        tasks += self._reassign(task, phase, args, exc, unassigned)
+                        tasks += self._reassign(task, spec, exc, unassigned)
                         continue
                     self.totals.finish(task.task_id, task.actor.node, phase, result.stats)
                     parts.append(ActorPhaseResult(task.actor.name, task.actor.node, result))
@@ -221,28 +235,24 @@ class RayExecutor:
         return merged
 
     def _reassign(
-        self, task: _Task, phase: str, args: tuple, exc: Exception, unassigned: dict[str, str]
+        self, task: _Task, spec: _Phase, exc: Exception, unassigned: dict[str, str]
     ) -> list[_Task]:
         task.actor.alive = False
         self.totals.abandon(task.task_id)
-        live = [a for a in self._actors if a.alive]
+        live = sum(a.alive for a in self._actors)
         log.warning(
             "actor %s died during %s (%s); giving its %d keys to %d other actors",
             task.actor.name,
-            phase,
+            spec.phase,
             type(exc).__name__,
             len(task.keys),
-            len(live),
+            live,
         )
         if not live:
             reason = f"actor {task.actor.name} died and no live actor was left to take the key"
             unassigned.update(dict.fromkeys(task.keys, reason))
             return []
-        return [
-            self._submit(actor, phase, args, share)
-            for actor, share in zip(live, shard(task.keys, len(live)), strict=True)
-            if share
-        ]
+        return self._spread(spec, task.keys)
 
     async def _watch(self, phase: str, tasks: list[_Task]) -> None:
         """Every tick: gather snapshots from the running tasks' actors, update totals and rates."""
