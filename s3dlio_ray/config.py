@@ -287,6 +287,8 @@ ENVIRONMENT = {
     "S3DLIO_ENABLE_HTTP2": "http2",
     "S3DLIO_PART_SIZE_MB": "part_size_mb",
     "S3DLIO_ENABLE_IO_URING": "io_uring",
+    "S3DLIO_METRICS_HOST": "metrics_host",
+    "S3DLIO_METRICS_PORT": "metrics_port",
     "AWS_ENDPOINT_URL_S3": "endpoint",
     "AWS_ENDPOINT_URL": "endpoint",
 }

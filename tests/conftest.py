@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
-
-# Ray reads this when imported: without it Ray binds the machine's external address, not loopback.
-os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+import shutil
+import subprocess
 import sys
+import time
+import urllib.parse
+import urllib.request
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
 import pytest
 from botocore.config import Config
 
-from s3dlio_ray.embedded import EmbeddedS3
+from s3dlio_ray.config import Settings, load_settings
+from s3dlio_ray.embedded import EmbeddedS3, free_port
+from s3dlio_ray.runner import RunResult
 from s3dlio_ray.s3.client import ClientOptions, S3Client
 from s3dlio_ray.s3.retry import RetryPolicy
 from s3dlio_ray.s3.signing import Signer, StaticCredentials, resolve_credentials
+
+# Ray reads this when imported: without it Ray binds the machine's external address, not loopback.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_CREDENTIALS = StaticCredentials("testing-key", "testing-secret")
@@ -96,3 +106,131 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 
 CLI = [sys.executable, "-m", "s3dlio_ray"]
+
+
+def settings_for(bucket: str, **overrides) -> Settings:
+    """configs/quick.yaml scaled down for a test, in `bucket`, without metrics unless asked."""
+    values = {
+        "bucket": bucket,
+        "run_id": f"t-{uuid.uuid4().hex[:8]}",
+        "metrics_port": "off",
+        "phases": "put,get",
+        "objects": 30,
+        "object_size": "256KiB",
+    }
+    values.update(overrides)
+    return load_settings(ROOT / "configs" / "quick.yaml", values, environ={})
+
+
+def prometheus_query(url: str, expression: str, at: float) -> list[dict]:
+    params = urllib.parse.urlencode({"query": expression, "time": f"{at:.3f}"})
+    with urllib.request.urlopen(f"{url}/api/v1/query?{params}") as response:
+        return json.loads(response.read())["data"]["result"]
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory):
+    """A real Prometheus (Debian package) on loopback, scraping a port chosen here every second."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("prometheus is not installed (Debian package prometheus; .ci/run installs it)")
+    folder = tmp_path_factory.mktemp("prometheus")
+    target = free_port()
+    config = folder / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n  - job_name: s3dlio-ray\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{target}']\n"
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    # Ready only once it has tried the (not yet listening) target: its first scrape comes a few
+    # seconds after start, and a short run must not fall into that gap.
+    while time.monotonic() < deadline:
+        try:
+            if prometheus_query(url, "up", time.time()):
+                break
+        except OSError:
+            pass
+        time.sleep(0.2)
+    else:
+        process.kill()
+        pytest.fail("prometheus did not start scraping within 30 s")
+    yield url, target
+    process.terminate()
+    process.wait()
+
+
+@dataclass
+class ScrapedRun:
+    """A real run on the three-node cluster that a real Prometheus scraped every second."""
+
+    prometheus: str
+    result: RunResult
+    saved: dict
+    started: float
+    final: float
+
+    def query(self, expression: str) -> list[dict]:
+        """The expression as of the linger, when the final values were served (afterwards the
+        target is gone and Prometheus marks its series stale)."""
+        return prometheus_query(self.prometheus, expression, self.final)
+
+    def query_range(self, expression: str) -> list[dict]:
+        params = urllib.parse.urlencode(
+            {
+                "query": expression,
+                "start": f"{self.started:.3f}",
+                "end": f"{self.final:.3f}",
+                "step": "0.5",
+            }
+        )
+        with urllib.request.urlopen(f"{self.prometheus}/api/v1/query_range?{params}") as r:
+            return json.loads(r.read())["data"]["result"]
+
+
+@pytest.fixture(scope="session")
+def scraped_run(ray_cluster, prometheus, moto_url, boto3_s3, tmp_path_factory) -> ScrapedRun:
+    from proxy import TcpProxy
+
+    from s3dlio_ray.launch import execute
+    from s3dlio_ray.report import write_json
+
+    prom_url, metrics_port = prometheus
+    bucket = f"scraped-{uuid.uuid4().hex[:8]}"
+    boto3_s3.create_bucket(Bucket=bucket)
+    host, port = moto_url.removeprefix("http://").split(":")
+    settings = settings_for(
+        bucket,
+        objects=60,
+        object_size="64KiB",
+        concurrency=1,
+        metrics_port=metrics_port,
+        metrics_linger_s=4,
+        phases="put,get,cleanup",
+    )
+
+    async def main():
+        proxy = await TcpProxy(host, int(port), response_delay_s=0.15).start()
+        try:
+            return await execute(settings, proxy.url, TEST_CREDENTIALS)
+        finally:
+            await proxy.close()
+
+    started = time.time()
+    result = asyncio.run(main())
+    ended = time.time()
+    assert result.ok, result.error
+    saved = json.loads(write_json(result, tmp_path_factory.mktemp("run") / "r.json").read_text())
+    return ScrapedRun(prom_url, result, saved, started, ended - 1.0)
