@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 from conftest import ROOT, TEST_CREDENTIALS
 
 from s3dlio_ray.embedded import free_port
@@ -34,7 +36,7 @@ def stop_processes_under(folder: str) -> None:
 
 
 @pytest.fixture
-def ray_head():
+def ray_head(moto_url):
     temp_dir = tempfile.mkdtemp(prefix="s3r-")
     dashboard = free_port()
     env = {
@@ -44,6 +46,8 @@ def ray_head():
         # Token authentication, as Ray 2.60 turns on by default, with a token of this test's own.
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN": uuid.uuid4().hex + uuid.uuid4().hex,
+        "AWS_ENDPOINT_URL": moto_url,
+        "S3DLIO_METRICS_PORT": "0",
         "AWS_ACCESS_KEY_ID": TEST_CREDENTIALS.access_key_id,
         "AWS_SECRET_ACCESS_KEY": TEST_CREDENTIALS.secret_access_key,
     }
@@ -99,10 +103,15 @@ def ray_job(env, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
     )
 
 
-def test_ray_job_submit_runs_the_quick_validation(ray_head, moto_url, boto3_s3, bucket):
+def test_ray_job_submit_runs_the_rayjobs_entrypoint(ray_head, moto_url, boto3_s3):
+    """The RayJob's own entrypoint, unchanged; the endpoint comes from the environment, as the
+    ConfigMap gives it on Kubernetes."""
     address, env = ray_head
+    rayjob = yaml.safe_load((ROOT / "deploy" / "kuberay" / "rayjob.yaml").read_text())
+    entrypoint = rayjob["spec"]["entrypoint"]
+    assert entrypoint == "python -m s3dlio_ray run configs/quick.yaml"
     job_id = f"s3dlio-ray-test-{uuid.uuid4().hex[:6]}"
-    run_id = f"job-{uuid.uuid4().hex[:6]}"
+    buckets_before = {b["Name"] for b in boto3_s3.list_buckets()["Buckets"]}
     submitted = ray_job(
         env,
         "submit",
@@ -114,25 +123,7 @@ def test_ray_job_submit_runs_the_quick_validation(ray_head, moto_url, boto3_s3, 
         job_id,
         "--no-wait",
         "--",
-        "python",
-        "-m",
-        "s3dlio_ray",
-        "run",
-        "configs/quick.yaml",
-        "--endpoint",
-        moto_url,
-        "--bucket",
-        bucket,
-        "--run-id",
-        run_id,
-        "--objects",
-        "6",
-        "--object-size",
-        "256KiB",
-        "--phases",
-        "put,get",
-        "--metrics-port",
-        "0",
+        *shlex.split(entrypoint),
     )
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     deadline = time.monotonic() + 180
@@ -145,7 +136,7 @@ def test_ray_job_submit_runs_the_quick_validation(ray_head, moto_url, boto3_s3, 
         time.sleep(1)
     logs = ray_job(env, "logs", "--address", address, job_id).stdout
     assert f"job '{job_id}' succeeded" in status, status + logs
-    assert "OK" in logs and "verified" in logs
+    assert "OK" in logs and "100/100" in logs and "bucket removed" in logs
+    assert "embedded S3 endpoint" not in logs and moto_url in logs
     assert TEST_CREDENTIALS.secret_access_key not in logs
-    stored = boto3_s3.list_objects_v2(Bucket=bucket, Prefix=f"s3dlio-ray/{run_id}/")["Contents"]
-    assert len(stored) == 6 and all(o["Size"] == 256 * 1024 for o in stored)
+    assert {b["Name"] for b in boto3_s3.list_buckets()["Buckets"]} == buckets_before
