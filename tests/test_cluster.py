@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
+import time
+import urllib.request
 
+import pytest
 from conftest import TEST_CREDENTIALS, settings_for
+from prometheus_client.parser import text_string_to_metric_families
 from proxy import TcpProxy
 
 from s3dlio_ray.cluster.aggregate import by_node
+from s3dlio_ray.embedded import free_port
 from s3dlio_ray.launch import execute
 from s3dlio_ray.workload import object_keys, run_prefix
 
@@ -90,3 +97,51 @@ def test_a_node_removed_during_put_loses_no_key_and_counts_none_twice(
     assert put.stats.ops + len(put.failed) == 120
     assert result.actors == 4 and len(result.breakdown["put"]) >= 3
     assert sum(p.result.stats.ops for p in result.breakdown["put"]) == put.stats.ops
+
+
+@pytest.fixture
+def pushgateway():
+    """A real Pushgateway (Debian package prometheus-pushgateway) on loopback."""
+    binary = shutil.which("prometheus-pushgateway")
+    if binary is None:
+        pytest.skip("prometheus-pushgateway is not installed (.ci/run installs it)")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/-/ready", timeout=1).read()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait()
+
+
+def test_final_metrics_are_pushed_to_a_pushgateway(ray_cluster, pushgateway, moto_url, bucket):
+    settings = settings_for(
+        bucket, objects=9, object_size="64KiB", metrics_port=0, pushgateway_url=pushgateway
+    )
+    result = asyncio.run(execute(settings, moto_url, TEST_CREDENTIALS))
+    assert result.ok, result.error
+    with urllib.request.urlopen(f"{pushgateway}/metrics") as response:
+        text = response.read().decode()
+    pushed = {
+        (s.name, s.labels.get("node"), s.labels.get("op")): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.labels.get("job") == "s3dlio-ray"
+    }
+    put_total = sum(
+        v for (name, _, op), v in pushed.items() if name == "s3dlio_ray_bytes_total" and op == "put"
+    )
+    assert put_total == result.phases[0].stats.bytes == 9 * 64 * 1024
+    assert {node for (name, node, _) in pushed if name == "s3dlio_ray_bytes_total"} == set(
+        result.nodes
+    )
