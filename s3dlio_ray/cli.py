@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import sys
 import time
@@ -15,11 +16,13 @@ from typing import Any
 from rich.console import Console
 
 from s3dlio_ray import __version__
+from s3dlio_ray.compare import compare, compare_table
 from s3dlio_ray.config import load_settings
 from s3dlio_ray.embedded import EMBEDDED_CREDENTIALS, EmbeddedS3
 from s3dlio_ray.errors import S3DlioRayError
+from s3dlio_ray.html_report import render_html
 from s3dlio_ray.launch import Progress, execute
-from s3dlio_ray.report import print_summary, write_json
+from s3dlio_ray.report import SCHEMA_VERSION, print_summary, write_csv, write_json
 from s3dlio_ray.runner import RunResult, new_run_id
 
 _OVERRIDES = {
@@ -71,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
         help="set any workload key",
     )
     run.add_argument("--quiet", action="store_true", help="no live progress line")
+    report = commands.add_parser("report", help="re-render a result file: summary and HTML")
+    report.add_argument("result", help="a result JSON file written by `run`")
+    report.add_argument("--html", help="where to write the HTML report (default: beside it)")
+    cmp = commands.add_parser("compare", help="compare two result files, B against A")
+    cmp.add_argument("a", help="result JSON file A (the reference)")
+    cmp.add_argument("b", help="result JSON file B")
     return parser
 
 
@@ -141,11 +150,50 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                 ),
             )
         )
-    path = Path(settings.output or f"results/{settings.name}-{result.run_id}.json")
-    print_summary(result, console, write_json(result, path))
+    json_path = write_json(
+        result, settings.output or f"results/{settings.name}-{result.run_id}.json"
+    )
+    doc = json.loads(json_path.read_text())
+    csv_path = write_csv(doc, json_path.with_suffix(".csv"))
+    html_path = json_path.with_suffix(".html")
+    html_path.write_text(render_html(doc))
+    print_summary(doc, console, [json_path, csv_path, html_path])
     if result.error:
         raise S3DlioRayError(result.error)
     return 0 if result.ok else 1
+
+
+def _load_result(path: str) -> dict:
+    try:
+        doc = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise S3DlioRayError(f"cannot read result file {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise S3DlioRayError(f"{path} is not JSON (line {exc.lineno}): not a result file") from None
+    if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION:
+        raise S3DlioRayError(
+            f"{path} is not an s3dlio-ray result file of schema version {SCHEMA_VERSION}"
+        )
+    return doc
+
+
+def _report(args: argparse.Namespace, console: Console) -> int:
+    doc = _load_result(args.result)
+    html_path = Path(args.html or Path(args.result).with_suffix(".html"))
+    html_path.write_text(render_html(doc))
+    print_summary(doc, console, [html_path])
+    return 0 if doc["ok"] else 1
+
+
+def _compare(args: argparse.Namespace, console: Console) -> int:
+    a, b = _load_result(args.a), _load_result(args.b)
+    if not compare(a, b):
+        raise S3DlioRayError(f"{args.a} and {args.b} share no phase to compare")
+    console.print(compare_table(a, b))
+    return 0
+
+
+COMMANDS = {"run": _run, "report": _report, "compare": _compare}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     if not console.is_terminal:
         console = Console(width=max(console.width, 140))
     try:
-        return _run(args, console)
+        return COMMANDS[args.command](args, console)
     except S3DlioRayError as exc:
         print(f"s3dlio-ray: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -123,6 +123,7 @@ async def execute(
         result.actors = executor.actor_count
         result.gather_cpu_s = executor.gather_cpu_s
         result.gathers = executor.gathers
+        result.series = executor.series
         await executor.close()
         if exporter is not None:
             exporter.finish()

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import platform
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from s3dlio_ray import __version__
-from s3dlio_ray.cluster.aggregate import ActorPhaseResult, by_node
+from s3dlio_ray.cluster.aggregate import ActorPhaseResult, SeriesRow, by_node
 from s3dlio_ray.engine import PhaseResult
 from s3dlio_ray.runner import RunResult
 from s3dlio_ray.stats import OpStats
@@ -98,6 +99,7 @@ def result_dict(result: RunResult) -> dict[str, object]:
             "gathers": result.gathers,
         },
         "phases": [phase_summary(p, result.breakdown.get(p.phase, [])) for p in result.phases],
+        "timeseries": [asdict(row) for row in result.series],
         "cleanup": asdict(result.cleanup) if result.cleanup else None,
     }
 
@@ -109,17 +111,32 @@ def write_json(result: RunResult, path: str | Path) -> Path:
     return target
 
 
+SERIES_COLUMNS = [f.name for f in fields(SeriesRow)]
+
+
+def write_csv(doc: dict, path: str | Path) -> Path:
+    """The time series: one row per second per node and operation."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=SERIES_COLUMNS)
+        writer.writeheader()
+        writer.writerows(doc["timeseries"])
+    return target
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
-def summary_table(result: RunResult) -> Table:
+def summary_table(doc: dict) -> Table:
+    """Per phase: throughput, latency, errors, verification, concurrency (start -> final)."""
     table = Table(
-        title=f"s3dlio-ray {result.settings.name}  run {result.run_id}  "
-        f"{result.endpoint}  {result.http_version}  profile {result.profile}",
+        title=f"s3dlio-ray {doc['workload']}  run {doc['run_id']}  {doc['endpoint']}  "
+        f"{doc['http_version']}  profile {doc['profile']}",
         title_justify="left",
     )
-    for column in (
+    columns = (
         "phase",
         "objects",
         "GB/s",
@@ -132,70 +149,76 @@ def summary_table(result: RunResult) -> Table:
         "retries",
         "verified",
         "concurrency",
-    ):
+    )
+    for column in columns:
         table.add_column(column, justify="left" if column == "phase" else "right")
-    for phase in result.phases:
-        lat = phase.stats.latency.summary()
+    for phase in doc["phases"]:
+        lat = phase["latency"]
         verified = (
-            "-"
-            if phase.phase != "get"
-            else f"{phase.verified}/{phase.stats.ops + phase.stats.errors}"
+            f"{phase['verified']}/{phase['objects'] + phase['errors']}"
+            if phase["phase"] == "get"
+            else "-"
         )
+        concurrency = phase["concurrency"]
         table.add_row(
-            phase.phase,
-            str(phase.stats.ops),
-            f"{phase.gbps:.3f}",
-            f"{phase.ops_per_s:.1f}",
+            phase["phase"],
+            str(phase["objects"]),
+            f"{phase['gbps']:.3f}",
+            f"{phase['ops_per_s']:.1f}",
             _ms(lat["p50_s"]),
             _ms(lat["p90_s"]),
             _ms(lat["p99_s"]),
             _ms(lat["max_s"]),
-            str(phase.stats.errors),
-            str(phase.stats.retries),
+            str(phase["errors"]),
+            str(phase["retries"]),
             verified,
-            f"{phase.start_concurrency}->{phase.final_concurrency}",
+            f"{concurrency['start']}->{concurrency['final']}",
         )
     return table
 
 
-def node_table(result: RunResult) -> Table:
+def node_table(doc: dict) -> Table:
     table = Table(title="by node", title_justify="left")
     for column in ("phase", "node", "actors", "objects", "GB/s", "p50 ms", "p99 ms", "errors"):
         table.add_column(column, justify="left" if column in ("phase", "node") else "right")
-    for phase in result.phases:
-        parts = result.breakdown.get(phase.phase, [])
-        actors = {p.node: sum(1 for q in parts if q.node == p.node) for p in parts}
-        for node, stats in sorted(by_node(parts).items()):
-            lat = stats.latency.summary()
+    for phase in doc["phases"]:
+        actors: dict[str, int] = {}
+        for actor in phase["actors"]:
+            actors[actor["node"]] = actors.get(actor["node"], 0) + 1
+        for node, view in sorted(phase["nodes"].items()):
             table.add_row(
-                phase.phase,
+                phase["phase"],
                 node,
-                str(actors[node]),
-                str(stats.ops),
-                f"{stats.bytes / phase.elapsed_s / 1e9:.3f}" if phase.elapsed_s else "0",
-                _ms(lat["p50_s"]),
-                _ms(lat["p99_s"]),
-                str(stats.errors),
+                str(actors.get(node, 0)),
+                str(view["objects"]),
+                f"{view['gbps']:.3f}",
+                _ms(view["latency"]["p50_s"]),
+                _ms(view["latency"]["p99_s"]),
+                str(view["errors"]),
             )
     return table
 
 
-def print_summary(result: RunResult, console: Console, result_path: Path | None) -> None:
-    console.print(summary_table(result))
-    if len(result.nodes) > 1 or result.actors > 1:
-        console.print(node_table(result))
-    if result.cleanup is not None:
-        c = result.cleanup
-        removed = "bucket removed" if c.bucket_removed else "bucket kept"
+def print_summary(doc: dict, console: Console, paths: Sequence[Path] = ()) -> None:
+    """The five-second read: phases, nodes (when more than one actor), cleanup, failures."""
+    console.print(summary_table(doc))
+    cluster = doc["cluster"]
+    if len(cluster["nodes"]) > 1 or cluster["actors"] > 1:
+        console.print(node_table(doc))
+    cleanup = doc["cleanup"]
+    if cleanup is not None:
+        removed = "bucket removed" if cleanup["bucket_removed"] else "bucket kept"
         console.print(
-            f"cleanup: {c.deleted} objects deleted, {c.aborted_uploads} uploads aborted, {removed}"
-            + (f", {len(c.failed)} deletes FAILED" if c.failed else "")
+            f"cleanup: {cleanup['deleted']} objects deleted, {cleanup['aborted_uploads']} "
+            f"uploads aborted, {removed}"
+            + (f", {len(cleanup['failed'])} deletes FAILED" if cleanup["failed"] else "")
         )
-    for phase in result.phases:
-        for reason in list(phase.failed.values())[:5]:
-            console.print(f"[red]{phase.phase} failed[/red] {reason}", highlight=False)
-        if len(phase.failed) > 5:
-            console.print(f"... and {len(phase.failed) - 5} more {phase.phase} failures")
-    if result_path is not None:
-        console.print(f"result: {result_path}")
-    console.print("[green]OK[/green]" if result.ok else "[red]FAILED[/red]")
+    for phase in doc["phases"]:
+        reasons = list(phase["failed"].values())
+        for reason in reasons[:5]:
+            console.print(f"[red]{phase['phase']} failed[/red] {reason}", highlight=False)
+        if len(reasons) > 5:
+            console.print(f"... and {len(reasons) - 5} more {phase['phase']} failures")
+    for path in paths:
+        console.print(f"result: {path}")
+    console.print("[green]OK[/green]" if doc["ok"] else "[red]FAILED[/red]")

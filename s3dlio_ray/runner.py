@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from s3dlio_ray.cluster.aggregate import ActorPhaseResult
+from s3dlio_ray.cluster.aggregate import ActorPhaseResult, SeriesRow
 from s3dlio_ray.config import Settings
 from s3dlio_ray.engine import Engine, PhaseResult
 from s3dlio_ray.errors import S3DlioRayError
@@ -49,6 +49,7 @@ class RunResult:
     actors: int = 1
     gather_cpu_s: float = 0.0
     gathers: int = 0
+    series: list[SeriesRow] = field(default_factory=list)
     cleanup: CleanupResult | None = None
     error: str | None = None
 

@@ -39,6 +39,22 @@ def by_node(parts: Sequence[ActorPhaseResult]) -> dict[str, OpStats]:
     return nodes
 
 
+@dataclass(frozen=True)
+class SeriesRow:
+    """One second of one node's work on one operation: a row of the CSV time series."""
+
+    time: float
+    t_s: float
+    node: str
+    op: str
+    bytes: int
+    ops: int
+    errors: int
+    gbps: float
+    concurrency: int
+    in_flight: int
+
+
 @dataclass
 class _Task:
     node: str

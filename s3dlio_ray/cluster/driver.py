@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import itertools
 import logging
 import os
@@ -23,12 +24,13 @@ from ray.exceptions import RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from s3dlio_ray.cluster.actor import TransferActor
-from s3dlio_ray.cluster.aggregate import ActorPhaseResult, LiveTotals, merge_phase
+from s3dlio_ray.cluster.aggregate import ActorPhaseResult, LiveTotals, SeriesRow, merge_phase
 from s3dlio_ray.cluster.sharding import shard
 from s3dlio_ray.config import Settings
 from s3dlio_ray.engine import PhaseResult
 from s3dlio_ray.errors import S3DlioRayError
 from s3dlio_ray.s3.signing import StaticCredentials, resolve_credentials
+from s3dlio_ray.stats import OpStats
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +148,9 @@ class RayExecutor:
         self.on_tick: TickHook | None = None
         self.gather_cpu_s = 0.0
         self.gathers = 0
+        self.series: list[SeriesRow] = []
+        self._started = self._last_sample = time.perf_counter()
+        self._sampled: dict[tuple[str, str], OpStats] = {}
 
     @property
     def nodes(self) -> list[str]:
@@ -228,6 +233,7 @@ class RayExecutor:
                     parts.append(ActorPhaseResult(task.actor.name, task.actor.node, result))
         finally:
             watcher.cancel()
+        self._sample(phase)
         merged = merge_phase(phase, time.perf_counter() - started, [p.result for p in parts])
         merged.failed.update(unassigned)
         merged.stats.errors += len(unassigned)
@@ -255,9 +261,7 @@ class RayExecutor:
         return self._spread(spec, task.keys)
 
     async def _watch(self, phase: str, tasks: list[_Task]) -> None:
-        """Every tick: gather snapshots from the running tasks' actors, update totals and rates."""
-        previous = {key: stats.bytes for key, stats in self.totals.totals.items()}
-        last = time.perf_counter()
+        """Every tick: gather snapshots from the running tasks' actors, then take a sample."""
         while True:
             await asyncio.sleep(self._tick_s)
             cpu0 = time.process_time()
@@ -269,15 +273,42 @@ class RayExecutor:
                     continue
                 task_id, snapshot = reply
                 self.totals.observe(task_id, task.actor.node, snapshot)
-            now = time.perf_counter()
-            for key, stats in self.totals.totals.items():
-                self.rates[key] = (stats.bytes - previous.get(key, 0)) / (now - last)
-                previous[key] = stats.bytes
-            last = now
+            self._sample(phase)
             self.gather_cpu_s += time.process_time() - cpu0
             self.gathers += 1
             if self.on_tick is not None:
                 self.on_tick(phase, self)
+
+    def _sample(self, phase: str) -> None:
+        """Rates since the previous sample, and one time-series row per node for this phase.
+
+        Taken every tick and once more when the phase ends, so the rows of a phase add up to
+        exactly what its result counts (when no actor died).
+        """
+        now = time.perf_counter()
+        elapsed = max(now - self._last_sample, 1e-9)
+        concurrency = self.totals.concurrency()
+        for (node, op), stats in self.totals.totals.items():
+            delta = stats.since(self._sampled.get((node, op), OpStats()))
+            self.rates[(node, op)] = delta.bytes / elapsed
+            self._sampled[(node, op)] = copy.deepcopy(stats)
+            if op == phase:
+                limit, in_flight = concurrency.get(node, (0, 0))
+                self.series.append(
+                    SeriesRow(
+                        time.time(),
+                        now - self._started,
+                        node,
+                        op,
+                        delta.bytes,
+                        delta.ops,
+                        delta.errors,
+                        self.rates[(node, op)] / 1e9,
+                        limit,
+                        in_flight,
+                    )
+                )
+        self._last_sample = now
 
     async def close(self) -> None:
         """Stop the actors (their connections close with them); safe to call twice."""
