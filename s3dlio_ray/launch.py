@@ -124,6 +124,7 @@ async def execute(
         result.gather_cpu_s = executor.gather_cpu_s
         result.gathers = executor.gathers
         result.series = executor.series
+        result.node_cpus = executor.node_cpus
         await executor.close()
         if exporter is not None:
             exporter.finish()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import json
+import os
 import platform
 from collections.abc import Sequence
 from dataclasses import asdict, fields
+from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
@@ -19,6 +22,12 @@ from s3dlio_ray.runner import RunResult
 from s3dlio_ray.stats import OpStats
 
 SCHEMA_VERSION = 1
+
+
+def result_schema() -> dict:
+    """The JSON Schema the result files follow (shipped with the package)."""
+    text = resources.files("s3dlio_ray").joinpath(f"schemas/result-v{SCHEMA_VERSION}.schema.json")
+    return json.loads(text.read_text())
 
 
 def stats_summary(stats: OpStats, elapsed_s: float) -> dict[str, object]:
@@ -90,11 +99,16 @@ def result_dict(result: RunResult) -> dict[str, object]:
             "python": platform.python_version(),
             "platform": platform.platform(),
             "host": platform.node(),
+            "cpus": os.cpu_count(),
+            "versions": {
+                name: _version(name) for name in ("s3dlio-ray", "ray", "botocore", "httpx")
+            },
         },
         "cluster": {
             "executor": result.settings.executor,
             "nodes": result.nodes,
             "actors": result.actors,
+            "node_cpus": result.node_cpus,
             "driver_gather_cpu_s": result.gather_cpu_s,
             "gathers": result.gathers,
         },
@@ -102,6 +116,13 @@ def result_dict(result: RunResult) -> dict[str, object]:
         "timeseries": [asdict(row) for row in result.series],
         "cleanup": asdict(result.cleanup) if result.cleanup else None,
     }
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def write_json(result: RunResult, path: str | Path) -> Path:

@@ -50,6 +50,7 @@ class RunResult:
     gather_cpu_s: float = 0.0
     gathers: int = 0
     series: list[SeriesRow] = field(default_factory=list)
+    node_cpus: dict[str, float] = field(default_factory=dict)
     cleanup: CleanupResult | None = None
     error: str | None = None
 

@@ -49,9 +49,9 @@ def test_slots_one_actor_per_cpu_on_alive_nodes():
         node("d", "10.0.0.4", 0),
     ]
     slots = plan_slots(nodes, None)
-    assert [(s.label, s.actors, s.cpus_each) for s in slots] == [
-        ("10.0.0.1", 4, 1.0),
-        ("10.0.0.2", 2, 1.0),
+    assert [(s.label, s.cpus, s.actors, s.cpus_each) for s in slots] == [
+        ("10.0.0.1", 4, 4, 1.0),
+        ("10.0.0.2", 2, 2, 1.0),
     ]
     slots = plan_slots(nodes, 8)
     assert [(s.actors, s.cpus_each) for s in slots] == [(8, 0.5), (8, 0.25)]

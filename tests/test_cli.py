@@ -8,10 +8,12 @@ import urllib.request
 import uuid
 
 import boto3
+import jsonschema
 import pytest
 from conftest import CLI, ROOT, boto3_client, cli_env
 
 from s3dlio_ray.embedded import EmbeddedS3
+from s3dlio_ray.report import result_schema
 from s3dlio_ray.s3.signing import StaticCredentials
 
 
@@ -60,6 +62,7 @@ def test_quick_validation_scaled_down(moto_url, boto3_s3, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK" in proc.stdout
     result = json.loads(out.read_text())
+    jsonschema.validate(result, result_schema())
     put, get = result["phases"]
     assert (put["phase"], put["objects"], put["bytes"]) == ("put", 12, 12 * 2**20)
     assert (get["phase"], get["objects"], get["verified"], get["verify_failures"]) == (

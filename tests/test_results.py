@@ -8,12 +8,28 @@ import json
 import shutil
 import subprocess
 
+import jsonschema
 import pytest
 from conftest import CLI, ROOT, cli_env
 
 from s3dlio_ray.compare import compare
 from s3dlio_ray.html_report import render_html
-from s3dlio_ray.report import write_csv
+from s3dlio_ray.report import result_schema, write_csv
+
+
+def test_result_files_follow_the_schema(scraped_run):
+    jsonschema.Draft202012Validator.check_schema(result_schema())
+    jsonschema.validate(scraped_run.saved, result_schema())
+    env = scraped_run.saved["environment"]
+    assert env["versions"]["ray"] and env["cpus"] >= 1
+    assert set(scraped_run.saved["cluster"]["node_cpus"]) == set(scraped_run.result.nodes)
+
+
+def test_the_schema_refuses_a_broken_result(scraped_run):
+    broken = json.loads(json.dumps(scraped_run.saved))
+    broken["phases"][0]["objects"] = -1
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, result_schema())
 
 
 def test_time_series_has_a_row_per_second_per_node_and_adds_up(scraped_run, tmp_path):

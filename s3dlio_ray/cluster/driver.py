@@ -43,6 +43,7 @@ class NodeSlot:
 
     node_id: str
     label: str
+    cpus: float
     actors: int
     cpus_each: float
 
@@ -66,9 +67,8 @@ def plan_slots(nodes: Sequence[dict], actors_per_node: int | None) -> list[NodeS
     for node in sorted(alive, key=lambda n: labels[n["NodeID"]]):
         cpus = node["Resources"]["CPU"]
         count = actors_per_node or max(1, int(cpus))
-        slots.append(
-            NodeSlot(node["NodeID"], labels[node["NodeID"]], count, min(1.0, cpus / count))
-        )
+        label = labels[node["NodeID"]]
+        slots.append(NodeSlot(node["NodeID"], label, cpus, count, min(1.0, cpus / count)))
     return slots
 
 
@@ -149,6 +149,7 @@ class RayExecutor:
         self.gather_cpu_s = 0.0
         self.gathers = 0
         self.series: list[SeriesRow] = []
+        self.node_cpus: dict[str, float] = {}
         self._started = self._last_sample = time.perf_counter()
         self._sampled: dict[tuple[str, str], OpStats] = {}
 
@@ -179,6 +180,7 @@ class RayExecutor:
         slots = plan_slots(ray.nodes(), self._settings.actors_per_node)
         if not slots:
             raise S3DlioRayError("the Ray cluster has no alive node with CPUs to run actors on")
+        self.node_cpus = {slot.label: slot.cpus for slot in slots}
         for slot in slots:
             for index in range(slot.actors):
                 handle = TransferActor.options(
