@@ -22,7 +22,7 @@ from s3dlio_ray.tuning.profiles import PROFILES
 
 log = logging.getLogger(__name__)
 
-PHASES = ("put", "get", "cleanup")
+PHASES = ("put", "get", "sleep", "cleanup")
 BUCKET_REMOVAL = ("created", "always", "never")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {
@@ -54,7 +54,8 @@ class Settings:
     run_id: str | None = None
     objects: int = 100
     object_size: int = 10 * MIB
-    phases: tuple[str, ...] = PHASES
+    phases: tuple[str, ...] = ("put", "get", "cleanup")
+    sleep_s: float = 30.0
     verify: bool = True
     seed: int | None = None
     concurrency: int | None = None
@@ -256,6 +257,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "objects": _int_range(1, 10_000_000),
     "object_size": _size,
     "phases": _phases,
+    "sleep_s": _float_range(0, 86_400),
     "verify": _parse_bool,
     "seed": _optional(_parse_int),
     "concurrency": _concurrency,

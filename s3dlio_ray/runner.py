@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import socket
@@ -187,7 +188,9 @@ async def run_workload(
             if "put" in settings.phases and not await client.bucket_exists(bucket):
                 result.bucket_created = await client.create_bucket(bucket)
             for phase in settings.phases:
-                if phase in PHASE_DIRECTION:
+                if phase == "sleep":
+                    await asyncio.sleep(settings.sleep_s)
+                elif phase in PHASE_DIRECTION:
                     result.phases.append(
                         await executor.run_phase(
                             phase, bucket, keys, settings.object_size, seed, settings.verify

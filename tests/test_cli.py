@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import time
 import urllib.request
 import uuid
 
@@ -267,3 +269,52 @@ def test_sigv4_wrong_secret_is_one_clear_line_and_never_printed(authenticating_m
     for text in (proc.stdout, proc.stderr, out.read_text()):
         assert wrong not in text
         assert creds.secret_access_key not in text
+
+
+def test_long_workload_at_reduced_scale_sleeps_between_phases(tmp_path):
+    """configs/long.yaml as shipped, with its counts and pauses overridden."""
+    out = tmp_path / "long.json"
+    started = time.monotonic()
+    proc = run_cli(
+        "run",
+        "configs/long.yaml",
+        "--metrics-port",
+        "off",
+        "--objects",
+        "10",
+        "--object-size",
+        "64KiB",
+        "--set",
+        "sleep_s=1.5",
+        "--output",
+        str(out),
+        "--quiet",
+    )
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(out.read_text())
+    jsonschema.validate(result, result_schema())
+    assert result["workload"] == "long"
+    assert result["settings"]["phases"] == ["put", "sleep", "get", "sleep", "cleanup"]
+    assert [p["phase"] for p in result["phases"]] == ["put", "get"]
+    assert result["phases"][1]["verified"] == 10
+    assert result["cleanup"]["deleted"] == 10
+    assert elapsed >= 3.0  # the two pauses happened
+
+
+def test_every_shipped_workload_loads():
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"from s3dlio_ray.config import load_settings; "
+                f"print(load_settings({str(path)!r}).name)",
+            ],
+            cwd=ROOT,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0 and proc.stdout.strip() == path.stem, proc.stderr

@@ -47,6 +47,13 @@ def test_precedence_command_line_over_environment_over_yaml(workload):
     assert load_settings(path, environ={}).part_size_mb == 20
 
 
+def test_phases_may_repeat_and_pause(workload):
+    path = workload("phases: [put, sleep, get, sleep, get, cleanup]\nsleep_s: 0.5\n")
+    settings = load_settings(path, environ={})
+    assert settings.phases == ("put", "sleep", "get", "sleep", "get", "cleanup")
+    assert settings.sleep_s == 0.5
+
+
 def test_target_mode_from_environment():
     settings = load_settings(environ={"S3DLIO_TARGET_GBPS": "5"})
     assert settings.concurrency_mode == "target"
