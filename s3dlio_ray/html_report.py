@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
+from s3dlio_ray.report import NODE_COLUMNS, SUMMARY_COLUMNS, node_rows, summary_rows
+
 WIDTH, HEIGHT, PAD = 760, 260, 48
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
@@ -128,53 +130,8 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def render_html(doc: dict) -> str:
     """The report of one result document (what write_json wrote)."""
     phases = doc["phases"]
-    summary = _table(
-        [
-            "phase",
-            "objects",
-            "GB/s",
-            "ops/s",
-            "p50 ms",
-            "p99 ms",
-            "max ms",
-            "errors",
-            "retries",
-            "verified",
-            "concurrency",
-        ],
-        [
-            [
-                p["phase"],
-                p["objects"],
-                f"{p['gbps']:.3f}",
-                f"{p['ops_per_s']:.1f}",
-                f"{p['latency']['p50_s'] * 1e3:.1f}",
-                f"{p['latency']['p99_s'] * 1e3:.1f}",
-                f"{p['latency']['max_s'] * 1e3:.1f}",
-                p["errors"],
-                p["retries"],
-                p["verified"],
-                f"{p['concurrency']['start']}->{p['concurrency']['final']}",
-            ]
-            for p in phases
-        ],
-    )
-    nodes = _table(
-        ["phase", "node", "objects", "GB/s", "p50 ms", "p99 ms", "errors"],
-        [
-            [
-                p["phase"],
-                node,
-                v["objects"],
-                f"{v['gbps']:.3f}",
-                f"{v['latency']['p50_s'] * 1e3:.1f}",
-                f"{v['latency']['p99_s'] * 1e3:.1f}",
-                v["errors"],
-            ]
-            for p in phases
-            for node, v in sorted(p["nodes"].items())
-        ],
-    )
+    summary = _table(SUMMARY_COLUMNS, summary_rows(doc))
+    nodes = _table(NODE_COLUMNS, node_rows(doc))
     throughput: Series = {}
     concurrency: Series = {}
     for row in doc["timeseries"]:

@@ -150,29 +150,26 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
-def summary_table(doc: dict) -> Table:
+SUMMARY_COLUMNS = (
+    "phase",
+    "objects",
+    "GB/s",
+    "ops/s",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "max ms",
+    "errors",
+    "retries",
+    "verified",
+    "concurrency",
+)
+NODE_COLUMNS = ("phase", "node", "actors", "objects", "GB/s", "p50 ms", "p99 ms", "errors")
+
+
+def summary_rows(doc: dict) -> list[list[str]]:
     """Per phase: throughput, latency, errors, verification, concurrency (start -> final)."""
-    table = Table(
-        title=f"s3dlio-ray {doc['workload']}  run {doc['run_id']}  {doc['endpoint']}  "
-        f"{doc['http_version']}  profile {doc['profile']}",
-        title_justify="left",
-    )
-    columns = (
-        "phase",
-        "objects",
-        "GB/s",
-        "ops/s",
-        "p50 ms",
-        "p90 ms",
-        "p99 ms",
-        "max ms",
-        "errors",
-        "retries",
-        "verified",
-        "concurrency",
-    )
-    for column in columns:
-        table.add_column(column, justify="left" if column == "phase" else "right")
+    rows = []
     for phase in doc["phases"]:
         lat = phase["latency"]
         verified = (
@@ -181,43 +178,67 @@ def summary_table(doc: dict) -> Table:
             else "-"
         )
         concurrency = phase["concurrency"]
-        table.add_row(
-            phase["phase"],
-            str(phase["objects"]),
-            f"{phase['gbps']:.3f}",
-            f"{phase['ops_per_s']:.1f}",
-            _ms(lat["p50_s"]),
-            _ms(lat["p90_s"]),
-            _ms(lat["p99_s"]),
-            _ms(lat["max_s"]),
-            str(phase["errors"]),
-            str(phase["retries"]),
-            verified,
-            f"{concurrency['start']}->{concurrency['final']}",
+        rows.append(
+            [
+                phase["phase"],
+                str(phase["objects"]),
+                f"{phase['gbps']:.3f}",
+                f"{phase['ops_per_s']:.1f}",
+                _ms(lat["p50_s"]),
+                _ms(lat["p90_s"]),
+                _ms(lat["p99_s"]),
+                _ms(lat["max_s"]),
+                str(phase["errors"]),
+                str(phase["retries"]),
+                verified,
+                f"{concurrency['start']}->{concurrency['final']}",
+            ]
         )
-    return table
+    return rows
 
 
-def node_table(doc: dict) -> Table:
-    table = Table(title="by node", title_justify="left")
-    for column in ("phase", "node", "actors", "objects", "GB/s", "p50 ms", "p99 ms", "errors"):
-        table.add_column(column, justify="left" if column in ("phase", "node") else "right")
+def node_rows(doc: dict) -> list[list[str]]:
+    """Per phase and node: actors, objects, GB/s over the phase, latency, errors."""
+    rows = []
     for phase in doc["phases"]:
         actors: dict[str, int] = {}
         for actor in phase["actors"]:
             actors[actor["node"]] = actors.get(actor["node"], 0) + 1
         for node, view in sorted(phase["nodes"].items()):
-            table.add_row(
-                phase["phase"],
-                node,
-                str(actors.get(node, 0)),
-                str(view["objects"]),
-                f"{view['gbps']:.3f}",
-                _ms(view["latency"]["p50_s"]),
-                _ms(view["latency"]["p99_s"]),
-                str(view["errors"]),
+            rows.append(
+                [
+                    phase["phase"],
+                    node,
+                    str(actors.get(node, 0)),
+                    str(view["objects"]),
+                    f"{view['gbps']:.3f}",
+                    _ms(view["latency"]["p50_s"]),
+                    _ms(view["latency"]["p99_s"]),
+                    str(view["errors"]),
+                ]
             )
+    return rows
+
+
+def _rich_table(title: str, columns: Sequence[str], rows: list[list[str]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("phase", "node") else "right")
+    for row in rows:
+        table.add_row(*row)
     return table
+
+
+def summary_table(doc: dict) -> Table:
+    title = (
+        f"s3dlio-ray {doc['workload']}  run {doc['run_id']}  {doc['endpoint']}  "
+        f"{doc['http_version']}  profile {doc['profile']}"
+    )
+    return _rich_table(title, SUMMARY_COLUMNS, summary_rows(doc))
+
+
+def node_table(doc: dict) -> Table:
+    return _rich_table("by node", NODE_COLUMNS, node_rows(doc))
 
 
 def print_summary(doc: dict, console: Console, paths: Sequence[Path] = ()) -> None:

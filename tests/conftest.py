@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +124,27 @@ def settings_for(bucket: str, **overrides) -> Settings:
     return load_settings(ROOT / "configs" / "quick.yaml", values, environ={})
 
 
+@contextlib.contextmanager
+def server_process(
+    command: list[str], ready: Callable[[], bool], what: str, timeout_s: float = 30
+) -> Iterator[subprocess.Popen]:
+    """Start a real server process, wait until `ready()` says so, stop it afterwards."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with contextlib.suppress(OSError):
+                if ready():
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{what} did not start within {timeout_s:g} s")
+            time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        process.wait()
+
+
 def prometheus_query(url: str, expression: str, at: float) -> list[dict]:
     params = urllib.parse.urlencode({"query": expression, "time": f"{at:.3f}"})
     with urllib.request.urlopen(f"{url}/api/v1/query?{params}") as response:
@@ -143,33 +166,20 @@ def prometheus(tmp_path_factory):
         f"      - targets: ['127.0.0.1:{target}']\n"
     )
     port = free_port()
-    process = subprocess.Popen(
+    url = f"http://127.0.0.1:{port}"
+    # Ready only once it has tried the (not yet listening) target: its first scrape comes a few
+    # seconds after start, and a short run must not fall into that gap.
+    with server_process(
         [
             binary,
             f"--config.file={config}",
             f"--storage.tsdb.path={folder / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    # Ready only once it has tried the (not yet listening) target: its first scrape comes a few
-    # seconds after start, and a short run must not fall into that gap.
-    while time.monotonic() < deadline:
-        try:
-            if prometheus_query(url, "up", time.time()):
-                break
-        except OSError:
-            pass
-        time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("prometheus did not start scraping within 30 s")
-    yield url, target
-    process.terminate()
-    process.wait()
+        lambda: bool(prometheus_query(url, "up", time.time())),
+        "prometheus",
+    ):
+        yield url, target
 
 
 @dataclass

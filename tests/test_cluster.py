@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
-import time
 import urllib.request
 
 import pytest
-from conftest import TEST_CREDENTIALS, settings_for
+from conftest import TEST_CREDENTIALS, server_process, settings_for
 from prometheus_client.parser import text_string_to_metric_families
 from proxy import TcpProxy
 
@@ -105,23 +103,13 @@ def pushgateway():
     binary = shutil.which("prometheus-pushgateway")
     if binary is None:
         pytest.skip("prometheus-pushgateway is not installed (.ci/run installs it)")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/-/ready", timeout=1).read()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait()
+    url = f"http://127.0.0.1:{free_port()}"
+    with server_process(
+        [binary, f"--web.listen-address={url.removeprefix('http://')}"],
+        lambda: urllib.request.urlopen(f"{url}/-/ready", timeout=1).status == 200,
+        "prometheus-pushgateway",
+    ):
+        yield url
 
 
 def test_final_metrics_are_pushed_to_a_pushgateway(ray_cluster, pushgateway, moto_url, bucket):

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import subprocess
 import sys
-import time
 
 import pytest
 import trustme
-from conftest import ROOT, TEST_CREDENTIALS
+from conftest import ROOT, TEST_CREDENTIALS, server_process
 
 from s3dlio_ray.embedded import free_port
 from s3dlio_ray.errors import ConfigError
@@ -21,30 +19,22 @@ from s3dlio_ray.workload import ObjectData
 MIB = 1024 * 1024
 
 
-def start_h2_moto(*args: str):
+def h2_moto(*args: str):
+    """moto under hypercorn (benchmarks/h2_moto.py), ready once its port accepts connections."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "benchmarks" / "h2_moto.py"), "--port", str(port), *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    command = [sys.executable, str(ROOT / "benchmarks" / "h2_moto.py"), "--port", str(port), *args]
+    return port, server_process(
+        command,
+        lambda: socket.create_connection(("127.0.0.1", port), timeout=0.5).close() is None,
+        "hypercorn",
     )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return process, port
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("hypercorn did not start")
 
 
 @pytest.fixture(scope="module")
 def h2c_url():
-    process, port = start_h2_moto()
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait()
+    port, server = h2_moto()
+    with server:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +48,9 @@ def tls_endpoint(tmp_path_factory):
         pem.write_to_path(certfile, append=True)
     cert.private_key_pem.write_to_path(keyfile)
     ca.cert_pem.write_to_path(cafile)
-    process, port = start_h2_moto("--certfile", str(certfile), "--keyfile", str(keyfile))
-    yield f"https://127.0.0.1:{port}", str(cafile)
-    process.terminate()
-    process.wait()
+    port, server = h2_moto("--certfile", str(certfile), "--keyfile", str(keyfile))
+    with server:
+        yield f"https://127.0.0.1:{port}", str(cafile)
 
 
 def h2_client(url: str, ca_bundle: str | None = None) -> S3Client:
