@@ -110,6 +110,20 @@ def cli_env(**extra: str) -> dict[str, str]:
 CLI = [sys.executable, "-m", "s3dlio_ray"]
 
 
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess:
+    """`s3dlio-ray ARGS...` in a subprocess, from the project root, with test credentials."""
+    return subprocess.run(
+        [*CLI, *args],
+        cwd=ROOT,
+        env=env or cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def settings_for(bucket: str, **overrides) -> Settings:
     """configs/quick.yaml scaled down for a test, in `bucket`, without metrics unless asked."""
     values = {

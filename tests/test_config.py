@@ -1,4 +1,5 @@
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +134,10 @@ def test_shipped_quick_config_loads():
     settings = load_settings("configs/quick.yaml", environ={})
     assert (settings.objects, settings.object_size) == (100, 10 * 2**20)
     assert settings.phases == ("put", "get", "cleanup") and settings.verify
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parent.parent / "configs").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_every_shipped_workload_loads_and_names_itself(path):
+    assert load_settings(path, environ={}).name == path.stem

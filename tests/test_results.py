@@ -10,7 +10,7 @@ import subprocess
 
 import jsonschema
 import pytest
-from conftest import CLI, ROOT, cli_env
+from conftest import run_cli
 
 from s3dlio_ray.compare import compare
 from s3dlio_ray.html_report import render_html
@@ -112,14 +112,7 @@ def test_html_report_renders_its_charts_in_chromium(scraped_run, chromium, tmp_p
 def test_report_command_re_renders_a_saved_result(scraped_run, tmp_path):
     saved = tmp_path / "run.json"
     saved.write_text(json.dumps(scraped_run.saved))
-    proc = subprocess.run(
-        [*CLI, "report", str(saved)],
-        cwd=ROOT,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_cli("report", str(saved))
     assert proc.returncode == 0, proc.stderr
     assert scraped_run.saved["run_id"] in proc.stdout and "OK" in proc.stdout
     assert "<svg" in (tmp_path / "run.html").read_text()
@@ -128,14 +121,7 @@ def test_report_command_re_renders_a_saved_result(scraped_run, tmp_path):
 def test_report_of_something_else_is_one_clear_line(tmp_path):
     bad = tmp_path / "notes.json"
     bad.write_text("not json")
-    proc = subprocess.run(
-        [*CLI, "report", str(bad)],
-        cwd=ROOT,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_cli("report", str(bad))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert (
         proc.stderr.strip() == f"s3dlio-ray: error: {bad} is not JSON (line 1): not a result file"
@@ -171,41 +157,26 @@ def test_compare_command_on_two_real_runs(ray_cluster, moto_url, tmp_path, monke
     outputs = []
     for name, concurrency in (("a", "2"), ("b", "8")):
         out = tmp_path / f"{name}.json"
-        proc = subprocess.run(
-            [
-                *CLI,
-                "run",
-                "configs/quick.yaml",
-                "--endpoint",
-                moto_url,
-                "--objects",
-                "12",
-                "--object-size",
-                "256KiB",
-                "--concurrency",
-                concurrency,
-                "--metrics-port",
-                "off",
-                "--output",
-                str(out),
-                "--quiet",
-            ],
-            cwd=ROOT,
-            env=cli_env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
+        proc = run_cli(
+            "run",
+            "configs/quick.yaml",
+            "--endpoint",
+            moto_url,
+            "--objects",
+            "12",
+            "--object-size",
+            "256KiB",
+            "--concurrency",
+            concurrency,
+            "--metrics-port",
+            "off",
+            "--output",
+            str(out),
+            "--quiet",
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         outputs.append(out)
-    proc = subprocess.run(
-        [*CLI, "compare", *map(str, outputs)],
-        cwd=ROOT,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_cli("compare", *map(str, outputs))
     assert proc.returncode == 0, proc.stderr
     a, b = (json.loads(p.read_text()) for p in outputs)
     expected = b["phases"][0]["gbps"] / a["phases"][0]["gbps"]
