@@ -16,14 +16,14 @@ from typing import Any
 from rich.console import Console
 
 from s3dlio_ray import __version__
-from s3dlio_ray.compare import compare, compare_table
+from s3dlio_ray.compare import compare, compare_table, configuration_table
 from s3dlio_ray.config import load_settings
 from s3dlio_ray.embedded import EMBEDDED_CREDENTIALS, EmbeddedS3
 from s3dlio_ray.errors import S3DlioRayError
 from s3dlio_ray.html_report import render_html
-from s3dlio_ray.launch import Progress, execute
+from s3dlio_ray.launch import Progress, execute_configurations
 from s3dlio_ray.report import SCHEMA_VERSION, print_summary, write_csv, write_json
-from s3dlio_ray.runner import RunResult, new_run_id
+from s3dlio_ray.runner import new_run_id
 
 _OVERRIDES = {
     "endpoint": "S3 endpoint URL (default: AWS_ENDPOINT_URL, else an embedded moto server)",
@@ -139,8 +139,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             endpoint, credentials = embedded.url, EMBEDDED_CREDENTIALS
             console.print(f"embedded S3 endpoint (moto) at {endpoint}")
         progress = stack.enter_context(_ProgressLine(console, settings.objects))
-        result: RunResult = asyncio.run(
-            execute(
+        results = asyncio.run(
+            execute_configurations(
                 settings,
                 endpoint,
                 credentials,
@@ -150,17 +150,25 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                 ),
             )
         )
-    json_path = write_json(
-        result, settings.output or f"results/{settings.name}-{result.run_id}.json"
-    )
-    doc = json.loads(json_path.read_text())
-    csv_path = write_csv(doc, json_path.with_suffix(".csv"))
-    html_path = json_path.with_suffix(".html")
-    html_path.write_text(render_html(doc))
-    print_summary(doc, console, [json_path, csv_path, html_path])
-    if result.error:
-        raise S3DlioRayError(result.error)
-    return 0 if result.ok else 1
+    base = Path(settings.output or f"results/{settings.name}-{settings.run_id}.json")
+    named_docs = []
+    for name, result in results:
+        path = base if name is None else base.with_name(f"{base.stem}-{name}{base.suffix}")
+        json_path = write_json(result, path, name)
+        doc = json.loads(json_path.read_text())
+        csv_path = write_csv(doc, json_path.with_suffix(".csv"))
+        html_path = json_path.with_suffix(".html")
+        html_path.write_text(render_html(doc))
+        if name is not None:
+            console.rule(f"configuration {name}")
+        print_summary(doc, console, [json_path, csv_path, html_path])
+        named_docs.append((name or doc["workload"], doc))
+    if len(named_docs) > 1:
+        console.print(configuration_table(named_docs))
+    for _, result in results:
+        if result.error:
+            raise S3DlioRayError(result.error)
+    return 0 if all(result.ok for _, result in results) else 1
 
 
 def _load_result(path: str) -> dict:

@@ -52,3 +52,28 @@ def compare_table(a: dict, b: dict) -> Table:
         ratio = f"{diff.ratio:.2f}x" if diff.ratio is not None else "-"
         table.add_row(diff.phase, diff.metric, f"{diff.a:.3f}", f"{diff.b:.3f}", ratio)
     return table
+
+
+def configuration_table(named: list[tuple[str, dict]]) -> Table:
+    """Configurations of one run side by side: GB/s, p99 and the ratio to the first."""
+    table = Table(title="configurations (ratio: GB/s over the first's)", title_justify="left")
+    for column in ("phase", "configuration", "GB/s", "p99 ms", "errors", "ratio"):
+        table.add_column(
+            column, justify="left" if column in ("phase", "configuration") else "right"
+        )
+    first = {p["phase"]: p for p in named[0][1]["phases"]}
+    for phase in first:
+        for name, doc in named:
+            mine = next((p for p in doc["phases"] if p["phase"] == phase), None)
+            if mine is None:
+                continue
+            ratio = mine["gbps"] / first[phase]["gbps"] if first[phase]["gbps"] else None
+            table.add_row(
+                phase,
+                name,
+                f"{mine['gbps']:.3f}",
+                f"{mine['latency']['p99_s'] * 1e3:.1f}",
+                str(mine["errors"]),
+                f"{ratio:.2f}x" if ratio is not None else "-",
+            )
+    return table

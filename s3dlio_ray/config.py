@@ -39,6 +39,27 @@ _UNITS = {
 }
 
 
+CONFIGURATION_KEYS = (
+    "client",
+    "concurrency",
+    "target_gbps",
+    "min_concurrency",
+    "max_concurrency",
+    "http2",
+    "actors_per_node",
+    "part_size_mb",
+    "profile",
+)
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One of the configurations a workload runs in turn: a name and the settings it changes."""
+
+    name: str
+    overrides: tuple[tuple[str, Any], ...]
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything one run needs to know. Secrets are never part of it."""
@@ -71,6 +92,7 @@ class Settings:
     timeout_s: float = 30.0
     max_attempts: int = 5
     output: str | None = None
+    client: str = "engine"
     executor: str = "ray"
     ray_address: str | None = None
     actors_per_node: int | None = None
@@ -79,6 +101,7 @@ class Settings:
     metrics_scrape_interval_s: float = 15.0
     metrics_linger_s: float | None = None
     pushgateway_url: str | None = None
+    configurations: tuple[Configuration, ...] = ()
 
     @property
     def part_size(self) -> int:
@@ -220,6 +243,32 @@ def _metrics_port(value: Any) -> int | None:
         raise ValueError("expected off or a port in 0..65535 (0: any free port)") from None
 
 
+def _configurations(value: Any) -> tuple[Configuration, ...]:
+    shape = "a list of mappings, each with a name and any of " + ", ".join(CONFIGURATION_KEYS)
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"expected {shape}")
+    configurations, names = [], set()
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise ValueError(f"expected {shape}")
+        name = item["name"]
+        if name in names:
+            raise ValueError(f"configuration {name!r} is named twice")
+        names.add(name)
+        overrides = []
+        for key, raw in item.items():
+            if key == "name":
+                continue
+            if key not in CONFIGURATION_KEYS:
+                raise ValueError(f"configuration {name!r}: {key!r} cannot vary; {shape}")
+            try:
+                overrides.append((key, _PARSERS[key](raw)))
+            except ValueError as exc:
+                raise ValueError(f"configuration {name!r}: {key}: {exc}") from None
+        configurations.append(Configuration(name, tuple(overrides)))
+    return tuple(configurations)
+
+
 def _size(value: Any) -> int:
     try:
         size = parse_size(value)
@@ -273,6 +322,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "timeout_s": _float_range(0.1, 3600),
     "max_attempts": _int_range(1, 20),
     "output": _optional(_parse_str),
+    "client": _choice("engine", "boto3"),
     "executor": _choice("ray", "local"),
     "ray_address": _optional(_parse_str),
     "actors_per_node": _optional(_int_range(1, 1024)),
@@ -281,6 +331,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "metrics_scrape_interval_s": _float_range(0.1, 3600),
     "metrics_linger_s": _optional(_float_range(0, 3600)),
     "pushgateway_url": _optional(_endpoint),
+    "configurations": _configurations,
 }
 
 ENVIRONMENT = {

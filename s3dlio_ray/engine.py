@@ -177,6 +177,9 @@ class Engine:
         phase, stats, limiter = self._live
         return EngineSnapshot(phase, copy.deepcopy(stats), limiter.limit, limiter.in_flight)
 
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
     def _on_retry(self, operation: str, throttled: bool) -> None:
         if self._stats is not None:
             self._stats.retries += 1

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from s3dlio_ray import __version__
 from s3dlio_ray.cluster.driver import RayExecutor
 from s3dlio_ray.config import Settings
-from s3dlio_ray.engine import ConcurrencySample
+from s3dlio_ray.engine import ConcurrencySample, Engine
 from s3dlio_ray.metrics import MetricsExporter, MetricsView
-from s3dlio_ray.runner import LocalExecutor, RunResult, build_client, build_engine, run_workload
+from s3dlio_ray.runner import LocalExecutor, RunResult, build_engine, new_run_id, run_workload
 from s3dlio_ray.s3.signing import StaticCredentials
 from s3dlio_ray.stats import OpStats
-from s3dlio_ray.tuning.profiles import select_profile
 
 
 @dataclass
@@ -71,29 +72,62 @@ def _local_progress(phase: str, stats: OpStats, sample: ConcurrencySample) -> Pr
     )
 
 
+async def execute_configurations(
+    settings: Settings,
+    endpoint: str,
+    credentials: StaticCredentials | None = None,
+    on_progress: ProgressHook | None = None,
+    on_metrics: Callable[[int], None] | None = None,
+) -> list[tuple[str | None, RunResult]]:
+    """Each configuration in turn on the same keys, sizes and content; cleanup after the last.
+
+    A workload without configurations is one run under its own name (None).
+    """
+    if not settings.configurations:
+        return [(None, await execute(settings, endpoint, credentials, on_progress, on_metrics))]
+    run_id = settings.run_id or new_run_id()
+    seed = settings.seed if settings.seed is not None else secrets.randbits(32)
+    shared = dataclasses.replace(settings, run_id=run_id, seed=seed, configurations=())
+    transfer_phases = tuple(p for p in settings.phases if p != "cleanup")
+    results: list[tuple[str | None, RunResult]] = []
+    created = False
+    for index, configuration in enumerate(settings.configurations):
+        last = index == len(settings.configurations) - 1
+        one = dataclasses.replace(
+            shared,
+            phases=settings.phases if last else transfer_phases,
+            **dict(configuration.overrides),
+        )
+        result = await execute(one, endpoint, credentials, on_progress, on_metrics, created)
+        created = created or result.bucket_created
+        results.append((configuration.name, result))
+        if result.error:
+            break
+    return results
+
+
 async def execute(
     settings: Settings,
     endpoint: str,
     credentials: StaticCredentials | None = None,
     on_progress: ProgressHook | None = None,
     on_metrics: Callable[[int], None] | None = None,
+    bucket_created_earlier: bool = False,
 ) -> RunResult:
     """Run the workload on the configured executor, serving metrics while it runs.
 
     `on_metrics` is told the port /metrics is served on, once it is.
     """
     if settings.executor == "local":
-        engine = build_engine(
-            settings,
-            build_client(settings, endpoint, credentials),
-            select_profile(settings.profile, endpoint),
-        )
-        if on_progress is not None:
+        engine = build_engine(settings, endpoint, credentials)
+        if on_progress is not None and isinstance(engine, Engine):
             engine.on_progress = lambda *a: on_progress(_local_progress(*a))
         try:
-            return await run_workload(settings, endpoint, LocalExecutor(engine), credentials)
+            return await run_workload(
+                settings, endpoint, LocalExecutor(engine), credentials, bucket_created_earlier
+            )
         finally:
-            await engine.client.aclose()
+            await engine.aclose()
 
     executor = RayExecutor(settings, endpoint, credentials)
     exporter = None
@@ -118,7 +152,9 @@ async def execute(
             ).start()
             if on_metrics is not None:
                 on_metrics(exporter.port)
-        result = await run_workload(settings, endpoint, executor, credentials)
+        result = await run_workload(
+            settings, endpoint, executor, credentials, bucket_created_earlier
+        )
         result.nodes = executor.nodes
         result.actors = executor.actor_count
         result.gather_cpu_s = executor.gather_cpu_s

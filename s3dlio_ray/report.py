@@ -79,7 +79,7 @@ def phase_summary(phase: PhaseResult, parts: Sequence[ActorPhaseResult]) -> dict
     }
 
 
-def result_dict(result: RunResult) -> dict[str, object]:
+def result_dict(result: RunResult, configuration: str | None = None) -> dict[str, object]:
     """The JSON result: no credentials are ever part of Settings, so all of it may be written."""
     return {
         "schema_version": SCHEMA_VERSION,
@@ -88,6 +88,7 @@ def result_dict(result: RunResult) -> dict[str, object]:
         "ok": result.ok,
         "error": result.error,
         "workload": result.settings.name,
+        "configuration": configuration,
         "seed": result.seed,
         "endpoint": result.endpoint,
         "bucket": result.bucket,
@@ -125,10 +126,10 @@ def _version(distribution: str) -> str | None:
         return None
 
 
-def write_json(result: RunResult, path: str | Path) -> Path:
+def write_json(result: RunResult, path: str | Path, configuration: str | None = None) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(result_dict(result), indent=2) + "\n")
+    target.write_text(json.dumps(result_dict(result, configuration), indent=2) + "\n")
     return target
 
 

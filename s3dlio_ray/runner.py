@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from s3dlio_ray.baseline import Boto3Engine
 from s3dlio_ray.cluster.aggregate import ActorPhaseResult, SeriesRow
 from s3dlio_ray.config import Settings
-from s3dlio_ray.engine import Engine, PhaseResult
+from s3dlio_ray.engine import Engine, EngineSnapshot, PhaseResult
 from s3dlio_ray.errors import S3DlioRayError
 from s3dlio_ray.s3.client import ClientOptions, S3Client
 from s3dlio_ray.s3.retry import RetryPolicy
@@ -98,9 +99,32 @@ def build_client(
     return S3Client(options, signer)
 
 
-def build_engine(settings: Settings, client: S3Client, profile: Profile) -> Engine:
+class TransferEngine(Protocol):
+    """What runs a phase's share of keys in one process: Engine, or the boto3 baseline."""
+
+    async def put(
+        self, bucket: str, keys: Sequence[str], size: int, data: ObjectData
+    ) -> PhaseResult: ...
+
+    async def get(
+        self, bucket: str, keys: Sequence[str], size: int, data: ObjectData, verify: bool = True
+    ) -> PhaseResult: ...
+
+    def snapshot(self) -> EngineSnapshot | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def build_engine(
+    settings: Settings, endpoint: str | None, credentials: StaticCredentials | None = None
+) -> TransferEngine:
+    """This project's engine, or with `client: boto3` the baseline it is measured against."""
+    if settings.client == "boto3":
+        region = settings.region or resolve_region(settings.aws_profile)
+        return Boto3Engine(endpoint, region, credentials, settings.concurrency)
+    profile = select_profile(settings.profile, endpoint)
     return Engine(
-        client,
+        build_client(settings, endpoint, credentials),
         lambda phase: concurrency_policy(settings, profile, phase),
         adapt_interval_s=settings.adapt_interval_s,
         part_size=settings.part_size,
@@ -139,7 +163,7 @@ class PhaseExecutor(Protocol):
 class LocalExecutor:
     """Every phase on one engine in this process."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: TransferEngine) -> None:
         self.engine = engine
         self.node = socket.gethostname()
         self.breakdown: dict[str, list[ActorPhaseResult]] = {}
@@ -161,11 +185,13 @@ async def run_workload(
     endpoint: str | None,
     executor: PhaseExecutor,
     credentials: StaticCredentials | None = None,
+    bucket_created_earlier: bool = False,
 ) -> RunResult:
     """Run every phase the settings name; cleanup runs even when a phase failed.
 
     Bucket set-up and cleanup happen here, on this process's own client; the transfer phases on
-    the executor.
+    the executor. `bucket_created_earlier`: an earlier configuration of the same run created the
+    bucket, so cleanup may remove it.
     """
     run_id = settings.run_id or new_run_id()
     seed = settings.seed if settings.seed is not None else secrets.randbits(32)
@@ -185,6 +211,7 @@ async def run_workload(
     keys = object_keys(settings.prefix, run_id, settings.objects)
     try:
         try:
+            result.bucket_created = bucket_created_earlier
             if "put" in settings.phases and not await client.bucket_exists(bucket):
                 result.bucket_created = await client.create_bucket(bucket)
             for phase in settings.phases:

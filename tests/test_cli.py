@@ -288,3 +288,51 @@ def test_long_workload_at_reduced_scale_sleeps_between_phases(tmp_path):
     assert result["phases"][1]["verified"] == 10
     assert result["cleanup"]["deleted"] == 10
     assert elapsed >= 3.0  # the two pauses happened
+
+
+def test_comprehensive_workload_runs_each_configuration_on_the_same_keys(
+    moto_url, boto3_s3, tmp_path
+):
+    """configs/comprehensive.yaml as shipped (boto3 baseline, engine, two actors per node),
+    scaled down; one table at the end with each configuration's ratio to the baseline."""
+    out = tmp_path / "comp.json"
+    proc = run_cli(
+        "run",
+        "configs/comprehensive.yaml",
+        "--endpoint",
+        moto_url,
+        "--metrics-port",
+        "off",
+        "--objects",
+        "9",
+        "--object-size",
+        "128KiB",
+        "--set",
+        "sleep_s=0.2",
+        "--output",
+        str(out),
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    docs = {}
+    for name in ("baseline", "enhanced", "multi-process"):
+        doc = json.loads((tmp_path / f"comp-{name}.json").read_text())
+        jsonschema.validate(doc, result_schema())
+        assert doc["configuration"] == name
+        assert [p["phase"] for p in doc["phases"]] == ["put", "get"]
+        assert doc["phases"][1]["verified"] == 9
+        docs[name] = doc
+    assert len({d["run_id"] for d in docs.values()}) == 1  # same keys: one run id, one seed
+    assert len({d["seed"] for d in docs.values()}) == 1
+    assert docs["baseline"]["phases"][0]["concurrency"]["final"] == 8 * 3  # boto3, fixed 8/actor
+    assert docs["multi-process"]["cluster"]["actors"] == 2 * docs["enhanced"]["cluster"]["actors"]
+    assert docs["baseline"]["cleanup"] is None and docs["multi-process"]["cleanup"]["deleted"] == 9
+    assert docs["multi-process"]["cleanup"]["bucket_removed"] is True
+    table = proc.stdout[proc.stdout.index("configurations (ratio") :]
+    for name in docs:
+        line = next(x for x in table.splitlines() if "put" in x and name in x)
+        ratio = docs[name]["phases"][0]["gbps"] / docs["baseline"]["phases"][0]["gbps"]
+        assert f"{ratio:.2f}x" in line
+    assert docs["multi-process"]["bucket"] not in [
+        b["Name"] for b in boto3_s3.list_buckets()["Buckets"]
+    ]

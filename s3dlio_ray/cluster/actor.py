@@ -10,10 +10,9 @@ from dataclasses import dataclass
 import ray
 
 from s3dlio_ray.config import Settings
-from s3dlio_ray.engine import Engine, EngineSnapshot, PhaseResult
-from s3dlio_ray.runner import build_client, build_engine
+from s3dlio_ray.engine import EngineSnapshot, PhaseResult
+from s3dlio_ray.runner import TransferEngine, build_engine
 from s3dlio_ray.s3.signing import StaticCredentials
-from s3dlio_ray.tuning.profiles import select_profile
 from s3dlio_ray.workload import ObjectData
 
 
@@ -39,7 +38,7 @@ class TransferActor:
         self._settings = settings
         self._endpoint = endpoint
         self._credentials = credentials
-        self._engine: Engine | None = None
+        self._engine: TransferEngine | None = None
         self._lock: asyncio.Lock | None = None
         self._task_id = -1
         self._data: dict[int, ObjectData] = {}
@@ -50,11 +49,9 @@ class TransferActor:
             context.get_node_id(), ray.util.get_node_ip_address(), socket.gethostname(), os.getpid()
         )
 
-    def _engine_here(self) -> Engine:
+    def _engine_here(self) -> TransferEngine:
         if self._engine is None:
-            profile = select_profile(self._settings.profile, self._endpoint)
-            client = build_client(self._settings, self._endpoint, self._credentials)
-            self._engine = build_engine(self._settings, client, profile)
+            self._engine = build_engine(self._settings, self._endpoint, self._credentials)
         return self._engine
 
     async def run_phase(
@@ -85,4 +82,4 @@ class TransferActor:
 
     async def close(self) -> None:
         if self._engine is not None:
-            await self._engine.client.aclose()
+            await self._engine.aclose()

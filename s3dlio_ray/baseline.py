@@ -1,0 +1,150 @@
+"""The baseline configuration: plain boto3 put_object/get_object on a thread pool.
+
+It answers the same calls as Engine (put, get, snapshot, aclose) and records the same statistics,
+so a workload can run it beside the engine on the same keys and print the ratio. Concurrency is
+fixed (boto3 has no adaptive control): the setting's number, or 8 (close to boto3's usual 10).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from s3dlio_ray.engine import EngineSnapshot, PhaseResult
+from s3dlio_ray.errors import S3DlioRayError
+from s3dlio_ray.s3.signing import StaticCredentials
+from s3dlio_ray.stats import OpStats
+from s3dlio_ray.workload import ObjectData, VerificationError
+
+DEFAULT_CONCURRENCY = 8
+
+
+class Boto3Engine:
+    """Runs a phase's keys through boto3 with `concurrency` threads."""
+
+    def __init__(
+        self,
+        endpoint: str | None,
+        region: str,
+        credentials: StaticCredentials | None,
+        concurrency: int | None,
+    ) -> None:
+        self.concurrency = concurrency or DEFAULT_CONCURRENCY
+        keys = (
+            {
+                "aws_access_key_id": credentials.access_key_id,
+                "aws_secret_access_key": credentials.secret_access_key,
+                "aws_session_token": credentials.session_token,
+            }
+            if credentials
+            else {}
+        )
+        self._s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=region,
+            config=Config(max_pool_connections=self.concurrency, s3={"addressing_style": "path"}),
+            **keys,
+        )
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="boto3")
+        self._lock = threading.Lock()
+        self._live: tuple[str, OpStats] | None = None
+        self._in_flight = 0
+
+    def snapshot(self) -> EngineSnapshot | None:
+        if self._live is None:
+            return None
+        phase, stats = self._live
+        with self._lock:
+            copied = copy.deepcopy(stats)
+        return EngineSnapshot(phase, copied, self.concurrency, self._in_flight)
+
+    async def put(
+        self, bucket: str, keys: Sequence[str], size: int, data: ObjectData
+    ) -> PhaseResult:
+        def put_one(key: str) -> tuple[int, float | None]:
+            self._s3.put_object(Bucket=bucket, Key=key, Body=data.content(key, size))
+            return size, None
+
+        return await self._run("put", keys, put_one)
+
+    async def get(
+        self, bucket: str, keys: Sequence[str], size: int, data: ObjectData, verify: bool = True
+    ) -> PhaseResult:
+        outcome = {"verified": 0, "failures": 0}
+
+        def get_one(key: str) -> tuple[int, float | None]:
+            started = time.perf_counter()
+            response = self._s3.get_object(Bucket=bucket, Key=key)
+            ttfb = time.perf_counter() - started
+            body = response["Body"].read()
+            if verify:
+                try:
+                    data.verify(key, memoryview(body), size)
+                except VerificationError:
+                    with self._lock:
+                        outcome["failures"] += 1
+                    raise
+                with self._lock:
+                    outcome["verified"] += 1
+            return len(body), ttfb
+
+        result = await self._run("get", keys, get_one)
+        result.verified, result.verify_failures = outcome["verified"], outcome["failures"]
+        return result
+
+    async def _run(
+        self, phase: str, keys: Sequence[str], do_one: Callable[[str], tuple[int, float | None]]
+    ) -> PhaseResult:
+        stats = OpStats()
+        result = PhaseResult(
+            phase,
+            0.0,
+            stats,
+            start_concurrency=self.concurrency,
+            final_concurrency=self.concurrency,
+            peak_concurrency=self.concurrency,
+        )
+        self._live = (phase, stats)
+        loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self.concurrency)
+
+        def timed(key: str) -> None:
+            started = time.perf_counter()
+            try:
+                nbytes, ttfb = do_one(key)
+            except (BotoCoreError, ClientError, S3DlioRayError) as exc:
+                with self._lock:
+                    stats.errors += 1
+                    result.failed[key] = f"{phase} {key}: {exc}"
+                return
+            with self._lock:
+                stats.record(nbytes, time.perf_counter() - started, ttfb)
+
+        async def one(key: str) -> None:
+            async with slots:
+                self._in_flight += 1
+                try:
+                    await loop.run_in_executor(self._pool, timed, key)
+                finally:
+                    self._in_flight -= 1
+
+        started = time.perf_counter()
+        try:
+            await asyncio.gather(*(one(key) for key in keys))
+        finally:
+            self._live = None
+        result.elapsed_s = time.perf_counter() - started
+        return result
+
+    async def aclose(self) -> None:
+        self._pool.shutdown(wait=False)
+        self._s3.close()
