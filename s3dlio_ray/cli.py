@@ -38,7 +38,8 @@ _OVERRIDES = {
     "profile": "auto, aws or high-performance",
     "seed": "seed for object content",
     "run_id": "run id (names the key prefix)",
-    "phases": "comma-separated phases: put,get,cleanup",
+    "phases": "comma-separated phases: put,get,mixed,sleep,cleanup",
+    "duration_s": "how long a mixed phase runs, in seconds",
     "output": "path of the JSON result file",
     "executor": "ray (actors on every node, the default) or local (one process, no Ray)",
     "ray_address": "Ray cluster to join (default: RAY_ADDRESS, a running one, or a new local one)",
@@ -56,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a workload file")
     run.add_argument("workload", help="workload YAML file, e.g. configs/quick.yaml")
     for key, text in _OVERRIDES.items():
-        run.add_argument("--" + key.replace("_", "-"), dest=key, help=text)
+        flag = "--duration" if key == "duration_s" else "--" + key.replace("_", "-")
+        run.add_argument(flag, dest=key, help=text)
     run.add_argument(
         "--http2",
         dest="http2",

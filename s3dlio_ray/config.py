@@ -22,7 +22,8 @@ from s3dlio_ray.tuning.profiles import PROFILES
 
 log = logging.getLogger(__name__)
 
-PHASES = ("put", "get", "sleep", "cleanup")
+PHASES = ("put", "get", "mixed", "sleep", "cleanup")
+MIX_OPERATIONS = ("get", "put", "stat", "delete")
 BUCKET_REMOVAL = ("created", "always", "never")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {
@@ -77,6 +78,13 @@ class Settings:
     object_size: int = 10 * MIB
     phases: tuple[str, ...] = ("put", "get", "cleanup")
     sleep_s: float = 30.0
+    duration_s: float | None = None
+    mix: tuple[tuple[str, float], ...] = (
+        ("get", 60.0),
+        ("put", 20.0),
+        ("stat", 10.0),
+        ("delete", 10.0),
+    )
     verify: bool = True
     seed: int | None = None
     concurrency: int | None = None
@@ -243,6 +251,21 @@ def _metrics_port(value: Any) -> int | None:
         raise ValueError("expected off or a port in 0..65535 (0: any free port)") from None
 
 
+def _mix(value: Any) -> tuple[tuple[str, float], ...]:
+    shape = f"a mapping of operation to weight, operations from {', '.join(MIX_OPERATIONS)}"
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f"expected {shape}")
+    weights = []
+    for op, raw in value.items():
+        if op not in MIX_OPERATIONS:
+            raise ValueError(f"unknown operation {op!r}; expected {shape}")
+        weight = _float_range(0, 1e9)(raw)
+        weights.append((op, weight))
+    if sum(w for _, w in weights) <= 0:
+        raise ValueError("the weights must not all be zero")
+    return tuple(weights)
+
+
 def _configurations(value: Any) -> tuple[Configuration, ...]:
     shape = "a list of mappings, each with a name and any of " + ", ".join(CONFIGURATION_KEYS)
     if not isinstance(value, list) or not value:
@@ -307,6 +330,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "object_size": _size,
     "phases": _phases,
     "sleep_s": _float_range(0, 86_400),
+    "duration_s": _optional(_float_range(0.1, 30 * 86_400)),
+    "mix": _mix,
     "verify": _parse_bool,
     "seed": _optional(_parse_int),
     "concurrency": _concurrency,
@@ -403,6 +428,10 @@ def load_settings(
             f"min_concurrency ({settings.min_concurrency}) must not exceed max_concurrency "
             f"({settings.max_concurrency})"
         )
+    if "mixed" in settings.phases and settings.duration_s is None:
+        raise ConfigError("phases: mixed runs for a time: set duration_s (--duration SECONDS)")
+    if "mixed" in settings.phases and settings.client == "boto3":
+        raise ConfigError("phases: mixed runs on the engine only; set client: engine")
     if settings.io_uring:
         log.warning(
             "io_uring: S3DLIO_ENABLE_IO_URING has no effect (removed upstream in s3dlio "

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
+import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from s3dlio_ray.errors import ConfigError, S3DlioRayError
 from s3dlio_ray.s3.client import PartGate, S3Client
@@ -105,6 +108,7 @@ class PhaseResult:
     start_concurrency: int = 0
     final_concurrency: int = 0
     peak_concurrency: int = 0
+    by_op: dict[str, OpStats] = field(default_factory=dict)
 
     @property
     def gbps(self) -> float:
@@ -236,11 +240,83 @@ class Engine:
         phase.verify_failures = outcome["failures"]
         return phase
 
+    async def mixed(
+        self,
+        bucket: str,
+        keys: Sequence[str],
+        size: int,
+        data: ObjectData,
+        weights: Mapping[str, float],
+        duration_s: float,
+        new_key_prefix: str,
+        seed: int,
+    ) -> PhaseResult:
+        """GET/PUT/STAT/DELETE chosen by `weights` for `duration_s` over a pool of existing keys.
+
+        New objects join the pool; a deleted key leaves it; a key in use is not picked again until
+        its request ends, so a GET never races a DELETE of the same key.
+        """
+        rng = random.Random(seed)
+        ops, cumulative = list(weights), list(itertools.accumulate(weights.values()))
+        pool, in_use = list(keys), set()
+        counter = itertools.count()
+        by_op = {op: OpStats() for op in ops}
+        verify_outcome = {"verified": 0, "failures": 0}
+
+        def pick() -> str | None:
+            for _ in range(8):
+                if not pool:
+                    return None
+                key = pool[rng.randrange(len(pool))]
+                if key not in in_use:
+                    in_use.add(key)
+                    return key
+            return None
+
+        async def one(_token: int, gate: AdaptiveLimiter) -> tuple[int, float | None]:
+            op = rng.choices(ops, cum_weights=cumulative)[0]
+            key = None if op == "put" else pick()
+            if key is None:
+                op, key = "put", f"{new_key_prefix}{next(counter):08d}"
+            started = time.perf_counter()
+            try:
+                nbytes, ttfb = 0, None
+                if op == "put":
+                    await self.client.put_object(bucket, key, data.segments(key, 0, size))
+                    nbytes = size
+                elif op == "get":
+                    result = await self.client.get_object(bucket, key)
+                    data.verify(key, result.body, size)
+                    verify_outcome["verified"] += 1
+                    nbytes, ttfb = len(result.body), result.ttfb_s
+                elif op == "stat":
+                    await self.client.head_object(bucket, key)
+                else:
+                    pool.remove(key)
+                    await self.client.delete_objects(bucket, [key])
+            except VerificationError:
+                verify_outcome["failures"] += 1
+                raise
+            finally:
+                in_use.discard(key)
+            if op == "put":
+                pool.append(key)
+            by_op[op].record(nbytes, time.perf_counter() - started, ttfb)
+            return nbytes, ttfb
+
+        deadline = time.perf_counter() + duration_s
+        tokens = itertools.takewhile(lambda _: time.perf_counter() < deadline, itertools.count())
+        result = await self._run("mixed", tokens, one)
+        result.by_op = by_op
+        result.verified = verify_outcome["verified"]
+        result.verify_failures = verify_outcome["failures"]
+        return result
+
     async def _run(
         self,
         phase: str,
-        keys: Sequence[str],
-        do_one: Callable[[str, AdaptiveLimiter], Awaitable[tuple[int, float | None]]],
+        keys: Iterable[Any],
+        do_one: Callable[[Any, AdaptiveLimiter], Awaitable[tuple[int, float | None]]],
     ) -> PhaseResult:
         controller = ConcurrencyController(self._policy_for(phase))
         limiter = AdaptiveLimiter(controller.limit)

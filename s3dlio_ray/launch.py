@@ -124,7 +124,11 @@ async def execute(
             engine.on_progress = lambda *a: on_progress(_local_progress(*a))
         try:
             return await run_workload(
-                settings, endpoint, LocalExecutor(engine), credentials, bucket_created_earlier
+                settings,
+                endpoint,
+                LocalExecutor(engine, settings),
+                credentials,
+                bucket_created_earlier,
             )
         finally:
             await engine.aclose()

@@ -56,7 +56,8 @@ def phase_summary(phase: PhaseResult, parts: Sequence[ActorPhaseResult]) -> dict
             "final": phase.final_concurrency,
             "peak_in_flight": phase.peak_concurrency,
         },
-        "failed": phase.failed,
+        "failed": {str(key): reason for key, reason in phase.failed.items()},
+        "by_op": {op: stats_summary(stats, phase.elapsed_s) for op, stats in phase.by_op.items()},
         "nodes": {
             node: stats_summary(stats, phase.elapsed_s) for node, stats in by_node(parts).items()
         },

@@ -23,7 +23,7 @@ from s3dlio_ray.tuning.profiles import Direction, Profile, select_profile, start
 from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy, Mode
 from s3dlio_ray.workload import ObjectData, object_keys, run_prefix
 
-PHASE_DIRECTION = {"put": Direction.UPLOAD, "get": Direction.DOWNLOAD}
+PHASE_DIRECTION = {"put": Direction.UPLOAD, "get": Direction.DOWNLOAD, "mixed": Direction.DOWNLOAD}
 
 
 @dataclass
@@ -115,6 +115,37 @@ class TransferEngine(Protocol):
     async def aclose(self) -> None: ...
 
 
+async def run_share(
+    engine: TransferEngine,
+    settings: Settings,
+    task_id: int,
+    phase: str,
+    bucket: str,
+    keys: Sequence[str],
+    size: int,
+    seed: int,
+    verify: bool,
+) -> PhaseResult:
+    """One engine's share of a phase; what both executors run."""
+    data = ObjectData(seed)
+    if phase == "put":
+        return await engine.put(bucket, keys, size, data)
+    if phase == "get":
+        return await engine.get(bucket, keys, size, data, verify)
+    assert isinstance(engine, Engine), "mixed runs on the engine (the config refuses boto3)"
+    new_keys = f"{keys[0].rsplit('/', 1)[0]}/mixed-{task_id}-" if keys else "mixed-"
+    return await engine.mixed(
+        bucket,
+        keys,
+        size,
+        data,
+        dict(settings.mix),
+        settings.duration_s or 0.0,
+        new_keys,
+        seed + task_id,
+    )
+
+
 def build_engine(
     settings: Settings, endpoint: str | None, credentials: StaticCredentials | None = None
 ) -> TransferEngine:
@@ -163,19 +194,18 @@ class PhaseExecutor(Protocol):
 class LocalExecutor:
     """Every phase on one engine in this process."""
 
-    def __init__(self, engine: TransferEngine) -> None:
+    def __init__(self, engine: TransferEngine, settings: Settings) -> None:
         self.engine = engine
+        self.settings = settings
         self.node = socket.gethostname()
         self.breakdown: dict[str, list[ActorPhaseResult]] = {}
 
     async def run_phase(
         self, phase: str, bucket: str, keys: Sequence[str], size: int, seed: int, verify: bool
     ) -> PhaseResult:
-        data = ObjectData(seed)
-        if phase == "put":
-            result = await self.engine.put(bucket, keys, size, data)
-        else:
-            result = await self.engine.get(bucket, keys, size, data, verify)
+        result = await run_share(
+            self.engine, self.settings, 0, phase, bucket, keys, size, seed, verify
+        )
         self.breakdown[phase] = [ActorPhaseResult(f"{self.node}/local", self.node, result)]
         return result
 

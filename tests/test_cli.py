@@ -336,3 +336,45 @@ def test_comprehensive_workload_runs_each_configuration_on_the_same_keys(
     assert docs["multi-process"]["bucket"] not in [
         b["Name"] for b in boto3_s3.list_buckets()["Buckets"]
     ]
+
+
+def test_mixed_workload_keeps_its_mix_and_its_duration(moto_url, tmp_path):
+    """configs/mixed.yaml as shipped, on a smaller key space for 4 s instead of 5 minutes."""
+    out = tmp_path / "mixed.json"
+    proc = run_cli(
+        "run",
+        "configs/mixed.yaml",
+        "--endpoint",
+        moto_url,
+        "--metrics-port",
+        "off",
+        "--objects",
+        "40",
+        "--object-size",
+        "16KiB",
+        "--duration",
+        "4",
+        "--output",
+        str(out),
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(out.read_text())
+    jsonschema.validate(result, result_schema())
+    prefill, mixed = result["phases"]
+    assert prefill["phase"] == "put" and prefill["objects"] == 40
+    assert mixed["phase"] == "mixed" and mixed["errors"] == 0
+    assert abs(mixed["elapsed_s"] - 4.0) < 1.0
+    counts = {op: view["objects"] for op, view in mixed["by_op"].items()}
+    total = sum(counts.values())
+    assert total == mixed["objects"] > 500
+    for op, weight in {"get": 60, "put": 20, "stat": 10, "delete": 10}.items():
+        assert abs(100 * counts[op] / total - weight) < 5, counts
+    assert mixed["verified"] == counts["get"] and mixed["verify_failures"] == 0
+    assert result["cleanup"]["deleted"] == 40 + counts["put"] - counts["delete"]
+    assert result["cleanup"]["bucket_removed"] is True
+
+
+def test_mixed_without_a_duration_is_refused():
+    line = assert_one_line_error(run_quick("--phases", "put,mixed"), 2)
+    assert "mixed runs for a time: set duration_s (--duration SECONDS)" in line

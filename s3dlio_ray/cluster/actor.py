@@ -11,9 +11,8 @@ import ray
 
 from s3dlio_ray.config import Settings
 from s3dlio_ray.engine import EngineSnapshot, PhaseResult
-from s3dlio_ray.runner import TransferEngine, build_engine
+from s3dlio_ray.runner import TransferEngine, build_engine, run_share
 from s3dlio_ray.s3.signing import StaticCredentials
-from s3dlio_ray.workload import ObjectData
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,6 @@ class TransferActor:
         self._engine: TransferEngine | None = None
         self._lock: asyncio.Lock | None = None
         self._task_id = -1
-        self._data: dict[int, ObjectData] = {}
 
     def info(self) -> ActorInfo:
         context = ray.get_runtime_context()
@@ -68,11 +66,17 @@ class TransferActor:
             self._lock = asyncio.Lock()
         async with self._lock:
             self._task_id = task_id
-            engine = self._engine_here()
-            data = self._data.setdefault(seed, ObjectData(seed))
-            if phase == "put":
-                return await engine.put(bucket, keys, size, data)
-            return await engine.get(bucket, keys, size, data, verify)
+            return await run_share(
+                self._engine_here(),
+                self._settings,
+                task_id,
+                phase,
+                bucket,
+                keys,
+                size,
+                seed,
+                verify,
+            )
 
     async def snapshot(self) -> tuple[int, EngineSnapshot | None]:
         """(task id, running statistics) of the share in progress."""

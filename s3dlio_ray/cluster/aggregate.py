@@ -29,6 +29,8 @@ def merge_phase(phase: str, elapsed_s: float, parts: Sequence[PhaseResult]) -> P
         merged.start_concurrency += part.start_concurrency
         merged.final_concurrency += part.final_concurrency
         merged.peak_concurrency += part.peak_concurrency
+        for op, stats in part.by_op.items():
+            merged.by_op.setdefault(op, OpStats()).merge(stats)
     return merged
 
 
