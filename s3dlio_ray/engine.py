@@ -140,6 +140,34 @@ class _BufferPool:
         self._free.setdefault(len(buffer), []).append(buffer)
 
 
+class _KeyPool:
+    """Keys to pick from at random, with O(1) add and discard (swap with the last)."""
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self._keys = list(keys)
+        self._index = {key: i for i, key in enumerate(self._keys)}
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def choice(self, rng: random.Random) -> str:
+        return self._keys[rng.randrange(len(self._keys))]
+
+    def add(self, key: str) -> None:
+        if key not in self._index:
+            self._index[key] = len(self._keys)
+            self._keys.append(key)
+
+    def discard(self, key: str) -> None:
+        index = self._index.pop(key, None)
+        if index is None:
+            return
+        last = self._keys.pop()
+        if index < len(self._keys):
+            self._keys[index] = last
+            self._index[last] = index
+
+
 @dataclass
 class EngineSnapshot:
     """The running phase as it stands: cumulative since the phase began."""
@@ -250,6 +278,7 @@ class Engine:
         duration_s: float,
         new_key_prefix: str,
         seed: int,
+        verify: bool = True,
     ) -> PhaseResult:
         """GET/PUT/STAT/DELETE chosen by `weights` for `duration_s` over a pool of existing keys.
 
@@ -258,7 +287,7 @@ class Engine:
         """
         rng = random.Random(seed)
         ops, cumulative = list(weights), list(itertools.accumulate(weights.values()))
-        pool, in_use = list(keys), set()
+        pool, in_use = _KeyPool(keys), set()
         counter = itertools.count()
         by_op = {op: OpStats() for op in ops}
         verify_outcome = {"verified": 0, "failures": 0}
@@ -267,7 +296,7 @@ class Engine:
             for _ in range(8):
                 if not pool:
                     return None
-                key = pool[rng.randrange(len(pool))]
+                key = pool.choice(rng)
                 if key not in in_use:
                     in_use.add(key)
                     return key
@@ -286,13 +315,14 @@ class Engine:
                     nbytes = size
                 elif op == "get":
                     result = await self.client.get_object(bucket, key)
-                    data.verify(key, result.body, size)
-                    verify_outcome["verified"] += 1
+                    if verify:
+                        data.verify(key, result.body, size)
+                        verify_outcome["verified"] += 1
                     nbytes, ttfb = len(result.body), result.ttfb_s
                 elif op == "stat":
                     await self.client.head_object(bucket, key)
                 else:
-                    pool.remove(key)
+                    pool.discard(key)
                     await self.client.delete_objects(bucket, [key])
             except VerificationError:
                 verify_outcome["failures"] += 1
@@ -300,7 +330,7 @@ class Engine:
             finally:
                 in_use.discard(key)
             if op == "put":
-                pool.append(key)
+                pool.add(key)
             by_op[op].record(nbytes, time.perf_counter() - started, ttfb)
             return nbytes, ttfb
 

@@ -143,6 +143,7 @@ async def run_share(
         settings.duration_s or 0.0,
         new_keys,
         seed + task_id,
+        verify,
     )
 
 

@@ -46,3 +46,21 @@ def test_keys_live_under_the_run_prefix():
         "s3dlio-ray/run1/obj-00000001",
         "s3dlio-ray/run1/obj-00000002",
     ]
+
+
+def test_key_pool_adds_discards_and_picks_only_what_it_holds():
+    import random
+
+    from s3dlio_ray.engine import _KeyPool
+
+    pool = _KeyPool(["a", "b", "c"])
+    pool.add("d")
+    pool.add("a")
+    pool.discard("b")
+    pool.discard("zzz")
+    rng = random.Random(1)
+    assert len(pool) == 3
+    assert {pool.choice(rng) for _ in range(200)} == {"a", "c", "d"}
+    for key in ("a", "c", "d"):
+        pool.discard(key)
+    assert len(pool) == 0
