@@ -140,7 +140,7 @@ class _BufferPool:
         self._free.setdefault(len(buffer), []).append(buffer)
 
 
-class _KeyPool:
+class KeyPool:
     """Keys to pick from at random, with O(1) add and discard (swap with the last)."""
 
     def __init__(self, keys: Iterable[str]) -> None:
@@ -287,7 +287,7 @@ class Engine:
         """
         rng = random.Random(seed)
         ops, cumulative = list(weights), list(itertools.accumulate(weights.values()))
-        pool, in_use = _KeyPool(keys), set()
+        pool, in_use = KeyPool(keys), set()
         counter = itertools.count()
         by_op = {op: OpStats() for op in ops}
         verify_outcome = {"verified": 0, "failures": 0}
