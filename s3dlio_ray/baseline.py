@@ -22,7 +22,7 @@ from s3dlio_ray.engine import EngineSnapshot, PhaseResult
 from s3dlio_ray.errors import S3DlioRayError
 from s3dlio_ray.s3.signing import StaticCredentials
 from s3dlio_ray.stats import OpStats
-from s3dlio_ray.workload import ObjectData, VerificationError
+from s3dlio_ray.workload import ObjectData, VerifyTally
 
 DEFAULT_CONCURRENCY = 8
 
@@ -79,7 +79,7 @@ class Boto3Engine:
     async def get(
         self, bucket: str, keys: Sequence[str], size: int, data: ObjectData, verify: bool = True
     ) -> PhaseResult:
-        outcome = {"verified": 0, "failures": 0}
+        tally = VerifyTally(data)
 
         def get_one(key: str) -> tuple[int, float | None]:
             started = time.perf_counter()
@@ -87,18 +87,11 @@ class Boto3Engine:
             ttfb = time.perf_counter() - started
             body = response["Body"].read()
             if verify:
-                try:
-                    data.verify(key, memoryview(body), size)
-                except VerificationError:
-                    with self._lock:
-                        outcome["failures"] += 1
-                    raise
-                with self._lock:
-                    outcome["verified"] += 1
+                tally.check(key, memoryview(body), size)
             return len(body), ttfb
 
         result = await self._run("get", keys, get_one)
-        result.verified, result.verify_failures = outcome["verified"], outcome["failures"]
+        result.verified, result.verify_failures = tally.verified, tally.failures
         return result
 
     async def _run(

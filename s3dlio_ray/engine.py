@@ -24,7 +24,7 @@ from s3dlio_ray.s3.signing import CredentialsError
 from s3dlio_ray.stats import OpStats
 from s3dlio_ray.tuning.parts import calculate_optimal_part_size
 from s3dlio_ray.tuning.scheduler import ConcurrencyController, ConcurrencyPolicy
-from s3dlio_ray.workload import ObjectData, VerificationError
+from s3dlio_ray.workload import ObjectData, VerifyTally
 
 FATAL_CODES = frozenset(
     {
@@ -237,7 +237,7 @@ class Engine:
         self, bucket: str, keys: Sequence[str], size: int, data: ObjectData, verify: bool = True
     ) -> PhaseResult:
         part_size = calculate_optimal_part_size(size, self._part_size)
-        outcome = {"verified": 0, "failures": 0}
+        tally = VerifyTally(data)
 
         async def get_one(key: str, gate: AdaptiveLimiter) -> tuple[int, float | None]:
             buffer = self._buffers.acquire(size)
@@ -253,19 +253,13 @@ class Engine:
                 else:
                     result = await self.client.get_object(bucket, key, into=buffer)
                 if verify:
-                    try:
-                        data.verify(key, result.body, size)
-                    except VerificationError:
-                        outcome["failures"] += 1
-                        raise
-                    outcome["verified"] += 1
+                    tally.check(key, result.body, size)
                 return len(result.body), result.ttfb_s
             finally:
                 self._buffers.release(buffer)
 
         phase = await self._run("get", keys, get_one)
-        phase.verified = outcome["verified"]
-        phase.verify_failures = outcome["failures"]
+        phase.verified, phase.verify_failures = tally.verified, tally.failures
         return phase
 
     async def mixed(
@@ -290,7 +284,7 @@ class Engine:
         pool, in_use = KeyPool(keys), set()
         counter = itertools.count()
         by_op = {op: OpStats() for op in ops}
-        verify_outcome = {"verified": 0, "failures": 0}
+        tally = VerifyTally(data)
 
         def pick() -> str | None:
             for _ in range(8):
@@ -316,17 +310,13 @@ class Engine:
                 elif op == "get":
                     result = await self.client.get_object(bucket, key)
                     if verify:
-                        data.verify(key, result.body, size)
-                        verify_outcome["verified"] += 1
+                        tally.check(key, result.body, size)
                     nbytes, ttfb = len(result.body), result.ttfb_s
                 elif op == "stat":
                     await self.client.head_object(bucket, key)
                 else:
                     pool.discard(key)
                     await self.client.delete_objects(bucket, [key])
-            except VerificationError:
-                verify_outcome["failures"] += 1
-                raise
             finally:
                 in_use.discard(key)
             if op == "put":
@@ -338,8 +328,7 @@ class Engine:
         tokens = itertools.takewhile(lambda _: time.perf_counter() < deadline, itertools.count())
         result = await self._run("mixed", tokens, one)
         result.by_op = by_op
-        result.verified = verify_outcome["verified"]
-        result.verify_failures = verify_outcome["failures"]
+        result.verified, result.verify_failures = tally.verified, tally.failures
         return result
 
     async def _run(
