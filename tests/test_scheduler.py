@@ -52,8 +52,10 @@ def auto(initial: int = 8, **kw) -> ConcurrencyController:
 def test_climbs_to_the_knee_of_a_saturating_endpoint_and_stays(knee):
     limits = simulate(auto(), saturating(knee))
     settled = limits[-100:]
-    # It settles at or just past the knee (one geometric step), and only probes from there.
-    assert min(settled) >= knee
+    # It settles at or just past the knee (one geometric step), and only probes from there:
+    # downward probes below the knee are brief and undone.
+    assert sum(c < knee for c in settled) <= 0.1 * len(settled)
+    assert min(settled) >= knee / 1.5 - 1
     assert max(settled) <= max(knee * 1.5 * 1.5, knee + 2)
     assert sorted(settled)[len(settled) // 2] <= knee * 1.5
     assert saturating(knee)(sorted(settled)[len(settled) // 2]) >= 0.95 * saturating(knee)(10**6)
@@ -115,3 +117,18 @@ def test_target_mode_holds_once_the_target_is_met():
     limits = simulate(ConcurrencyController(policy), saturating(1000), steps=100)
     assert limits[-1] >= 20
     assert max(limits) <= 31  # one step past what the target needs, never a climb to 256
+
+
+def test_a_flat_noisy_endpoint_keeps_the_limit_low():
+    """No gain from more requests: noise must not ratchet the limit up to the maximum."""
+    limits = simulate(auto(initial=16), lambda c: 1000 * MB, noise=0.10, steps=2400, seed=5)
+    settled = limits[-600:]
+    assert sorted(settled)[len(settled) // 2] <= 24
+    assert max(settled) <= 54
+
+
+def test_probes_downward_to_the_smallest_limit_that_delivers():
+    """Started far above the knee, it comes down to it (fewer requests, same throughput)."""
+    limits = simulate(auto(initial=256), saturating(20), steps=600)
+    settled = limits[-200:]
+    assert sorted(settled)[len(settled) // 2] <= 30

@@ -9,10 +9,16 @@ completions is no information, not a throughput of zero. After a change the cont
 one latency (and `settle_intervals`) pass, so requests started under the old limit do not count.
 
 It climbs geometrically while each step still buys `min_gain` more throughput, steps back to the
-last limit that paid off once a step does not, holds there, and probes upward again every
-`probe_every` measurements so it follows an endpoint that got faster. Throttling (503 SlowDown,
-5xx, timeouts) cuts the limit by `backoff` at once and lowers a ceiling (halfway between the old
-and the new limit) that the climb respects, which recovers slowly while the endpoint stays quiet.
+last limit that paid off once a step does not, and holds there. Every `probe_every` measurements
+it probes, alternately upward (kept only if it buys `min_gain` more, so it follows an endpoint that
+got faster) and downward (kept if it loses less than `min_gain`). The two tests are asymmetric on
+purpose: on a flat, noisy endpoint an upward probe sometimes passes by chance, a downward one
+usually passes, so the limit drifts to the smallest that delivers the throughput instead of
+ratcheting up to the maximum (more requests in flight, more memory, longer latency, no gain).
+
+Throttling (503 SlowDown, 5xx, timeouts) cuts the limit by `backoff` at once and lowers a ceiling
+(halfway between the old and the new limit) that the climb respects, which recovers slowly while
+the endpoint stays quiet.
 """
 
 from __future__ import annotations
@@ -70,6 +76,8 @@ class ConcurrencyController:
         self._skip = policy.settle_intervals
         self._skipped_s = 0.0
         self._holding = 0
+        self._probe_down_next = False
+        self._probing_down: tuple[int, float] | None = None
         self._quiet = 0
         self.throttle_events = 0
 
@@ -119,14 +127,26 @@ class ConcurrencyController:
             self._baseline = (self._limit, rate)
             self._hold()
             return
+        if self._probing_down is not None:
+            base_limit, base_rate = self._probing_down
+            self._probing_down = None
+            if rate >= base_rate * (1 - p.min_gain):
+                self._baseline = (self._limit, rate)
+            else:
+                self._set(base_limit)
+            self._hold()
+            return
         if self._holding > 0:
             self._holding -= 1
+            self._baseline = (self._limit, rate)
             if self._holding > 0:
-                self._baseline = (self._limit, rate)
                 self._measure_again()
                 return
-            self._baseline = (self._limit, rate)
-            self._step_up()
+            self._probe_down_next = not self._probe_down_next
+            if self._probe_down_next and self._limit > p.minimum:
+                self._step_down(rate)
+            else:
+                self._step_up()
             return
         if self._baseline is None or self._limit <= self._baseline[0]:
             self._baseline = (self._limit, rate)
@@ -148,6 +168,10 @@ class ConcurrencyController:
             return
         self._set(new)
 
+    def _step_down(self, rate: float) -> None:
+        self._probing_down = (self._limit, rate)
+        self._set(max(self.policy.minimum, math.floor(self._limit / self.policy.growth)))
+
     def _hold(self) -> None:
         self._holding = self.policy.probe_every
         self._measure_again()
@@ -158,6 +182,7 @@ class ConcurrencyController:
         self._ceiling = max(p.minimum, math.floor(self._limit * (1 + p.backoff) / 2))
         self._quiet = 0
         self._baseline = None
+        self._probing_down = None
         self._holding = 0
         self._set(max(p.minimum, math.floor(self._limit * p.backoff)))
 
