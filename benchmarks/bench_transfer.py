@@ -70,10 +70,12 @@ def run_engine(endpoint, bucket, keys, size, concurrency, http2):
     from s3dlio_ray.engine import Engine
     from s3dlio_ray.s3.client import ClientOptions, S3Client
     from s3dlio_ray.s3.signing import Signer, resolve_credentials
+    from s3dlio_ray.sizes import ObjectSizes
     from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy, Mode
     from s3dlio_ray.workload import ObjectData
 
     data = ObjectData(1)
+    sizes = ObjectSizes.fixed(size)
     policy = ConcurrencyPolicy(Mode.FIXED, concurrency)
     loop = asyncio.new_event_loop()
 
@@ -84,11 +86,11 @@ def run_engine(endpoint, bucket, keys, size, concurrency, http2):
     engine = Engine(client(), lambda phase: policy)
 
     def put():
-        result = loop.run_until_complete(engine.put(bucket, keys, size, data))
+        result = loop.run_until_complete(engine.put(bucket, keys, sizes, data))
         assert not result.failed, list(result.failed.values())[:1]
 
     def get():
-        result = loop.run_until_complete(engine.get(bucket, keys, size, data, verify=False))
+        result = loop.run_until_complete(engine.get(bucket, keys, sizes, data, verify=False))
         assert not result.failed, list(result.failed.values())[:1]
 
     return put, get

@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from s3dlio_ray.engine import EngineSnapshot, PhaseResult
 from s3dlio_ray.errors import S3DlioRayError
 from s3dlio_ray.s3.signing import StaticCredentials
+from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.stats import OpStats
 from s3dlio_ray.workload import ObjectData, VerifyTally
 
@@ -68,16 +69,22 @@ class Boto3Engine:
         return EngineSnapshot(phase, copied, self.concurrency, self._in_flight)
 
     async def put(
-        self, bucket: str, keys: Sequence[str], size: int, data: ObjectData
+        self, bucket: str, keys: Sequence[str], sizes: ObjectSizes, data: ObjectData
     ) -> PhaseResult:
         def put_one(key: str) -> tuple[int, float | None]:
+            size = sizes.of(key)
             self._s3.put_object(Bucket=bucket, Key=key, Body=data.content(key, size))
             return size, None
 
         return await self._run("put", keys, put_one)
 
     async def get(
-        self, bucket: str, keys: Sequence[str], size: int, data: ObjectData, verify: bool = True
+        self,
+        bucket: str,
+        keys: Sequence[str],
+        sizes: ObjectSizes,
+        data: ObjectData,
+        verify: bool = True,
     ) -> PhaseResult:
         tally = VerifyTally(data)
 
@@ -87,7 +94,7 @@ class Boto3Engine:
             ttfb = time.perf_counter() - started
             body = response["Body"].read()
             if verify:
-                tally.check(key, memoryview(body), size)
+                tally.check(key, memoryview(body), sizes.of(key))
             return len(body), ttfb
 
         result = await self._run("get", keys, get_one)

@@ -31,7 +31,7 @@ _OVERRIDES = {
     "region": "signing region",
     "aws_profile": "AWS profile for credentials",
     "objects": "number of objects",
-    "object_size": "object size, e.g. 10MiB",
+    "object_size": "object size (10MiB) or distribution (log-uniform:4KiB..64MiB, uniform:...)",
     "concurrency": "auto or a fixed number of requests in flight",
     "target_gbps": "target throughput: start concurrency from it and adapt toward it",
     "part_size_mb": "multipart part size in MiB (5..5120)",

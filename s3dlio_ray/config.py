@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from s3dlio_ray.errors import ConfigError
+from s3dlio_ray.sizes import DISTRIBUTIONS, ObjectSizes
 from s3dlio_ray.tuning.parts import MAX_PART_SIZE, MIB, MIN_PART_SIZE
 from s3dlio_ray.tuning.profiles import PROFILES
 
@@ -53,6 +54,9 @@ CONFIGURATION_KEYS = (
 )
 
 
+DEFAULT_OBJECT_SIZE = ObjectSizes.fixed(10 * MIB)
+
+
 @dataclass(frozen=True)
 class Configuration:
     """One of the configurations a workload runs in turn: a name and the settings it changes."""
@@ -75,7 +79,7 @@ class Settings:
     prefix: str = "s3dlio-ray"
     run_id: str | None = None
     objects: int = 100
-    object_size: int = 10 * MIB
+    object_size: ObjectSizes = DEFAULT_OBJECT_SIZE
     phases: tuple[str, ...] = ("put", "get", "cleanup")
     sleep_s: float = 30.0
     duration_s: float | None = None
@@ -302,6 +306,30 @@ def _size(value: Any) -> int:
     return size
 
 
+def _object_sizes(value: Any) -> ObjectSizes:
+    shape = (
+        "expected a size (10MiB), DISTRIBUTION:MIN..MAX (log-uniform:4KiB..64MiB) or a mapping "
+        f"{{distribution, min, max}}; distributions: {', '.join(DISTRIBUTIONS)}"
+    )
+    if isinstance(value, dict):
+        if set(value) - {"distribution", "min", "max"} or "distribution" not in value:
+            raise ValueError(shape)
+        distribution, low, high = value["distribution"], value.get("min"), value.get("max")
+    elif isinstance(value, str) and ":" in value:
+        distribution, _, bounds = value.partition(":")
+        low, sep, high = bounds.partition("..")
+        if not sep:
+            raise ValueError(shape)
+    else:
+        return ObjectSizes.fixed(_size(value))
+    distribution = str(distribution).strip().lower()
+    if distribution == "fixed":
+        return ObjectSizes.fixed(_size(low))
+    if low is None or high is None:
+        raise ValueError(shape)
+    return ObjectSizes(distribution, _size(low), _size(high))
+
+
 def _endpoint(value: Any) -> str:
     text = _parse_str(value).strip().rstrip("/")
     if not re.match(r"^https?://[^/\s]+$", text):
@@ -327,7 +355,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "prefix": _parse_str,
     "run_id": _optional(_parse_str),
     "objects": _int_range(1, 10_000_000),
-    "object_size": _size,
+    "object_size": _object_sizes,
     "phases": _phases,
     "sleep_s": _float_range(0, 86_400),
     "duration_s": _optional(_float_range(0.1, 30 * 86_400)),

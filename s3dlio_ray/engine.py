@@ -21,6 +21,7 @@ from s3dlio_ray.errors import ConfigError, S3DlioRayError
 from s3dlio_ray.s3.client import PartGate, S3Client
 from s3dlio_ray.s3.errors import S3ConnectionError, S3Error
 from s3dlio_ray.s3.signing import CredentialsError
+from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.stats import OpStats
 from s3dlio_ray.tuning.parts import calculate_optimal_part_size
 from s3dlio_ray.tuning.scheduler import ConcurrencyController, ConcurrencyPolicy
@@ -126,17 +127,39 @@ def is_fatal(error: BaseException) -> bool:
     return isinstance(error, S3Error) and error.code in FATAL_CODES
 
 
-class _BufferPool:
-    """Reuses GET buffers so a phase allocates (and page-faults) at most one per slot."""
+class BufferPool:
+    """Reuses GET buffers so a phase allocates (and page-faults) about one per slot.
 
-    def __init__(self) -> None:
+    Capacities are rounded up to one of 8 steps per power of two (at most 12.5% spare; a fixed
+    10 MiB is exact), so objects of a size distribution share buffers. At most `keep_bytes` wait
+    in the pool; beyond that a released buffer is dropped, so a wide distribution cannot hold a
+    buffer of every size.
+    """
+
+    def __init__(self, keep_bytes: int = 512 * 1024 * 1024) -> None:
         self._free: dict[int, list[bytearray]] = {}
+        self._keep = keep_bytes
+        self.pooled_bytes = 0
+
+    @staticmethod
+    def capacity(size: int) -> int:
+        if size <= 8:
+            return max(size, 1)
+        step = 1 << (size.bit_length() - 4)
+        return -(-size // step) * step
 
     def acquire(self, size: int) -> bytearray:
-        free = self._free.get(size)
-        return free.pop() if free else bytearray(size)
+        capacity = self.capacity(size)
+        free = self._free.get(capacity)
+        if free:
+            self.pooled_bytes -= capacity
+            return free.pop()
+        return bytearray(capacity)
 
     def release(self, buffer: bytearray) -> None:
+        if self.pooled_bytes + len(buffer) > self._keep:
+            return
+        self.pooled_bytes += len(buffer)
         self._free.setdefault(len(buffer), []).append(buffer)
 
 
@@ -195,7 +218,7 @@ class Engine:
         self._policy_for = policy_for
         self._interval = adapt_interval_s
         self._part_size = part_size
-        self._buffers = _BufferPool()
+        self._buffers = BufferPool()
         self._stats: OpStats | None = None
         self._live: tuple[str, OpStats, AdaptiveLimiter] | None = None
         self._throttled = False
@@ -218,11 +241,11 @@ class Engine:
         self._throttled = self._throttled or throttled
 
     async def put(
-        self, bucket: str, keys: Sequence[str], size: int, data: ObjectData
+        self, bucket: str, keys: Sequence[str], sizes: ObjectSizes, data: ObjectData
     ) -> PhaseResult:
-        part_size = calculate_optimal_part_size(size, self._part_size)
-
         async def put_one(key: str, gate: AdaptiveLimiter) -> tuple[int, float | None]:
+            size = sizes.of(key)
+            part_size = calculate_optimal_part_size(size, self._part_size)
             if size > part_size:
                 await self.client.put_object_multipart(
                     bucket, key, size, lambda o, n: data.segments(key, o, n), part_size, gate
@@ -234,12 +257,18 @@ class Engine:
         return await self._run("put", keys, put_one)
 
     async def get(
-        self, bucket: str, keys: Sequence[str], size: int, data: ObjectData, verify: bool = True
+        self,
+        bucket: str,
+        keys: Sequence[str],
+        sizes: ObjectSizes,
+        data: ObjectData,
+        verify: bool = True,
     ) -> PhaseResult:
-        part_size = calculate_optimal_part_size(size, self._part_size)
         tally = VerifyTally(data)
 
         async def get_one(key: str, gate: AdaptiveLimiter) -> tuple[int, float | None]:
+            size = sizes.of(key)
+            part_size = calculate_optimal_part_size(size, self._part_size)
             buffer = self._buffers.acquire(size)
             try:
                 if size > part_size:
@@ -247,7 +276,7 @@ class Engine:
                         bucket,
                         key,
                         part_size,
-                        lambda n: buffer if n <= size else bytearray(n),
+                        lambda n: buffer if n <= len(buffer) else bytearray(n),
                         gate,
                     )
                 else:
@@ -266,7 +295,7 @@ class Engine:
         self,
         bucket: str,
         keys: Sequence[str],
-        size: int,
+        sizes: ObjectSizes,
         data: ObjectData,
         weights: Mapping[str, float],
         duration_s: float,
@@ -305,12 +334,12 @@ class Engine:
             try:
                 nbytes, ttfb = 0, None
                 if op == "put":
-                    await self.client.put_object(bucket, key, data.segments(key, 0, size))
-                    nbytes = size
+                    nbytes = sizes.of(key)
+                    await self.client.put_object(bucket, key, data.segments(key, 0, nbytes))
                 elif op == "get":
                     result = await self.client.get_object(bucket, key)
                     if verify:
-                        tally.check(key, result.body, size)
+                        tally.check(key, result.body, sizes.of(key))
                     nbytes, ttfb = len(result.body), result.ttfb_s
                 elif op == "stat":
                     await self.client.head_object(bucket, key)

@@ -41,7 +41,7 @@ def run_info(settings: Settings, endpoint: str) -> dict[str, str]:
         "workload": settings.name,
         "endpoint": endpoint,
         "objects": str(settings.objects),
-        "object_size": str(settings.object_size),
+        "object_size": settings.object_size.describe(),
         "concurrency": settings.concurrency_mode
         if settings.concurrency is None
         else str(settings.concurrency),

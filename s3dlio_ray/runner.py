@@ -19,6 +19,7 @@ from s3dlio_ray.errors import S3DlioRayError
 from s3dlio_ray.s3.client import ClientOptions, S3Client
 from s3dlio_ray.s3.retry import RetryPolicy
 from s3dlio_ray.s3.signing import Signer, StaticCredentials, resolve_credentials, resolve_region
+from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.tuning.profiles import Direction, Profile, select_profile, start_concurrency
 from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy, Mode
 from s3dlio_ray.workload import ObjectData, object_keys, run_prefix
@@ -103,11 +104,16 @@ class TransferEngine(Protocol):
     """What runs a phase's share of keys in one process: Engine, or the boto3 baseline."""
 
     async def put(
-        self, bucket: str, keys: Sequence[str], size: int, data: ObjectData
+        self, bucket: str, keys: Sequence[str], sizes: ObjectSizes, data: ObjectData
     ) -> PhaseResult: ...
 
     async def get(
-        self, bucket: str, keys: Sequence[str], size: int, data: ObjectData, verify: bool = True
+        self,
+        bucket: str,
+        keys: Sequence[str],
+        sizes: ObjectSizes,
+        data: ObjectData,
+        verify: bool = True,
     ) -> PhaseResult: ...
 
     def snapshot(self) -> EngineSnapshot | None: ...
@@ -122,22 +128,22 @@ async def run_share(
     phase: str,
     bucket: str,
     keys: Sequence[str],
-    size: int,
+    sizes: ObjectSizes,
     seed: int,
     verify: bool,
 ) -> PhaseResult:
     """One engine's share of a phase; what both executors run."""
     data = ObjectData(seed)
     if phase == "put":
-        return await engine.put(bucket, keys, size, data)
+        return await engine.put(bucket, keys, sizes, data)
     if phase == "get":
-        return await engine.get(bucket, keys, size, data, verify)
+        return await engine.get(bucket, keys, sizes, data, verify)
     assert isinstance(engine, Engine), "mixed runs on the engine (the config refuses boto3)"
     new_keys = f"{keys[0].rsplit('/', 1)[0]}/mixed-{task_id}-" if keys else "mixed-"
     return await engine.mixed(
         bucket,
         keys,
-        size,
+        sizes,
         data,
         dict(settings.mix),
         settings.duration_s or 0.0,
@@ -188,7 +194,13 @@ class PhaseExecutor(Protocol):
     breakdown: dict[str, list[ActorPhaseResult]]
 
     async def run_phase(
-        self, phase: str, bucket: str, keys: Sequence[str], size: int, seed: int, verify: bool
+        self,
+        phase: str,
+        bucket: str,
+        keys: Sequence[str],
+        sizes: ObjectSizes,
+        seed: int,
+        verify: bool,
     ) -> PhaseResult: ...
 
 
@@ -202,10 +214,16 @@ class LocalExecutor:
         self.breakdown: dict[str, list[ActorPhaseResult]] = {}
 
     async def run_phase(
-        self, phase: str, bucket: str, keys: Sequence[str], size: int, seed: int, verify: bool
+        self,
+        phase: str,
+        bucket: str,
+        keys: Sequence[str],
+        sizes: ObjectSizes,
+        seed: int,
+        verify: bool,
     ) -> PhaseResult:
         result = await run_share(
-            self.engine, self.settings, 0, phase, bucket, keys, size, seed, verify
+            self.engine, self.settings, 0, phase, bucket, keys, sizes, seed, verify
         )
         self.breakdown[phase] = [ActorPhaseResult(f"{self.node}/local", self.node, result)]
         return result

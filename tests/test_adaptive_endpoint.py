@@ -8,11 +8,12 @@ from conftest import make_client
 from proxy import TcpProxy
 
 from s3dlio_ray.engine import Engine
+from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy, Mode
 from s3dlio_ray.workload import ObjectData
 
 OBJECTS = 480
-SIZE = 32 * 1024
+SIZE = ObjectSizes.fixed(32 * 1024)
 LATENCY_S = 0.15
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from s3dlio_ray.config import Settings, load_settings, parse_size
 from s3dlio_ray.errors import ConfigError
+from s3dlio_ray.sizes import ObjectSizes
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def test_defaults_without_a_file():
 def test_yaml_values_are_typed(workload):
     path = workload("objects: 5\nobject_size: 4KiB\nconcurrency: 16\nphases: [put, get]\n")
     settings = load_settings(path, environ={})
-    assert (settings.objects, settings.object_size) == (5, 4096)
+    assert (settings.objects, settings.object_size) == (5, ObjectSizes.fixed(4096))
     assert settings.concurrency == 16 and settings.concurrency_mode == "fixed"
     assert settings.phases == ("put", "get")
 
@@ -79,6 +80,11 @@ def test_endpoint_from_aws_environment():
         ("profile: fast\n", "profile: expected one of auto, aws, high-performance"),
         ("phases: [put, scan]\n", "phases: unknown phase 'scan'"),
         ("object_size: ten\n", "object_size: expected a size such as 10MiB"),
+        ("object_size: normal:1KiB..2KiB\n", "object_size: distribution must be one of fixed"),
+        ("object_size: uniform:2KiB..1KiB\n", "object_size: max (1024) must not be less than"),
+        ("object_size: log-uniform:0..1KiB\n", "object_size: log-uniform needs min >= 1"),
+        ("object_size: {distribution: uniform, min: 1}\n", "object_size: expected a size (10MiB)"),
+        ("object_size: uniform:1KiB\n", "object_size: expected a size (10MiB), DISTRIBUTION"),
         ("endpoint: minio:9000\n", "endpoint: expected an http:// or https:// URL"),
         ("bucket: My_Bucket\n", "bucket: expected 3-63 lowercase letters"),
         ("- a\n- b\n", "expected a mapping of settings"),
@@ -132,7 +138,7 @@ def test_parse_size(text, size):
 
 def test_shipped_quick_config_loads():
     settings = load_settings("configs/quick.yaml", environ={})
-    assert (settings.objects, settings.object_size) == (100, 10 * 2**20)
+    assert (settings.objects, settings.object_size) == (100, ObjectSizes.fixed(10 * 2**20))
     assert settings.phases == ("put", "get", "cleanup") and settings.verify
 
 

@@ -13,6 +13,7 @@ from s3dlio_ray.config import Settings
 from s3dlio_ray.engine import EngineSnapshot, PhaseResult
 from s3dlio_ray.runner import TransferEngine, build_engine, run_share
 from s3dlio_ray.s3.signing import StaticCredentials
+from s3dlio_ray.sizes import ObjectSizes
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class TransferActor:
         phase: str,
         bucket: str,
         keys: list[str],
-        size: int,
+        sizes: ObjectSizes,
         seed: int,
         verify: bool,
     ) -> PhaseResult:
@@ -73,7 +74,7 @@ class TransferActor:
                 phase,
                 bucket,
                 keys,
-                size,
+                sizes,
                 seed,
                 verify,
             )

@@ -30,6 +30,7 @@ from s3dlio_ray.config import Settings
 from s3dlio_ray.engine import PhaseResult
 from s3dlio_ray.errors import S3DlioRayError
 from s3dlio_ray.s3.signing import StaticCredentials, resolve_credentials
+from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.stats import OpStats
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class _Actor:
 class _Phase:
     phase: str
     bucket: str
-    size: int
+    sizes: ObjectSizes
     seed: int
     verify: bool
 
@@ -205,17 +206,23 @@ class RayExecutor:
             if share:
                 task_id = next(self._task_ids)
                 ref = actor.handle.run_phase.remote(
-                    task_id, spec.phase, spec.bucket, share, spec.size, spec.seed, spec.verify
+                    task_id, spec.phase, spec.bucket, share, spec.sizes, spec.seed, spec.verify
                 )
                 tasks.append(_Task(task_id, actor, share, asyncio.wrap_future(ref.future())))
         return tasks
 
     async def run_phase(
-        self, phase: str, bucket: str, keys: Sequence[str], size: int, seed: int, verify: bool
+        self,
+        phase: str,
+        bucket: str,
+        keys: Sequence[str],
+        sizes: ObjectSizes,
+        seed: int,
+        verify: bool,
     ) -> PhaseResult:
         if not any(a.alive for a in self._actors):
             raise S3DlioRayError(f"{phase}: no transfer actor is left alive in the cluster")
-        spec = _Phase(phase, bucket, size, seed, verify)
+        spec = _Phase(phase, bucket, sizes, seed, verify)
         tasks = self._spread(spec, keys)
         started = time.perf_counter()
         parts: list[ActorPhaseResult] = []
