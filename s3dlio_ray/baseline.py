@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from s3dlio_ray.control import WHOLE_PHASE, Admission, PhaseControl
 from s3dlio_ray.engine import EngineSnapshot, PhaseResult
 from s3dlio_ray.errors import S3DlioRayError
 from s3dlio_ray.s3.signing import StaticCredentials
 from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.stats import OpStats
-from s3dlio_ray.workload import ObjectData, VerifyTally
+from s3dlio_ray.workload import ObjectData, VerifyTally, cycled_keys
 
 DEFAULT_CONCURRENCY = 8
 
@@ -58,6 +60,7 @@ class Boto3Engine:
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="boto3")
         self._lock = threading.Lock()
         self._live: tuple[str, OpStats] | None = None
+        self._admission: Admission | None = None
         self._in_flight = 0
 
     def snapshot(self) -> EngineSnapshot | None:
@@ -68,15 +71,26 @@ class Boto3Engine:
             copied = copy.deepcopy(stats)
         return EngineSnapshot(phase, copied, self.concurrency, self._in_flight)
 
+    def stop(self) -> None:
+        """End the running phase early (autoterm): start nothing new, let what runs finish."""
+        if self._admission is not None:
+            self._admission.stop_requested = True
+
     async def put(
-        self, bucket: str, keys: Sequence[str], sizes: ObjectSizes, data: ObjectData
+        self,
+        bucket: str,
+        keys: Sequence[str],
+        sizes: ObjectSizes,
+        data: ObjectData,
+        control: PhaseControl = WHOLE_PHASE,
     ) -> PhaseResult:
         def put_one(key: str) -> tuple[int, float | None]:
             size = sizes.of(key)
             self._s3.put_object(Bucket=bucket, Key=key, Body=data.content(key, size))
             return size, None
 
-        return await self._run("put", keys, put_one)
+        items = cycled_keys(keys) if control.duration_s else keys
+        return await self._run("put", items, put_one, control, sizes.of)
 
     async def get(
         self,
@@ -85,6 +99,7 @@ class Boto3Engine:
         sizes: ObjectSizes,
         data: ObjectData,
         verify: bool = True,
+        control: PhaseControl = WHOLE_PHASE,
     ) -> PhaseResult:
         tally = VerifyTally(data)
 
@@ -97,12 +112,18 @@ class Boto3Engine:
                 tally.check(key, memoryview(body), sizes.of(key))
             return len(body), ttfb
 
-        result = await self._run("get", keys, get_one)
+        items = itertools.cycle(keys) if control.duration_s and keys else keys
+        result = await self._run("get", items, get_one, control, sizes.of)
         result.verified, result.verify_failures = tally.verified, tally.failures
         return result
 
     async def _run(
-        self, phase: str, keys: Sequence[str], do_one: Callable[[str], tuple[int, float | None]]
+        self,
+        phase: str,
+        keys: Iterable[str],
+        do_one: Callable[[str], tuple[int, float | None]],
+        control: PhaseControl,
+        cost: Callable[[str], int],
     ) -> PhaseResult:
         stats = OpStats()
         result = PhaseResult(
@@ -114,6 +135,7 @@ class Boto3Engine:
             peak_concurrency=self.concurrency,
         )
         self._live = (phase, stats)
+        admission = self._admission = Admission(control, cost)
         loop = asyncio.get_running_loop()
         slots = asyncio.Semaphore(self.concurrency)
 
@@ -130,19 +152,29 @@ class Boto3Engine:
                 stats.record(nbytes, time.perf_counter() - started, ttfb)
 
         async def one(key: str) -> None:
-            async with slots:
-                self._in_flight += 1
-                try:
-                    await loop.run_in_executor(self._pool, timed, key)
-                finally:
-                    self._in_flight -= 1
+            self._in_flight += 1
+            try:
+                await loop.run_in_executor(self._pool, timed, key)
+            finally:
+                self._in_flight -= 1
+                slots.release()
 
-        started = time.perf_counter()
+        tasks: set[asyncio.Task[None]] = set()
         try:
-            await asyncio.gather(*(one(key) for key in keys))
+            for key in keys:
+                if not await admission.admit(key, slots.acquire, slots.release):
+                    result.ended_by = admission.ended_by() or "keys"
+                    break
+                result.dispatched += 1
+                task = asyncio.ensure_future(one(key))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if tasks:
+                await asyncio.gather(*tasks)
         finally:
             self._live = None
-        result.elapsed_s = time.perf_counter() - started
+            self._admission = None
+        result.elapsed_s = time.perf_counter() - admission.started
         return result
 
     async def aclose(self) -> None:

@@ -39,8 +39,13 @@ _OVERRIDES = {
     "seed": "seed for object content",
     "run_id": "run id (names the key prefix)",
     "phases": "comma-separated phases: put,get,mixed,sleep,cleanup",
-    "duration_s": "how long a mixed phase runs, in seconds",
+    "duration_s": "run each PUT/GET/mixed phase for this many seconds (a mixed run's prefill "
+    "PUT still writes its keys once)",
+    "autoterm_window_s": "autoterm: the window over which throughput must be steady (default 10)",
+    "autoterm_pct": "autoterm: how steady, in percent (default 7.5)",
+    "rate_limit": "cap for the whole cluster: 500 ops/s, 1.5 GB/s, 200 MiB/s",
     "output": "path of the JSON result file",
+    "op_log": "write an op-log per engine: PATH.tsv.zst -> PATH-HOST-PID.tsv.zst",
     "executor": "ray (actors on every node, the default) or local (one process, no Ray)",
     "ray_address": "Ray cluster to join (default: RAY_ADDRESS, a running one, or a new local one)",
     "actors_per_node": "transfer actors per node (default: the node's CPUs)",
@@ -57,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a workload file")
     run.add_argument("workload", help="workload YAML file, e.g. configs/quick.yaml")
     for key, text in _OVERRIDES.items():
-        flag = "--duration" if key == "duration_s" else "--" + key.replace("_", "-")
+        flag = "--" + key.removesuffix("_s").replace("_", "-")
         run.add_argument(flag, dest=key, help=text)
     run.add_argument(
         "--http2",
@@ -67,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
         help="use HTTP/2 (non-AWS endpoints only)",
     )
     run.add_argument("--no-http2", dest="http2", action="store_const", const=False)
+    run.add_argument(
+        "--autoterm",
+        dest="autoterm",
+        action="store_const",
+        const=True,
+        help="end each phase once its throughput is steady (see --autoterm-window/-pct)",
+    )
     run.add_argument(
         "--set",
         dest="extra",
@@ -86,7 +98,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    values = {k: getattr(args, k) for k in (*_OVERRIDES, "http2") if getattr(args, k) is not None}
+    values = {
+        k: getattr(args, k)
+        for k in (*_OVERRIDES, "http2", "autoterm")
+        if getattr(args, k) is not None
+    }
     for item in args.extra:
         key, sep, value = item.partition("=")
         if not sep:
@@ -98,7 +114,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 class _ProgressLine:
     """One status line updated in place on a terminal; a line every few seconds in a log."""
 
-    def __init__(self, console: Console, total: int, log_every_s: float = 5.0) -> None:
+    def __init__(self, console: Console, total: int | None, log_every_s: float = 5.0) -> None:
         self._console = console
         self._total = total
         self._status = console.status("") if console.is_terminal else None
@@ -108,7 +124,8 @@ class _ProgressLine:
     def __call__(self, progress: Progress) -> None:
         nodes = "  ".join(f"{node} {gbps:.2f}" for node, gbps in progress.node_gbps.items())
         text = (
-            f"{progress.phase}: {progress.done}/{self._total} objects  {progress.gbps:.2f} GB/s"
+            f"{progress.phase}: {progress.done}{'' if self._total is None else f'/{self._total}'} "
+            f"objects  {progress.gbps:.2f} GB/s"
             f"  concurrency {progress.limit} ({progress.in_flight} in flight)"
             f"  errors {progress.errors}" + (f"  | GB/s by node: {nodes}" if nodes else "")
         )
@@ -134,13 +151,17 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     settings = load_settings(args.workload, _overrides(args))
     if settings.run_id is None:
         settings = dataclasses.replace(settings, run_id=new_run_id())
+    if settings.op_log:
+        # Actors write on their own nodes from their own working directories.
+        settings = dataclasses.replace(settings, op_log=str(Path(settings.op_log).absolute()))
     with contextlib.ExitStack() as stack:
         endpoint, credentials = settings.endpoint, None
         if endpoint is None:
             embedded = stack.enter_context(EmbeddedS3())
             endpoint, credentials = embedded.url, EMBEDDED_CREDENTIALS
             console.print(f"embedded S3 endpoint (moto) at {endpoint}")
-        progress = stack.enter_context(_ProgressLine(console, settings.objects))
+        total = None if settings.duration_s or settings.autoterm else settings.objects
+        progress = stack.enter_context(_ProgressLine(console, total))
         results = asyncio.run(
             execute_configurations(
                 settings,

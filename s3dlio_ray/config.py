@@ -10,7 +10,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import yaml
 
 from s3dlio_ray.errors import ConfigError
 from s3dlio_ray.sizes import DISTRIBUTIONS, ObjectSizes
+from s3dlio_ray.tuning.pacing import RateLimit
 from s3dlio_ray.tuning.parts import MAX_PART_SIZE, MIB, MIN_PART_SIZE
 from s3dlio_ray.tuning.profiles import PROFILES
 
@@ -83,6 +84,10 @@ class Settings:
     phases: tuple[str, ...] = ("put", "get", "cleanup")
     sleep_s: float = 30.0
     duration_s: float | None = None
+    autoterm: bool = False
+    autoterm_window_s: float = 10.0
+    autoterm_pct: float = 7.5
+    rate_limit: RateLimit | None = None
     mix: tuple[tuple[str, float], ...] = (
         ("get", 60.0),
         ("put", 20.0),
@@ -104,6 +109,7 @@ class Settings:
     timeout_s: float = 30.0
     max_attempts: int = 5
     output: str | None = None
+    op_log: str | None = None
     client: str = "engine"
     executor: str = "ray"
     ray_address: str | None = None
@@ -330,6 +336,19 @@ def _object_sizes(value: Any) -> ObjectSizes:
     return ObjectSizes(distribution, _size(low), _size(high))
 
 
+def _op_log(value: Any) -> str:
+    text = _parse_str(value).strip()
+    if not text.endswith(".tsv.zst"):
+        raise ValueError(
+            "expected a path ending in .tsv.zst (each engine writes NAME-HOST-PID.tsv.zst)"
+        )
+    return text
+
+
+def _rate_limit(value: Any) -> RateLimit:
+    return RateLimit.parse(_parse_str(value))
+
+
 def _endpoint(value: Any) -> str:
     text = _parse_str(value).strip().rstrip("/")
     if not re.match(r"^https?://[^/\s]+$", text):
@@ -359,6 +378,10 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "phases": _phases,
     "sleep_s": _float_range(0, 86_400),
     "duration_s": _optional(_float_range(0.1, 30 * 86_400)),
+    "autoterm": _parse_bool,
+    "autoterm_window_s": _float_range(2, 86_400),
+    "autoterm_pct": _float_range(0.1, 100),
+    "rate_limit": _optional(_rate_limit),
     "mix": _mix,
     "verify": _parse_bool,
     "seed": _optional(_parse_int),
@@ -375,6 +398,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "timeout_s": _float_range(0.1, 3600),
     "max_attempts": _int_range(1, 20),
     "output": _optional(_parse_str),
+    "op_log": _optional(_op_log),
     "client": _choice("engine", "boto3"),
     "executor": _choice("ray", "local"),
     "ray_address": _optional(_parse_str),
@@ -432,6 +456,21 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def _check(settings: Settings) -> None:
+    """What no single key can say alone: settings that contradict each other."""
+    if settings.min_concurrency > settings.max_concurrency:
+        raise ConfigError(
+            f"min_concurrency ({settings.min_concurrency}) must not exceed max_concurrency "
+            f"({settings.max_concurrency})"
+        )
+    if "mixed" in settings.phases and settings.duration_s is None:
+        raise ConfigError("phases: mixed runs for a time: set duration_s (--duration SECONDS)")
+    if "mixed" in settings.phases and settings.client == "boto3":
+        raise ConfigError("phases: mixed runs on the engine only; set client: engine")
+    if settings.op_log and settings.client == "boto3":
+        raise ConfigError("op_log: the boto3 baseline keeps no op-log; set client: engine")
+
+
 def load_settings(
     path: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -451,15 +490,12 @@ def load_settings(
     if overrides:
         _apply(values, overrides, "command line")
     settings = Settings(**values)
-    if settings.min_concurrency > settings.max_concurrency:
-        raise ConfigError(
-            f"min_concurrency ({settings.min_concurrency}) must not exceed max_concurrency "
-            f"({settings.max_concurrency})"
-        )
-    if "mixed" in settings.phases and settings.duration_s is None:
-        raise ConfigError("phases: mixed runs for a time: set duration_s (--duration SECONDS)")
-    if "mixed" in settings.phases and settings.client == "boto3":
-        raise ConfigError("phases: mixed runs on the engine only; set client: engine")
+    _check(settings)
+    for configuration in settings.configurations:
+        try:
+            _check(replace(settings, **dict(configuration.overrides)))
+        except ConfigError as exc:
+            raise ConfigError(f"configuration {configuration.name!r}: {exc}") from None
     if settings.io_uring:
         log.warning(
             "io_uring: S3DLIO_ENABLE_IO_URING has no effect (removed upstream in s3dlio "

@@ -13,11 +13,13 @@ import itertools
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+from s3dlio_ray.control import WHOLE_PHASE, Admission, PhaseControl
 from s3dlio_ray.errors import ConfigError, S3DlioRayError
+from s3dlio_ray.oplog import OpLog
 from s3dlio_ray.s3.client import PartGate, S3Client
 from s3dlio_ray.s3.errors import S3ConnectionError, S3Error
 from s3dlio_ray.s3.signing import CredentialsError
@@ -25,7 +27,7 @@ from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.stats import OpStats
 from s3dlio_ray.tuning.parts import calculate_optimal_part_size
 from s3dlio_ray.tuning.scheduler import ConcurrencyController, ConcurrencyPolicy
-from s3dlio_ray.workload import ObjectData, VerifyTally
+from s3dlio_ray.workload import ObjectData, VerifyTally, cycled_keys
 
 FATAL_CODES = frozenset(
     {
@@ -95,6 +97,16 @@ class ConcurrencySample:
     bytes_per_s: float
 
 
+class MixedOp(NamedTuple):
+    """One operation of a mixed phase; a failure is listed under "OP KEY"."""
+
+    op: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.key}"
+
+
 @dataclass
 class PhaseResult:
     """What one phase did on one engine; plain data, ready for JSON and for merging."""
@@ -110,6 +122,9 @@ class PhaseResult:
     final_concurrency: int = 0
     peak_concurrency: int = 0
     by_op: dict[str, OpStats] = field(default_factory=dict)
+    dispatched: int = 0
+    ended_by: str = "keys"
+    keys_written: list[str] | None = None
 
     @property
     def gbps(self) -> float:
@@ -213,8 +228,12 @@ class Engine:
         policy_for: Callable[[str], ConcurrencyPolicy],
         adapt_interval_s: float = 0.5,
         part_size: int = 10 * 1024 * 1024,
+        op_log: OpLog | None = None,
     ) -> None:
         self.client = client
+        self._op_log = op_log
+        if op_log is not None:
+            client.on_request = op_log.record
         self._policy_for = policy_for
         self._interval = adapt_interval_s
         self._part_size = part_size
@@ -222,6 +241,7 @@ class Engine:
         self._stats: OpStats | None = None
         self._live: tuple[str, OpStats, AdaptiveLimiter] | None = None
         self._throttled = False
+        self._admission: Admission | None = None
         self.on_progress: ProgressHook | None = None
         client.on_retry = self._on_retry
 
@@ -232,8 +252,15 @@ class Engine:
         phase, stats, limiter = self._live
         return EngineSnapshot(phase, copy.deepcopy(stats), limiter.limit, limiter.in_flight)
 
+    def stop(self) -> None:
+        """End the running phase early (autoterm): start nothing new, let what runs finish."""
+        if self._admission is not None:
+            self._admission.stop_requested = True
+
     async def aclose(self) -> None:
         await self.client.aclose()
+        if self._op_log is not None:
+            self._op_log.close()
 
     def _on_retry(self, operation: str, throttled: bool) -> None:
         if self._stats is not None:
@@ -241,7 +268,12 @@ class Engine:
         self._throttled = self._throttled or throttled
 
     async def put(
-        self, bucket: str, keys: Sequence[str], sizes: ObjectSizes, data: ObjectData
+        self,
+        bucket: str,
+        keys: Sequence[str],
+        sizes: ObjectSizes,
+        data: ObjectData,
+        control: PhaseControl = WHOLE_PHASE,
     ) -> PhaseResult:
         async def put_one(key: str, gate: AdaptiveLimiter) -> tuple[int, float | None]:
             size = sizes.of(key)
@@ -254,7 +286,8 @@ class Engine:
                 await self.client.put_object(bucket, key, data.segments(key, 0, size))
             return size, None
 
-        return await self._run("put", keys, put_one)
+        items = cycled_keys(keys) if control.duration_s else keys
+        return await self._run("put", items, put_one, control, sizes.of)
 
     async def get(
         self,
@@ -263,6 +296,7 @@ class Engine:
         sizes: ObjectSizes,
         data: ObjectData,
         verify: bool = True,
+        control: PhaseControl = WHOLE_PHASE,
     ) -> PhaseResult:
         tally = VerifyTally(data)
 
@@ -287,7 +321,8 @@ class Engine:
             finally:
                 self._buffers.release(buffer)
 
-        phase = await self._run("get", keys, get_one)
+        items = itertools.cycle(keys) if control.duration_s and keys else keys
+        phase = await self._run("get", items, get_one, control, sizes.of)
         phase.verified, phase.verify_failures = tally.verified, tally.failures
         return phase
 
@@ -298,16 +333,18 @@ class Engine:
         sizes: ObjectSizes,
         data: ObjectData,
         weights: Mapping[str, float],
-        duration_s: float,
+        control: PhaseControl,
         new_key_prefix: str,
         seed: int,
         verify: bool = True,
     ) -> PhaseResult:
-        """GET/PUT/STAT/DELETE chosen by `weights` for `duration_s` over a pool of existing keys.
+        """GET/PUT/STAT/DELETE chosen by `weights` for the control's duration over a key pool.
 
         New objects join the pool; a deleted key leaves it; a key in use is not picked again until
         its request ends, so a GET never races a DELETE of the same key.
         """
+        if not control.duration_s:
+            raise ConfigError("phases: mixed runs for a time: set duration_s (--duration SECONDS)")
         rng = random.Random(seed)
         ops, cumulative = list(weights), list(itertools.accumulate(weights.values()))
         pool, in_use = KeyPool(keys), set()
@@ -325,11 +362,19 @@ class Engine:
                     return key
             return None
 
-        async def one(_token: int, gate: AdaptiveLimiter) -> tuple[int, float | None]:
-            op = rng.choices(ops, cum_weights=cumulative)[0]
-            key = None if op == "put" else pick()
-            if key is None:
-                op, key = "put", f"{new_key_prefix}{next(counter):08d}"
+        def choices() -> Iterator[MixedOp]:
+            while True:
+                op = rng.choices(ops, cum_weights=cumulative)[0]
+                key = None if op == "put" else pick()
+                if key is None:
+                    op, key = "put", f"{new_key_prefix}{next(counter):08d}"
+                yield MixedOp(op, key)
+
+        def cost(choice: MixedOp) -> int:
+            return sizes.of(choice.key) if choice.op in ("put", "get") else 0
+
+        async def one(choice: MixedOp, gate: AdaptiveLimiter) -> tuple[int, float | None]:
+            op, key = choice
             started = time.perf_counter()
             try:
                 nbytes, ttfb = 0, None
@@ -353,9 +398,7 @@ class Engine:
             by_op[op].record(nbytes, time.perf_counter() - started, ttfb)
             return nbytes, ttfb
 
-        deadline = time.perf_counter() + duration_s
-        tokens = itertools.takewhile(lambda _: time.perf_counter() < deadline, itertools.count())
-        result = await self._run("mixed", tokens, one)
+        result = await self._run("mixed", choices(), one, control, cost)
         result.by_op = by_op
         result.verified, result.verify_failures = tally.verified, tally.failures
         return result
@@ -365,15 +408,20 @@ class Engine:
         phase: str,
         keys: Iterable[Any],
         do_one: Callable[[Any, AdaptiveLimiter], Awaitable[tuple[int, float | None]]],
+        control: PhaseControl,
+        cost: Callable[[Any], int],
     ) -> PhaseResult:
+        """Start `do_one` for each item while the limiter has room, until the items run out,
+        the duration ends, a stop is asked for, or an error says every request would fail."""
         controller = ConcurrencyController(self._policy_for(phase))
         limiter = AdaptiveLimiter(controller.limit)
         stats = OpStats()
         result = PhaseResult(phase, 0.0, stats, start_concurrency=controller.limit)
         self._stats, self._throttled = stats, False
         self._live = (phase, stats, limiter)
+        admission = self._admission = Admission(control, cost)
         fatal: list[BaseException] = []
-        started = time.perf_counter()
+        started = admission.started
 
         async def one(key: str) -> None:
             t0 = time.perf_counter()
@@ -381,9 +429,10 @@ class Engine:
                 nbytes, ttfb = await do_one(key, limiter)
             except S3DlioRayError as exc:
                 stats.errors += 1
-                result.failed[key] = str(exc)
+                result.failed[str(key)] = str(exc)
                 if is_fatal(exc) and not fatal:
                     fatal.append(exc)
+                    admission.fatal = True
             else:
                 stats.record(nbytes, time.perf_counter() - t0, ttfb)
             finally:
@@ -393,10 +442,10 @@ class Engine:
         tasks: set[asyncio.Task[None]] = set()
         try:
             for key in keys:
-                await limiter.acquire()
-                if fatal:
-                    limiter.release()
+                if not await admission.admit(key, limiter.acquire, limiter.release):
+                    result.ended_by = admission.ended_by() or "keys"
                     break
+                result.dispatched += 1
                 task = asyncio.ensure_future(one(key))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
@@ -409,6 +458,7 @@ class Engine:
                 task.cancel()
             self._stats = None
             self._live = None
+            self._admission = None
         result.elapsed_s = time.perf_counter() - started
         result.final_concurrency = limiter.limit
         if fatal:

@@ -48,6 +48,7 @@ def phase_summary(phase: PhaseResult, parts: Sequence[ActorPhaseResult]) -> dict
     return {
         "phase": phase.phase,
         "elapsed_s": phase.elapsed_s,
+        "ended_by": phase.ended_by,
         **stats_summary(phase.stats, phase.elapsed_s),
         "verified": phase.verified,
         "verify_failures": phase.verify_failures,
@@ -180,9 +181,10 @@ def summary_rows(doc: dict) -> list[list[str]]:
             else "-"
         )
         concurrency = phase["concurrency"]
+        ended_by = phase.get("ended_by", "keys")
         rows.append(
             [
-                phase["phase"],
+                phase["phase"] + ("" if ended_by == "keys" else f" ({ended_by})"),
                 str(phase["objects"]),
                 f"{phase['gbps']:.3f}",
                 f"{phase['ops_per_s']:.1f}",

@@ -14,15 +14,21 @@ from typing import Protocol
 from s3dlio_ray.baseline import Boto3Engine
 from s3dlio_ray.cluster.aggregate import ActorPhaseResult, SeriesRow
 from s3dlio_ray.config import Settings
+from s3dlio_ray.control import WHOLE_PHASE, PhaseControl
 from s3dlio_ray.engine import Engine, EngineSnapshot, PhaseResult
 from s3dlio_ray.errors import S3DlioRayError
+from s3dlio_ray.oplog import OpLog
 from s3dlio_ray.s3.client import ClientOptions, S3Client
 from s3dlio_ray.s3.retry import RetryPolicy
 from s3dlio_ray.s3.signing import Signer, StaticCredentials, resolve_credentials, resolve_region
 from s3dlio_ray.sizes import ObjectSizes
+from s3dlio_ray.stats import OpStats
+from s3dlio_ray.tuning.autoterm import SteadyDetector, steadiness_rate
 from s3dlio_ray.tuning.profiles import Direction, Profile, select_profile, start_concurrency
 from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy, Mode
-from s3dlio_ray.workload import ObjectData, object_keys, run_prefix
+from s3dlio_ray.workload import ObjectData, object_keys, run_prefix, written_keys
+
+AUTOTERM_TICK_S = 1.0
 
 PHASE_DIRECTION = {"put": Direction.UPLOAD, "get": Direction.DOWNLOAD, "mixed": Direction.DOWNLOAD}
 
@@ -104,7 +110,12 @@ class TransferEngine(Protocol):
     """What runs a phase's share of keys in one process: Engine, or the boto3 baseline."""
 
     async def put(
-        self, bucket: str, keys: Sequence[str], sizes: ObjectSizes, data: ObjectData
+        self,
+        bucket: str,
+        keys: Sequence[str],
+        sizes: ObjectSizes,
+        data: ObjectData,
+        control: PhaseControl = WHOLE_PHASE,
     ) -> PhaseResult: ...
 
     async def get(
@@ -114,9 +125,12 @@ class TransferEngine(Protocol):
         sizes: ObjectSizes,
         data: ObjectData,
         verify: bool = True,
+        control: PhaseControl = WHOLE_PHASE,
     ) -> PhaseResult: ...
 
     def snapshot(self) -> EngineSnapshot | None: ...
+
+    def stop(self) -> None: ...
 
     async def aclose(self) -> None: ...
 
@@ -131,13 +145,14 @@ async def run_share(
     sizes: ObjectSizes,
     seed: int,
     verify: bool,
+    control: PhaseControl,
 ) -> PhaseResult:
     """One engine's share of a phase; what both executors run."""
     data = ObjectData(seed)
     if phase == "put":
-        return await engine.put(bucket, keys, sizes, data)
+        return await engine.put(bucket, keys, sizes, data, control)
     if phase == "get":
-        return await engine.get(bucket, keys, sizes, data, verify)
+        return await engine.get(bucket, keys, sizes, data, verify, control)
     assert isinstance(engine, Engine), "mixed runs on the engine (the config refuses boto3)"
     new_keys = f"{keys[0].rsplit('/', 1)[0]}/mixed-{task_id}-" if keys else "mixed-"
     return await engine.mixed(
@@ -146,7 +161,7 @@ async def run_share(
         sizes,
         data,
         dict(settings.mix),
-        settings.duration_s or 0.0,
+        control,
         new_keys,
         seed + task_id,
         verify,
@@ -161,11 +176,13 @@ def build_engine(
         region = settings.region or resolve_region(settings.aws_profile)
         return Boto3Engine(endpoint, region, credentials, settings.concurrency)
     profile = select_profile(settings.profile, endpoint)
+    client = build_client(settings, endpoint, credentials)
     return Engine(
-        build_client(settings, endpoint, credentials),
+        client,
         lambda phase: concurrency_policy(settings, profile, phase),
         adapt_interval_s=settings.adapt_interval_s,
         part_size=settings.part_size,
+        op_log=OpLog(settings.op_log, client.endpoint_url) if settings.op_log else None,
     )
 
 
@@ -188,7 +205,8 @@ async def cleanup(client: S3Client, bucket: str, prefix: str, remove_bucket: boo
 class PhaseExecutor(Protocol):
     """Runs one transfer phase over all the keys: one engine, or actors across a cluster.
 
-    `breakdown` holds, per phase, each actor's own part of the result.
+    A `timed` phase runs for the settings' duration_s. `breakdown` holds, per phase, each actor's
+    own part of the result.
     """
 
     breakdown: dict[str, list[ActorPhaseResult]]
@@ -201,6 +219,7 @@ class PhaseExecutor(Protocol):
         sizes: ObjectSizes,
         seed: int,
         verify: bool,
+        timed: bool = False,
     ) -> PhaseResult: ...
 
 
@@ -221,12 +240,53 @@ class LocalExecutor:
         sizes: ObjectSizes,
         seed: int,
         verify: bool,
+        timed: bool = False,
     ) -> PhaseResult:
-        result = await run_share(
-            self.engine, self.settings, 0, phase, bucket, keys, sizes, seed, verify
-        )
+        duration = self.settings.duration_s if timed else None
+        control = PhaseControl(duration, self.settings.rate_limit)
+        watcher = asyncio.ensure_future(self._autoterm()) if self.settings.autoterm else None
+        try:
+            result = await run_share(
+                self.engine, self.settings, 0, phase, bucket, keys, sizes, seed, verify, control
+            )
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+        if phase == "put":
+            result.keys_written = successful_writes(keys, result)
         self.breakdown[phase] = [ActorPhaseResult(f"{self.node}/local", self.node, result)]
         return result
+
+    async def _autoterm(self) -> None:
+        """Every second, the phase's throughput since the last look; stop once it is steady."""
+        detector = SteadyDetector(self.settings.autoterm_window_s, self.settings.autoterm_pct)
+        started = last_t = time.perf_counter()
+        last = OpStats()
+        while True:
+            await asyncio.sleep(AUTOTERM_TICK_S)
+            snapshot = self.engine.snapshot()
+            if snapshot is None:
+                continue
+            now = time.perf_counter()
+            delta = snapshot.stats.since(last)
+            last, elapsed, last_t = snapshot.stats, now - last_t, now
+            if detector.add(now - started, steadiness_rate(delta.bytes, delta.ops, elapsed)):
+                self.engine.stop()
+                return
+
+
+def is_timed(settings: Settings, index: int) -> bool:
+    """Whether phase `index` runs for duration_s: a PUT that fills the key space of a later
+    mixed phase writes its keys once; every other transfer phase is timed when a duration is set."""
+    if settings.duration_s is None:
+        return False
+    return not (settings.phases[index] == "put" and "mixed" in settings.phases[index:])
+
+
+def successful_writes(share: Sequence[str], result: PhaseResult) -> list[str]:
+    """The keys a PUT of `share` stored: those it started, less those that failed."""
+    failed = result.failed
+    return [k for k in written_keys(share, result.dispatched) if k not in failed]
 
 
 async def run_workload(
@@ -257,21 +317,28 @@ async def run_workload(
         "HTTP/2" if settings.http2 else "HTTP/1.1",
         settings,
     )
-    keys = object_keys(settings.prefix, run_id, settings.objects)
+    keys: Sequence[str] = object_keys(settings.prefix, run_id, settings.objects)
     try:
         try:
             result.bucket_created = bucket_created_earlier
             if "put" in settings.phases and not await client.bucket_exists(bucket):
                 result.bucket_created = await client.create_bucket(bucket)
-            for phase in settings.phases:
+            for index, phase in enumerate(settings.phases):
                 if phase == "sleep":
                     await asyncio.sleep(settings.sleep_s)
                 elif phase in PHASE_DIRECTION:
-                    result.phases.append(
-                        await executor.run_phase(
-                            phase, bucket, keys, settings.object_size, seed, settings.verify
-                        )
+                    done = await executor.run_phase(
+                        phase,
+                        bucket,
+                        keys,
+                        settings.object_size,
+                        seed,
+                        settings.verify,
+                        is_timed(settings, index),
                     )
+                    result.phases.append(done)
+                    if done.keys_written is not None:
+                        keys, done.keys_written = done.keys_written, None
         except S3DlioRayError as exc:
             result.error = str(exc)
         result.breakdown = executor.breakdown

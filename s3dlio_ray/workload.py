@@ -9,8 +9,10 @@ wrong object, a stale object, a shifted or a flipped byte all fail verification.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from s3dlio_ray.errors import S3DlioRayError
@@ -112,3 +114,22 @@ class ObjectData:
                     f"{position}..{position + n - 1}"
                 )
             position += n
+
+
+def cycled_keys(share: Sequence[str]) -> Iterator[str]:
+    """A timed PUT's keys: its share, then the share again as new keys ("KEY.1", "KEY.2", ...).
+
+    New keys, not overwrites, so a versioned bucket gains no hidden versions and every object
+    written can be read back and cleaned up; derived from the share, so shares stay disjoint.
+    """
+    yield from share
+    if not share:
+        return
+    for round_ in itertools.count(1):
+        for key in share:
+            yield f"{key}.{round_}"
+
+
+def written_keys(share: Sequence[str], dispatched: int) -> list[str]:
+    """The keys a PUT of `share` started when it started `dispatched` of cycled_keys(share)."""
+    return list(itertools.islice(cycled_keys(share), dispatched))

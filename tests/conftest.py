@@ -87,6 +87,12 @@ def bucket(boto3_s3):
     return name
 
 
+def stored_objects(boto3_s3, bucket: str, prefix: str) -> dict[str, int]:
+    """What the server holds under `prefix`, as boto3 lists it: key -> size."""
+    pages = boto3_s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return {o["Key"]: o["Size"] for page in pages for o in page.get("Contents", [])}
+
+
 def make_client(url: str, **options) -> S3Client:
     options.setdefault("retry", RetryPolicy(max_attempts=2, base_delay_s=0.01))
     signer = Signer(resolve_credentials(explicit=TEST_CREDENTIALS), "us-east-1")

@@ -8,7 +8,7 @@ import shutil
 import urllib.request
 
 import pytest
-from conftest import TEST_CREDENTIALS, server_process, settings_for
+from conftest import TEST_CREDENTIALS, server_process, settings_for, stored_objects
 from prometheus_client.parser import text_string_to_metric_families
 from proxy import TcpProxy
 
@@ -18,11 +18,6 @@ from s3dlio_ray.launch import execute
 from s3dlio_ray.workload import object_keys, run_prefix
 
 KIB = 1024
-
-
-def stored_objects(boto3_s3, bucket: str, prefix: str) -> dict[str, int]:
-    pages = boto3_s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return {o["Key"]: o["Size"] for page in pages for o in page.get("Contents", [])}
 
 
 def test_every_node_transfers_and_the_bytes_add_up(ray_cluster, moto_url, boto3_s3, bucket):

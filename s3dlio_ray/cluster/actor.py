@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import ray
 
 from s3dlio_ray.config import Settings
+from s3dlio_ray.control import PhaseControl
 from s3dlio_ray.engine import EngineSnapshot, PhaseResult
 from s3dlio_ray.runner import TransferEngine, build_engine, run_share
 from s3dlio_ray.s3.signing import StaticCredentials
@@ -62,6 +63,7 @@ class TransferActor:
         sizes: ObjectSizes,
         seed: int,
         verify: bool,
+        control: PhaseControl,
     ) -> PhaseResult:
         if self._lock is None:
             self._lock = asyncio.Lock()
@@ -77,7 +79,13 @@ class TransferActor:
                 sizes,
                 seed,
                 verify,
+                control,
             )
+
+    async def stop(self, task_id: int) -> None:
+        """Autoterm: end share `task_id` early, if it is the one running."""
+        if self._engine is not None and self._task_id == task_id:
+            self._engine.stop()
 
     async def snapshot(self) -> tuple[int, EngineSnapshot | None]:
         """(task id, running statistics) of the share in progress."""

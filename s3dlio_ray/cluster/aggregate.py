@@ -19,9 +19,13 @@ class ActorPhaseResult:
 
 
 def merge_phase(phase: str, elapsed_s: float, parts: Sequence[PhaseResult]) -> PhaseResult:
-    """The cluster's view of a phase: counts and histograms add, concurrency limits add up."""
+    """The cluster's view of a phase: counts and histograms add, concurrency limits add up; it
+    ended by what ended any share early (duration, autoterm, error), else by running out of keys."""
     merged = PhaseResult(phase, elapsed_s, OpStats())
     for part in parts:
+        merged.dispatched += part.dispatched
+        if merged.ended_by == "keys":
+            merged.ended_by = part.ended_by
         merged.stats.merge(part.stats)
         merged.failed.update(part.failed)
         merged.verified += part.verified

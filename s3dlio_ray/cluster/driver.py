@@ -27,11 +27,14 @@ from s3dlio_ray.cluster.actor import TransferActor
 from s3dlio_ray.cluster.aggregate import ActorPhaseResult, LiveTotals, SeriesRow, merge_phase
 from s3dlio_ray.cluster.sharding import shard
 from s3dlio_ray.config import Settings
+from s3dlio_ray.control import PhaseControl
 from s3dlio_ray.engine import PhaseResult
 from s3dlio_ray.errors import S3DlioRayError
+from s3dlio_ray.runner import successful_writes
 from s3dlio_ray.s3.signing import StaticCredentials, resolve_credentials
 from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.stats import OpStats
+from s3dlio_ray.tuning.autoterm import SteadyDetector, steadiness_rate
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +117,8 @@ class _Phase:
     sizes: ObjectSizes
     seed: int
     verify: bool
+    timed: bool
+    started: float
 
 
 @dataclass
@@ -201,15 +206,32 @@ class RayExecutor:
     def _spread(self, spec: _Phase, keys: Sequence[str]) -> list[_Task]:
         """Shard `keys` over the live actors and start a run_phase call on each."""
         live = [a for a in self._actors if a.alive]
+        control = self._control(spec, len(live))
         tasks = []
         for actor, share in zip(live, shard(keys, len(live)), strict=True):
             if share:
                 task_id = next(self._task_ids)
                 ref = actor.handle.run_phase.remote(
-                    task_id, spec.phase, spec.bucket, share, spec.sizes, spec.seed, spec.verify
+                    task_id,
+                    spec.phase,
+                    spec.bucket,
+                    share,
+                    spec.sizes,
+                    spec.seed,
+                    spec.verify,
+                    control,
                 )
                 tasks.append(_Task(task_id, actor, share, asyncio.wrap_future(ref.future())))
         return tasks
+
+    def _control(self, spec: _Phase, engines: int) -> PhaseControl:
+        """Each engine's share of the cap; a share started late (reassigned) gets the time left."""
+        settings = self._settings
+        rate = settings.rate_limit.share(engines) if settings.rate_limit else None
+        duration = settings.duration_s if spec.timed else None
+        if duration is not None:
+            duration = max(0.1, duration - (time.perf_counter() - spec.started))
+        return PhaseControl(duration, rate)
 
     async def run_phase(
         self,
@@ -219,11 +241,13 @@ class RayExecutor:
         sizes: ObjectSizes,
         seed: int,
         verify: bool,
+        timed: bool = False,
     ) -> PhaseResult:
         if not any(a.alive for a in self._actors):
             raise S3DlioRayError(f"{phase}: no transfer actor is left alive in the cluster")
-        spec = _Phase(phase, bucket, sizes, seed, verify)
+        spec = _Phase(phase, bucket, sizes, seed, verify, timed, time.perf_counter())
         tasks = self._spread(spec, keys)
+        written: list[str] = []
         started = time.perf_counter()
         parts: list[ActorPhaseResult] = []
         unassigned: dict[str, str] = {}
@@ -239,6 +263,8 @@ class RayExecutor:
                         tasks += self._reassign(task, spec, exc, unassigned)
                         continue
                     self.totals.finish(task.task_id, task.actor.node, phase, result.stats)
+                    if phase == "put":
+                        written += successful_writes(task.keys, result)
                     parts.append(ActorPhaseResult(task.actor.name, task.actor.node, result))
         finally:
             watcher.cancel()
@@ -246,6 +272,8 @@ class RayExecutor:
         merged = merge_phase(phase, time.perf_counter() - started, [p.result for p in parts])
         merged.failed.update(unassigned)
         merged.stats.errors += len(unassigned)
+        if phase == "put":
+            merged.keys_written = written
         self.breakdown[phase] = parts
         return merged
 
@@ -270,7 +298,15 @@ class RayExecutor:
         return self._spread(spec, task.keys)
 
     async def _watch(self, phase: str, tasks: list[_Task]) -> None:
-        """Every tick: gather snapshots from the running tasks' actors, then take a sample."""
+        """Every tick: gather snapshots from the running tasks' actors, then take a sample;
+        with autoterm, stop every running share once the cluster's throughput is steady."""
+        settings = self._settings
+        detector = (
+            SteadyDetector(settings.autoterm_window_s, settings.autoterm_pct)
+            if settings.autoterm
+            else None
+        )
+        started = time.perf_counter()
         while True:
             await asyncio.sleep(self._tick_s)
             cpu0 = time.process_time()
@@ -282,26 +318,34 @@ class RayExecutor:
                     continue
                 task_id, snapshot = reply
                 self.totals.observe(task_id, task.actor.node, snapshot)
-            self._sample(phase)
+            rate = self._sample(phase)
+            if detector is not None and detector.add(time.perf_counter() - started, rate):
+                detector = None
+                for task in tasks:
+                    task.actor.handle.stop.remote(task.task_id)
             self.gather_cpu_s += time.process_time() - cpu0
             self.gathers += 1
             if self.on_tick is not None:
                 self.on_tick(phase, self)
 
-    def _sample(self, phase: str) -> None:
+    def _sample(self, phase: str) -> float:
         """Rates since the previous sample, and one time-series row per node for this phase.
 
         Taken every tick and once more when the phase ends, so the rows of a phase add up to
-        exactly what its result counts (when no actor died).
+        exactly what its result counts (when no actor died). Answers the phase's cluster-wide
+        rate for autoterm.
         """
         now = time.perf_counter()
         elapsed = max(now - self._last_sample, 1e-9)
         concurrency = self.totals.concurrency()
+        moved = OpStats()
         for (node, op), stats in self.totals.totals.items():
             delta = stats.since(self._sampled.get((node, op), OpStats()))
             self.rates[(node, op)] = delta.bytes / elapsed
             self._sampled[(node, op)] = copy.deepcopy(stats)
             if op == phase:
+                moved.ops += delta.ops
+                moved.bytes += delta.bytes
                 limit, in_flight = concurrency.get(node, (0, 0))
                 self.series.append(
                     SeriesRow(
@@ -318,6 +362,7 @@ class RayExecutor:
                     )
                 )
         self._last_sample = now
+        return steadiness_rate(moved.bytes, moved.ops, elapsed)
 
     async def close(self) -> None:
         """Stop the actors (their connections close with them); safe to call twice."""

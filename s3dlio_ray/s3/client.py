@@ -7,6 +7,7 @@ import base64
 import contextlib
 import hashlib
 import ssl
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,23 @@ class GetResult:
     etag: str
     ttfb_s: float
     http_version: str
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One HTTP request as the op-log writes it: wall-clock nanoseconds, bytes either way."""
+
+    operation: str
+    resource: str
+    start_ns: int
+    first_byte_ns: int | None
+    end_ns: int
+    nbytes: int
+    n_objects: int
+    error: str
+
+
+RequestHook = Callable[[RequestRecord], None]
 
 
 @dataclass
@@ -122,6 +140,7 @@ class S3Client:
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._transports: dict[str, Transport] = {}
         self.on_retry: RetryHook | None = None
+        self.on_request: RequestHook | None = None
         self._ssl: ssl.SSLContext | None = None
         if self._scheme == "https":
             self._ssl = ssl.create_default_context(cafile=options.ca_bundle)
@@ -175,6 +194,7 @@ class S3Client:
         into: bytearray | memoryview | None = None,
         small_body: bytes | None = None,
         ok: tuple[int, ...] = (200, 204, 206),
+        n_objects: int = 1,
     ) -> Response:
         host, path = self._address(bucket, key)
         target = path + ("?" + _query(query) if query else "")
@@ -193,21 +213,53 @@ class S3Client:
             attempt += 1
             last = attempt >= policy.max_attempts
             signed = self._signer.sign(method, url, headers or {}, payload_hash)
+            start_ns = time.time_ns()
             try:
                 response = await transport.request(method, target, signed, body, into)
             except TransportError as exc:
+                if self.on_request is not None:
+                    self._record(operation, resource, start_ns, None, 0, n_objects, str(exc))
                 if last:
                     raise self._transport_error(operation, resource, exc, attempt) from None
                 self._retrying(operation, isinstance(exc, RequestTimeout))
                 await asyncio.sleep(policy.delay(attempt))
                 continue
             if response.status in ok:
+                if self.on_request is not None:
+                    moved = (
+                        len(response.body)
+                        if operation == "GetObject"
+                        else sum(map(len, body))
+                        if operation in ("PutObject", "UploadPart")
+                        else 0
+                    )
+                    self._record(operation, resource, start_ns, response, moved, n_objects, "")
                 return response
             error = parse_error(operation, resource, response.status, bytes(response.body))
+            if self.on_request is not None:
+                self._record(operation, resource, start_ns, response, 0, n_objects, str(error))
             if not error.retryable or last:
                 raise error
             self._retrying(operation, error.throttled)
             await asyncio.sleep(policy.delay(attempt))
+
+    def _record(
+        self,
+        operation: str,
+        resource: str,
+        start_ns: int,
+        response: Response | None,
+        nbytes: int,
+        n_objects: int,
+        error: str,
+    ) -> None:
+        assert self.on_request is not None
+        first_byte = start_ns + int(response.ttfb_s * 1e9) if response is not None else None
+        self.on_request(
+            RequestRecord(
+                operation, resource, start_ns, first_byte, time.time_ns(), nbytes, n_objects, error
+            )
+        )
 
     def _retrying(self, operation: str, throttled: bool) -> None:
         if self.on_retry is not None:
@@ -492,6 +544,7 @@ class S3Client:
                 query={"delete": ""},
                 headers={"Content-MD5": md5, "Content-Type": "application/xml"},
                 small_body=xml,
+                n_objects=len(batch),
             )
             root = ET.fromstring(bytes(response.body))
             errors = [_text(err, "Key") for err in _findall(root, "Error")]

@@ -1,0 +1,78 @@
+"""Run control shared by both engines: when a phase stops starting operations, and how fast it may.
+
+A phase ends when its items run out, when its duration is over, when it is asked to stop
+(autoterm), or when an error says every further request would fail too. Operations already in
+flight always finish and count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from s3dlio_ray.tuning.pacing import Pacer, RateLimit
+
+ENDED_BY = ("keys", "duration", "autoterm", "error")
+
+
+@dataclass(frozen=True)
+class PhaseControl:
+    """What ends a phase besides running out of keys, and how fast this engine may go.
+
+    With `duration_s` a phase runs for that long: PUT goes on past its keys with new ones (see
+    workload.cycled_keys), GET reads its keys again. `rate` is this engine's share of the cap.
+    """
+
+    duration_s: float | None = None
+    rate: RateLimit | None = None
+
+
+WHOLE_PHASE = PhaseControl()
+"""Every key once, as fast as the endpoint allows."""
+
+
+class Admission:
+    """Asked before each operation starts: wait for the rate limit, then say whether to stop."""
+
+    def __init__(self, control: PhaseControl, cost: Callable[[Any], int]) -> None:
+        self.started = time.perf_counter()
+        self._deadline = self.started + control.duration_s if control.duration_s else None
+        self._pacer = Pacer(control.rate) if control.rate else None
+        self._cost = cost
+        self.stop_requested = False
+        self.fatal = False
+
+    async def admit(
+        self, item: Any, acquire: Callable[[], Awaitable[None]], release: Callable[[], None]
+    ) -> bool:
+        """Wait for the rate limit, then a free slot; False (no slot held) once the phase ends."""
+        await self._pace(item)
+        if self.ended_by() is None:
+            await acquire()
+            if self.ended_by() is None:
+                return True
+            release()
+        return False
+
+    async def _pace(self, item: Any) -> None:
+        if self._pacer is None:
+            return
+        now = time.perf_counter()
+        wait = self._pacer.delay(self._cost(item), now)
+        if self._deadline is not None:
+            wait = min(wait, self._deadline - now)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def ended_by(self) -> str | None:
+        """Why the phase must start nothing more, or None while it may go on."""
+        if self.fatal:
+            return "error"
+        if self.stop_requested:
+            return "autoterm"
+        if self._deadline is not None and time.perf_counter() >= self._deadline:
+            return "duration"
+        return None
