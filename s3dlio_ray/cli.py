@@ -22,6 +22,7 @@ from s3dlio_ray.embedded import EMBEDDED_CREDENTIALS, EmbeddedS3
 from s3dlio_ray.errors import S3DlioRayError
 from s3dlio_ray.html_report import render_html
 from s3dlio_ray.launch import Progress, execute_configurations
+from s3dlio_ray.oplog import oplog_pattern
 from s3dlio_ray.report import SCHEMA_VERSION, print_summary, write_csv, write_json
 from s3dlio_ray.runner import new_run_id
 
@@ -88,8 +89,12 @@ def _parser() -> argparse.ArgumentParser:
         help="set any workload key",
     )
     run.add_argument("--quiet", action="store_true", help="no live progress line")
-    report = commands.add_parser("report", help="re-render a result file: summary and HTML")
-    report.add_argument("result", help="a result JSON file written by `run`")
+    report = commands.add_parser(
+        "report", help="re-render result files: summary and HTML (several: side by side too)"
+    )
+    report.add_argument(
+        "results", nargs="+", metavar="RESULT", help="result JSON files written by `run`"
+    )
     report.add_argument("--html", help="where to write the HTML report (default: beside it)")
     cmp = commands.add_parser("compare", help="compare two result files, B against A")
     cmp.add_argument("a", help="result JSON file A (the reference)")
@@ -174,18 +179,22 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             )
         )
     base = Path(settings.output or f"results/{settings.name}-{settings.run_id}.json")
-    named_docs = []
+    written = []
     for name, result in results:
         path = base if name is None else base.with_name(f"{base.stem}-{name}{base.suffix}")
         json_path = write_json(result, path, name)
         doc = json.loads(json_path.read_text())
+        written.append((name, json_path, doc))
+    named_docs = [(name or doc["workload"], doc) for name, _, doc in written]
+    for name, json_path, doc in written:
         csv_path = write_csv(doc, json_path.with_suffix(".csv"))
         html_path = json_path.with_suffix(".html")
-        html_path.write_text(render_html(doc))
+        html_path.write_text(render_html(doc, named_docs))
         if name is not None:
             console.rule(f"configuration {name}")
         print_summary(doc, console, [json_path, csv_path, html_path])
-        named_docs.append((name or doc["workload"], doc))
+    if settings.op_log:
+        console.print(f"op-log: one file per engine, {oplog_pattern(settings.op_log)}")
     if len(named_docs) > 1:
         console.print(configuration_table(named_docs))
     for _, result in results:
@@ -209,11 +218,17 @@ def _load_result(path: str) -> dict:
 
 
 def _report(args: argparse.Namespace, console: Console) -> int:
-    doc = _load_result(args.result)
-    html_path = Path(args.html or Path(args.result).with_suffix(".html"))
-    html_path.write_text(render_html(doc))
-    print_summary(doc, console, [html_path])
-    return 0 if doc["ok"] else 1
+    docs = [(path, _load_result(path)) for path in args.results]
+    named = [(doc.get("configuration") or Path(path).stem, doc) for path, doc in docs]
+    if args.html and len(docs) > 1:
+        raise S3DlioRayError("--html names one file: give one result, or leave --html out")
+    for path, doc in docs:
+        html_path = Path(args.html or Path(path).with_suffix(".html"))
+        html_path.write_text(render_html(doc, named))
+        print_summary(doc, console, [html_path])
+    if len(named) > 1:
+        console.print(configuration_table(named))
+    return 0 if all(doc["ok"] for _, doc in docs) else 1
 
 
 def _compare(args: argparse.Namespace, console: Console) -> int:

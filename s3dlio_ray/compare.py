@@ -54,13 +54,12 @@ def compare_table(a: dict, b: dict) -> Table:
     return table
 
 
-def configuration_table(named: list[tuple[str, dict]]) -> Table:
-    """Configurations of one run side by side: GB/s, p99 and the ratio to the first."""
-    table = Table(title="configurations (ratio: GB/s over the first's)", title_justify="left")
-    for column in ("phase", "configuration", "GB/s", "p99 ms", "errors", "ratio"):
-        table.add_column(
-            column, justify="left" if column in ("phase", "configuration") else "right"
-        )
+CONFIGURATION_COLUMNS = ("phase", "configuration", "GB/s", "p99 ms", "errors", "ratio")
+
+
+def configuration_rows(named: list[tuple[str, dict]]) -> list[list[str]]:
+    """Configurations of one run side by side, per phase: GB/s, p99 and GB/s over the first's."""
+    rows = []
     first = {p["phase"]: p for p in named[0][1]["phases"]}
     for phase in first:
         for name, doc in named:
@@ -68,12 +67,25 @@ def configuration_table(named: list[tuple[str, dict]]) -> Table:
             if mine is None:
                 continue
             ratio = mine["gbps"] / first[phase]["gbps"] if first[phase]["gbps"] else None
-            table.add_row(
-                phase,
-                name,
-                f"{mine['gbps']:.3f}",
-                f"{mine['latency']['p99_s'] * 1e3:.1f}",
-                str(mine["errors"]),
-                f"{ratio:.2f}x" if ratio is not None else "-",
+            rows.append(
+                [
+                    phase,
+                    name,
+                    f"{mine['gbps']:.3f}",
+                    f"{mine['latency']['p99_s'] * 1e3:.1f}",
+                    str(mine["errors"]),
+                    f"{ratio:.2f}x" if ratio is not None else "-",
+                ]
             )
+    return rows
+
+
+def configuration_table(named: list[tuple[str, dict]]) -> Table:
+    table = Table(title="configurations (ratio: GB/s over the first's)", title_justify="left")
+    for column in CONFIGURATION_COLUMNS:
+        table.add_column(
+            column, justify="left" if column in ("phase", "configuration") else "right"
+        )
+    for row in configuration_rows(named):
+        table.add_row(*row)
     return table

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
+from s3dlio_ray.compare import CONFIGURATION_COLUMNS, configuration_rows
 from s3dlio_ray.report import NODE_COLUMNS, SUMMARY_COLUMNS, node_rows, summary_rows
 
 WIDTH, HEIGHT, PAD = 760, 260, 48
@@ -95,7 +96,7 @@ def line_chart(title: str, series: Series, x_label: str, y_label: str) -> str:
 
 def bar_chart(title: str, groups: dict[str, dict[str, float]], y_label: str) -> str:
     """Grouped bars: one group per operation, one bar per statistic."""
-    labels = sorted({k for bars in groups.values() for k in bars})
+    labels = list(dict.fromkeys(k for bars in groups.values() for k in bars))
     values = [v for bars in groups.values() for v in bars.values()]
     if not values:
         return f"<p class='meta'>{_esc(title)}: no data</p>"
@@ -127,8 +128,26 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def render_html(doc: dict) -> str:
-    """The report of one result document (what write_json wrote)."""
+def comparison_section(named: Sequence[tuple[str, dict]]) -> str:
+    """Configurations (or runs) side by side: the ratio table and GB/s and p99 per phase."""
+    if len(named) < 2:
+        return ""
+    table = _table(CONFIGURATION_COLUMNS, configuration_rows(list(named)))
+    gbps: dict[str, dict[str, float]] = {}
+    p99: dict[str, dict[str, float]] = {}
+    for name, doc in named:
+        for phase in doc["phases"]:
+            gbps.setdefault(phase["phase"], {})[name] = phase["gbps"]
+            p99.setdefault(phase["phase"], {})[name] = phase["latency"]["p99_s"] * 1e3
+    return f"""<h2>Configuration comparison</h2>
+<p class="meta">ratio: GB/s over the first's ({_esc(named[0][0])})</p>{table}
+{bar_chart("GB/s per phase and configuration", gbps, "GB/s")}
+{bar_chart("p99 latency per phase and configuration", p99, "ms")}"""
+
+
+def render_html(doc: dict, compared: Sequence[tuple[str, dict]] = ()) -> str:
+    """The report of one result document (what write_json wrote); with `compared` (name and
+    document of each configuration of the run, this one among them) a comparison section."""
     phases = doc["phases"]
     summary = _table(SUMMARY_COLUMNS, summary_rows(doc))
     nodes = _table(NODE_COLUMNS, node_rows(doc))
@@ -166,5 +185,6 @@ profile {_esc(doc["profile"])} &middot; {len(cluster["nodes"])} node(s),
 {bar_chart("object latency percentiles", latency, "ms")}
 <h2>Concurrency over time</h2>
 {line_chart("concurrency limit and in flight per node", concurrency, "seconds", "requests")}
+{comparison_section(compared)}
 </body></html>
 """

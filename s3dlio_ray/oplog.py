@@ -50,6 +50,11 @@ def oplog_path(base: str | Path, client_id: str) -> Path:
     return path.with_name(f"{stem}-{client_id}{SUFFIX}")
 
 
+def oplog_pattern(base: str | Path) -> str:
+    """Where to look for a run's op-log files."""
+    return str(oplog_path(base, "*"))
+
+
 def _timestamp(ns: int | None) -> str:
     if ns is None:
         return ""

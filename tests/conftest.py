@@ -165,6 +165,37 @@ def server_process(
         process.wait()
 
 
+@pytest.fixture(scope="session")
+def chromium():
+    binary = shutil.which("chromium")
+    if binary is None:
+        pytest.skip("chromium is not installed (Debian package chromium; .ci/run installs it)")
+    return binary
+
+
+def headless(chromium: str, profile, *args: str) -> subprocess.CompletedProcess:
+    """Chromium without a display, sandbox, GPU or network chatter; profile: a fresh folder."""
+    return subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def prometheus_query(url: str, expression: str, at: float) -> list[dict]:
     params = urllib.parse.urlencode({"query": expression, "time": f"{at:.3f}"})
     with urllib.request.urlopen(f"{url}/api/v1/query?{params}") as response:

@@ -11,7 +11,7 @@ import uuid
 import boto3
 import jsonschema
 import pytest
-from conftest import boto3_client, cli_env, run_cli
+from conftest import boto3_client, cli_env, headless, run_cli
 
 from s3dlio_ray.embedded import EmbeddedS3
 from s3dlio_ray.report import result_schema
@@ -291,7 +291,7 @@ def test_long_workload_at_reduced_scale_sleeps_between_phases(tmp_path):
 
 
 def test_comprehensive_workload_runs_each_configuration_on_the_same_keys(
-    moto_url, boto3_s3, tmp_path
+    moto_url, boto3_s3, chromium, tmp_path
 ):
     """configs/comprehensive.yaml as shipped (boto3 baseline, engine, two actors per node),
     scaled down; one table at the end with each configuration's ratio to the baseline."""
@@ -336,6 +336,17 @@ def test_comprehensive_workload_runs_each_configuration_on_the_same_keys(
     assert docs["multi-process"]["bucket"] not in [
         b["Name"] for b in boto3_s3.list_buckets()["Buckets"]
     ]
+    # Each configuration's HTML report compares them all: the ratio table, and GB/s and p99
+    # bars for each phase and configuration, rendered by a real browser without errors.
+    page = tmp_path / "comp-enhanced.html"
+    dom = headless(chromium, tmp_path / "profile", "--dump-dom", page.as_uri())
+    assert dom.returncode == 0 and "Uncaught" not in dom.stderr, dom.stderr[-2000:]
+    comparison = dom.stdout[dom.stdout.index("Configuration comparison") :]
+    assert comparison.count('class="bar"') == 2 * 2 * 3
+    ratio = docs["multi-process"]["phases"][1]["gbps"] / docs["baseline"]["phases"][1]["gbps"]
+    assert f"{ratio:.2f}x" in comparison
+    for name in docs:
+        assert f">{name}<" in comparison
 
 
 def test_mixed_workload_keeps_its_mix_and_its_duration(moto_url, tmp_path):

@@ -5,12 +5,10 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import shutil
-import subprocess
 
 import jsonschema
 import pytest
-from conftest import run_cli
+from conftest import headless, run_cli
 
 from s3dlio_ray.compare import compare
 from s3dlio_ray.html_report import render_html
@@ -57,36 +55,6 @@ def test_time_series_has_a_row_per_second_per_node_and_adds_up(scraped_run, tmp_
             times = [float(r["t_s"]) for r in mine if r["node"] == node]
             gaps = [b - a for a, b in itertools.pairwise(times)]
             assert len(times) >= 3 and all(0.5 < g < 2.0 for g in gaps[:-1]), gaps
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    binary = shutil.which("chromium")
-    if binary is None:
-        pytest.skip("chromium is not installed (Debian package chromium; .ci/run installs it)")
-    return binary
-
-
-def headless(chromium: str, profile, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={profile}",
-            "--enable-logging=stderr",
-            "--v=0",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_html_report_renders_its_charts_in_chromium(scraped_run, chromium, tmp_path):
@@ -182,3 +150,20 @@ def test_compare_command_on_two_real_runs(ray_cluster, moto_url, tmp_path, monke
     expected = b["phases"][0]["gbps"] / a["phases"][0]["gbps"]
     line = next(x for x in proc.stdout.splitlines() if "put" in x and "GB/s" in x)
     assert f"{expected:.2f}x" in line
+
+
+def test_report_of_several_results_puts_them_side_by_side(scraped_run, tmp_path):
+    slower = json.loads(json.dumps(scraped_run.saved))
+    for phase in slower["phases"]:
+        phase["gbps"] /= 4
+    paths = []
+    for name, doc in (("fast", scraped_run.saved), ("slow", slower)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(doc))
+        paths.append(str(path))
+    proc = run_cli("report", *paths)
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout[proc.stdout.index("configurations (ratio") :]
+    assert "0.25x" in next(x for x in table.splitlines() if "put" in x and "slow" in x)
+    page = (tmp_path / "slow.html").read_text()
+    assert "Configuration comparison" in page and "0.25x" in page
