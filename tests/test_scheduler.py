@@ -132,3 +132,36 @@ def test_probes_downward_to_the_smallest_limit_that_delivers():
     limits = simulate(auto(initial=256), saturating(20), steps=600)
     settled = limits[-200:]
     assert sorted(settled)[len(settled) // 2] <= 30
+
+
+def test_engines_sharing_one_bottleneck_do_not_ratchet_each_other_up():
+    """Two actors on one endpoint that serves `capacity` in all, split in proportion to what each
+    has in flight: each one's rate rises when it takes more (from the other), so throughput alone
+    would climb both to the maximum. Their latency (Little's law) shows the queue and stops it."""
+    rng = random.Random(5)
+    capacity, knee = 1000 * MB, 24
+    engines = [auto(initial=16), auto(initial=16)]
+    history = []
+    for _ in range(2400):
+        limits = [e.limit for e in engines]
+        total = capacity * min(1.0, sum(limits) / knee)
+        for limit, engine in zip(limits, engines, strict=True):
+            rate = total * limit / sum(limits) * (1 + rng.uniform(-0.15, 0.15))
+            nbytes = int(rate * INTERVAL)
+            ops = max(1, nbytes // int(MB))
+            engine.observe(nbytes, ops, INTERVAL, latency_s=limit / (rate / MB))
+        history.append(tuple(e.limit for e in engines))
+    settled = history[-600:]
+    assert max(max(pair) for pair in settled) <= 64
+    assert min(sum(pair) for pair in settled) >= knee  # together they still fill the endpoint
+
+
+def test_a_long_round_trip_without_queueing_does_not_stop_the_climb():
+    """Latency that stays put as concurrency rises (a far endpoint, not a queue) is no brake."""
+    controller = auto()
+    for _ in range(200):
+        c = controller.limit
+        rate = saturating(100)(c)
+        nbytes = int(rate * INTERVAL)
+        controller.observe(nbytes, max(1, nbytes // int(MB)), INTERVAL, latency_s=0.15)
+    assert controller.limit >= 100

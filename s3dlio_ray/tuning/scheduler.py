@@ -16,6 +16,12 @@ purpose: on a flat, noisy endpoint an upward probe sometimes passes by chance, a
 usually passes, so the limit drifts to the smallest that delivers the throughput instead of
 ratcheting up to the maximum (more requests in flight, more memory, longer latency, no gain).
 
+No step up is taken while requests wait `max_latency_ratio` times longer than at the lightest load
+seen: that is queueing, not a pipe being filled. Throughput alone cannot see it where several
+engines share one bottleneck (actors on one node, one endpoint): each engine's own rate rises when
+it takes more of the bottleneck from the others, so all of them would climb to the maximum while
+the sum stays flat. A far endpoint's long but steady round trip does not trip it.
+
 Throttling (503 SlowDown, 5xx, timeouts) cuts the limit by `backoff` at once and lowers a ceiling
 (halfway between the old and the new limit) that the climb respects, which recovers slowly while
 the endpoint stays quiet.
@@ -43,6 +49,7 @@ class ConcurrencyPolicy:
     target_bytes_per_s: float | None = None
     growth: float = 1.5
     min_gain: float = 0.05
+    max_latency_ratio: float = 2.0
     backoff: float = 0.5
     settle_intervals: int = 1
     measure_intervals: int = 2
@@ -79,6 +86,8 @@ class ConcurrencyController:
         self._probe_down_next = False
         self._probing_down: tuple[int, float] | None = None
         self._quiet = 0
+        self._latency = 0.0
+        self._min_latency = math.inf
         self.throttle_events = 0
 
     @property
@@ -118,6 +127,9 @@ class ConcurrencyController:
             or self._seconds < p.latency_windows * latency_s
         ):
             return self._limit
+        if latency_s > 0:
+            self._latency = latency_s
+            self._min_latency = min(self._min_latency, latency_s)
         self._decide(self._bytes / self._seconds)
         return self._limit
 
@@ -160,7 +172,16 @@ class ConcurrencyController:
             self._set(base_limit)
             self._hold()
 
+    def _queueing(self) -> bool:
+        """Requests wait `max_latency_ratio` times longer than at the lightest load seen: more
+        in flight would only queue (at a bottleneck other engines share, it would only take
+        their throughput: each engine's own rate rises, the sum does not)."""
+        return self._latency > self.policy.max_latency_ratio * self._min_latency
+
     def _step_up(self) -> None:
+        if self._queueing():
+            self._hold()
+            return
         grown = max(self._limit + 1, math.ceil(self._limit * self.policy.growth))
         new = min(grown, self._ceiling)
         if new <= self._limit:
