@@ -25,11 +25,14 @@ HERE = Path(__file__).resolve().parent
 MIB = 1024 * 1024
 
 
-def actors() -> list[psutil.Process]:
+def actors(driver: psutil.Process) -> list[psutil.Process]:
+    """The run's own transfer actors: processes of the Ray instance the driver started (so actors
+    of another Ray on the same machine are not counted)."""
     found = []
-    for process in psutil.process_iter(["cmdline"]):
-        if any("TransferActor" in part for part in process.info["cmdline"] or []):
-            found.append(process)
+    for process in driver.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if any("TransferActor" in part for part in process.cmdline()):
+                found.append(process)
     return found
 
 
@@ -90,14 +93,14 @@ def main() -> None:
     try:
         time.sleep(args.warmup)
         me = psutil.Process(driver.pid)
-        start = (rss_mib([me])[0], rss_mib(actors()))
+        start = (rss_mib([me])[0], rss_mib(actors(me)))
         print(
             f"after {args.warmup:.0f} s: driver {start[0]:.0f} MiB, actors "
             f"{', '.join(f'{r:.0f}' for r in start[1])} MiB",
             flush=True,
         )
         time.sleep(max(0.0, args.duration - args.warmup - 15))
-        end = (rss_mib([me])[0], rss_mib(actors()))
+        end = (rss_mib([me])[0], rss_mib(actors(me)))
         print(
             f"after {args.duration - 15:.0f} s: driver {end[0]:.0f} MiB, actors "
             f"{', '.join(f'{r:.0f}' for r in end[1])} MiB",

@@ -10,8 +10,9 @@ the transfer and counting the worker's CPU seconds (user + system, all threads) 
 span. GET bodies are read into memory and dropped by every client (s3dlio: get_many_stats). Rounds
 interleave clients, so drift on a noisy machine hits all alike. Endpoints: `null`
 (benchmarks/null_endpoint.py: the client's own ceiling), `moto` (moto server), and `moto-h2` (moto
-under hypercorn, where this engine runs HTTP/1.1 and HTTP/2 against the same server). Prints
-medians, CPU seconds per GB, and each client's ratio to the s3dlio wheel.
+under hypercorn, where this engine runs HTTP/1.1 and HTTP/2 against the same server). Client
+`engine-oplog` (not in the default set) is engine-h1 writing the zstd op-log of every request.
+Prints medians, CPU seconds per GB, and each client's ratio to the s3dlio wheel.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -66,8 +68,9 @@ def boto3_client(endpoint: str, concurrency: int):
     )
 
 
-def run_engine(endpoint, bucket, keys, size, concurrency, http2):
+def run_engine(endpoint, bucket, keys, size, concurrency, http2, op_log):
     from s3dlio_ray.engine import Engine
+    from s3dlio_ray.oplog import OpLog
     from s3dlio_ray.s3.client import ClientOptions, S3Client
     from s3dlio_ray.s3.signing import Signer, resolve_credentials
     from s3dlio_ray.sizes import ObjectSizes
@@ -83,7 +86,9 @@ def run_engine(endpoint, bucket, keys, size, concurrency, http2):
         signer = Signer(resolve_credentials(), "us-east-1")
         return S3Client(ClientOptions(endpoint=endpoint, http2=http2), signer)
 
-    engine = Engine(client(), lambda phase: policy)
+    s3 = client()
+    log = OpLog(Path(tempfile.mkdtemp()) / "bench.tsv.zst", s3.endpoint_url) if op_log else None
+    engine = Engine(s3, lambda phase: policy, op_log=log)
 
     def put():
         result = loop.run_until_complete(engine.put(bucket, keys, sizes, data))
@@ -163,7 +168,13 @@ def worker(args: argparse.Namespace) -> None:
         s3.create_bucket(Bucket=bucket)
     if args.worker.startswith("engine"):
         put, get = run_engine(
-            args.endpoint, bucket, keys, size, args.concurrency, args.worker == "engine-h2"
+            args.endpoint,
+            bucket,
+            keys,
+            size,
+            args.concurrency,
+            args.worker == "engine-h2",
+            args.worker == "engine-oplog",
         )
     else:
         runner = {"boto3": run_boto3, "s3transfer": run_s3transfer, "s3dlio": run_s3dlio}

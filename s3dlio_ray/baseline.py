@@ -159,18 +159,10 @@ class Boto3Engine:
                 self._in_flight -= 1
                 slots.release()
 
-        tasks: set[asyncio.Task[None]] = set()
         try:
-            for key in keys:
-                if not await admission.admit(key, slots.acquire, slots.release):
-                    result.ended_by = admission.ended_by() or "keys"
-                    break
-                result.dispatched += 1
-                task = asyncio.ensure_future(one(key))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            if tasks:
-                await asyncio.gather(*tasks)
+            result.dispatched, result.ended_by = await admission.run(
+                keys, slots.acquire, slots.release, one
+            )
         finally:
             self._live = None
             self._admission = None

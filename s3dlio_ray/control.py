@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +45,34 @@ class Admission:
         self.stop_requested = False
         self.fatal = False
 
-    async def admit(
+    async def run(
+        self,
+        items: Iterable[Any],
+        acquire: Callable[[], Awaitable[None]],
+        release: Callable[[], None],
+        start: Callable[[Any], Awaitable[None]],
+    ) -> tuple[int, str]:
+        """Start `start(item)` for each item admitted (it must release its slot when done) and
+        wait for all of them; answer how many started and what ended the phase."""
+        tasks: set[asyncio.Task[None]] = set()
+        started, ended_by = 0, "keys"
+        try:
+            for item in items:
+                if not await self._admit(item, acquire, release):
+                    ended_by = self.ended_by() or "keys"
+                    break
+                started += 1
+                task = asyncio.ensure_future(start(item))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if tasks:
+                await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+        return started, ended_by
+
+    async def _admit(
         self, item: Any, acquire: Callable[[], Awaitable[None]], release: Callable[[], None]
     ) -> bool:
         """Wait for the rate limit, then a free slot; False (no slot held) once the phase ends."""

@@ -109,7 +109,11 @@ class MixedOp(NamedTuple):
 
 @dataclass
 class PhaseResult:
-    """What one phase did on one engine; plain data, ready for JSON and for merging."""
+    """What one phase did on one engine; plain data, ready for JSON and for merging.
+
+    `dispatched`: operations started; `ended_by`: keys, duration, autoterm or error;
+    `keys_written`: set by an executor on a PUT phase's merged result: what the next phase reads.
+    """
 
     phase: str
     elapsed_s: float
@@ -424,6 +428,7 @@ class Engine:
         started = admission.started
 
         async def one(key: str) -> None:
+            result.peak_concurrency = max(result.peak_concurrency, limiter.in_flight)
             t0 = time.perf_counter()
             try:
                 nbytes, ttfb = await do_one(key, limiter)
@@ -439,23 +444,12 @@ class Engine:
                 limiter.release()
 
         ticker = asyncio.ensure_future(self._adapt(phase, controller, limiter, result, started))
-        tasks: set[asyncio.Task[None]] = set()
         try:
-            for key in keys:
-                if not await admission.admit(key, limiter.acquire, limiter.release):
-                    result.ended_by = admission.ended_by() or "keys"
-                    break
-                result.dispatched += 1
-                task = asyncio.ensure_future(one(key))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-                result.peak_concurrency = max(result.peak_concurrency, limiter.in_flight)
-            if tasks:
-                await asyncio.gather(*tasks)
+            result.dispatched, result.ended_by = await admission.run(
+                keys, limiter.acquire, limiter.release, one
+            )
         finally:
             ticker.cancel()
-            for task in tasks:
-                task.cancel()
             self._stats = None
             self._live = None
             self._admission = None

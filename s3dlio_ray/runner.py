@@ -135,36 +135,47 @@ class TransferEngine(Protocol):
     async def aclose(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class PhaseSpec:
+    """One transfer phase as executors run it (its keys travel apart: they are sharded).
+
+    A `timed` phase runs for the settings' duration_s.
+    """
+
+    phase: str
+    bucket: str
+    sizes: ObjectSizes
+    seed: int
+    verify: bool
+    timed: bool = False
+
+
 async def run_share(
     engine: TransferEngine,
     settings: Settings,
     task_id: int,
-    phase: str,
-    bucket: str,
+    spec: PhaseSpec,
     keys: Sequence[str],
-    sizes: ObjectSizes,
-    seed: int,
-    verify: bool,
     control: PhaseControl,
 ) -> PhaseResult:
     """One engine's share of a phase; what both executors run."""
-    data = ObjectData(seed)
-    if phase == "put":
-        return await engine.put(bucket, keys, sizes, data, control)
-    if phase == "get":
-        return await engine.get(bucket, keys, sizes, data, verify, control)
+    data = ObjectData(spec.seed)
+    if spec.phase == "put":
+        return await engine.put(spec.bucket, keys, spec.sizes, data, control)
+    if spec.phase == "get":
+        return await engine.get(spec.bucket, keys, spec.sizes, data, spec.verify, control)
     assert isinstance(engine, Engine), "mixed runs on the engine (the config refuses boto3)"
     new_keys = f"{keys[0].rsplit('/', 1)[0]}/mixed-{task_id}-" if keys else "mixed-"
     return await engine.mixed(
-        bucket,
+        spec.bucket,
         keys,
-        sizes,
+        spec.sizes,
         data,
         dict(settings.mix),
         control,
         new_keys,
-        seed + task_id,
-        verify,
+        spec.seed + task_id,
+        spec.verify,
     )
 
 
@@ -205,22 +216,12 @@ async def cleanup(client: S3Client, bucket: str, prefix: str, remove_bucket: boo
 class PhaseExecutor(Protocol):
     """Runs one transfer phase over all the keys: one engine, or actors across a cluster.
 
-    A `timed` phase runs for the settings' duration_s. `breakdown` holds, per phase, each actor's
-    own part of the result.
+    `breakdown` holds, per phase, each actor's own part of the result.
     """
 
     breakdown: dict[str, list[ActorPhaseResult]]
 
-    async def run_phase(
-        self,
-        phase: str,
-        bucket: str,
-        keys: Sequence[str],
-        sizes: ObjectSizes,
-        seed: int,
-        verify: bool,
-        timed: bool = False,
-    ) -> PhaseResult: ...
+    async def run_phase(self, spec: PhaseSpec, keys: Sequence[str]) -> PhaseResult: ...
 
 
 class LocalExecutor:
@@ -232,29 +233,18 @@ class LocalExecutor:
         self.node = socket.gethostname()
         self.breakdown: dict[str, list[ActorPhaseResult]] = {}
 
-    async def run_phase(
-        self,
-        phase: str,
-        bucket: str,
-        keys: Sequence[str],
-        sizes: ObjectSizes,
-        seed: int,
-        verify: bool,
-        timed: bool = False,
-    ) -> PhaseResult:
-        duration = self.settings.duration_s if timed else None
+    async def run_phase(self, spec: PhaseSpec, keys: Sequence[str]) -> PhaseResult:
+        duration = self.settings.duration_s if spec.timed else None
         control = PhaseControl(duration, self.settings.rate_limit)
         watcher = asyncio.ensure_future(self._autoterm()) if self.settings.autoterm else None
         try:
-            result = await run_share(
-                self.engine, self.settings, 0, phase, bucket, keys, sizes, seed, verify, control
-            )
+            result = await run_share(self.engine, self.settings, 0, spec, keys, control)
         finally:
             if watcher is not None:
                 watcher.cancel()
-        if phase == "put":
+        if spec.phase == "put":
             result.keys_written = successful_writes(keys, result)
-        self.breakdown[phase] = [ActorPhaseResult(f"{self.node}/local", self.node, result)]
+        self.breakdown[spec.phase] = [ActorPhaseResult(f"{self.node}/local", self.node, result)]
         return result
 
     async def _autoterm(self) -> None:
@@ -327,15 +317,15 @@ async def run_workload(
                 if phase == "sleep":
                     await asyncio.sleep(settings.sleep_s)
                 elif phase in PHASE_DIRECTION:
-                    done = await executor.run_phase(
+                    spec = PhaseSpec(
                         phase,
                         bucket,
-                        keys,
                         settings.object_size,
                         seed,
                         settings.verify,
                         is_timed(settings, index),
                     )
+                    done = await executor.run_phase(spec, keys)
                     result.phases.append(done)
                     if done.keys_written is not None:
                         keys, done.keys_written = done.keys_written, None

@@ -389,3 +389,47 @@ def test_mixed_workload_keeps_its_mix_and_its_duration(moto_url, tmp_path):
 def test_mixed_without_a_duration_is_refused():
     line = assert_one_line_error(run_quick("--phases", "put,mixed"), 2)
     assert "mixed runs for a time: set duration_s (--duration SECONDS)" in line
+
+
+def test_run_control_flags_reach_the_run(moto_url, tmp_path):
+    """--duration, --rate-limit, a size distribution and --op-log, as a user types them."""
+    out, oplog = tmp_path / "rc.json", tmp_path / "ops" / "rc.tsv.zst"
+    proc = run_quick(
+        "--endpoint",
+        moto_url,
+        "--objects",
+        "20",
+        "--object-size",
+        "uniform:1KiB..8KiB",
+        "--duration",
+        "2",
+        "--rate-limit",
+        "60 ops/s",
+        "--op-log",
+        str(oplog),
+        "--output",
+        str(out),
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(out.read_text())
+    jsonschema.validate(result, result_schema())
+    put, get = result["phases"]
+    for phase in (put, get):
+        assert phase["ended_by"] == "duration" and abs(phase["elapsed_s"] - 2) < 1
+        assert phase["ops_per_s"] <= 60 * 1.1
+    assert "put (duration)" in proc.stdout
+    assert result["settings"]["object_size"] == {
+        "distribution": "uniform",
+        "minimum": 1024,
+        "maximum": 8192,
+    }
+    assert result["settings"]["rate_limit"] == {"unit": "ops", "per_s": 60.0}
+    files = list(oplog.parent.glob("rc-*.tsv.zst"))
+    assert len(files) == result["cluster"]["actors"]
+    assert f"op-log: one file per engine, {oplog.parent}/rc-*.tsv.zst" in proc.stdout
+
+
+def test_a_bad_rate_limit_on_the_command_line_is_one_line():
+    line = assert_one_line_error(run_quick("--rate-limit", "fast"), 2)
+    assert "rate_limit: expected a rate such as 500 ops/s" in line

@@ -12,9 +12,8 @@ import ray
 from s3dlio_ray.config import Settings
 from s3dlio_ray.control import PhaseControl
 from s3dlio_ray.engine import EngineSnapshot, PhaseResult
-from s3dlio_ray.runner import TransferEngine, build_engine, run_share
+from s3dlio_ray.runner import PhaseSpec, TransferEngine, build_engine, run_share
 from s3dlio_ray.s3.signing import StaticCredentials
-from s3dlio_ray.sizes import ObjectSizes
 
 
 @dataclass(frozen=True)
@@ -55,31 +54,14 @@ class TransferActor:
         return self._engine
 
     async def run_phase(
-        self,
-        task_id: int,
-        phase: str,
-        bucket: str,
-        keys: list[str],
-        sizes: ObjectSizes,
-        seed: int,
-        verify: bool,
-        control: PhaseControl,
+        self, task_id: int, spec: PhaseSpec, keys: list[str], control: PhaseControl
     ) -> PhaseResult:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
             self._task_id = task_id
             return await run_share(
-                self._engine_here(),
-                self._settings,
-                task_id,
-                phase,
-                bucket,
-                keys,
-                sizes,
-                seed,
-                verify,
-                control,
+                self._engine_here(), self._settings, task_id, spec, keys, control
             )
 
     async def stop(self, task_id: int) -> None:

@@ -30,9 +30,8 @@ from s3dlio_ray.config import Settings
 from s3dlio_ray.control import PhaseControl
 from s3dlio_ray.engine import PhaseResult
 from s3dlio_ray.errors import S3DlioRayError
-from s3dlio_ray.runner import successful_writes
+from s3dlio_ray.runner import PhaseSpec, successful_writes
 from s3dlio_ray.s3.signing import StaticCredentials, resolve_credentials
-from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.stats import OpStats
 from s3dlio_ray.tuning.autoterm import SteadyDetector, steadiness_rate
 
@@ -108,17 +107,6 @@ class _Actor:
     node: str
     handle: ray.actor.ActorHandle
     alive: bool = True
-
-
-@dataclass(frozen=True)
-class _Phase:
-    phase: str
-    bucket: str
-    sizes: ObjectSizes
-    seed: int
-    verify: bool
-    timed: bool
-    started: float
 
 
 @dataclass
@@ -203,52 +191,34 @@ class RayExecutor:
                 "cluster's CPUs taken by another job? (set actors_per_node)"
             ) from None
 
-    def _spread(self, spec: _Phase, keys: Sequence[str]) -> list[_Task]:
+    def _spread(self, spec: PhaseSpec, keys: Sequence[str], started: float) -> list[_Task]:
         """Shard `keys` over the live actors and start a run_phase call on each."""
         live = [a for a in self._actors if a.alive]
-        control = self._control(spec, len(live))
+        control = self._control(spec, len(live), started)
         tasks = []
         for actor, share in zip(live, shard(keys, len(live)), strict=True):
             if share:
                 task_id = next(self._task_ids)
-                ref = actor.handle.run_phase.remote(
-                    task_id,
-                    spec.phase,
-                    spec.bucket,
-                    share,
-                    spec.sizes,
-                    spec.seed,
-                    spec.verify,
-                    control,
-                )
+                ref = actor.handle.run_phase.remote(task_id, spec, share, control)
                 tasks.append(_Task(task_id, actor, share, asyncio.wrap_future(ref.future())))
         return tasks
 
-    def _control(self, spec: _Phase, engines: int) -> PhaseControl:
+    def _control(self, spec: PhaseSpec, engines: int, started: float) -> PhaseControl:
         """Each engine's share of the cap; a share started late (reassigned) gets the time left."""
         settings = self._settings
         rate = settings.rate_limit.share(engines) if settings.rate_limit else None
         duration = settings.duration_s if spec.timed else None
         if duration is not None:
-            duration = max(0.1, duration - (time.perf_counter() - spec.started))
+            duration = max(0.1, duration - (time.perf_counter() - started))
         return PhaseControl(duration, rate)
 
-    async def run_phase(
-        self,
-        phase: str,
-        bucket: str,
-        keys: Sequence[str],
-        sizes: ObjectSizes,
-        seed: int,
-        verify: bool,
-        timed: bool = False,
-    ) -> PhaseResult:
+    async def run_phase(self, spec: PhaseSpec, keys: Sequence[str]) -> PhaseResult:
+        phase = spec.phase
         if not any(a.alive for a in self._actors):
             raise S3DlioRayError(f"{phase}: no transfer actor is left alive in the cluster")
-        spec = _Phase(phase, bucket, sizes, seed, verify, timed, time.perf_counter())
-        tasks = self._spread(spec, keys)
-        written: list[str] = []
         started = time.perf_counter()
+        tasks = self._spread(spec, keys, started)
+        written: list[str] = []
         parts: list[ActorPhaseResult] = []
         unassigned: dict[str, str] = {}
         watcher = asyncio.ensure_future(self._watch(phase, tasks))
@@ -260,7 +230,7 @@ class RayExecutor:
                     try:
                         result: PhaseResult = task.future.result()
                     except ACTOR_LOST as exc:
-                        tasks += self._reassign(task, spec, exc, unassigned)
+                        tasks += self._reassign(task, spec, started, exc, unassigned)
                         continue
                     self.totals.finish(task.task_id, task.actor.node, phase, result.stats)
                     if phase == "put":
@@ -278,7 +248,12 @@ class RayExecutor:
         return merged
 
     def _reassign(
-        self, task: _Task, spec: _Phase, exc: Exception, unassigned: dict[str, str]
+        self,
+        task: _Task,
+        spec: PhaseSpec,
+        started: float,
+        exc: Exception,
+        unassigned: dict[str, str],
     ) -> list[_Task]:
         task.actor.alive = False
         self.totals.abandon(task.task_id)
@@ -295,7 +270,7 @@ class RayExecutor:
             reason = f"actor {task.actor.name} died and no live actor was left to take the key"
             unassigned.update(dict.fromkeys(task.keys, reason))
             return []
-        return self._spread(spec, task.keys)
+        return self._spread(spec, task.keys, started)
 
     async def _watch(self, phase: str, tasks: list[_Task]) -> None:
         """Every tick: gather snapshots from the running tasks' actors, then take a sample;
