@@ -15,8 +15,6 @@ from typing import Any
 
 from s3dlio_ray.tuning.pacing import Pacer, RateLimit
 
-ENDED_BY = ("keys", "duration", "autoterm", "error")
-
 
 @dataclass(frozen=True)
 class PhaseControl:
@@ -43,7 +41,8 @@ class Admission:
         self._pacer = Pacer(control.rate) if control.rate else None
         self._cost = cost
         self.stop_requested = False
-        self.fatal = False
+        self.fatal: BaseException | None = None
+        """The first error every further request would hit too (engines set it)."""
 
     async def run(
         self,
@@ -96,7 +95,7 @@ class Admission:
 
     def ended_by(self) -> str | None:
         """Why the phase must start nothing more, or None while it may go on."""
-        if self.fatal:
+        if self.fatal is not None:
             return "error"
         if self.stop_requested:
             return "autoterm"

@@ -424,7 +424,6 @@ class Engine:
         self._stats, self._throttled = stats, False
         self._live = (phase, stats, limiter)
         admission = self._admission = Admission(control, cost)
-        fatal: list[BaseException] = []
         started = admission.started
 
         async def one(key: str) -> None:
@@ -435,9 +434,8 @@ class Engine:
             except S3DlioRayError as exc:
                 stats.errors += 1
                 result.failed[str(key)] = str(exc)
-                if is_fatal(exc) and not fatal:
-                    fatal.append(exc)
-                    admission.fatal = True
+                if is_fatal(exc) and admission.fatal is None:
+                    admission.fatal = exc
             else:
                 stats.record(nbytes, time.perf_counter() - t0, ttfb)
             finally:
@@ -455,8 +453,8 @@ class Engine:
             self._admission = None
         result.elapsed_s = time.perf_counter() - started
         result.final_concurrency = limiter.limit
-        if fatal:
-            raise fatal[0]
+        if admission.fatal is not None:
+            raise admission.fatal
         return result
 
     async def _adapt(

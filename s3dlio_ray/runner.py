@@ -234,8 +234,7 @@ class LocalExecutor:
         self.breakdown: dict[str, list[ActorPhaseResult]] = {}
 
     async def run_phase(self, spec: PhaseSpec, keys: Sequence[str]) -> PhaseResult:
-        duration = self.settings.duration_s if spec.timed else None
-        control = PhaseControl(duration, self.settings.rate_limit)
+        control = phase_control(self.settings, spec, engines=1)
         watcher = asyncio.ensure_future(self._autoterm()) if self.settings.autoterm else None
         try:
             result = await run_share(self.engine, self.settings, 0, spec, keys, control)
@@ -263,6 +262,17 @@ class LocalExecutor:
             if detector.add(now - started, steadiness_rate(delta.bytes, delta.ops, elapsed)):
                 self.engine.stop()
                 return
+
+
+def phase_control(
+    settings: Settings, spec: PhaseSpec, engines: int, elapsed_s: float = 0.0
+) -> PhaseControl:
+    """One of `engines` engines' share of the rate cap, and of the duration what is left after
+    `elapsed_s` (a share reassigned from a dead actor starts late)."""
+    rate = settings.rate_limit.share(engines) if settings.rate_limit else None
+    if not (spec.timed and settings.duration_s):
+        return PhaseControl(None, rate)
+    return PhaseControl(max(0.1, settings.duration_s - elapsed_s), rate)
 
 
 def is_timed(settings: Settings, index: int) -> bool:

@@ -27,10 +27,9 @@ from s3dlio_ray.cluster.actor import TransferActor
 from s3dlio_ray.cluster.aggregate import ActorPhaseResult, LiveTotals, SeriesRow, merge_phase
 from s3dlio_ray.cluster.sharding import shard
 from s3dlio_ray.config import Settings
-from s3dlio_ray.control import PhaseControl
 from s3dlio_ray.engine import PhaseResult
 from s3dlio_ray.errors import S3DlioRayError
-from s3dlio_ray.runner import PhaseSpec, successful_writes
+from s3dlio_ray.runner import PhaseSpec, phase_control, successful_writes
 from s3dlio_ray.s3.signing import StaticCredentials, resolve_credentials
 from s3dlio_ray.stats import OpStats
 from s3dlio_ray.tuning.autoterm import SteadyDetector, steadiness_rate
@@ -194,7 +193,7 @@ class RayExecutor:
     def _spread(self, spec: PhaseSpec, keys: Sequence[str], started: float) -> list[_Task]:
         """Shard `keys` over the live actors and start a run_phase call on each."""
         live = [a for a in self._actors if a.alive]
-        control = self._control(spec, len(live), started)
+        control = phase_control(self._settings, spec, len(live), time.perf_counter() - started)
         tasks = []
         for actor, share in zip(live, shard(keys, len(live)), strict=True):
             if share:
@@ -202,15 +201,6 @@ class RayExecutor:
                 ref = actor.handle.run_phase.remote(task_id, spec, share, control)
                 tasks.append(_Task(task_id, actor, share, asyncio.wrap_future(ref.future())))
         return tasks
-
-    def _control(self, spec: PhaseSpec, engines: int, started: float) -> PhaseControl:
-        """Each engine's share of the cap; a share started late (reassigned) gets the time left."""
-        settings = self._settings
-        rate = settings.rate_limit.share(engines) if settings.rate_limit else None
-        duration = settings.duration_s if spec.timed else None
-        if duration is not None:
-            duration = max(0.1, duration - (time.perf_counter() - started))
-        return PhaseControl(duration, rate)
 
     async def run_phase(self, spec: PhaseSpec, keys: Sequence[str]) -> PhaseResult:
         phase = spec.phase
@@ -313,14 +303,14 @@ class RayExecutor:
         now = time.perf_counter()
         elapsed = max(now - self._last_sample, 1e-9)
         concurrency = self.totals.concurrency()
-        moved = OpStats()
+        moved_bytes = moved_ops = 0
         for (node, op), stats in self.totals.totals.items():
             delta = stats.since(self._sampled.get((node, op), OpStats()))
             self.rates[(node, op)] = delta.bytes / elapsed
             self._sampled[(node, op)] = copy.deepcopy(stats)
             if op == phase:
-                moved.ops += delta.ops
-                moved.bytes += delta.bytes
+                moved_bytes += delta.bytes
+                moved_ops += delta.ops
                 limit, in_flight = concurrency.get(node, (0, 0))
                 self.series.append(
                     SeriesRow(
@@ -337,7 +327,7 @@ class RayExecutor:
                     )
                 )
         self._last_sample = now
-        return steadiness_rate(moved.bytes, moved.ops, elapsed)
+        return steadiness_rate(moved_bytes, moved_ops, elapsed)
 
     async def close(self) -> None:
         """Stop the actors (their connections close with them); safe to call twice."""
