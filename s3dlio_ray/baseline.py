@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -19,13 +18,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from s3dlio_ray.control import WHOLE_PHASE, Admission, PhaseControl
+from s3dlio_ray.control import WHOLE_PHASE, Admission, PhaseControl, phase_keys
 from s3dlio_ray.engine import EngineSnapshot, PhaseResult
 from s3dlio_ray.errors import S3DlioRayError
 from s3dlio_ray.s3.signing import StaticCredentials
 from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.stats import OpStats
-from s3dlio_ray.workload import ObjectData, VerifyTally, cycled_keys
+from s3dlio_ray.workload import ObjectData, VerifyTally
 
 DEFAULT_CONCURRENCY = 8
 
@@ -89,8 +88,7 @@ class Boto3Engine:
             self._s3.put_object(Bucket=bucket, Key=key, Body=data.content(key, size))
             return size, None
 
-        items = cycled_keys(keys) if control.duration_s else keys
-        return await self._run("put", items, put_one, control, sizes.of)
+        return await self._run("put", phase_keys("put", keys, control), put_one, control, sizes.of)
 
     async def get(
         self,
@@ -112,8 +110,9 @@ class Boto3Engine:
                 tally.check(key, memoryview(body), sizes.of(key))
             return len(body), ttfb
 
-        items = itertools.cycle(keys) if control.duration_s and keys else keys
-        result = await self._run("get", items, get_one, control, sizes.of)
+        result = await self._run(
+            "get", phase_keys("get", keys, control), get_one, control, sizes.of
+        )
         result.verified, result.verify_failures = tally.verified, tally.failures
         return result
 

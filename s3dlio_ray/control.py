@@ -8,12 +8,14 @@ flight always finish and count.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from s3dlio_ray.tuning.pacing import Pacer, RateLimit
+from s3dlio_ray.workload import cycled_keys
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,14 @@ class PhaseControl:
 
 WHOLE_PHASE = PhaseControl()
 """Every key once, as fast as the endpoint allows."""
+
+
+def phase_keys(op: str, keys: Sequence[str], control: PhaseControl) -> Iterable[str]:
+    """The keys a PUT or GET goes through: once, or in a timed phase until the time is up (a PUT
+    with new keys past its own, a GET over its keys again)."""
+    if not control.duration_s or not keys:
+        return keys
+    return cycled_keys(keys) if op == "put" else itertools.cycle(keys)
 
 
 class Admission:

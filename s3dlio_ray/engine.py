@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from s3dlio_ray.control import WHOLE_PHASE, Admission, PhaseControl
+from s3dlio_ray.control import WHOLE_PHASE, Admission, PhaseControl, phase_keys
 from s3dlio_ray.errors import ConfigError, S3DlioRayError
 from s3dlio_ray.oplog import OpLog
 from s3dlio_ray.s3.client import PartGate, S3Client
@@ -27,7 +27,7 @@ from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.stats import OpStats
 from s3dlio_ray.tuning.parts import calculate_optimal_part_size
 from s3dlio_ray.tuning.scheduler import ConcurrencyController, ConcurrencyPolicy
-from s3dlio_ray.workload import ObjectData, VerifyTally, cycled_keys
+from s3dlio_ray.workload import ObjectData, VerifyTally
 
 FATAL_CODES = frozenset(
     {
@@ -290,8 +290,7 @@ class Engine:
                 await self.client.put_object(bucket, key, data.segments(key, 0, size))
             return size, None
 
-        items = cycled_keys(keys) if control.duration_s else keys
-        return await self._run("put", items, put_one, control, sizes.of)
+        return await self._run("put", phase_keys("put", keys, control), put_one, control, sizes.of)
 
     async def get(
         self,
@@ -325,8 +324,7 @@ class Engine:
             finally:
                 self._buffers.release(buffer)
 
-        items = itertools.cycle(keys) if control.duration_s and keys else keys
-        phase = await self._run("get", items, get_one, control, sizes.of)
+        phase = await self._run("get", phase_keys("get", keys, control), get_one, control, sizes.of)
         phase.verified, phase.verify_failures = tally.verified, tally.failures
         return phase
 
