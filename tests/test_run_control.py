@@ -110,3 +110,23 @@ def test_a_byte_rate_limit_caps_throughput(ray_cluster, moto_url, bucket):
     limit = 4 * 2**20
     assert put.stats.bytes / put.elapsed_s <= limit * 1.1
     assert put.stats.bytes / put.elapsed_s >= limit * 0.7
+
+
+def test_the_boto3_baseline_honours_duration_and_rate_limit(ray_cluster, moto_url, bucket):
+    settings = settings_for(
+        bucket,
+        client="boto3",
+        concurrency=4,
+        objects=10,
+        object_size="8KiB",
+        duration_s=2,
+        rate_limit="30 ops/s",
+    )
+    result = run(settings, moto_url)
+    assert result.ok, result.error
+    put, get = result.phases
+    for phase in (put, get):
+        assert phase.ended_by == "duration" and abs(phase.elapsed_s - 2) < 1.0
+        assert 30 * 0.6 <= phase.ops_per_s <= 30 * 1.1, phase.ops_per_s
+    assert put.stats.ops > 10  # went on past its keys
+    assert get.verified == get.stats.ops and get.verify_failures == 0
