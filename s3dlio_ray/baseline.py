@@ -1,45 +1,44 @@
-"""The baseline configuration: plain boto3 put_object/get_object on a thread pool.
+"""The baseline store: plain boto3 put_object/get_object/head_object/delete_object on threads.
 
-It answers the same calls as Engine (put, get, snapshot, aclose) and records the same statistics,
-so a workload can run it beside the engine on the same keys and print the ratio. Concurrency is
-fixed (boto3 has no adaptive control): the setting's number, or 8 (close to boto3's usual 10).
+The engine runs it through the same loop as its own client, with concurrency fixed (boto3 has
+no adaptive control) at the setting's number, or 8 (close to boto3's usual 10). Its errors are
+translated into this project's, so an AccessDenied ends a baseline phase as it ends an engine
+phase.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
-import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from s3dlio_ray.control import WHOLE_PHASE, Admission, PhaseControl, phase_keys
-from s3dlio_ray.engine import EngineSnapshot, PhaseResult
-from s3dlio_ray.errors import S3DlioRayError
+from s3dlio_ray.phases.base import Check
+from s3dlio_ray.s3.client import PartGate
+from s3dlio_ray.s3.errors import S3ConnectionError, S3Error
 from s3dlio_ray.s3.signing import StaticCredentials
-from s3dlio_ray.sizes import ObjectSizes
-from s3dlio_ray.stats import OpStats
-from s3dlio_ray.workload import ObjectData, VerifyTally
+from s3dlio_ray.workload import ObjectData
 
 DEFAULT_CONCURRENCY = 8
 
+T = TypeVar("T")
 
-class Boto3Engine:
-    """Runs a phase's keys through boto3 with `concurrency` threads."""
+
+class Boto3Store:
+    """boto3 calls on `threads` threads, awaited from the engine's event loop."""
 
     def __init__(
         self,
         endpoint: str | None,
         region: str,
         credentials: StaticCredentials | None,
-        concurrency: int | None,
+        threads: int,
     ) -> None:
-        self.concurrency = concurrency or DEFAULT_CONCURRENCY
         keys = (
             {
                 "aws_access_key_id": credentials.access_key_id,
@@ -53,120 +52,56 @@ class Boto3Engine:
             "s3",
             endpoint_url=endpoint,
             region_name=region,
-            config=Config(max_pool_connections=self.concurrency, s3={"addressing_style": "path"}),
+            config=Config(max_pool_connections=threads, s3={"addressing_style": "path"}),
             **keys,
         )
-        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="boto3")
-        self._lock = threading.Lock()
-        self._live: tuple[str, OpStats] | None = None
-        self._admission: Admission | None = None
-        self._in_flight = 0
+        self.endpoint = self._s3.meta.endpoint_url
+        self.on_retry: Callable[[bool], None] | None = None
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="boto3")
 
-    def snapshot(self) -> EngineSnapshot | None:
-        if self._live is None:
-            return None
-        phase, stats = self._live
-        with self._lock:
-            copied = copy.deepcopy(stats)
-        return EngineSnapshot(phase, copied, self.concurrency, self._in_flight)
+    async def _call(self, operation: str, bucket: str, key: str, call: Callable[[], T]) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            raise S3Error(
+                operation, f"s3://{bucket}/{key}", status, error.get("Code", ""), ""
+            ) from None
+        except EndpointConnectionError as exc:
+            raise S3ConnectionError(f"{operation} s3://{bucket}/{key}: {exc}") from None
+        except BotoCoreError as exc:
+            raise S3ConnectionError(f"{operation} s3://{bucket}/{key}: {exc}") from None
 
-    def stop(self) -> None:
-        """End the running phase early (autoterm): start nothing new, let what runs finish."""
-        if self._admission is not None:
-            self._admission.stop_requested = True
-
-    async def put(
-        self,
-        bucket: str,
-        keys: Sequence[str],
-        sizes: ObjectSizes,
-        data: ObjectData,
-        control: PhaseControl = WHOLE_PHASE,
-    ) -> PhaseResult:
-        def put_one(key: str) -> tuple[int, float | None]:
-            size = sizes.of(key)
-            self._s3.put_object(Bucket=bucket, Key=key, Body=data.content(key, size))
-            return size, None
-
-        return await self._run("put", phase_keys("put", keys, control), put_one, control, sizes.of)
+    async def put(self, bucket: str, key: str, size: int, data: ObjectData, gate: PartGate) -> None:
+        body = data.content(key, size)
+        await self._call(
+            "PutObject", bucket, key, lambda: self._s3.put_object(Bucket=bucket, Key=key, Body=body)
+        )
 
     async def get(
-        self,
-        bucket: str,
-        keys: Sequence[str],
-        sizes: ObjectSizes,
-        data: ObjectData,
-        verify: bool = True,
-        control: PhaseControl = WHOLE_PHASE,
-    ) -> PhaseResult:
-        tally = VerifyTally(data)
-
-        def get_one(key: str) -> tuple[int, float | None]:
+        self, bucket: str, key: str, size: int, gate: PartGate, check: Check | None
+    ) -> tuple[int, float | None]:
+        def get_one() -> tuple[int, float]:
             started = time.perf_counter()
             response = self._s3.get_object(Bucket=bucket, Key=key)
             ttfb = time.perf_counter() - started
             body = response["Body"].read()
-            if verify:
-                tally.check(key, memoryview(body), sizes.of(key))
+            if check is not None:
+                check(memoryview(body))
             return len(body), ttfb
 
-        result = await self._run(
-            "get", phase_keys("get", keys, control), get_one, control, sizes.of
+        return await self._call("GetObject", bucket, key, get_one)
+
+    async def stat(self, bucket: str, key: str) -> None:
+        await self._call(
+            "HeadObject", bucket, key, lambda: self._s3.head_object(Bucket=bucket, Key=key)
         )
-        result.verified, result.verify_failures = tally.verified, tally.failures
-        return result
 
-    async def _run(
-        self,
-        phase: str,
-        keys: Iterable[str],
-        do_one: Callable[[str], tuple[int, float | None]],
-        control: PhaseControl,
-        cost: Callable[[str], int],
-    ) -> PhaseResult:
-        stats = OpStats()
-        result = PhaseResult(
-            phase,
-            0.0,
-            stats,
-            start_concurrency=self.concurrency,
-            final_concurrency=self.concurrency,
-            peak_concurrency=self.concurrency,
+    async def delete(self, bucket: str, key: str) -> None:
+        await self._call(
+            "DeleteObject", bucket, key, lambda: self._s3.delete_object(Bucket=bucket, Key=key)
         )
-        self._live = (phase, stats)
-        admission = self._admission = Admission(control, cost)
-        loop = asyncio.get_running_loop()
-        slots = asyncio.Semaphore(self.concurrency)
-
-        def timed(key: str) -> None:
-            started = time.perf_counter()
-            try:
-                nbytes, ttfb = do_one(key)
-            except (BotoCoreError, ClientError, S3DlioRayError) as exc:
-                with self._lock:
-                    stats.errors += 1
-                    result.failed[key] = f"{phase} {key}: {exc}"
-                return
-            with self._lock:
-                stats.record(nbytes, time.perf_counter() - started, ttfb)
-
-        async def one(key: str) -> None:
-            self._in_flight += 1
-            try:
-                await loop.run_in_executor(self._pool, timed, key)
-            finally:
-                self._in_flight -= 1
-                slots.release()
-
-        try:
-            result.dispatched, result.ended_by = await admission.run(
-                keys, slots.acquire, slots.release, one
-            )
-        finally:
-            self._live = None
-            self._admission = None
-        result.elapsed_s = time.perf_counter() - admission.started
-        return result
 
     async def aclose(self) -> None:
         self._pool.shutdown(wait=False)

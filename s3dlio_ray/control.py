@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from s3dlio_ray.results import EndedBy, Phase
 from s3dlio_ray.tuning.pacing import Pacer, RateLimit
 from s3dlio_ray.workload import cycled_keys
 
@@ -34,12 +35,12 @@ WHOLE_PHASE = PhaseControl()
 """Every key once, as fast as the endpoint allows."""
 
 
-def phase_keys(op: str, keys: Sequence[str], control: PhaseControl) -> Iterable[str]:
+def phase_keys(op: Phase, keys: Sequence[str], control: PhaseControl) -> Iterable[str]:
     """The keys a PUT or GET goes through: once, or in a timed phase until the time is up (a PUT
     with new keys past its own, a GET over its keys again)."""
     if not control.duration_s or not keys:
         return keys
-    return cycled_keys(keys) if op == "put" else itertools.cycle(keys)
+    return cycled_keys(keys) if op == Phase.PUT else itertools.cycle(keys)
 
 
 class Admission:
@@ -50,7 +51,8 @@ class Admission:
         self._deadline = self.started + control.duration_s if control.duration_s else None
         self._pacer = Pacer(control.rate) if control.rate else None
         self._cost = cost
-        self.stop_requested = False
+        self.stopped_by: EndedBy | None = None
+        """Set to end the phase early: by autoterm, or by an interruption."""
         self.fatal: BaseException | None = None
         """The first error every further request would hit too (engines set it)."""
 
@@ -60,15 +62,15 @@ class Admission:
         acquire: Callable[[], Awaitable[None]],
         release: Callable[[], None],
         start: Callable[[Any], Awaitable[None]],
-    ) -> tuple[int, str]:
+    ) -> tuple[int, EndedBy]:
         """Start `start(item)` for each item admitted (it must release its slot when done) and
         wait for all of them; answer how many started and what ended the phase."""
         tasks: set[asyncio.Task[None]] = set()
-        started, ended_by = 0, "keys"
+        started, ended_by = 0, EndedBy.KEYS
         try:
             for item in items:
                 if not await self._admit(item, acquire, release):
-                    ended_by = self.ended_by() or "keys"
+                    ended_by = self.ended_by() or EndedBy.KEYS
                     break
                 started += 1
                 task = asyncio.ensure_future(start(item))
@@ -103,12 +105,12 @@ class Admission:
         if wait > 0:
             await asyncio.sleep(wait)
 
-    def ended_by(self) -> str | None:
+    def ended_by(self) -> EndedBy | None:
         """Why the phase must start nothing more, or None while it may go on."""
         if self.fatal is not None:
-            return "error"
-        if self.stop_requested:
-            return "autoterm"
+            return EndedBy.ERROR
+        if self.stopped_by is not None:
+            return self.stopped_by
         if self._deadline is not None and time.perf_counter() >= self._deadline:
-            return "duration"
+            return EndedBy.DURATION
         return None

@@ -1,0 +1,70 @@
+"""What one process builds from the settings: the S3 client, the object store, the engine."""
+
+from __future__ import annotations
+
+from s3dlio_ray.baseline import DEFAULT_CONCURRENCY, Boto3Store
+from s3dlio_ray.config import Client, Settings
+from s3dlio_ray.engine import Engine
+from s3dlio_ray.oplog import OpLog
+from s3dlio_ray.results import Phase
+from s3dlio_ray.s3.client import ClientOptions, S3Client
+from s3dlio_ray.s3.retry import RetryPolicy
+from s3dlio_ray.s3.signing import Signer, StaticCredentials, resolve_credentials, resolve_region
+from s3dlio_ray.store import S3Store
+from s3dlio_ray.tuning.profiles import Direction, Profile, select_profile, start_concurrency
+from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy, Mode
+
+PHASE_DIRECTION = {Phase.PUT: Direction.UPLOAD, Phase.GET: Direction.DOWNLOAD}
+
+
+def concurrency_policy(settings: Settings, profile: Profile, phase: Phase) -> ConcurrencyPolicy:
+    """The controller's policy for a phase: fixed, target throughput, or auto."""
+    lo, hi = settings.min_concurrency, settings.max_concurrency
+    common = {"minimum": lo, "maximum": hi, "measure_intervals": 2, "settle_intervals": 1}
+    if settings.concurrency is not None:
+        return ConcurrencyPolicy(Mode.FIXED, settings.concurrency, **common)
+    if settings.target_gbps:
+        target = settings.target_gbps * 1e9
+        direction = PHASE_DIRECTION.get(phase, Direction.DOWNLOAD)
+        start = start_concurrency(profile, direction, target, lo, hi)
+        return ConcurrencyPolicy(Mode.TARGET, start, target_bytes_per_s=target, **common)
+    return ConcurrencyPolicy(Mode.AUTO, lo, **common)
+
+
+def build_client(
+    settings: Settings, endpoint: str | None, credentials: StaticCredentials | None = None
+) -> S3Client:
+    region = settings.region or resolve_region(settings.aws_profile)
+    signer = Signer(resolve_credentials(settings.aws_profile, credentials), region)
+    options = ClientOptions(
+        endpoint=endpoint,
+        region=region,
+        http2=settings.http2,
+        max_connections=max(settings.max_concurrency, settings.concurrency or 0),
+        connect_timeout_s=settings.connect_timeout_s,
+        timeout_s=settings.timeout_s,
+        retry=RetryPolicy(max_attempts=settings.max_attempts),
+        ca_bundle=settings.ca_bundle,
+    )
+    return S3Client(options, signer)
+
+
+def build_engine(
+    settings: Settings, endpoint: str | None, credentials: StaticCredentials | None = None
+) -> Engine:
+    """This project's engine, or with `client: boto3` the same loop over the boto3 baseline
+    at a fixed concurrency."""
+    if settings.client == Client.BOTO3:
+        threads = settings.concurrency or DEFAULT_CONCURRENCY
+        region = settings.region or resolve_region(settings.aws_profile)
+        store = Boto3Store(endpoint, region, credentials, threads)
+        fixed = ConcurrencyPolicy(Mode.FIXED, threads, minimum=threads, maximum=threads)
+        return Engine(store, lambda phase: fixed, settings.adapt_interval_s)
+    profile = select_profile(settings.profile, endpoint)
+    client = build_client(settings, endpoint, credentials)
+    op_log = OpLog(settings.op_log, client.endpoint_url) if settings.op_log else None
+    return Engine(
+        S3Store(client, settings.part_size, op_log),
+        lambda phase: concurrency_policy(settings, profile, phase),
+        settings.adapt_interval_s,
+    )

@@ -1,0 +1,35 @@
+"""The phases a workload runs, one module each: put, get, mixed, sleep, cleanup.
+
+Every phase is a `Step` of the run; put, get and mixed are also a `Transfer` each engine runs
+over its share of the keys, through the engine's one run loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from s3dlio_ray.control import PhaseControl
+from s3dlio_ray.phases import cleanup, get, mixed, put, sleep
+from s3dlio_ray.phases.base import PhaseSpec, Step, Transfer, TransferFactory
+from s3dlio_ray.results import Phase
+
+STEPS: Mapping[Phase, Step] = {
+    Phase.PUT: put.STEP,
+    Phase.GET: get.STEP,
+    Phase.MIXED: mixed.STEP,
+    Phase.SLEEP: sleep.STEP,
+    Phase.CLEANUP: cleanup.STEP,
+}
+
+TRANSFERS: Mapping[Phase, TransferFactory] = {
+    Phase.PUT: put.transfer,
+    Phase.GET: get.transfer,
+    Phase.MIXED: mixed.transfer,
+}
+
+
+def transfer_for(
+    spec: PhaseSpec, keys: Sequence[str], control: PhaseControl, task_id: int
+) -> Transfer:
+    """The Transfer of one engine's share of a phase."""
+    return TRANSFERS[spec.phase](spec, keys, control, task_id)

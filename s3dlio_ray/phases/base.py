@@ -1,0 +1,146 @@
+"""What every phase module provides, and what a transfer phase needs of an object store.
+
+A transfer phase (PUT, GET, MIXED) is one `Transfer` per engine share: the operations it goes
+through, what each costs for the rate limit, and how one is performed on an `ObjectStore`. The
+engine's one run loop serves them all, whichever store (this project's client or the boto3
+baseline) is underneath. Every phase, transfer or not, is a `Step` of the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from s3dlio_ray.control import PhaseControl
+from s3dlio_ray.results import Phase
+from s3dlio_ray.s3.client import PartGate
+from s3dlio_ray.sizes import ObjectSizes
+from s3dlio_ray.stats import OpStats
+from s3dlio_ray.tuning.pacing import RateLimit
+from s3dlio_ray.workload import ObjectData
+
+if TYPE_CHECKING:
+    from s3dlio_ray.runner import RunContext
+
+Check = Callable[[memoryview], None]
+"""Called with a GET's body while it is still valid (the store may reuse the buffer after)."""
+
+
+class ObjectStore(Protocol):
+    """The object operations an engine times and counts; each raises S3DlioRayError."""
+
+    endpoint: str
+    on_retry: Callable[[bool], None] | None
+
+    async def put(
+        self, bucket: str, key: str, size: int, data: ObjectData, gate: PartGate
+    ) -> None: ...
+
+    async def get(
+        self, bucket: str, key: str, size: int, gate: PartGate, check: Check | None
+    ) -> tuple[int, float | None]:
+        """Read the object; answer its length and time to first byte."""
+        ...
+
+    async def stat(self, bucket: str, key: str) -> None: ...
+
+    async def delete(self, bucket: str, key: str) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """One transfer phase as executors hand it to engines (its keys travel apart: sharded).
+
+    With `duration_s` the phase is timed; `rate_limit` caps the whole cluster; with
+    `autoterm_window_s` the executor ends it once throughput is steady within `autoterm_pct`;
+    `mix` weighs a mixed phase's operations.
+    """
+
+    phase: Phase
+    bucket: str
+    sizes: ObjectSizes
+    seed: int
+    verify: bool = True
+    duration_s: float | None = None
+    rate_limit: RateLimit | None = None
+    autoterm_window_s: float | None = None
+    autoterm_pct: float = 7.5
+    mix: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class TransferOutcome:
+    """What a transfer counted beyond the engine's own statistics."""
+
+    verified: int = 0
+    verify_failures: int = 0
+    by_op: Mapping[str, OpStats] = field(default_factory=dict)
+
+
+class Transfer(Protocol):
+    """One engine's share of a transfer phase."""
+
+    phase: Phase
+
+    def operations(self) -> Iterable[Any]: ...
+
+    def cost(self, operation: Any) -> int:
+        """Bytes the operation moves, for a byte rate limit."""
+        ...
+
+    async def perform(
+        self, operation: Any, store: ObjectStore, gate: PartGate
+    ) -> tuple[int, float | None]:
+        """Do one operation; answer bytes moved and time to first byte."""
+        ...
+
+    def outcome(self) -> TransferOutcome: ...
+
+
+TransferFactory = Callable[[PhaseSpec, Sequence[str], PhaseControl, int], Transfer]
+"""(spec, this share's keys, its control, the share's task id) -> the share's Transfer."""
+
+
+class Step(Protocol):
+    """One entry of a workload's `phases`, run by the driver."""
+
+    async def run(self, run: RunContext, index: int) -> None: ...
+
+
+def is_timed(phases: Sequence[Phase], index: int, duration_s: float | None) -> bool:
+    """Whether phase `index` runs for duration_s: a PUT that fills the key space of a later
+    mixed phase writes its keys once; every other transfer phase is timed when a duration is set."""
+    if duration_s is None:
+        return False
+    return not (phases[index] == Phase.PUT and Phase.MIXED in phases[index:])
+
+
+class TransferStep:
+    """A transfer phase as a step of the run: its keys sharded over the executor's engines; a
+    PUT hands the keys it stored to the phases after it."""
+
+    def __init__(self, phase: Phase) -> None:
+        self.phase = phase
+
+    async def run(self, run: RunContext, index: int) -> None:
+        settings = run.settings_for(index)
+        timed = is_timed(run.settings.phase_names, index, settings.duration_s)
+        spec = PhaseSpec(
+            self.phase,
+            run.bucket,
+            settings.object_size,
+            run.seed,
+            settings.verify,
+            settings.duration_s if timed else None,
+            settings.rate_limit,
+            settings.autoterm_window_s if settings.autoterm else None,
+            settings.autoterm_pct,
+            settings.mix,
+        )
+        outcome = await run.executor.run_phase(spec, run.keys)
+        run.phases.append(outcome.result)
+        if outcome.written is not None:
+            run.keys = outcome.written

@@ -1,0 +1,42 @@
+"""PUT: write each key of the share once with deterministic content (or, timed, go on with new
+keys past the share's own); objects above the part size go up as multipart uploads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from s3dlio_ray.control import PhaseControl, phase_keys
+from s3dlio_ray.phases.base import ObjectStore, PhaseSpec, TransferOutcome, TransferStep
+from s3dlio_ray.results import Phase
+from s3dlio_ray.s3.client import PartGate
+from s3dlio_ray.workload import ObjectData
+
+
+class Put:
+    phase = Phase.PUT
+
+    def __init__(self, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl) -> None:
+        self._spec = spec
+        self._keys = phase_keys(Phase.PUT, keys, control)
+        self._data = ObjectData(spec.seed)
+
+    def operations(self) -> Iterable[str]:
+        return self._keys
+
+    def cost(self, key: str) -> int:
+        return self._spec.sizes.of(key)
+
+    async def perform(self, key: str, store: ObjectStore, gate: PartGate) -> tuple[int, None]:
+        size = self._spec.sizes.of(key)
+        await store.put(self._spec.bucket, key, size, self._data, gate)
+        return size, None
+
+    def outcome(self) -> TransferOutcome:
+        return TransferOutcome()
+
+
+def transfer(spec: PhaseSpec, keys: Sequence[str], control: PhaseControl, task_id: int) -> Put:
+    return Put(spec, keys, control)
+
+
+STEP = TransferStep(Phase.PUT)

@@ -1,0 +1,17 @@
+"""SLEEP: a pause between phases (`sleep_s`), as long-duration workloads use to let the
+endpoint settle (or its caches cool) before the next operation."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from s3dlio_ray.runner import RunContext
+
+
+class Sleep:
+    async def run(self, run: RunContext, index: int) -> None:
+        await run.executor.pause(run.settings_for(index).sleep_s)
+
+
+STEP = Sleep()

@@ -1,0 +1,109 @@
+"""This project's object store for the engine: the S3 client, multipart above the part size,
+ranged GETs into pooled buffers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from s3dlio_ray.oplog import OpLog
+from s3dlio_ray.phases.base import Check
+from s3dlio_ray.s3.client import PartGate, S3Client
+from s3dlio_ray.tuning.parts import calculate_optimal_part_size
+from s3dlio_ray.workload import ObjectData
+
+
+class BufferPool:
+    """Reuses GET buffers so a phase allocates (and page-faults) about one per slot.
+
+    Capacities are rounded up to one of 8 steps per power of two (at most 12.5% spare; a fixed
+    10 MiB is exact), so objects of a size distribution share buffers. At most `keep_bytes` wait
+    in the pool; beyond that a released buffer is dropped, so a wide distribution cannot hold a
+    buffer of every size.
+    """
+
+    def __init__(self, keep_bytes: int = 512 * 1024 * 1024) -> None:
+        self._free: dict[int, list[bytearray]] = {}
+        self._keep = keep_bytes
+        self.pooled_bytes = 0
+
+    @staticmethod
+    def capacity(size: int) -> int:
+        if size <= 8:
+            return max(size, 1)
+        step = 1 << (size.bit_length() - 4)
+        return -(-size // step) * step
+
+    def acquire(self, size: int) -> bytearray:
+        capacity = self.capacity(size)
+        free = self._free.get(capacity)
+        if free:
+            self.pooled_bytes -= capacity
+            return free.pop()
+        return bytearray(capacity)
+
+    def release(self, buffer: bytearray) -> None:
+        if self.pooled_bytes + len(buffer) > self._keep:
+            return
+        self.pooled_bytes += len(buffer)
+        self._free.setdefault(len(buffer), []).append(buffer)
+
+
+class S3Store:
+    """PUT, GET, STAT and DELETE on one S3Client; `op_log` records every HTTP request."""
+
+    def __init__(self, client: S3Client, part_size: int, op_log: OpLog | None = None) -> None:
+        self.client = client
+        self.endpoint = client.endpoint_url
+        self.on_retry: Callable[[bool], None] | None = None
+        self._part_size = part_size
+        self._buffers = BufferPool()
+        self._op_log = op_log
+        if op_log is not None:
+            client.on_request = op_log.record
+        client.on_retry = self._retried
+
+    def _retried(self, operation: str, throttled: bool) -> None:
+        if self.on_retry is not None:
+            self.on_retry(throttled)
+
+    async def put(self, bucket: str, key: str, size: int, data: ObjectData, gate: PartGate) -> None:
+        part_size = calculate_optimal_part_size(size, self._part_size)
+        if size > part_size:
+            await self.client.put_object_multipart(
+                bucket, key, size, lambda o, n: data.segments(key, o, n), part_size, gate
+            )
+        else:
+            await self.client.put_object(bucket, key, data.segments(key, 0, size))
+
+    async def get(
+        self, bucket: str, key: str, size: int, gate: PartGate, check: Check | None
+    ) -> tuple[int, float | None]:
+        part_size = calculate_optimal_part_size(size, self._part_size)
+        buffer = self._buffers.acquire(size)
+        try:
+            if size > part_size:
+                result = await self.client.get_object_ranged(
+                    bucket,
+                    key,
+                    part_size,
+                    lambda n: buffer if n <= len(buffer) else bytearray(n),
+                    gate,
+                )
+            else:
+                result = await self.client.get_object(bucket, key, into=buffer)
+            if check is not None:
+                check(result.body)
+            return len(result.body), result.ttfb_s
+        finally:
+            self._buffers.release(buffer)
+
+    async def stat(self, bucket: str, key: str) -> None:
+        await self.client.head_object(bucket, key)
+
+    async def delete(self, bucket: str, key: str) -> None:
+        await self.client.delete_objects(bucket, [key])
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        if self._op_log is not None:
+            self._op_log.close()
