@@ -1,37 +1,30 @@
-"""One run, set up and torn down: executor (Ray actors or one local engine), metrics, progress."""
+"""One run set up and torn down: the worker pool (Ray actors, or one local engine), the phase
+executor, the metrics exporter and the progress hook, for each configuration in turn.
+
+Ray is imported here only when the Ray executor is asked for, so `executor: local`, `report` and
+`compare` never load it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import Protocol
 
 from s3dlio_ray import __version__
-from s3dlio_ray.cluster.driver import RayExecutor
-from s3dlio_ray.config import Settings
-from s3dlio_ray.engine import ConcurrencySample, Engine
+from s3dlio_ray.build import build_engine
+from s3dlio_ray.config import Executor, Settings
+from s3dlio_ray.errors import ConfigError
+from s3dlio_ray.executor import LocalPool, PhaseExecutor, ProgressHook, WorkerPool
 from s3dlio_ray.metrics import MetricsExporter, MetricsView
-from s3dlio_ray.runner import LocalExecutor, RunResult, build_engine, new_run_id, run_workload
+from s3dlio_ray.results import Phase, RunResult
+from s3dlio_ray.runner import new_run_id, run_workload
 from s3dlio_ray.s3.signing import StaticCredentials
-from s3dlio_ray.stats import OpStats
 
-
-@dataclass
-class Progress:
-    """What the live progress line shows."""
-
-    phase: str
-    done: int
-    errors: int
-    gbps: float
-    limit: int
-    in_flight: int
-    node_gbps: dict[str, float] = field(default_factory=dict)
-
-
-ProgressHook = Callable[[Progress], None]
+MetricsHook = Callable[[int], None]
 
 
 def run_info(settings: Settings, endpoint: str) -> dict[str, str]:
@@ -46,50 +39,46 @@ def run_info(settings: Settings, endpoint: str) -> dict[str, str]:
         if settings.concurrency is None
         else str(settings.concurrency),
         "http": "HTTP/2" if settings.http2 else "HTTP/1.1",
-        "executor": settings.executor,
+        "executor": str(settings.executor),
         "version": __version__,
     }
 
 
-def _ray_progress(phase: str, executor: RayExecutor) -> Progress:
-    phase_totals = {node: s for (node, op), s in executor.totals.totals.items() if op == phase}
-    node_gbps = {node: executor.rates.get((node, phase), 0.0) / 1e9 for node in executor.nodes}
-    concurrency = executor.totals.concurrency()
-    return Progress(
-        phase,
-        sum(s.ops for s in phase_totals.values()),
-        sum(s.errors for s in phase_totals.values()),
-        sum(node_gbps.values()),
-        sum(limit for limit, _ in concurrency.values()),
-        sum(in_flight for _, in_flight in concurrency.values()),
-        node_gbps,
-    )
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """Where a run's requests go and as whom; `embedded`: our own loopback endpoint, which only
+    this machine can reach."""
+
+    endpoint: str
+    credentials: StaticCredentials | None = None
+    embedded: bool = False
 
 
-def _local_progress(phase: str, stats: OpStats, sample: ConcurrencySample) -> Progress:
-    return Progress(
-        phase, stats.ops, stats.errors, sample.bytes_per_s / 1e9, sample.limit, sample.in_flight
-    )
+class Stoppable(Protocol):
+    """Something another thread can ask to stop the run (the API's RunControl)."""
+
+    def attach(self, listener: Callable[[], None]) -> None: ...
 
 
 async def execute_configurations(
     settings: Settings,
-    endpoint: str,
-    credentials: StaticCredentials | None = None,
+    target: Target,
     on_progress: ProgressHook | None = None,
-    on_metrics: Callable[[int], None] | None = None,
-) -> list[tuple[str | None, RunResult]]:
+    on_metrics: MetricsHook | None = None,
+    control: Stoppable | None = None,
+) -> list[RunResult]:
     """Each configuration in turn on the same keys, sizes and content; cleanup after the last.
 
-    A workload without configurations is one run under its own name (None).
+    A workload without configurations is one run. After an interruption no further
+    configuration starts.
     """
     if not settings.configurations:
-        return [(None, await execute(settings, endpoint, credentials, on_progress, on_metrics))]
+        return [await execute(settings, target, on_progress, on_metrics, control)]
     run_id = settings.run_id or new_run_id()
     seed = settings.seed if settings.seed is not None else secrets.randbits(32)
     shared = dataclasses.replace(settings, run_id=run_id, seed=seed, configurations=())
-    transfer_phases = tuple(p for p in settings.phases if p != "cleanup")
-    results: list[tuple[str | None, RunResult]] = []
+    transfer_phases = tuple(p for p in settings.phases if p.phase != Phase.CLEANUP)
+    results: list[RunResult] = []
     created = False
     for index, configuration in enumerate(settings.configurations):
         last = index == len(settings.configurations) - 1
@@ -98,57 +87,64 @@ async def execute_configurations(
             phases=settings.phases if last else transfer_phases,
             **dict(configuration.overrides),
         )
-        result = await execute(one, endpoint, credentials, on_progress, on_metrics, created)
+        result = await execute(
+            one, target, on_progress, on_metrics, control, created, configuration.name
+        )
         created = created or result.bucket_created
-        results.append((configuration.name, result))
+        results.append(result)
         if result.error:
             break
     return results
 
 
+def _pool(settings: Settings, target: Target) -> WorkerPool:
+    if settings.executor == Executor.LOCAL:
+        cpus = float(len(os.sched_getaffinity(0)))
+        return LocalPool(lambda: build_engine(settings, target.endpoint, target.credentials), cpus)
+    from s3dlio_ray.cluster.driver import RayPool
+
+    pool = RayPool(settings, target.endpoint, target.credentials).start()
+    if target.embedded and pool.elsewhere:
+        raise ConfigError(
+            f"the embedded S3 endpoint listens on this machine's loopback, which the cluster's "
+            f"nodes on other machines ({', '.join(pool.elsewhere)}) cannot reach: give an "
+            "endpoint every node reaches (--endpoint URL)"
+        )
+    return pool
+
+
 async def execute(
     settings: Settings,
-    endpoint: str,
-    credentials: StaticCredentials | None = None,
+    target: Target,
     on_progress: ProgressHook | None = None,
-    on_metrics: Callable[[int], None] | None = None,
+    on_metrics: MetricsHook | None = None,
+    control: Stoppable | None = None,
     bucket_created_earlier: bool = False,
+    configuration: str | None = None,
 ) -> RunResult:
     """Run the workload on the configured executor, serving metrics while it runs.
 
     `on_metrics` is told the port /metrics is served on, once it is.
     """
-    if settings.executor == "local":
-        engine = build_engine(settings, endpoint, credentials)
-        if on_progress is not None and isinstance(engine, Engine):
-            engine.on_progress = lambda *a: on_progress(_local_progress(*a))
-        try:
-            return await run_workload(
-                settings,
-                endpoint,
-                LocalExecutor(engine, settings),
-                credentials,
-                bucket_created_earlier,
-            )
-        finally:
-            await engine.aclose()
-
-    executor = RayExecutor(settings, endpoint, credentials)
     exporter = None
+    pool: WorkerPool | None = None
     try:
-        executor.start()
-        if on_progress is not None:
-            executor.on_tick = lambda phase, ex: on_progress(_ray_progress(phase, ex))
+        pool = _pool(settings, target)
+        executor = PhaseExecutor(pool)
+        executor.on_progress = on_progress
+        if control is not None:
+            control.attach(executor.interrupt)
         if settings.metrics_port is not None:
+            telemetry = executor.telemetry
             view = MetricsView(
-                executor.totals.totals,
-                executor.rates,
-                executor.totals.concurrency,
+                telemetry.totals.totals,
+                telemetry.rates,
+                telemetry.totals.concurrency,
                 executor.actors_per_node(),
             )
             exporter = MetricsExporter(
                 view,
-                run_info(settings, endpoint),
+                run_info(settings, target.endpoint),
                 settings.metrics_host,
                 settings.metrics_port,
                 settings.metrics_linger,
@@ -157,20 +153,20 @@ async def execute(
             if on_metrics is not None:
                 on_metrics(exporter.port)
         result = await run_workload(
-            settings, endpoint, executor, credentials, bucket_created_earlier
+            settings,
+            target.endpoint,
+            executor,
+            target.credentials,
+            bucket_created_earlier,
+            configuration,
         )
-        result.nodes = executor.nodes
-        result.actors = executor.actor_count
-        result.gather_cpu_s = executor.gather_cpu_s
-        result.gathers = executor.gathers
-        result.series = executor.series
-        result.node_cpus = executor.node_cpus
-        await executor.close()
+        await pool.close()
         if exporter is not None:
             exporter.finish()
     finally:
-        with contextlib.suppress(Exception):
-            await executor.close()
+        if pool is not None:
+            with contextlib.suppress(Exception):
+                await pool.close()
         if exporter is not None:
             exporter.stop()
     return result

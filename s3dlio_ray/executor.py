@@ -1,0 +1,321 @@
+"""Runs a transfer phase over a pool of workers: shards the keys, watches every share each second,
+stops them all on autoterm, and gives a lost worker's whole share to the others.
+
+The same code drives Ray actors across a cluster and one engine in this process: a worker is
+anything that runs a share and answers snapshots (`Worker`), and a pool says which exceptions
+mean a worker is gone. A lost worker's partial work stays in the live totals but not in the
+result, so nothing is counted twice; a key no worker could take is listed as failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from s3dlio_ray.control import PhaseControl
+from s3dlio_ray.engine import Engine, EngineSnapshot
+from s3dlio_ray.errors import S3DlioRayError
+from s3dlio_ray.phases.base import PhaseSpec
+from s3dlio_ray.results import EndedBy, Phase, PhaseResult, ShareResult
+from s3dlio_ray.sharding import shard
+from s3dlio_ray.telemetry import Progress, Telemetry
+from s3dlio_ray.tuning.autoterm import SteadyDetector
+from s3dlio_ray.workload import written_keys
+
+log = logging.getLogger(__name__)
+
+
+class Worker(Protocol):
+    """One engine somewhere (an actor on a node, or this process) that runs shares."""
+
+    name: str
+    node: str
+
+    async def run_share(
+        self, task_id: int, spec: PhaseSpec, keys: list[str], control: PhaseControl
+    ) -> ShareResult: ...
+
+    async def snapshot(self) -> tuple[int, EngineSnapshot | None]: ...
+
+    def stop(self, task_id: int, reason: EndedBy) -> None:
+        """Ask share `task_id` to end early; answers at once."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class WorkerPool(Protocol):
+    """Workers placed for a run, and what it means that one is gone."""
+
+    executor: str
+    workers: list[Worker]
+    node_cpus: dict[str, float]
+    lost: tuple[type[BaseException], ...]
+
+    async def close(self) -> None: ...
+
+
+class EngineHost:
+    """One engine in one process, running the shares it is given one at a time (a lock), so a
+    share reassigned from a lost worker queues behind the current one instead of sharing its
+    statistics. The engine is built on first use, where it runs."""
+
+    def __init__(self, build: Callable[[], Engine]) -> None:
+        self._build = build
+        self.engine: Engine | None = None
+        self._lock: asyncio.Lock | None = None
+        self._task_id = -1
+
+    async def run_share(
+        self, task_id: int, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl
+    ) -> ShareResult:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            self._task_id = task_id
+            if self.engine is None:
+                self.engine = self._build()
+            return await self.engine.run_share(spec, keys, control, task_id)
+
+    def stop(self, task_id: int, reason: EndedBy) -> None:
+        if self.engine is not None and self._task_id == task_id:
+            self.engine.stop(reason)
+
+    def snapshot(self) -> tuple[int, EngineSnapshot | None]:
+        if self.engine is None:
+            return self._task_id, None
+        return self._task_id, self.engine.snapshot()
+
+    async def close(self) -> None:
+        if self.engine is not None:
+            await self.engine.aclose()
+
+
+class LocalWorker:
+    """The one engine of `executor: local`, in this process."""
+
+    def __init__(self, host: EngineHost) -> None:
+        self.node = socket.gethostname()
+        self.name = f"{self.node}/local"
+        self._host = host
+
+    async def run_share(
+        self, task_id: int, spec: PhaseSpec, keys: list[str], control: PhaseControl
+    ) -> ShareResult:
+        return await self._host.run_share(task_id, spec, keys, control)
+
+    async def snapshot(self) -> tuple[int, EngineSnapshot | None]:
+        return self._host.snapshot()
+
+    def stop(self, task_id: int, reason: EndedBy) -> None:
+        self._host.stop(task_id, reason)
+
+    async def close(self) -> None:
+        await self._host.close()
+
+
+class LocalPool:
+    """`executor: local`: one engine in this process, no Ray."""
+
+    executor = "local"
+    lost: tuple[type[BaseException], ...] = ()
+
+    def __init__(self, build: Callable[[], Engine], cpus: float) -> None:
+        worker = LocalWorker(EngineHost(build))
+        self.workers: list[Worker] = [worker]
+        self.node_cpus = {worker.node: cpus}
+
+    async def close(self) -> None:
+        for worker in self.workers:
+            await worker.close()
+
+
+def phase_control(spec: PhaseSpec, engines: int, elapsed_s: float = 0.0) -> PhaseControl:
+    """One of `engines` engines' share of the rate cap, and of the duration what is left after
+    `elapsed_s` (a share reassigned from a lost worker starts late)."""
+    rate = spec.rate_limit.share(engines) if spec.rate_limit else None
+    if not spec.duration_s:
+        return PhaseControl(None, rate)
+    return PhaseControl(max(0.1, spec.duration_s - elapsed_s), rate)
+
+
+def successful_writes(share: Sequence[str], result: ShareResult) -> list[str]:
+    """The keys a PUT of `share` stored: those it started, less those that failed."""
+    failed = result.failed
+    return [k for k in written_keys(share, result.dispatched) if k not in failed]
+
+
+@dataclass
+class _Task:
+    task_id: int
+    worker: Worker
+    keys: list[str]
+    future: asyncio.Future[ShareResult] = field(repr=False)
+
+
+ProgressHook = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class PhaseOutcome:
+    """A transfer phase's result, and for a PUT the keys it stored (what the next phase reads)."""
+
+    result: PhaseResult
+    written: list[str] | None
+
+
+class PhaseExecutor:
+    """Runs the transfer phases of a run on a pool's workers, keeping the live telemetry."""
+
+    def __init__(self, pool: WorkerPool, tick_s: float = 1.0) -> None:
+        self.pool = pool
+        self._tick_s = tick_s
+        self._alive = {worker.name: True for worker in pool.workers}
+        self._task_ids = itertools.count()
+        self.telemetry = Telemetry()
+        self.on_progress: ProgressHook | None = None
+        self.gather_cpu_s = 0.0
+        self.gathers = 0
+        self._interrupted = asyncio.Event()
+        self._running: list[_Task] = []
+
+    @property
+    def nodes(self) -> list[str]:
+        return sorted({w.node for w in self.pool.workers})
+
+    def actors_per_node(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for worker in self.pool.workers:
+            counts[worker.node] = counts.get(worker.node, 0) + 1
+        return counts
+
+    def interrupt(self) -> None:
+        """Stop the running phase's shares (what is in flight finishes and counts) and mark the
+        run interrupted, so no further transfer phase starts."""
+        self._interrupted.set()
+        for task in self._running:
+            task.worker.stop(task.task_id, EndedBy.INTERRUPTED)
+
+    @property
+    def interrupted(self) -> bool:
+        return self._interrupted.is_set()
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep between phases, ending early when the run is interrupted."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._interrupted.wait(), seconds)
+
+    def _live(self) -> list[Worker]:
+        return [w for w in self.pool.workers if self._alive[w.name]]
+
+    def _spread(self, spec: PhaseSpec, keys: Sequence[str], started: float) -> list[_Task]:
+        """Shard `keys` over the live workers and start a share on each."""
+        live = self._live()
+        control = phase_control(spec, len(live), time.perf_counter() - started)
+        tasks = []
+        for worker, share in zip(live, shard(keys, len(live)), strict=True):
+            if share:
+                task_id = next(self._task_ids)
+                future = asyncio.ensure_future(worker.run_share(task_id, spec, share, control))
+                tasks.append(_Task(task_id, worker, share, future))
+        return tasks
+
+    async def run_phase(self, spec: PhaseSpec, keys: Sequence[str]) -> PhaseOutcome:
+        phase = spec.phase
+        if not self._live():
+            raise S3DlioRayError(f"{phase}: no transfer actor is left alive in the cluster")
+        started = time.perf_counter()
+        tasks = self._running = self._spread(spec, keys, started)
+        written: list[str] = []
+        parts: list[tuple[str, str, ShareResult]] = []
+        unassigned: dict[str, str] = {}
+        watcher = asyncio.ensure_future(self._watch(spec, tasks))
+        try:
+            while tasks:
+                await asyncio.wait([t.future for t in tasks], return_when=asyncio.FIRST_COMPLETED)
+                for task in [t for t in tasks if t.future.done()]:
+                    tasks.remove(task)
+                    try:
+                        result = task.future.result()
+                    except self.pool.lost as exc:
+                        tasks += self._reassign(task, spec, started, exc, unassigned)
+                        if self.interrupted:
+                            self.interrupt()
+                        continue
+                    worker = task.worker
+                    self.telemetry.totals.finish(task.task_id, worker.node, phase, result.stats)
+                    if phase == Phase.PUT:
+                        written += successful_writes(task.keys, result)
+                    parts.append((worker.name, worker.node, result))
+        finally:
+            watcher.cancel()
+            for task in tasks:
+                task.future.cancel()
+            self._running = []
+        self.telemetry.sample(phase)
+        merged = PhaseResult.merge(phase, time.perf_counter() - started, parts, unassigned)
+        return PhaseOutcome(merged, written if phase == Phase.PUT else None)
+
+    def _reassign(
+        self,
+        task: _Task,
+        spec: PhaseSpec,
+        started: float,
+        exc: BaseException,
+        unassigned: dict[str, str],
+    ) -> list[_Task]:
+        self._alive[task.worker.name] = False
+        self.telemetry.totals.abandon(task.task_id)
+        live = len(self._live())
+        log.warning(
+            "actor %s died during %s (%s); giving its %d keys to %d other actors",
+            task.worker.name,
+            spec.phase,
+            type(exc).__name__,
+            len(task.keys),
+            live,
+        )
+        if not live:
+            reason = f"actor {task.worker.name} died and no live actor was left to take the key"
+            unassigned.update(dict.fromkeys(task.keys, reason))
+            return []
+        return self._spread(spec, task.keys, started)
+
+    async def _watch(self, spec: PhaseSpec, tasks: list[_Task]) -> None:
+        """Every tick: gather snapshots from the running shares, then take a sample; with
+        autoterm, stop every running share once the cluster's throughput is steady."""
+        phase = spec.phase
+        detector = (
+            SteadyDetector(spec.autoterm_window_s, spec.autoterm_pct)
+            if spec.autoterm_window_s
+            else None
+        )
+        started = time.perf_counter()
+        while True:
+            await asyncio.sleep(self._tick_s)
+            cpu0 = time.process_time()
+            running = list({t.worker.name: t for t in tasks}.values())
+            replies = await asyncio.gather(
+                *(t.worker.snapshot() for t in running), return_exceptions=True
+            )
+            for task, reply in zip(running, replies, strict=True):
+                if isinstance(reply, BaseException):
+                    continue
+                task_id, snapshot = reply
+                self.telemetry.totals.observe(task_id, task.worker.node, snapshot)
+            rate = self.telemetry.sample(phase)
+            if detector is not None and detector.add(time.perf_counter() - started, rate):
+                detector = None
+                for task in tasks:
+                    task.worker.stop(task.task_id, EndedBy.AUTOTERM)
+            self.gather_cpu_s += time.process_time() - cpu0
+            self.gathers += 1
+            if self.on_progress is not None:
+                self.on_progress(self.telemetry.progress(phase, self.nodes))

@@ -1,0 +1,149 @@
+"""The driver's live view of a run: cumulative per-(node, operation) totals that never go
+backwards, per-second rates, the CSV time series, and the progress line's numbers.
+
+Both executors feed it the same way (engine snapshots each tick, a share's final statistics when
+it ends), so a local run has the same time series and metrics as a Ray run.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+from s3dlio_ray.engine import EngineSnapshot
+from s3dlio_ray.results import Phase, SeriesRow
+from s3dlio_ray.stats import OpStats
+from s3dlio_ray.tuning.autoterm import steadiness_rate
+
+
+@dataclass
+class _Task:
+    node: str
+    phase: str
+    seen: OpStats = field(default_factory=OpStats)
+    limit: int = 0
+    in_flight: int = 0
+
+
+class LiveTotals:
+    """Cumulative per-(node, operation) statistics from the engines' running snapshots.
+
+    Each share (one task) reports cumulative statistics; only what is new since its previous
+    report is added, so totals only grow, a task that dies leaves what it did counted, and a late
+    snapshot of a finished task is ignored.
+    """
+
+    def __init__(self) -> None:
+        self.totals: dict[tuple[str, str], OpStats] = {}
+        self._tasks: dict[int, _Task] = {}
+        self._finished: set[int] = set()
+
+    def observe(self, task_id: int, node: str, snapshot: EngineSnapshot | None) -> None:
+        if snapshot is None or task_id in self._finished:
+            return
+        task = self._tasks.setdefault(task_id, _Task(node, str(snapshot.phase)))
+        self._add(task, snapshot.stats)
+        task.limit, task.in_flight = snapshot.limit, snapshot.in_flight
+
+    def finish(self, task_id: int, node: str, phase: str, final: OpStats) -> None:
+        """The task's own final statistics: count what the snapshots had not yet seen."""
+        if task_id in self._finished:
+            return
+        task = self._tasks.pop(task_id, None) or _Task(node, str(phase))
+        self._add(task, final)
+        self._finished.add(task_id)
+
+    def abandon(self, task_id: int) -> None:
+        """A task whose engine died: keep what it did, stop expecting more."""
+        self._tasks.pop(task_id, None)
+        self._finished.add(task_id)
+
+    def _add(self, task: _Task, cumulative: OpStats) -> None:
+        if cumulative.ops < task.seen.ops or cumulative.errors < task.seen.errors:
+            return
+        delta = cumulative.since(task.seen)
+        self.totals.setdefault((task.node, task.phase), OpStats()).merge(delta)
+        task.seen = cumulative
+
+    def concurrency(self) -> dict[str, tuple[int, int]]:
+        """(limit, in flight) per node, summed over its running tasks."""
+        nodes: dict[str, tuple[int, int]] = {}
+        for task in self._tasks.values():
+            limit, in_flight = nodes.get(task.node, (0, 0))
+            nodes[task.node] = (limit + task.limit, in_flight + task.in_flight)
+        return nodes
+
+
+@dataclass
+class Progress:
+    """What the live progress line shows."""
+
+    phase: Phase
+    done: int
+    errors: int
+    gbps: float
+    limit: int
+    in_flight: int
+    node_gbps: dict[str, float] = field(default_factory=dict)
+
+
+class Telemetry:
+    """Live totals, the rates since the previous sample, and the time series rows."""
+
+    def __init__(self) -> None:
+        self.totals = LiveTotals()
+        self.rates: dict[tuple[str, str], float] = {}
+        self.series: list[SeriesRow] = []
+        self._started = self._last_sample = time.perf_counter()
+        self._sampled: dict[tuple[str, str], OpStats] = {}
+
+    def sample(self, phase: Phase) -> float:
+        """Rates since the previous sample, and one time-series row per node for this phase.
+
+        Taken every tick and once more when the phase ends, so the rows of a phase add up to
+        exactly what its result counts (when no engine died). Answers the phase's cluster-wide
+        rate for autoterm.
+        """
+        now = time.perf_counter()
+        elapsed = max(now - self._last_sample, 1e-9)
+        concurrency = self.totals.concurrency()
+        moved_bytes = moved_ops = 0
+        for (node, op), stats in self.totals.totals.items():
+            delta = stats.since(self._sampled.get((node, op), OpStats()))
+            self.rates[(node, op)] = delta.bytes / elapsed
+            self._sampled[(node, op)] = copy.deepcopy(stats)
+            if op == phase:
+                moved_bytes += delta.bytes
+                moved_ops += delta.ops
+                limit, in_flight = concurrency.get(node, (0, 0))
+                self.series.append(
+                    SeriesRow(
+                        time.time(),
+                        now - self._started,
+                        node,
+                        op,
+                        delta.bytes,
+                        delta.ops,
+                        delta.errors,
+                        self.rates[(node, op)] / 1e9,
+                        limit,
+                        in_flight,
+                    )
+                )
+        self._last_sample = now
+        return steadiness_rate(moved_bytes, moved_ops, elapsed)
+
+    def progress(self, phase: Phase, nodes: list[str]) -> Progress:
+        phase_totals = [s for (_, op), s in self.totals.totals.items() if op == phase]
+        node_gbps = {node: self.rates.get((node, phase), 0.0) / 1e9 for node in nodes}
+        concurrency = self.totals.concurrency()
+        return Progress(
+            phase,
+            sum(s.ops for s in phase_totals),
+            sum(s.errors for s in phase_totals),
+            sum(node_gbps.values()),
+            sum(limit for limit, _ in concurrency.values()),
+            sum(in_flight for _, in_flight in concurrency.values()),
+            node_gbps,
+        )
