@@ -2,6 +2,10 @@
 
 This module is the only reader of the S3DLIO_* variables. Precedence: command line >
 environment > YAML file > defaults. Every refusal is one line naming the key and what it allows.
+
+Each setting is declared once, as a field of `Settings` with its parser, help text, group and
+environment variables (`setting()`): the command line's flags, the key checks and the error
+messages all come from those declarations.
 """
 
 from __future__ import annotations
@@ -10,37 +14,57 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from s3dlio_ray.errors import ConfigError
+from s3dlio_ray.results import Phase
 from s3dlio_ray.sizes import DISTRIBUTIONS, ObjectSizes
 from s3dlio_ray.tuning.pacing import RateLimit
 from s3dlio_ray.tuning.parts import MAX_PART_SIZE, MIB, MIN_PART_SIZE
 from s3dlio_ray.tuning.profiles import PROFILES
+from s3dlio_ray.units import parse_size
 
 log = logging.getLogger(__name__)
 
-PHASES = ("put", "get", "mixed", "sleep", "cleanup")
-MIX_OPERATIONS = ("get", "put", "stat", "delete")
-BUCKET_REMOVAL = ("created", "always", "never")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "m": 1000**2,
-    "g": 1000**3,
-    "t": 1000**4,
-    "ki": 1024,
-    "mi": 1024**2,
-    "gi": 1024**3,
-    "ti": 1024**4,
-}
 
+class Client(StrEnum):
+    """Who moves the bytes: this project's engine, or boto3 (the baseline)."""
+
+    ENGINE = "engine"
+    BOTO3 = "boto3"
+
+
+class Executor(StrEnum):
+    """Where the engines run: Ray actors on every node, or one engine in this process."""
+
+    RAY = "ray"
+    LOCAL = "local"
+
+
+class BucketRemoval(StrEnum):
+    CREATED = "created"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+GROUPS = ("workload", "tuning", "transport", "cluster", "metrics", "output")
+MIX_OPERATIONS = ("get", "put", "stat", "delete")
+PHASE_OPTIONS = (
+    "duration_s",
+    "verify",
+    "rate_limit",
+    "sleep_s",
+    "autoterm",
+    "autoterm_window_s",
+    "autoterm_pct",
+    "mix",
+)
+"""Keys a phase entry may set for itself (`- get: {duration_s: 10}`)."""
 
 CONFIGURATION_KEYS = (
     "client",
@@ -55,9 +79,6 @@ CONFIGURATION_KEYS = (
 )
 
 
-DEFAULT_OBJECT_SIZE = ObjectSizes.fixed(10 * MIB)
-
-
 @dataclass(frozen=True)
 class Configuration:
     """One of the configurations a workload runs in turn: a name and the settings it changes."""
@@ -67,90 +88,11 @@ class Configuration:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything one run needs to know. Secrets are never part of it."""
+class PhaseEntry:
+    """One entry of `phases`: a phase and the settings it changes for itself alone."""
 
-    name: str = "quick"
-    endpoint: str | None = None
-    region: str | None = None
-    aws_profile: str | None = None
-    ca_bundle: str | None = None
-    bucket: str | None = None
-    remove_bucket: str = "created"
-    prefix: str = "s3dlio-ray"
-    run_id: str | None = None
-    objects: int = 100
-    object_size: ObjectSizes = DEFAULT_OBJECT_SIZE
-    phases: tuple[str, ...] = ("put", "get", "cleanup")
-    sleep_s: float = 30.0
-    duration_s: float | None = None
-    autoterm: bool = False
-    autoterm_window_s: float = 10.0
-    autoterm_pct: float = 7.5
-    rate_limit: RateLimit | None = None
-    mix: tuple[tuple[str, float], ...] = (
-        ("get", 60.0),
-        ("put", 20.0),
-        ("stat", 10.0),
-        ("delete", 10.0),
-    )
-    verify: bool = True
-    seed: int | None = None
-    concurrency: int | None = None
-    target_gbps: float | None = None
-    min_concurrency: int = 8
-    max_concurrency: int = 256
-    profile: str = "auto"
-    part_size_mb: int = 10
-    http2: bool = False
-    io_uring: bool = False
-    adapt_interval_s: float = 0.5
-    connect_timeout_s: float = 10.0
-    timeout_s: float = 30.0
-    max_attempts: int = 5
-    output: str | None = None
-    op_log: str | None = None
-    client: str = "engine"
-    executor: str = "ray"
-    ray_address: str | None = None
-    actors_per_node: int | None = None
-    metrics_host: str = "127.0.0.1"
-    metrics_port: int | None = 9477
-    metrics_scrape_interval_s: float = 15.0
-    metrics_linger_s: float | None = None
-    pushgateway_url: str | None = None
-    configurations: tuple[Configuration, ...] = ()
-
-    @property
-    def part_size(self) -> int:
-        return self.part_size_mb * MIB
-
-    @property
-    def metrics_linger(self) -> float:
-        """How long final metrics stay served: two scrape intervals unless set."""
-        if self.metrics_linger_s is not None:
-            return self.metrics_linger_s
-        return 2 * self.metrics_scrape_interval_s
-
-    @property
-    def concurrency_mode(self) -> str:
-        if self.concurrency is not None:
-            return "fixed"
-        return "target" if self.target_gbps else "auto"
-
-
-def parse_size(text: str | int) -> int:
-    """Bytes from 1048576, "10MiB", "10 MB", "4k" (k/M/G/T = powers of 1000, Ki/Mi/... of 1024)."""
-    if isinstance(text, bool):
-        raise ValueError("a size, not a boolean")
-    if isinstance(text, int):
-        return text
-    match = _SIZE.match(str(text))
-    if not match:
-        raise ValueError(f"not a size: {text!r}")
-    number, unit = match.groups()
-    unit = (unit or "").lower().rstrip("b")
-    return int(float(number) * _UNITS[unit])
+    phase: Phase
+    options: tuple[tuple[str, Any], ...] = ()
 
 
 def _parse_bool(value: Any) -> bool:
@@ -222,25 +164,50 @@ def _float_range(lo: float, hi: float) -> Callable[[Any], float]:
     return _in_range(_parse_float, lo, hi, "a number")
 
 
-def _choice(*allowed: str) -> Callable[[Any], str]:
-    def parse(value: Any) -> str:
+def _enum(kind: type[StrEnum]) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
         text = _parse_str(value).strip().lower()
-        if text not in allowed:
-            raise ValueError(f"expected one of {', '.join(allowed)}")
-        return text
+        try:
+            return kind(text)
+        except ValueError:
+            raise ValueError(f"expected one of {', '.join(kind)}") from None
 
     return parse
 
 
-def _phases(value: Any) -> tuple[str, ...]:
+def _phase_entry(item: Any) -> PhaseEntry:
+    names = ", ".join(Phase)
+    if isinstance(item, dict):
+        if len(item) != 1:
+            raise ValueError("a phase entry is a name or one mapping of a name to its options")
+        ((name, options),) = item.items()
+        if not isinstance(options, dict):
+            raise ValueError(f"phase {name!r}: expected a mapping of options")
+    else:
+        name, options = item, {}
+    try:
+        phase = Phase(str(name).strip().lower())
+    except ValueError:
+        raise ValueError(f"unknown phase {name!r}; expected phases from {names}") from None
+    parsed = []
+    for key, raw in options.items():
+        if key not in PHASE_OPTIONS:
+            raise ValueError(
+                f"phase {phase}: {key!r} cannot be set per phase; "
+                f"allowed: {', '.join(PHASE_OPTIONS)}"
+            )
+        try:
+            parsed.append((key, _PARSERS[key](raw)))
+        except ValueError as exc:
+            raise ValueError(f"phase {phase}: {key}: {exc}") from None
+    return PhaseEntry(phase, tuple(parsed))
+
+
+def _phases(value: Any) -> tuple[PhaseEntry, ...]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not items:
-        raise ValueError(f"expected a list of phases from {', '.join(PHASES)}")
-    phases = tuple(str(p).strip().lower() for p in items)
-    unknown = [p for p in phases if p not in PHASES]
-    if unknown:
-        raise ValueError(f"unknown phase {unknown[0]!r}; expected phases from {', '.join(PHASES)}")
-    return phases
+        raise ValueError(f"expected a list of phases from {', '.join(Phase)}")
+    return tuple(_phase_entry(item) for item in items)
 
 
 def _concurrency(value: Any) -> int | None:
@@ -278,7 +245,7 @@ def _mix(value: Any) -> tuple[tuple[str, float], ...]:
 
 def _configurations(value: Any) -> tuple[Configuration, ...]:
     shape = "a list of mappings, each with a name and any of " + ", ".join(CONFIGURATION_KEYS)
-    if not isinstance(value, list) or not value:
+    if not isinstance(value, list | tuple):
         raise ValueError(f"expected {shape}")
     configurations, names = [], set()
     for item in value:
@@ -363,67 +330,304 @@ def _bucket(value: Any) -> str:
     return text
 
 
-_PARSERS: dict[str, Callable[[Any], Any]] = {
-    "name": _parse_str,
-    "endpoint": _optional(_endpoint),
-    "region": _optional(_parse_str),
-    "aws_profile": _optional(_parse_str),
-    "ca_bundle": _optional(_parse_str),
-    "bucket": _optional(_bucket),
-    "remove_bucket": _choice(*BUCKET_REMOVAL),
-    "prefix": _parse_str,
-    "run_id": _optional(_parse_str),
-    "objects": _int_range(1, 10_000_000),
-    "object_size": _object_sizes,
-    "phases": _phases,
-    "sleep_s": _float_range(0, 86_400),
-    "duration_s": _optional(_float_range(0.1, 30 * 86_400)),
-    "autoterm": _parse_bool,
-    "autoterm_window_s": _float_range(2, 86_400),
-    "autoterm_pct": _float_range(0.1, 100),
-    "rate_limit": _optional(_rate_limit),
-    "mix": _mix,
-    "verify": _parse_bool,
-    "seed": _optional(_parse_int),
-    "concurrency": _concurrency,
-    "target_gbps": _optional(_float_range(0.001, 10_000)),
-    "min_concurrency": _int_range(1, 4096),
-    "max_concurrency": _int_range(1, 4096),
-    "profile": _choice("auto", *PROFILES),
-    "part_size_mb": _int_range(MIN_PART_SIZE // MIB, MAX_PART_SIZE // MIB),
-    "http2": _parse_bool,
-    "io_uring": _parse_bool,
-    "adapt_interval_s": _float_range(0.05, 60),
-    "connect_timeout_s": _float_range(0.1, 600),
-    "timeout_s": _float_range(0.1, 3600),
-    "max_attempts": _int_range(1, 20),
-    "output": _optional(_parse_str),
-    "op_log": _optional(_op_log),
-    "client": _choice("engine", "boto3"),
-    "executor": _choice("ray", "local"),
-    "ray_address": _optional(_parse_str),
-    "actors_per_node": _optional(_int_range(1, 1024)),
-    "metrics_host": _parse_str,
-    "metrics_port": _optional(_metrics_port),
-    "metrics_scrape_interval_s": _float_range(0.1, 3600),
-    "metrics_linger_s": _optional(_float_range(0, 3600)),
-    "pushgateway_url": _optional(_endpoint),
-    "configurations": _configurations,
-}
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = _parse_str(value).strip().lower()
+        if text not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return text
 
-ENVIRONMENT = {
-    "S3DLIO_CONCURRENCY": "concurrency",
-    "S3DLIO_TARGET_GBPS": "target_gbps",
-    "S3DLIO_ENABLE_HTTP2": "http2",
-    "S3DLIO_PART_SIZE_MB": "part_size_mb",
-    "S3DLIO_ENABLE_IO_URING": "io_uring",
-    "S3DLIO_METRICS_HOST": "metrics_host",
-    "S3DLIO_METRICS_PORT": "metrics_port",
-    "AWS_ENDPOINT_URL_S3": "endpoint",
-    "AWS_ENDPOINT_URL": "endpoint",
-}
+    return parse
 
-assert set(_PARSERS) == {f.name for f in fields(Settings)}
+
+def setting(
+    default: Any,
+    parse: Callable[[Any], Any],
+    group: str,
+    help: str,
+    env: tuple[str, ...] = (),
+) -> Any:
+    """A field of Settings with everything the configuration layer needs to know of it.
+
+    `env`: the variables that set it, strongest first.
+    """
+    assert group in GROUPS, group
+    metadata = {"parse": parse, "group": group, "help": help, "env": env}
+    return field(default=default, metadata=metadata)
+
+
+DEFAULT_OBJECT_SIZE = ObjectSizes.fixed(10 * MIB)
+DEFAULT_MIX = (("get", 60.0), ("put", 20.0), ("stat", 10.0), ("delete", 10.0))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one run needs to know. Secrets are never part of it."""
+
+    # workload
+    name: str = setting("quick", _parse_str, "workload", "workload name (names result files)")
+    objects: int = setting(100, _int_range(1, 10_000_000), "workload", "number of objects")
+    object_size: ObjectSizes = setting(
+        DEFAULT_OBJECT_SIZE,
+        _object_sizes,
+        "workload",
+        "object size (10MiB) or distribution (log-uniform:4KiB..64MiB, uniform:...)",
+    )
+    phases: tuple[PhaseEntry, ...] = setting(
+        tuple(PhaseEntry(p) for p in (Phase.PUT, Phase.GET, Phase.CLEANUP)),
+        _phases,
+        "workload",
+        "comma-separated phases: put,get,mixed,sleep,cleanup",
+    )
+    sleep_s: float = setting(
+        30.0, _float_range(0, 86_400), "workload", "how long a sleep phase pauses"
+    )
+    duration_s: float | None = setting(
+        None,
+        _optional(_float_range(0.1, 30 * 86_400)),
+        "workload",
+        "run each PUT/GET/mixed phase for this many seconds (a mixed run's prefill PUT still "
+        "writes its keys once)",
+    )
+    autoterm: bool = setting(
+        False,
+        _parse_bool,
+        "workload",
+        "end each phase once its throughput is steady (see --autoterm-window/-pct)",
+    )
+    autoterm_window_s: float = setting(
+        10.0,
+        _float_range(2, 86_400),
+        "workload",
+        "autoterm: the window over which throughput must be steady (default 10)",
+    )
+    autoterm_pct: float = setting(
+        7.5, _float_range(0.1, 100), "workload", "autoterm: how steady, in percent (default 7.5)"
+    )
+    rate_limit: RateLimit | None = setting(
+        None,
+        _optional(_rate_limit),
+        "workload",
+        "cap for the whole cluster: 500 ops/s, 1.5 GB/s, 200 MiB/s",
+    )
+    mix: tuple[tuple[str, float], ...] = setting(
+        DEFAULT_MIX,
+        _mix,
+        "workload",
+        "mixed phase: weight of each operation (get, put, stat, delete)",
+    )
+    verify: bool = setting(True, _parse_bool, "workload", "check every byte read back")
+    seed: int | None = setting(None, _optional(_parse_int), "workload", "seed for object content")
+    run_id: str | None = setting(
+        None, _optional(_parse_str), "workload", "run id (names the key prefix)"
+    )
+    prefix: str = setting("s3dlio-ray", _parse_str, "workload", "key prefix above the run id")
+    configurations: tuple[Configuration, ...] = setting(
+        (),
+        _configurations,
+        "workload",
+        "configurations run in turn on the same keys: [{name, client, concurrency, ...}]",
+    )
+    client: Client = setting(
+        Client.ENGINE, _enum(Client), "workload", "engine (this project) or boto3 (the baseline)"
+    )
+    # tuning
+    concurrency: int | None = setting(
+        None,
+        _optional(_concurrency),
+        "tuning",
+        "auto or a fixed number of requests in flight",
+        env=("S3DLIO_CONCURRENCY",),
+    )
+    target_gbps: float | None = setting(
+        None,
+        _optional(_float_range(0.001, 10_000)),
+        "tuning",
+        "target throughput: start concurrency from it and adapt toward it",
+        env=("S3DLIO_TARGET_GBPS",),
+    )
+    min_concurrency: int = setting(8, _int_range(1, 4096), "tuning", "lowest concurrency (auto)")
+    max_concurrency: int = setting(256, _int_range(1, 4096), "tuning", "highest concurrency (auto)")
+    profile: str = setting(
+        "auto", _choice("auto", *PROFILES), "tuning", "auto, aws or high-performance"
+    )
+    part_size_mb: int = setting(
+        10,
+        _int_range(MIN_PART_SIZE // MIB, MAX_PART_SIZE // MIB),
+        "tuning",
+        "multipart part size in MiB (5..5120)",
+        env=("S3DLIO_PART_SIZE_MB",),
+    )
+    adapt_interval_s: float = setting(
+        0.5, _float_range(0.05, 60), "tuning", "how often the controller looks at throughput"
+    )
+    # transport
+    endpoint: str | None = setting(
+        None,
+        _optional(_endpoint),
+        "transport",
+        "S3 endpoint URL (default: AWS_ENDPOINT_URL, else an embedded moto server)",
+        env=("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+    )
+    bucket: str | None = setting(
+        None,
+        _optional(_bucket),
+        "transport",
+        "bucket to use (default: a new bucket, removed at the end)",
+    )
+    remove_bucket: BucketRemoval = setting(
+        BucketRemoval.CREATED,
+        _enum(BucketRemoval),
+        "transport",
+        "remove the bucket at cleanup: created (if this run made it), always or never",
+    )
+    region: str | None = setting(None, _optional(_parse_str), "transport", "signing region")
+    aws_profile: str | None = setting(
+        None, _optional(_parse_str), "transport", "AWS profile for credentials"
+    )
+    ca_bundle: str | None = setting(
+        None, _optional(_parse_str), "transport", "CA certificates (PEM) for https:// endpoints"
+    )
+    http2: bool = setting(
+        False,
+        _parse_bool,
+        "transport",
+        "use HTTP/2 (non-AWS endpoints only)",
+        env=("S3DLIO_ENABLE_HTTP2",),
+    )
+    io_uring: bool = setting(
+        False,
+        _parse_bool,
+        "transport",
+        "accepted for compatibility; has no effect",
+        env=("S3DLIO_ENABLE_IO_URING",),
+    )
+    connect_timeout_s: float = setting(
+        10.0, _float_range(0.1, 600), "transport", "connect timeout in seconds"
+    )
+    timeout_s: float = setting(
+        30.0, _float_range(0.1, 3600), "transport", "idle timeout in seconds"
+    )
+    max_attempts: int = setting(5, _int_range(1, 20), "transport", "attempts per request")
+    # cluster
+    executor: Executor = setting(
+        Executor.RAY,
+        _enum(Executor),
+        "cluster",
+        "ray (actors on every node, the default) or local (one process, no Ray)",
+    )
+    ray_address: str | None = setting(
+        None,
+        _optional(_parse_str),
+        "cluster",
+        "Ray cluster to join (default: RAY_ADDRESS, a running one, or a new local one)",
+    )
+    actors_per_node: int | None = setting(
+        None,
+        _optional(_int_range(1, 1024)),
+        "cluster",
+        "transfer actors per node (default: the node's free CPUs)",
+    )
+    # metrics
+    metrics_host: str = setting(
+        "127.0.0.1",
+        _parse_str,
+        "metrics",
+        "address /metrics binds (default 127.0.0.1)",
+        env=("S3DLIO_METRICS_HOST",),
+    )
+    metrics_port: int | None = setting(
+        9477,
+        _optional(_metrics_port),
+        "metrics",
+        "port of /metrics (default 9477; 0: any free port; off: none)",
+        env=("S3DLIO_METRICS_PORT",),
+    )
+    metrics_scrape_interval_s: float = setting(
+        15.0, _float_range(0.1, 3600), "metrics", "the scraping Prometheus's interval"
+    )
+    metrics_linger_s: float | None = setting(
+        None,
+        _optional(_float_range(0, 3600)),
+        "metrics",
+        "how long final metrics stay served (default: two scrape intervals)",
+    )
+    pushgateway_url: str | None = setting(
+        None,
+        _optional(_endpoint),
+        "metrics",
+        "Prometheus Pushgateway to push the final metrics to",
+    )
+    # output
+    output: str | None = setting(
+        None, _optional(_parse_str), "output", "path of the JSON result file"
+    )
+    op_log: str | None = setting(
+        None,
+        _optional(_op_log),
+        "output",
+        "write an op-log per engine: PATH.tsv.zst -> PATH-HOST-PID.tsv.zst",
+    )
+
+    @property
+    def part_size(self) -> int:
+        return self.part_size_mb * MIB
+
+    @property
+    def metrics_linger(self) -> float:
+        """How long final metrics stay served: two scrape intervals unless set."""
+        if self.metrics_linger_s is not None:
+            return self.metrics_linger_s
+        return 2 * self.metrics_scrape_interval_s
+
+    @property
+    def concurrency_mode(self) -> str:
+        if self.concurrency is not None:
+            return "fixed"
+        return "target" if self.target_gbps else "auto"
+
+    @property
+    def phase_names(self) -> tuple[Phase, ...]:
+        return tuple(entry.phase for entry in self.phases)
+
+    def for_phase(self, index: int) -> Settings:
+        """These settings with phase `index`'s own options applied."""
+        options = self.phases[index].options
+        return replace(self, **dict(options)) if options else self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data in the workload file's own shape, which load_settings reads back."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+
+def _plain(value: Any) -> Any:
+    """A setting's value as YAML/JSON data."""
+    if isinstance(value, StrEnum):
+        return str(value)
+    if isinstance(value, ObjectSizes):
+        if value.distribution == "fixed":
+            return value.minimum
+        return {"distribution": value.distribution, "min": value.minimum, "max": value.maximum}
+    if isinstance(value, RateLimit):
+        return f"{value.per_s!r} ops/s" if value.unit == "ops" else f"{int(value.per_s)} B/s"
+    if isinstance(value, PhaseEntry):
+        options = {k: _plain(v) for k, v in value.options}
+        return {str(value.phase): options} if options else str(value.phase)
+    if isinstance(value, Configuration):
+        return {"name": value.name, **{k: _plain(v) for k, v in value.overrides}}
+    if isinstance(value, tuple) and value and isinstance(value[0], tuple):
+        return {k: _plain(v) for k, v in value}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {f.name: f.metadata["parse"] for f in fields(Settings)}
+
+ENVIRONMENT: dict[str, str] = {
+    variable: f.name for f in fields(Settings) for variable in f.metadata["env"]
+}
+"""Variable -> key, strongest first for a key several variables set."""
 
 
 def _apply(values: dict[str, Any], raw: Mapping[str, Any], source: str) -> None:
@@ -456,6 +660,22 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def parse_assignment(text: str) -> dict[str, Any]:
+    """`KEY=VALUE` from the command line (`--set`): the value read as YAML (so lists and
+    mappings can be given), a dotted key as nested mappings (`dataset.num_files=8`)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML") from None
+    for part in reversed(key.split(".")[1:]):
+        value = {part: value}
+    return {key.split(".")[0]: value}
+
+
 def _check(settings: Settings) -> None:
     """What no single key can say alone: settings that contradict each other."""
     if settings.min_concurrency > settings.max_concurrency:
@@ -463,24 +683,26 @@ def _check(settings: Settings) -> None:
             f"min_concurrency ({settings.min_concurrency}) must not exceed max_concurrency "
             f"({settings.max_concurrency})"
         )
-    if "mixed" in settings.phases and settings.duration_s is None:
-        raise ConfigError("phases: mixed runs for a time: set duration_s (--duration SECONDS)")
-    if "mixed" in settings.phases and settings.client == "boto3":
-        raise ConfigError("phases: mixed runs on the engine only; set client: engine")
-    if settings.op_log and settings.client == "boto3":
+    for index, entry in enumerate(settings.phases):
+        if entry.phase == Phase.MIXED and settings.for_phase(index).duration_s is None:
+            raise ConfigError("phases: mixed runs for a time: set duration_s (--duration SECONDS)")
+    if settings.op_log and settings.client == Client.BOTO3:
         raise ConfigError("op_log: the boto3 baseline keeps no op-log; set client: engine")
 
 
 def load_settings(
-    path: str | Path | None = None,
+    workload: str | Path | Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Defaults, then the YAML file, then S3DLIO_* variables, then command-line overrides."""
+    """Defaults, then the workload (a YAML file or a mapping), then S3DLIO_* variables, then
+    overrides (the command line's, or the API's keyword arguments)."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    if path is not None:
-        _apply(values, read_yaml(path), str(path))
+    if isinstance(workload, Mapping):
+        _apply(values, workload, "workload")
+    elif workload is not None:
+        _apply(values, read_yaml(workload), str(workload))
     from_env: dict[str, Any] = {}
     for variable in reversed(list(ENVIRONMENT)):
         if environ.get(variable, "").strip():

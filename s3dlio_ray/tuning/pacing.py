@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from s3dlio_ray.units import parse_size
+
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ops|[kmgt]?i?b)\s*/\s*s\s*$", re.IGNORECASE)
-_BYTES = {"b": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "ki": 2**10, "mi": 2**20, "gi": 2**30}
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class RateLimit:
             raise ValueError("a rate limit must be above 0")
         if unit == "ops":
             return cls("ops", number)
-        return cls("bytes", number * _BYTES[unit[:-1] or "b"])
+        return cls("bytes", float(parse_size(f"{match.group(1)}{unit}")))
 
     def share(self, engines: int) -> RateLimit:
         return RateLimit(self.unit, self.per_s / max(1, engines))
