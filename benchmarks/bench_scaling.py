@@ -27,7 +27,7 @@ from ray.cluster_utils import Cluster
 
 from s3dlio_ray.config import load_settings
 from s3dlio_ray.embedded import free_port
-from s3dlio_ray.launch import execute
+from s3dlio_ray.launch import Target, execute
 from s3dlio_ray.s3.signing import StaticCredentials
 
 HERE = Path(__file__).resolve().parent
@@ -56,16 +56,19 @@ def run_layout(nodes: int, actors: int, endpoint: str, objects: int) -> dict[str
             },
             environ={},
         )
-        result = asyncio.run(execute(settings, endpoint, StaticCredentials("bench", "bench")))
+        result = asyncio.run(
+            execute(settings, Target(endpoint, StaticCredentials("bench", "bench")))
+        )
         assert result.ok, result.error
         put, get = result.phases
+        cluster = result.cluster
         return {
             "put": put.gbps,
             "get": get.gbps,
-            "gathers": result.gathers,
-            "gather_cpu_ms": 1000 * result.gather_cpu_s / max(result.gathers, 1),
-            "actors": result.actors,
-            "nodes": len(result.nodes),
+            "gathers": cluster.gathers,
+            "gather_cpu_ms": 1000 * cluster.driver_gather_cpu_s / max(cluster.gathers, 1),
+            "actors": cluster.actors,
+            "nodes": len(cluster.nodes),
         }
     finally:
         ray.shutdown()

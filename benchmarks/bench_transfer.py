@@ -71,31 +71,30 @@ def boto3_client(endpoint: str, concurrency: int):
 def run_engine(endpoint, bucket, keys, size, concurrency, http2, op_log):
     from s3dlio_ray.engine import Engine
     from s3dlio_ray.oplog import OpLog
+    from s3dlio_ray.phases.base import PhaseSpec
+    from s3dlio_ray.results import Phase
     from s3dlio_ray.s3.client import ClientOptions, S3Client
     from s3dlio_ray.s3.signing import Signer, resolve_credentials
     from s3dlio_ray.sizes import ObjectSizes
+    from s3dlio_ray.store import S3Store
     from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy, Mode
-    from s3dlio_ray.workload import ObjectData
 
-    data = ObjectData(1)
     sizes = ObjectSizes.fixed(size)
     policy = ConcurrencyPolicy(Mode.FIXED, concurrency)
     loop = asyncio.new_event_loop()
-
-    def client():
-        signer = Signer(resolve_credentials(), "us-east-1")
-        return S3Client(ClientOptions(endpoint=endpoint, http2=http2), signer)
-
-    s3 = client()
+    signer = Signer(resolve_credentials(), "us-east-1")
+    s3 = S3Client(ClientOptions(endpoint=endpoint, http2=http2), signer)
     log = OpLog(Path(tempfile.mkdtemp()) / "bench.tsv.zst", s3.endpoint_url) if op_log else None
-    engine = Engine(s3, lambda phase: policy, op_log=log)
+    engine = Engine(S3Store(s3, 10 * 2**20, log), lambda phase: policy)
 
     def put():
-        result = loop.run_until_complete(engine.put(bucket, keys, sizes, data))
+        spec = PhaseSpec(Phase.PUT, bucket, sizes, 1)
+        result = loop.run_until_complete(engine.run_share(spec, keys))
         assert not result.failed, list(result.failed.values())[:1]
 
     def get():
-        result = loop.run_until_complete(engine.get(bucket, keys, sizes, data, verify=False))
+        spec = PhaseSpec(Phase.GET, bucket, sizes, 1, verify=False)
+        result = loop.run_until_complete(engine.run_share(spec, keys))
         assert not result.failed, list(result.failed.values())[:1]
 
     return put, get

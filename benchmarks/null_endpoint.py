@@ -16,8 +16,8 @@ import os
 import time
 from urllib.parse import parse_qs, urlsplit
 
-from s3dlio_ray.config import parse_size
 from s3dlio_ray.s3.http1 import ChunkedDecoder
+from s3dlio_ray.units import parse_size
 
 SCRATCH = 1 << 20
 LOG = bool(os.environ.get("NULL_ENDPOINT_LOG"))

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -23,10 +24,13 @@ from botocore.config import Config
 
 from s3dlio_ray.config import Settings, load_settings
 from s3dlio_ray.embedded import EmbeddedS3, free_port
-from s3dlio_ray.runner import RunResult
+from s3dlio_ray.engine import Engine
+from s3dlio_ray.results import ClusterInfo, Environment, PhaseResult, RunResult
 from s3dlio_ray.s3.client import ClientOptions, S3Client
 from s3dlio_ray.s3.retry import RetryPolicy
 from s3dlio_ray.s3.signing import Signer, StaticCredentials, resolve_credentials
+from s3dlio_ray.store import S3Store
+from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy
 
 # Ray reads this when imported: without it Ray binds the machine's external address, not loopback.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
@@ -47,6 +51,8 @@ def ray_cluster(tmp_path_factory):
     import ray
     from ray.cluster_utils import Cluster
 
+    # The cluster records its address in Ray's default temp folder, which a fresh machine lacks.
+    Path(tempfile.gettempdir(), "ray").mkdir(exist_ok=True)
     cluster = Cluster(
         initialize_head=True,
         connect=True,
@@ -97,6 +103,29 @@ def make_client(url: str, **options) -> S3Client:
     options.setdefault("retry", RetryPolicy(max_attempts=2, base_delay_s=0.01))
     signer = Signer(resolve_credentials(explicit=TEST_CREDENTIALS), "us-east-1")
     return S3Client(ClientOptions(endpoint=url, **options), signer)
+
+
+def make_engine(url: str, policy: ConcurrencyPolicy, **options) -> Engine:
+    """This project's engine on the S3 client make_client builds, at `policy` for every phase."""
+    return Engine(S3Store(make_client(url), 10 * 2**20), lambda phase: policy, **options)
+
+
+def result_of(*phases: PhaseResult) -> RunResult:
+    """A run's result holding `phases`, for tests of what reads results."""
+    return RunResult(
+        run_id="r1",
+        workload="quick",
+        seed=1,
+        endpoint="http://127.0.0.1:9000",
+        bucket="b",
+        bucket_created=True,
+        profile="high-performance",
+        http_version="HTTP/1.1",
+        settings={},
+        environment=Environment("3.11", "linux", "host", 2, {}),
+        cluster=ClusterInfo("local", ("host",), 1, {"host": 2.0}),
+        phases=phases,
+    )
 
 
 def cli_env(**extra: str) -> dict[str, str]:
@@ -265,8 +294,7 @@ class ScrapedRun:
 def scraped_run(ray_cluster, prometheus, moto_url, boto3_s3, tmp_path_factory) -> ScrapedRun:
     from proxy import TcpProxy
 
-    from s3dlio_ray.launch import execute
-    from s3dlio_ray.report import write_json
+    from s3dlio_ray.launch import Target, execute
 
     prom_url, metrics_port = prometheus
     bucket = f"scraped-{uuid.uuid4().hex[:8]}"
@@ -285,7 +313,7 @@ def scraped_run(ray_cluster, prometheus, moto_url, boto3_s3, tmp_path_factory) -
     async def main():
         proxy = await TcpProxy(host, int(port), response_delay_s=0.15).start()
         try:
-            return await execute(settings, proxy.url, TEST_CREDENTIALS)
+            return await execute(settings, Target(proxy.url, TEST_CREDENTIALS))
         finally:
             await proxy.close()
 
@@ -293,5 +321,4 @@ def scraped_run(ray_cluster, prometheus, moto_url, boto3_s3, tmp_path_factory) -
     result = asyncio.run(main())
     ended = time.time()
     assert result.ok, result.error
-    saved = json.loads(write_json(result, tmp_path_factory.mktemp("run") / "r.json").read_text())
-    return ScrapedRun(prom_url, result, saved, started, ended - 1.0)
+    return ScrapedRun(prom_url, result, result.to_dict(), started, ended - 1.0)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import make_client
+from conftest import make_engine
 from proxy import TcpProxy
 
-from s3dlio_ray.engine import Engine
+from s3dlio_ray.phases.base import PhaseSpec
+from s3dlio_ray.results import Phase
 from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy, Mode
-from s3dlio_ray.workload import ObjectData
 
 OBJECTS = 480
 SIZE = ObjectSizes.fixed(32 * 1024)
@@ -18,22 +18,21 @@ LATENCY_S = 0.15
 
 
 def test_concurrency_rises_behind_latency_and_beats_a_fixed_low_limit(moto_url, bucket):
-    data = ObjectData(21)
     keys = [f"lat/{i:04d}" for i in range(OBJECTS)]
     host, port = moto_url.removeprefix("http://").split(":")
     fixed = ConcurrencyPolicy(Mode.FIXED, 8)
     adaptive = ConcurrencyPolicy(Mode.AUTO, 8, settle_intervals=1, measure_intervals=1, min_ops=4)
 
     async def main():
-        direct = Engine(make_client(moto_url), lambda phase: fixed)
-        await direct.put(bucket, keys, SIZE, data)
-        await direct.client.aclose()
+        direct = make_engine(moto_url, fixed)
+        await direct.run_share(PhaseSpec(Phase.PUT, bucket, SIZE, 21), keys)
+        await direct.aclose()
         proxy = await TcpProxy(host, int(port), response_delay_s=LATENCY_S).start()
         results = {}
         for name, policy in (("fixed", fixed), ("adaptive", adaptive)):
-            engine = Engine(make_client(proxy.url), lambda phase, p=policy: p, adapt_interval_s=0.1)
-            results[name] = await engine.get(bucket, keys, SIZE, data)
-            await engine.client.aclose()
+            engine = make_engine(proxy.url, policy, adapt_interval_s=0.1)
+            results[name] = await engine.run_share(PhaseSpec(Phase.GET, bucket, SIZE, 21), keys)
+            await engine.aclose()
         await proxy.close()
         return results
 
@@ -43,13 +42,13 @@ def test_concurrency_rises_behind_latency_and_beats_a_fixed_low_limit(moto_url, 
         assert run.verified == OBJECTS and not run.failed
         assert run.stats.latency.percentile(0.5) >= LATENCY_S
     assert fixed_run.final_concurrency == 8
-    limits = [sample.limit for sample in adaptive_run.concurrency]
+    limits = [sample.limit for sample in adaptive_run.samples]
     assert adaptive_run.start_concurrency == 8
     assert max(limits) >= 32, [
         (round(s.t_s, 2), s.limit, s.in_flight, round(s.bytes_per_s / 1e6, 1))
-        for s in adaptive_run.concurrency
+        for s in adaptive_run.samples
     ]
-    assert adaptive_run.peak_concurrency >= 32
+    assert adaptive_run.peak_in_flight >= 32
     assert adaptive_run.elapsed_s < 0.7 * fixed_run.elapsed_s, (
         adaptive_run.elapsed_s,
         fixed_run.elapsed_s,

@@ -12,9 +12,8 @@ from conftest import TEST_CREDENTIALS, server_process, settings_for, stored_obje
 from prometheus_client.parser import text_string_to_metric_families
 from proxy import TcpProxy
 
-from s3dlio_ray.cluster.aggregate import by_node
 from s3dlio_ray.embedded import free_port
-from s3dlio_ray.launch import execute
+from s3dlio_ray.launch import Target, execute
 from s3dlio_ray.workload import object_keys, run_prefix
 
 KIB = 1024
@@ -22,27 +21,29 @@ KIB = 1024
 
 def test_every_node_transfers_and_the_bytes_add_up(ray_cluster, moto_url, boto3_s3, bucket):
     settings = settings_for(bucket)
-    result = asyncio.run(execute(settings, moto_url, TEST_CREDENTIALS))
+    result = asyncio.run(execute(settings, Target(moto_url, TEST_CREDENTIALS)))
     assert result.ok, result.error
-    assert len(result.nodes) == 3 and result.actors == 3
+    assert len(result.cluster.nodes) == 3 and result.cluster.actors == 3
     put, get = result.phases
-    put_nodes = by_node(result.breakdown["put"])
-    assert set(put_nodes) == set(result.nodes)
-    assert all(stats.ops > 0 for stats in put_nodes.values())
-    assert sum(s.bytes for s in put_nodes.values()) == put.stats.bytes == 30 * 256 * KIB
+    assert set(put.nodes) == set(result.cluster.nodes)
+    assert all(node.objects > 0 for node in put.nodes.values())
+    assert sum(n.bytes for n in put.nodes.values()) == put.stats.bytes == 30 * 256 * KIB
+    assert sum(a.summary.bytes for a in put.actors) == put.stats.bytes
     stored = stored_objects(boto3_s3, bucket, run_prefix(settings.prefix, settings.run_id))
     assert sorted(stored) == object_keys(settings.prefix, settings.run_id, 30)
     assert sum(stored.values()) == put.stats.bytes
     assert get.verified == 30 and get.verify_failures == 0
-    assert sum(s.bytes for s in by_node(result.breakdown["get"]).values()) == get.stats.bytes
-    assert result.gathers >= 0 and result.gather_cpu_s < 1.0
+    assert sum(n.bytes for n in get.nodes.values()) == get.stats.bytes
+    assert result.cluster.driver_gather_cpu_s < 1.0
 
 
 def test_prometheus_scrapes_per_node_series_that_match_the_result(scraped_run):
     run = scraped_run
     put_bytes = run.saved["phases"][0]["bytes"]
     series = run.query('s3dlio_ray_bytes_total{op="put"}')
-    assert {s["metric"]["node"] for s in series} == set(run.result.nodes) and len(series) == 3
+    assert {s["metric"]["node"] for s in series} == set(run.result.cluster.nodes) and len(
+        series
+    ) == 3
     assert sum(float(s["value"][1]) for s in series) == put_bytes
     get_series = run.query('s3dlio_ray_bytes_total{op="get"}')
     assert sum(float(s["value"][1]) for s in get_series) == run.saved["phases"][1]["bytes"]
@@ -57,7 +58,7 @@ def test_prometheus_scrapes_per_node_series_that_match_the_result(scraped_run):
     p99 = run.query(f"histogram_quantile(0.99, sum by (le) ({buckets}))")
     assert float(p99[0]["value"][1]) >= 0.15
     actors = run.query("s3dlio_ray_actors")
-    assert {s["metric"]["node"] for s in actors} == set(run.result.nodes)
+    assert {s["metric"]["node"] for s in actors} == set(run.result.cluster.nodes)
 
 
 def test_a_node_removed_during_put_loses_no_key_and_counts_none_twice(
@@ -71,7 +72,7 @@ def test_a_node_removed_during_put_loses_no_key_and_counts_none_twice(
     async def main():
         proxy = await TcpProxy(host, int(port), response_delay_s=0.1).start()
         try:
-            run = asyncio.ensure_future(execute(settings, proxy.url, TEST_CREDENTIALS))
+            run = asyncio.ensure_future(execute(settings, Target(proxy.url, TEST_CREDENTIALS)))
             await asyncio.sleep(2.0)
             assert not run.done()
             await asyncio.get_running_loop().run_in_executor(None, ray_cluster.remove_node, doomed)
@@ -88,8 +89,8 @@ def test_a_node_removed_during_put_loses_no_key_and_counts_none_twice(
     assert not set(stored) & set(put.failed)
     assert put.stats.ops == len(stored) and put.stats.bytes == sum(stored.values())
     assert put.stats.ops + len(put.failed) == 120
-    assert result.actors == 4 and len(result.breakdown["put"]) >= 3
-    assert sum(p.result.stats.ops for p in result.breakdown["put"]) == put.stats.ops
+    assert result.cluster.actors == 4 and len(put.actors) >= 3
+    assert sum(a.summary.objects for a in put.actors) == put.stats.ops
 
 
 @pytest.fixture
@@ -111,7 +112,7 @@ def test_final_metrics_are_pushed_to_a_pushgateway(ray_cluster, pushgateway, mot
     settings = settings_for(
         bucket, objects=9, object_size="64KiB", metrics_port=0, pushgateway_url=pushgateway
     )
-    result = asyncio.run(execute(settings, moto_url, TEST_CREDENTIALS))
+    result = asyncio.run(execute(settings, Target(moto_url, TEST_CREDENTIALS)))
     assert result.ok, result.error
     with urllib.request.urlopen(f"{pushgateway}/metrics") as response:
         text = response.read().decode()
@@ -126,5 +127,5 @@ def test_final_metrics_are_pushed_to_a_pushgateway(ray_cluster, pushgateway, mot
     )
     assert put_total == result.phases[0].stats.bytes == 9 * 64 * 1024
     assert {node for (name, node, _) in pushed if name == "s3dlio_ray_bytes_total"} == set(
-        result.nodes
+        result.cluster.nodes
     )

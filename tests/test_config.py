@@ -3,9 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from s3dlio_ray.config import Settings, load_settings, parse_size
+from s3dlio_ray.config import Settings, load_settings
 from s3dlio_ray.errors import ConfigError
 from s3dlio_ray.sizes import ObjectSizes
+from s3dlio_ray.units import parse_size
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def test_yaml_values_are_typed(workload):
     settings = load_settings(path, environ={})
     assert (settings.objects, settings.object_size) == (5, ObjectSizes.fixed(4096))
     assert settings.concurrency == 16 and settings.concurrency_mode == "fixed"
-    assert settings.phases == ("put", "get")
+    assert settings.phase_names == ("put", "get")
 
 
 def test_precedence_command_line_over_environment_over_yaml(workload):
@@ -52,7 +53,7 @@ def test_precedence_command_line_over_environment_over_yaml(workload):
 def test_phases_may_repeat_and_pause(workload):
     path = workload("phases: [put, sleep, get, sleep, get, cleanup]\nsleep_s: 0.5\n")
     settings = load_settings(path, environ={})
-    assert settings.phases == ("put", "sleep", "get", "sleep", "get", "cleanup")
+    assert settings.phase_names == ("put", "sleep", "get", "sleep", "get", "cleanup")
     assert settings.sleep_s == 0.5
 
 
@@ -139,7 +140,7 @@ def test_parse_size(text, size):
 def test_shipped_quick_config_loads():
     settings = load_settings("configs/quick.yaml", environ={})
     assert (settings.objects, settings.object_size) == (100, ObjectSizes.fixed(10 * 2**20))
-    assert settings.phases == ("put", "get", "cleanup") and settings.verify
+    assert settings.phase_names == ("put", "get", "cleanup") and settings.verify
 
 
 @pytest.mark.parametrize(

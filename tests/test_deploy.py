@@ -214,4 +214,4 @@ def test_every_dashboard_query_returns_data_with_its_labels(scraped_run, title, 
     for one in series:
         assert labels <= set(one["metric"]), (title, labels, one["metric"])
     if "node" in labels:
-        assert {s["metric"]["node"] for s in series} == set(scraped_run.result.nodes)
+        assert {s["metric"]["node"] for s in series} == set(scraped_run.result.cluster.nodes)

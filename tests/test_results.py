@@ -5,22 +5,29 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import re
 
 import jsonschema
 import pytest
-from conftest import headless, run_cli
+from conftest import ROOT, headless, result_of, run_cli
 
 from s3dlio_ray.compare import compare
 from s3dlio_ray.html_report import render_html
-from s3dlio_ray.report import result_schema, write_csv
+from s3dlio_ray.report import write_csv
+from s3dlio_ray.results import Phase, PhaseResult, RunResult, result_schema
+from s3dlio_ray.stats import OpStats
 
 
-def test_result_files_follow_the_schema(scraped_run):
+def test_result_files_follow_the_schema_and_round_trip(scraped_run):
     jsonschema.Draft202012Validator.check_schema(result_schema())
     jsonschema.validate(scraped_run.saved, result_schema())
     env = scraped_run.saved["environment"]
     assert env["versions"]["ray"] and env["cpus"] >= 1
-    assert set(scraped_run.saved["cluster"]["node_cpus"]) == set(scraped_run.result.nodes)
+    assert set(scraped_run.saved["cluster"]["node_cpus"]) == set(scraped_run.result.cluster.nodes)
+    assert RunResult.from_json(scraped_run.result.to_json()) == scraped_run.result
+    get = scraped_run.result.phase(Phase.GET)
+    assert sum(a.summary.objects for a in get.actors) == get.objects
+    assert [e.objects for e in get.endpoints.values()] == [get.objects]
 
 
 def test_the_schema_refuses_a_broken_result(scraped_run):
@@ -31,8 +38,8 @@ def test_the_schema_refuses_a_broken_result(scraped_run):
 
 
 def test_time_series_has_a_row_per_second_per_node_and_adds_up(scraped_run, tmp_path):
-    doc = scraped_run.saved
-    path = write_csv(doc, tmp_path / "series.csv")
+    result = scraped_run.result
+    path = write_csv(result, tmp_path / "series.csv")
     rows = list(csv.DictReader(path.open()))
     assert rows and set(rows[0]) == {
         "time",
@@ -46,35 +53,70 @@ def test_time_series_has_a_row_per_second_per_node_and_adds_up(scraped_run, tmp_
         "concurrency",
         "in_flight",
     }
-    for phase in doc["phases"]:
-        mine = [r for r in rows if r["op"] == phase["phase"]]
-        assert {r["node"] for r in mine} == set(scraped_run.result.nodes)
-        assert sum(int(r["bytes"]) for r in mine) == phase["bytes"]
-        assert sum(int(r["ops"]) for r in mine) == phase["objects"]
-        for node in scraped_run.result.nodes:
+    for phase in result.phases:
+        mine = [r for r in rows if r["op"] == phase.phase]
+        assert {r["node"] for r in mine} == set(result.cluster.nodes)
+        assert sum(int(r["bytes"]) for r in mine) == phase.stats.bytes
+        assert sum(int(r["ops"]) for r in mine) == phase.objects
+        for node in result.cluster.nodes:
             times = [float(r["t_s"]) for r in mine if r["node"] == node]
             gaps = [b - a for a, b in itertools.pairwise(times)]
             assert len(times) >= 3 and all(0.5 < g < 2.0 for g in gaps[:-1]), gaps
 
 
+V1_RESULT = json.loads((ROOT / "tests" / "data" / "result-v1.json").read_text())
+
+
+def drawn(dom: str, gid: str) -> int:
+    """How many points the line with this id has in the page (0 when it is not drawn)."""
+    match = re.search(rf'<g id="{re.escape(gid)}"[^>]*>\s*<path[^>]* d="([^"]*)"', dom)
+    return len(re.findall(r"[ML]\s*-?\d", match.group(1))) if match else 0
+
+
 def test_html_report_renders_its_charts_in_chromium(scraped_run, chromium, tmp_path):
+    result = scraped_run.result
     page = tmp_path / "report.html"
-    page.write_text(render_html(scraped_run.saved))
+    page.write_text(render_html(result))
+    text = page.read_text()
+    assert "<script" not in text and not re.search(
+        r"""(src|href)=["']?https?:|url\(https?:""", text
+    )
     dom = headless(chromium, tmp_path / "p1", "--dump-dom", page.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert "Uncaught" not in dom.stderr and "CONSOLE" not in dom.stderr
-    polylines = [part for part in dom.stdout.split("<polyline")[1:] if 'class="series"' in part]
-    assert len(polylines) >= 2 * len(scraped_run.result.nodes)  # throughput and concurrency
-    assert all('points="' in p and 'points=""' not in p for p in polylines)
-    assert dom.stdout.count('class="bar"') == 3 * len(scraped_run.saved["phases"])
-    for node in scraped_run.result.nodes:
-        assert node in dom.stdout
+    html = dom.stdout
+    for node in result.cluster.nodes:
+        assert drawn(html, f"throughput-node-{node}") >= 3
+        assert drawn(html, f"concurrency-limit-{node}") >= 3
+        assert drawn(html, f"concurrency-in-flight-{node}") >= 3
+    assert drawn(html, "throughput-cluster-total") >= 3
+    for phase in ("put", "get"):
+        assert f'id="throughput-phase-{phase}"' in html
+        assert drawn(html, f"latency-cdf-{phase}") >= 2
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", html)
+    assert {"seconds since start", "cluster total", "latency, ms (log)"} <= set(texts)
+    assert any(unit in texts for unit in ("KB/s", "MB/s", "GB/s"))
+    assert not [t for t in texts if re.search(r"\de[+-]?\d|\u00d7", t)], (
+        "ticks in scientific notation"
+    )
     shot = tmp_path / "report.png"
     taken = headless(
-        chromium, tmp_path / "p2", "--window-size=1000,1600", f"--screenshot={shot}", page.as_uri()
+        chromium, tmp_path / "p2", "--window-size=1100,2200", f"--screenshot={shot}", page.as_uri()
     )
     assert taken.returncode == 0, taken.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_a_version_1_result_file_still_renders(tmp_path):
+    old = tmp_path / "v1.json"
+    old.write_text(json.dumps(V1_RESULT))
+    proc = run_cli("report", str(old))
+    assert proc.returncode == 0, proc.stderr
+    assert "v1-run" in proc.stdout and "OK" in proc.stdout
+    page = (tmp_path / "v1.html").read_text()
+    assert 'id="throughput-cluster-total"' in page and 'id="latency-cdf-put"' in page
+    proc = run_cli("compare", str(old), str(old))
+    assert proc.returncode == 0 and "1.00x" in proc.stdout, proc.stderr
 
 
 def test_report_command_re_renders_a_saved_result(scraped_run, tmp_path):
@@ -96,27 +138,22 @@ def test_report_of_something_else_is_one_clear_line(tmp_path):
     )
 
 
-def phase(name, gbps, ops_per_s, p50, p99, errors):
-    return {
-        "phase": name,
-        "gbps": gbps,
-        "ops_per_s": ops_per_s,
-        "errors": errors,
-        "latency": {"p50_s": p50, "p99_s": p99},
-    }
+def phase(name, ops, nbytes, latency_s, errors=0):
+    stats = OpStats(errors=errors)
+    for _ in range(ops):
+        stats.record(nbytes // ops, latency_s)
+    return PhaseResult(Phase(name), 1.0, stats)
 
 
 def test_compare_by_hand():
-    a = {
-        "phases": [phase("put", 1.0, 100, 0.010, 0.050, 0), phase("get", 2.0, 200, 0.005, 0.020, 1)]
-    }
-    b = {"phases": [phase("get", 3.0, 150, 0.010, 0.010, 0)]}
+    a = result_of(phase("put", 100, 10**9, 0.010), phase("get", 200, 2 * 10**9, 0.005, errors=1))
+    b = result_of(phase("get", 150, 3 * 10**9, 0.010))
     got = {(d.phase, d.metric): (d.a, d.b, d.ratio) for d in compare(a, b)}
     assert set(got) == {("get", m) for m in ("GB/s", "ops/s", "p50 ms", "p99 ms", "errors")}
     assert got[("get", "GB/s")] == (2.0, 3.0, 1.5)
     assert got[("get", "ops/s")] == (200, 150, 0.75)
     assert got[("get", "p50 ms")] == (5.0, 10.0, 2.0)
-    assert got[("get", "p99 ms")] == (20.0, 10.0, 0.5)
+    assert got[("get", "p99 ms")] == (5.0, 10.0, 2.0)
     assert got[("get", "errors")] == (1, 0, 0.0)
 
 
@@ -154,8 +191,8 @@ def test_compare_command_on_two_real_runs(ray_cluster, moto_url, tmp_path, monke
 
 def test_report_of_several_results_puts_them_side_by_side(scraped_run, tmp_path):
     slower = json.loads(json.dumps(scraped_run.saved))
-    for phase in slower["phases"]:
-        phase["gbps"] /= 4
+    for slow_phase in slower["phases"]:
+        slow_phase["elapsed_s"] *= 4
     paths = []
     for name, doc in (("fast", scraped_run.saved), ("slow", slower)):
         path = tmp_path / f"{name}.json"

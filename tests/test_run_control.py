@@ -7,12 +7,12 @@ import asyncio
 from conftest import TEST_CREDENTIALS, settings_for, stored_objects
 from proxy import TcpProxy
 
-from s3dlio_ray.launch import execute
+from s3dlio_ray.launch import Target, execute
 from s3dlio_ray.workload import object_keys, run_prefix
 
 
 def run(settings, url):
-    return asyncio.run(execute(settings, url, TEST_CREDENTIALS))
+    return asyncio.run(execute(settings, Target(url, TEST_CREDENTIALS)))
 
 
 def behind_latency(moto_url: str, settings, delay_s: float):
@@ -22,7 +22,7 @@ def behind_latency(moto_url: str, settings, delay_s: float):
     async def main():
         proxy = await TcpProxy(host, int(port), response_delay_s=delay_s).start()
         try:
-            return await execute(settings, proxy.url, TEST_CREDENTIALS)
+            return await execute(settings, Target(proxy.url, TEST_CREDENTIALS))
         finally:
             await proxy.close()
 

@@ -6,7 +6,7 @@ import pytest
 
 from s3dlio_ray.config import load_settings
 from s3dlio_ray.errors import ConfigError
-from s3dlio_ray.runner import is_timed
+from s3dlio_ray.phases.base import is_timed
 from s3dlio_ray.tuning.autoterm import SteadyDetector, steadiness_rate
 from s3dlio_ray.tuning.pacing import Pacer, RateLimit
 from s3dlio_ray.workload import cycled_keys, written_keys
@@ -114,7 +114,7 @@ def test_an_empty_share_writes_nothing_even_when_timed():
 )
 def test_a_prefill_put_is_never_timed(phases, timed):
     settings = load_settings(overrides={"phases": phases, "duration_s": 5}, environ={})
-    assert {i: is_timed(settings, i) for i in timed} == timed
+    names = settings.phase_names
+    assert {i: is_timed(names, i, settings.duration_s) for i in timed} == timed
     if "mixed" not in phases:
-        untimed = load_settings(overrides={"phases": phases}, environ={})
-        assert not any(is_timed(untimed, i) for i in timed)
+        assert not any(is_timed(names, i, None) for i in timed)

@@ -10,7 +10,7 @@ from conftest import make_client
 from proxy import TcpProxy
 
 from s3dlio_ray.engine import AdaptiveLimiter
-from s3dlio_ray.runner import cleanup
+from s3dlio_ray.phases.cleanup import cleanup
 from s3dlio_ray.s3.errors import S3Error
 from s3dlio_ray.s3.retry import RetryPolicy
 from s3dlio_ray.workload import ObjectData

@@ -51,7 +51,7 @@ def test_keys_live_under_the_run_prefix():
 def test_key_pool_adds_discards_and_picks_only_what_it_holds():
     import random
 
-    from s3dlio_ray.engine import KeyPool
+    from s3dlio_ray.phases.mixed import KeyPool
 
     pool = KeyPool(["a", "b", "c"])
     pool.add("d")
