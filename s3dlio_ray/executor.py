@@ -22,9 +22,10 @@ from typing import Protocol
 from s3dlio_ray.control import PhaseControl
 from s3dlio_ray.engine import Engine, EngineSnapshot
 from s3dlio_ray.errors import S3DlioRayError
-from s3dlio_ray.phases.base import PhaseSpec
+from s3dlio_ray.phases.base import PhaseOutcome, PhaseSpec
 from s3dlio_ray.results import EndedBy, Phase, PhaseResult, ShareResult
 from s3dlio_ray.sharding import shard
+from s3dlio_ray.stats import OpStats
 from s3dlio_ray.telemetry import Progress, Telemetry
 from s3dlio_ray.tuning.autoterm import SteadyDetector
 from s3dlio_ray.workload import written_keys
@@ -72,6 +73,7 @@ class EngineHost:
         self.engine: Engine | None = None
         self._lock: asyncio.Lock | None = None
         self._task_id = -1
+        self._stopped: dict[int, EndedBy] = {}
 
     async def run_share(
         self, task_id: int, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl
@@ -79,14 +81,21 @@ class EngineHost:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
+            stopped = self._stopped.pop(task_id, None)
+            if stopped is not None:
+                return ShareResult(spec.phase, 0.0, OpStats(), ended_by=stopped)
             self._task_id = task_id
             if self.engine is None:
                 self.engine = self._build()
             return await self.engine.run_share(spec, keys, control, task_id)
 
     def stop(self, task_id: int, reason: EndedBy) -> None:
-        if self.engine is not None and self._task_id == task_id:
-            self.engine.stop(reason)
+        """Stop share `task_id`: the running one at once, a queued one before it starts."""
+        if self._task_id == task_id:
+            if self.engine is not None:
+                self.engine.stop(reason)
+        elif task_id > self._task_id:
+            self._stopped[task_id] = reason
 
     def snapshot(self) -> tuple[int, EngineSnapshot | None]:
         if self.engine is None:
@@ -161,14 +170,6 @@ class _Task:
 
 
 ProgressHook = Callable[[Progress], None]
-
-
-@dataclass(frozen=True)
-class PhaseOutcome:
-    """A transfer phase's result, and for a PUT the keys it stored (what the next phase reads)."""
-
-    result: PhaseResult
-    written: list[str] | None
 
 
 class PhaseExecutor:

@@ -1,9 +1,10 @@
 import logging
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from s3dlio_ray.config import Settings, load_settings
+from s3dlio_ray.config import ENVIRONMENT, GROUPS, Settings, load_settings, parse_assignment
 from s3dlio_ray.errors import ConfigError
 from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.units import parse_size
@@ -148,3 +149,71 @@ def test_shipped_quick_config_loads():
 )
 def test_every_shipped_workload_loads_and_names_itself(path):
     assert load_settings(path, environ={}).name == path.stem
+
+
+def test_every_setting_is_declared_once_with_its_parser_help_and_group():
+    for field in fields(Settings):
+        assert callable(field.metadata["parse"]), field.name
+        assert field.metadata["group"] in GROUPS and field.metadata["help"], field.name
+    assert {"S3DLIO_CONCURRENCY", "AWS_ENDPOINT_URL"} <= set(ENVIRONMENT)
+
+
+def test_every_setting_has_a_flag_or_is_set_with_set_and_is_in_the_readme(capsys):
+    from s3dlio_ray.cli import NO_FLAG, _parser, flag_name, main
+
+    _, keys = _parser()
+    assert set(keys) | set(NO_FLAG) == {f.name for f in fields(Settings)}
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    run_help = capsys.readouterr().out
+    for key in keys:
+        assert flag_name(key) in run_help
+    assert "--no-verify" in run_help and "transport settings:" in run_help
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = readme[readme.index("## Configuration") : readme.index("## Workloads")]
+    missing = [f.name for f in fields(Settings) if f"`{f.name}`" not in table]
+    assert not missing, f"README's key table lacks {missing}"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("objects=10", {"objects": 10}),
+        ("phases=[put, {get: {duration_s: 2}}]", {"phases": ["put", {"get": {"duration_s": 2}}]}),
+        (
+            "endpoint=[http://a:9000, http://b:9000]",
+            {"endpoint": ["http://a:9000", "http://b:9000"]},
+        ),
+        ("dataset.num_files_train=8", {"dataset": {"num_files_train": 8}}),
+        ("prefix=", {"prefix": ""}),
+    ],
+)
+def test_set_reads_its_value_as_yaml_and_a_dotted_key_as_a_section(text, expected):
+    assert parse_assignment(text) == expected
+
+
+@pytest.mark.parametrize("text", ["objects", "=3", "mix={get: 1"])
+def test_a_malformed_set_is_a_configuration_error(text):
+    with pytest.raises(ConfigError, match="--set"):
+        parse_assignment(text)
+
+
+def test_a_phase_entry_sets_options_for_itself_alone(workload):
+    path = workload(
+        "duration_s: 5\nphases: [put, {get: {duration_s: 2, verify: false}}, cleanup]\n"
+    )
+    settings = load_settings(path, environ={})
+    assert settings.phase_names == ("put", "get", "cleanup")
+    assert (settings.for_phase(0).duration_s, settings.for_phase(0).verify) == (5, True)
+    assert (settings.for_phase(1).duration_s, settings.for_phase(1).verify) == (2, False)
+    with pytest.raises(ConfigError, match="'objects' cannot be set per phase"):
+        load_settings(overrides={"phases": [{"get": {"objects": 3}}]}, environ={})
+    with pytest.raises(ConfigError, match="mixed runs for a time"):
+        load_settings(overrides={"phases": ["put", {"mixed": {"verify": False}}]}, environ={})
+    assert load_settings(overrides={"phases": [{"mixed": {"duration_s": 3}}]}, environ={})
+
+
+@pytest.mark.parametrize("name", ["quick", "long", "mixed", "comprehensive"])
+def test_settings_written_into_a_result_load_back_the_same(name):
+    settings = load_settings(f"configs/{name}.yaml", {"rate_limit": "2 GB/s"}, environ={})
+    assert load_settings(settings.to_dict(), environ={}) == settings

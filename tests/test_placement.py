@@ -2,7 +2,7 @@
 
 import pytest
 
-from s3dlio_ray.cluster.driver import node_labels, plan_slots
+from s3dlio_ray.cluster.driver import node_labels, nodes_elsewhere, plan_slots
 from s3dlio_ray.sharding import shard
 
 
@@ -56,3 +56,10 @@ def test_slots_are_sized_from_free_cpus_when_a_program_holds_some():
     assert [(s.label, s.cpus, s.actors, s.cpus_each) for s in slots] == [("10.0.0.1", 1.5, 1, 1.0)]
     slots = plan_slots(nodes, 3, {"a": 1.5, "b": 2.0})
     assert [(s.actors, s.cpus_each) for s in slots] == [(3, 0.5), (3, 2 / 3)]
+
+
+def test_nodes_on_other_machines_are_told_apart_from_this_ones():
+    nodes = [node("a", "10.0.0.1", 1), node("b", "10.0.0.2", 1), node("c", "127.0.0.1", 1)]
+    slots = plan_slots(nodes, None)
+    assert nodes_elsewhere(nodes, slots, "10.0.0.1") == ["10.0.0.2"]
+    assert nodes_elsewhere(nodes[::2], plan_slots(nodes[::2], None), "10.0.0.1") == []

@@ -85,6 +85,12 @@ def plan_slots(
     return slots
 
 
+def nodes_elsewhere(nodes: Sequence[dict], slots: Sequence[NodeSlot], here: str) -> list[str]:
+    """Labels of the slots on machines other than this one (address `here`, or loopback)."""
+    addresses = {n["NodeID"]: n["NodeManagerAddress"] for n in nodes}
+    return [s.label for s in slots if addresses[s.node_id] not in (here, "127.0.0.1")]
+
+
 def connect(address: str | None = None) -> None:
     """Join the cluster this process already joined, the one named by `address` or
     RAY_ADDRESS, a running local one, or start one on loopback."""
@@ -182,9 +188,7 @@ class RayPool:
                 "the Ray cluster has no alive node with free CPUs to run actors on"
             )
         self.node_cpus = {slot.label: slot.cpus for slot in slots}
-        here = {ray.util.get_node_ip_address(), "127.0.0.1"}
-        addresses = {n["NodeID"]: n["NodeManagerAddress"] for n in nodes}
-        self.elsewhere = [s.label for s in slots if addresses[s.node_id] not in here]
+        self.elsewhere = nodes_elsewhere(nodes, slots, ray.util.get_node_ip_address())
         for slot in slots:
             for index in range(slot.actors):
                 handle = TransferActor.options(

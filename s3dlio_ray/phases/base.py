@@ -10,18 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from s3dlio_ray.config import Settings
 from s3dlio_ray.control import PhaseControl
-from s3dlio_ray.results import Phase
-from s3dlio_ray.s3.client import PartGate
+from s3dlio_ray.results import CleanupResult, Phase, PhaseResult
+from s3dlio_ray.s3.client import PartGate, S3Client
 from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.stats import OpStats
 from s3dlio_ray.tuning.pacing import RateLimit
 from s3dlio_ray.workload import ObjectData
-
-if TYPE_CHECKING:
-    from s3dlio_ray.runner import RunContext
 
 Check = Callable[[memoryview], None]
 """Called with a GET's body while it is still valid (the store may reuse the buffer after)."""
@@ -104,10 +102,45 @@ TransferFactory = Callable[[PhaseSpec, Sequence[str], PhaseControl, int], Transf
 """(spec, this share's keys, its control, the share's task id) -> the share's Transfer."""
 
 
+@dataclass(frozen=True)
+class PhaseOutcome:
+    """A transfer phase's result, and for a PUT the keys it stored (what the next phase reads)."""
+
+    result: PhaseResult
+    written: list[str] | None
+
+
+class Transfers(Protocol):
+    """What runs transfer phases for a run: the executor, over its engines."""
+
+    async def run_phase(self, spec: PhaseSpec, keys: Sequence[str]) -> PhaseOutcome: ...
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep, ending early if the run is interrupted."""
+        ...
+
+
+class Run(Protocol):
+    """What a step sees of the run it is part of (the runner's RunContext)."""
+
+    settings: Settings
+    client: S3Client
+    executor: Transfers
+    run_id: str
+    seed: int
+    bucket: str
+    keys: Sequence[str]
+    bucket_created: bool
+    phases: list[PhaseResult]
+    cleanup: CleanupResult | None
+
+    def settings_for(self, index: int) -> Settings: ...
+
+
 class Step(Protocol):
     """One entry of a workload's `phases`, run by the driver."""
 
-    async def run(self, run: RunContext, index: int) -> None: ...
+    async def run(self, run: Run, index: int) -> None: ...
 
 
 def is_timed(phases: Sequence[Phase], index: int, duration_s: float | None) -> bool:
@@ -125,7 +158,7 @@ class TransferStep:
     def __init__(self, phase: Phase) -> None:
         self.phase = phase
 
-    async def run(self, run: RunContext, index: int) -> None:
+    async def run(self, run: Run, index: int) -> None:
         settings = run.settings_for(index)
         timed = is_timed(run.settings.phase_names, index, settings.duration_s)
         spec = PhaseSpec(

@@ -5,14 +5,11 @@ other phases, even when one of them failed."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
+from s3dlio_ray.phases.base import Run
 from s3dlio_ray.results import CleanupResult
 from s3dlio_ray.s3.client import S3Client
 from s3dlio_ray.workload import run_prefix
-
-if TYPE_CHECKING:
-    from s3dlio_ray.runner import RunContext
 
 
 async def cleanup(client: S3Client, bucket: str, prefix: str, remove_bucket: bool) -> CleanupResult:
@@ -31,7 +28,7 @@ async def cleanup(client: S3Client, bucket: str, prefix: str, remove_bucket: boo
 
 
 class Cleanup:
-    async def run(self, run: RunContext, index: int) -> None:
+    async def run(self, run: Run, index: int) -> None:
         settings = run.settings
         remove = settings.remove_bucket == "always" or (
             settings.remove_bucket == "created" and run.bucket_created

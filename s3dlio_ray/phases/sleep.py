@@ -3,14 +3,11 @@ endpoint settle (or its caches cool) before the next operation."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from s3dlio_ray.runner import RunContext
+from s3dlio_ray.phases.base import Run
 
 
 class Sleep:
-    async def run(self, run: RunContext, index: int) -> None:
+    async def run(self, run: Run, index: int) -> None:
         await run.executor.pause(run.settings_for(index).sleep_s)
 
 

@@ -1,0 +1,229 @@
+"""The engine's one run loop, admission, and the executor's reassignment, without Ray or a server.
+
+`MemoryStore` is an ObjectStore (the interface the engine takes) that keeps objects in a dict, so
+these tests see exactly which operations the loop started and in what state it left the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from s3dlio_ray.control import Admission, PhaseControl
+from s3dlio_ray.engine import Engine
+from s3dlio_ray.executor import EngineHost, LocalWorker, PhaseExecutor
+from s3dlio_ray.phases.base import PhaseSpec
+from s3dlio_ray.results import EndedBy, Phase
+from s3dlio_ray.s3.errors import S3Error
+from s3dlio_ray.sizes import ObjectSizes
+from s3dlio_ray.tuning.pacing import RateLimit
+from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy, Mode
+from s3dlio_ray.workload import ObjectData
+
+SIZES = ObjectSizes.fixed(1000)
+FIXED = ConcurrencyPolicy(Mode.FIXED, 4)
+
+
+class MemoryStore:
+    """Objects in a dict; `refuse` maps a key to the S3 error code its requests get."""
+
+    endpoint = "memory://"
+
+    def __init__(self, refuse: dict[str, str] | None = None, delay_s: float = 0.0) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.refuse = refuse or {}
+        self.delay_s = delay_s
+        self.on_retry = None
+
+    async def _enter(self, op: str, key: str) -> None:
+        self.calls.append((op, key))
+        await asyncio.sleep(self.delay_s)
+        if key in self.refuse:
+            raise S3Error(op, key, 403, self.refuse[key])
+
+    async def put(self, bucket, key, size, data, gate):
+        await self._enter("put", key)
+        self.objects[key] = data.content(key, size)
+
+    async def get(self, bucket, key, size, gate, check):
+        await self._enter("get", key)
+        body = self.objects.get(key)
+        if body is None:
+            raise S3Error("GetObject", key, 404, "NoSuchKey")
+        if check is not None:
+            check(memoryview(body))
+        return len(body), 0.0
+
+    async def stat(self, bucket, key):
+        await self._enter("stat", key)
+
+    async def delete(self, bucket, key):
+        await self._enter("delete", key)
+        self.objects.pop(key, None)
+
+    async def aclose(self):
+        pass
+
+
+def spec(phase: Phase, **options) -> PhaseSpec:
+    return PhaseSpec(phase, "bucket", SIZES, 7, **options)
+
+
+def keys(n: int) -> list[str]:
+    return [f"k{i:03d}" for i in range(n)]
+
+
+def test_put_then_get_stores_exact_content_and_verifies_every_object():
+    store = MemoryStore()
+    engine = Engine(store, lambda phase: FIXED)
+
+    async def main():
+        put = await engine.run_share(spec(Phase.PUT), keys(40))
+        get = await engine.run_share(spec(Phase.GET), keys(40))
+        return put, get
+
+    put, get = asyncio.run(main())
+    data = ObjectData(7)
+    assert store.objects == {k: data.content(k, 1000) for k in keys(40)}
+    assert (put.stats.ops, put.stats.bytes, put.dispatched, put.ended_by) == (
+        40,
+        40_000,
+        40,
+        EndedBy.KEYS,
+    )
+    assert (get.verified, get.verify_failures, get.stats.bytes) == (40, 0, 40_000)
+    assert put.peak_in_flight <= 4 and put.final_concurrency == 4
+    assert put.by_endpoint == {"memory://": put.stats}
+
+
+def test_a_wrong_object_is_a_verification_failure_not_a_pass():
+    store = MemoryStore()
+    engine = Engine(store, lambda phase: FIXED)
+    asyncio.run(engine.run_share(spec(Phase.PUT), keys(5)))
+    store.objects["k002"] = store.objects["k003"]
+    get = asyncio.run(engine.run_share(spec(Phase.GET), keys(5)))
+    assert (get.verified, get.verify_failures) == (4, 1)
+    assert list(get.failed) == ["k002"] and get.stats.errors == 1
+
+
+def test_an_error_for_one_key_is_counted_and_the_phase_goes_on():
+    store = MemoryStore()
+    engine = Engine(store, lambda phase: FIXED)
+    get = asyncio.run(engine.run_share(spec(Phase.GET), keys(10)))
+    assert get.stats.errors == 10 and len(get.failed) == 10
+    assert "NoSuchKey" in get.failed["k000"] and get.ended_by == EndedBy.KEYS
+
+
+def test_a_fatal_error_stops_starting_operations_and_is_raised():
+    store = MemoryStore(refuse={"k000": "AccessDenied"}, delay_s=0.01)
+    engine = Engine(store, lambda phase: FIXED)
+    with pytest.raises(S3Error, match="AccessDenied"):
+        asyncio.run(engine.run_share(spec(Phase.PUT), keys(200)))
+    assert len(store.calls) < 20
+    assert engine.snapshot() is None
+
+
+def test_stop_ends_a_timed_share_early_with_its_reason():
+    store = MemoryStore(delay_s=0.005)
+    engine = Engine(store, lambda phase: FIXED)
+
+    async def main():
+        running = asyncio.ensure_future(
+            engine.run_share(spec(Phase.GET, duration_s=30), keys(5), PhaseControl(30))
+        )
+        await asyncio.sleep(0.2)
+        snapshot = engine.snapshot()
+        engine.stop(EndedBy.INTERRUPTED)
+        return snapshot, await running
+
+    store.objects = {k: ObjectData(7).content(k, 1000) for k in keys(5)}
+    snapshot, get = asyncio.run(main())
+    assert snapshot.phase == Phase.GET and snapshot.stats.ops > 0
+    assert get.ended_by == EndedBy.INTERRUPTED and get.elapsed_s < 2
+    assert get.stats.ops == get.dispatched and get.verify_failures == 0
+
+
+def test_admission_paces_to_the_rate_and_stops_at_the_deadline():
+    async def main():
+        admission = Admission(PhaseControl(1.0, RateLimit("ops", 50)), lambda item: 1)
+        slots = asyncio.Semaphore(1000)
+
+        async def start(item):
+            slots.release()
+
+        return await admission.run(range(10_000), slots.acquire, slots.release, start)
+
+    started = time.perf_counter()
+    dispatched, ended_by = asyncio.run(main())
+    assert ended_by == EndedBy.DURATION
+    assert 40 <= dispatched <= 60 and time.perf_counter() - started < 1.5
+
+
+class Lost(Exception):
+    """What the test pool says a lost worker raises (Ray's RayActorError, in a real pool)."""
+
+
+class DyingWorker:
+    name, node = "n2/0", "n2"
+
+    async def run_share(self, task_id, spec, keys, control):
+        await asyncio.sleep(0.05)
+        raise Lost
+
+    async def snapshot(self):
+        return -1, None
+
+    def stop(self, task_id, reason):
+        pass
+
+    async def close(self):
+        pass
+
+
+class MemoryPool:
+    executor = "test"
+    lost = (Lost,)
+
+    def __init__(self, store):
+        self.workers = [
+            LocalWorker(EngineHost(lambda: Engine(store, lambda p: FIXED))) for _ in "ab"
+        ]
+        for index, worker in enumerate(self.workers):
+            worker.name, worker.node = f"n1/{index}", "n1"
+        self.workers.insert(1, DyingWorker())
+        self.node_cpus = {"n1": 2.0, "n2": 1.0}
+
+    async def close(self):
+        pass
+
+
+def test_a_lost_workers_share_is_redone_by_the_others_and_counted_once():
+    store = MemoryStore()
+    executor = PhaseExecutor(MemoryPool(store), tick_s=0.02)
+    outcome = asyncio.run(executor.run_phase(spec(Phase.PUT), keys(30)))
+    result = outcome.result
+    assert sorted(store.objects) == keys(30) and sorted(outcome.written) == keys(30)
+    assert result.objects == 30 and not result.failed
+    assert {a.actor for a in result.actors} == {"n1/0", "n1/1"}
+    assert sum(a.summary.objects for a in result.actors) == 30
+    rows = executor.telemetry.series
+    assert sum(row.ops for row in rows) == 30 and {row.node for row in rows} == {"n1"}
+
+
+def test_an_interrupted_executor_stops_its_shares():
+    store = MemoryStore(delay_s=0.01)
+    store.objects = {k: ObjectData(7).content(k, 1000) for k in keys(4)}
+    executor = PhaseExecutor(MemoryPool(store), tick_s=0.05)
+
+    async def main():
+        running = asyncio.ensure_future(executor.run_phase(spec(Phase.GET, duration_s=30), keys(4)))
+        await asyncio.sleep(0.3)
+        executor.interrupt()
+        return await running
+
+    result = asyncio.run(main()).result
+    assert executor.interrupted and result.ended_by == EndedBy.INTERRUPTED
+    assert result.elapsed_s < 3 and result.objects > 0 and not result.failed
