@@ -43,7 +43,10 @@ def load_settings(
 
 def _settings(workload: Workload, overrides: Mapping[str, Any]) -> Settings:
     if isinstance(workload, Settings):
-        settings = dataclasses.replace(workload, **overrides) if overrides else workload
+        # Settings were loaded with the environment already: apply only the overrides.
+        settings = (
+            _load_settings(workload.to_dict(), overrides, environ={}) if overrides else workload
+        )
     else:
         settings = _load_settings(workload, overrides)
     if settings.run_id is None:

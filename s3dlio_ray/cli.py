@@ -12,12 +12,15 @@ import logging
 import sys
 import time
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from s3dlio_ray import __version__
 from s3dlio_ray.errors import S3DlioRayError
+
+if TYPE_CHECKING:
+    from s3dlio_ray.telemetry import Progress
 
 NO_FLAG = ("name", "mix", "configurations")
 """Keys set only in the workload file or with --set (they are lists or mappings)."""
@@ -99,7 +102,7 @@ class _ProgressLine:
         self._log_every = log_every_s
         self._last_log = 0.0
 
-    def __call__(self, progress: Any) -> None:
+    def __call__(self, progress: Progress) -> None:
         nodes = "  ".join(f"{node} {gbps:.2f}" for node, gbps in progress.node_gbps.items())
         text = (
             f"{progress.phase}: {progress.done}{'' if self._total is None else f'/{self._total}'} "

@@ -152,10 +152,6 @@ class ShareResult:
     by_op: Mapping[str, OpStats] = field(default_factory=dict)
     by_endpoint: Mapping[str, OpStats] = field(default_factory=dict)
 
-    @property
-    def gbps(self) -> float:
-        return self.stats.bytes / self.elapsed_s / 1e9 if self.elapsed_s > 0 else 0.0
-
 
 @dataclass(frozen=True)
 class ActorResult:

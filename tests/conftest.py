@@ -19,16 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
+import jsonschema
 import pytest
 from botocore.config import Config
 
 from s3dlio_ray.config import Settings, load_settings
 from s3dlio_ray.embedded import EmbeddedS3, free_port
 from s3dlio_ray.engine import Engine
-from s3dlio_ray.results import ClusterInfo, Environment, PhaseResult, RunResult
+from s3dlio_ray.results import ClusterInfo, Environment, PhaseResult, RunResult, result_schema
 from s3dlio_ray.s3.client import ClientOptions, S3Client
 from s3dlio_ray.s3.retry import RetryPolicy
 from s3dlio_ray.s3.signing import Signer, StaticCredentials, resolve_credentials
+from s3dlio_ray.stats import OpStats
 from s3dlio_ray.store import S3Store
 from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy
 
@@ -108,6 +110,23 @@ def make_client(url: str, **options) -> S3Client:
 def make_engine(url: str, policy: ConcurrencyPolicy, **options) -> Engine:
     """This project's engine on the S3 client make_client builds, at `policy` for every phase."""
     return Engine(S3Store(make_client(url), 10 * 2**20), lambda phase: policy, **options)
+
+
+def recorded(ops: int, nbytes: int, latency_s: float = 0.01, errors: int = 0) -> OpStats:
+    """Statistics of `ops` operations moving `nbytes` in all, each taking `latency_s`."""
+    stats = OpStats(errors=errors)
+    for _ in range(ops):
+        stats.record(nbytes // max(ops, 1), latency_s)
+    return stats
+
+
+def valid_result(doc: dict) -> RunResult:
+    """A result document as every test that writes one checks it: it follows the schema and
+    round-trips through the run model unchanged."""
+    jsonschema.validate(doc, result_schema())
+    result = RunResult.from_dict(doc)
+    assert result.to_dict() == doc
+    return result
 
 
 def result_of(*phases: PhaseResult) -> RunResult:

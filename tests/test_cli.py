@@ -10,12 +10,10 @@ import urllib.request
 import uuid
 
 import boto3
-import jsonschema
 import pytest
-from conftest import boto3_client, cli_env, headless, run_cli
+from conftest import boto3_client, cli_env, headless, run_cli, valid_result
 
 from s3dlio_ray.embedded import EmbeddedS3
-from s3dlio_ray.results import result_schema
 from s3dlio_ray.s3.signing import StaticCredentials
 
 
@@ -53,7 +51,7 @@ def test_quick_validation_scaled_down(moto_url, boto3_s3, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK" in proc.stdout
     result = json.loads(out.read_text())
-    jsonschema.validate(result, result_schema())
+    valid_result(result)
     put, get = result["phases"]
     assert (put["phase"], put["objects"], put["bytes"]) == ("put", 12, 12 * 2**20)
     assert (get["phase"], get["objects"], get["verified"], get["verify_failures"]) == (
@@ -282,7 +280,7 @@ def test_long_workload_at_reduced_scale_sleeps_between_phases(tmp_path):
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(out.read_text())
-    jsonschema.validate(result, result_schema())
+    valid_result(result)
     assert result["workload"] == "long"
     assert result["settings"]["phases"] == ["put", "sleep", "get", "sleep", "cleanup"]
     assert [p["phase"] for p in result["phases"]] == ["put", "get"]
@@ -318,7 +316,7 @@ def test_comprehensive_workload_runs_each_configuration_on_the_same_keys(
     docs = {}
     for name in ("baseline", "enhanced", "multi-process"):
         doc = json.loads((tmp_path / f"comp-{name}.json").read_text())
-        jsonschema.validate(doc, result_schema())
+        valid_result(doc)
         assert doc["configuration"] == name
         assert [p["phase"] for p in doc["phases"]] == ["put", "get"]
         assert doc["phases"][1]["verified"] == 9
@@ -373,7 +371,7 @@ def test_mixed_workload_keeps_its_mix_and_its_duration(moto_url, tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(out.read_text())
-    jsonschema.validate(result, result_schema())
+    valid_result(result)
     prefill, mixed = result["phases"]
     assert prefill["phase"] == "put" and prefill["objects"] == 40
     assert mixed["phase"] == "mixed" and mixed["errors"] == 0
@@ -415,7 +413,7 @@ def test_run_control_flags_reach_the_run(moto_url, tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(out.read_text())
-    jsonschema.validate(result, result_schema())
+    valid_result(result)
     put, get = result["phases"]
     for phase in (put, get):
         assert phase["ended_by"] == "duration" and abs(phase["elapsed_s"] - 2) < 1

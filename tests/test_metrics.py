@@ -2,17 +2,11 @@
 
 import urllib.request
 
+from conftest import recorded
 from prometheus_client.parser import text_string_to_metric_families
 
 from s3dlio_ray.metrics import MetricsExporter, MetricsView, histogram_buckets
-from s3dlio_ray.stats import LatencyHistogram, OpStats
-
-
-def stats(ops, nbytes, latency=0.01):
-    s = OpStats()
-    for _ in range(ops):
-        s.record(nbytes // max(ops, 1), latency)
-    return s
+from s3dlio_ray.stats import LatencyHistogram
 
 
 def test_prometheus_buckets_are_cumulative_and_end_with_the_count():
@@ -30,7 +24,7 @@ def test_prometheus_buckets_are_cumulative_and_end_with_the_count():
 
 def test_exporter_serves_per_node_series_on_loopback():
     view = MetricsView(
-        totals={("n1", "put"): stats(3, 300), ("n2", "put"): stats(1, 100)},
+        totals={("n1", "put"): recorded(3, 300), ("n2", "put"): recorded(1, 100)},
         rates={("n1", "put"): 1e9},
         concurrency=lambda: {"n1": (16, 5)},
         actors={"n1": 2, "n2": 2},

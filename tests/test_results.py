@@ -9,13 +9,12 @@ import re
 
 import jsonschema
 import pytest
-from conftest import ROOT, headless, result_of, run_cli
+from conftest import ROOT, headless, recorded, result_of, run_cli
 
 from s3dlio_ray.compare import compare
 from s3dlio_ray.html_report import render_html
 from s3dlio_ray.report import write_csv
 from s3dlio_ray.results import Phase, PhaseResult, RunResult, result_schema
-from s3dlio_ray.stats import OpStats
 
 
 def test_result_files_follow_the_schema_and_round_trip(scraped_run):
@@ -139,10 +138,7 @@ def test_report_of_something_else_is_one_clear_line(tmp_path):
 
 
 def phase(name, ops, nbytes, latency_s, errors=0):
-    stats = OpStats(errors=errors)
-    for _ in range(ops):
-        stats.record(nbytes // ops, latency_s)
-    return PhaseResult(Phase(name), 1.0, stats)
+    return PhaseResult(Phase(name), 1.0, recorded(ops, nbytes, latency_s, errors))
 
 
 def test_compare_by_hand():

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
+import pytest
 from conftest import TEST_CREDENTIALS, settings_for, stored_objects
 from proxy import TcpProxy
 
+from s3dlio_ray.build import build_engine
 from s3dlio_ray.launch import Target, execute
+from s3dlio_ray.phases.base import PhaseSpec
+from s3dlio_ray.results import Phase
+from s3dlio_ray.s3.errors import S3Error
+from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.workload import object_keys, run_prefix
 
 
@@ -130,3 +137,24 @@ def test_the_boto3_baseline_honours_duration_and_rate_limit(ray_cluster, moto_ur
         assert 30 * 0.6 <= phase.ops_per_s <= 30 * 1.1, phase.ops_per_s
     assert put.stats.ops > 10  # went on past its keys
     assert get.verified == get.stats.ops and get.verify_failures == 0
+
+
+@pytest.mark.parametrize("client", ["engine", "boto3"])
+def test_a_fatal_error_ends_the_phase_for_either_client(moto_url, client):
+    """Every PUT into a bucket that does not exist would fail: the share stops at the first
+    answer and says why, whether this project's client or boto3 sent the request."""
+    settings = settings_for("no-such-bucket-here", client=client, concurrency=2)
+    engine = build_engine(settings, moto_url, TEST_CREDENTIALS)
+    spec = PhaseSpec(Phase.PUT, "no-such-bucket-here", ObjectSizes.fixed(1024), 1)
+
+    async def main():
+        try:
+            return await engine.run_share(spec, [f"k{i}" for i in range(500)])
+        finally:
+            await engine.aclose()
+
+    started = time.perf_counter()
+    with pytest.raises(S3Error) as error:
+        asyncio.run(main())
+    assert error.value.code == "NoSuchBucket" and "\n" not in str(error.value)
+    assert time.perf_counter() - started < 5
