@@ -43,6 +43,10 @@ def phase_keys(op: Phase, keys: Sequence[str], control: PhaseControl) -> Iterabl
     return cycled_keys(keys) if op == Phase.PUT else itertools.cycle(keys)
 
 
+STOP_GRACE_S = 5.0
+"""How long operations in flight may go on after an error or an interruption stopped the phase."""
+
+
 class Admission:
     """Asked before each operation starts: wait for the rate limit, then say whether to stop."""
 
@@ -76,8 +80,13 @@ class Admission:
                 task = asyncio.ensure_future(start(item))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-            if tasks:
-                await asyncio.gather(*tasks)
+            if tasks and ended_by in (EndedBy.ERROR, EndedBy.INTERRUPTED):
+                _, late = await asyncio.wait(set(tasks), timeout=STOP_GRACE_S)
+                for task in late:
+                    task.cancel()
+            for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(outcome, Exception):
+                    raise outcome
         finally:
             for task in tasks:
                 task.cancel()

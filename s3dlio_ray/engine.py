@@ -101,12 +101,14 @@ def is_fatal(error: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class EngineSnapshot:
-    """The running share as it stands: cumulative since the share began."""
+    """The running share as it stands: cumulative since the share began; `fatal` once an error
+    every further request would hit has ended it."""
 
     phase: Phase
     stats: OpStats
     limit: int
     in_flight: int
+    fatal: str | None = None
 
 
 @dataclass
@@ -138,8 +140,13 @@ class Engine:
         live = self._live
         if live is None:
             return None
+        fatal = live.admission.fatal
         return EngineSnapshot(
-            live.phase, copy.deepcopy(live.stats), live.limiter.limit, live.limiter.in_flight
+            live.phase,
+            copy.deepcopy(live.stats),
+            live.limiter.limit,
+            live.limiter.in_flight,
+            None if fatal is None else str(fatal),
         )
 
     def stop(self, reason: EndedBy = EndedBy.AUTOTERM) -> None:
@@ -167,8 +174,8 @@ class Engine:
 
     async def run(self, transfer: Transfer, control: PhaseControl) -> ShareResult:
         """Start the transfer's operations while the limiter has room, until they run out, the
-        duration ends, a stop is asked for, or an error says every request would fail; then
-        raise that error, or answer what the share did."""
+        duration ends, a stop is asked for, or an error says every request would fail (`fatal`
+        in the answer); answer what the share did."""
         phase = transfer.phase
         controller = ConcurrencyController(self._policy_for(phase))
         start_concurrency = controller.limit
@@ -201,8 +208,6 @@ class Engine:
         finally:
             ticker.cancel()
             self._live = None
-        if admission.fatal is not None:
-            raise admission.fatal
         outcome = transfer.outcome()
         return ShareResult(
             phase=phase,
@@ -219,6 +224,7 @@ class Engine:
             peak_in_flight=limiter.peak_in_flight,
             by_op=outcome.by_op,
             by_endpoint={self.store.endpoint: stats},
+            fatal=None if admission.fatal is None else str(admission.fatal),
         )
 
     async def _adapt(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import socket
@@ -186,6 +187,8 @@ class PhaseExecutor:
         self.gathers = 0
         self._interrupted = asyncio.Event()
         self._running: list[_Task] = []
+        self._stopped_by: EndedBy | None = None
+        self._fatal: str | None = None
 
     @property
     def nodes(self) -> list[str]:
@@ -201,8 +204,7 @@ class PhaseExecutor:
         """Stop the running phase's shares (what is in flight finishes and counts) and mark the
         run interrupted, so no further transfer phase starts."""
         self._interrupted.set()
-        for task in self._running:
-            task.worker.stop(task.task_id, EndedBy.INTERRUPTED)
+        self._stop_all(EndedBy.INTERRUPTED)
 
     @property
     def interrupted(self) -> bool:
@@ -229,14 +231,20 @@ class PhaseExecutor:
         return tasks
 
     async def run_phase(self, spec: PhaseSpec, keys: Sequence[str]) -> PhaseOutcome:
+        """Run the phase over all `keys`. An error every request would hit, in any share, stops
+        every share (what they did is kept) and is the outcome's `fatal`; a share that failed
+        otherwise stops the others too, and its exception is raised once they have stopped."""
         phase = spec.phase
         if not self._live():
             raise S3DlioRayError(f"{phase}: no transfer actor is left alive in the cluster")
         started = time.perf_counter()
+        self._fatal = None
+        self._stopped_by = EndedBy.INTERRUPTED if self.interrupted else None
         tasks = self._running = self._spread(spec, keys, started)
         written: list[str] = []
         parts: list[tuple[str, str, ShareResult]] = []
         unassigned: dict[str, str] = {}
+        broken: BaseException | None = None
         watcher = asyncio.ensure_future(self._watch(spec, tasks))
         try:
             while tasks:
@@ -247,22 +255,50 @@ class PhaseExecutor:
                         result = task.future.result()
                     except self.pool.lost as exc:
                         tasks += self._reassign(task, spec, started, exc, unassigned)
-                        if self.interrupted:
-                            self.interrupt()
+                        self._stop_again()
+                        continue
+                    except S3DlioRayError as exc:
+                        self._fail(str(exc))
+                        continue
+                    except Exception as exc:
+                        broken = broken or exc
+                        self._stop_all(EndedBy.ERROR)
                         continue
                     worker = task.worker
                     self.telemetry.totals.finish(task.task_id, worker.node, phase, result.stats)
                     if phase == Phase.PUT:
                         written += successful_writes(task.keys, result)
                     parts.append((worker.name, worker.node, result))
+                    if result.fatal:
+                        self._fail(result.fatal)
         finally:
             watcher.cancel()
             for task in tasks:
                 task.future.cancel()
             self._running = []
+        if broken is not None:
+            raise broken
         self.telemetry.sample(phase)
         merged = PhaseResult.merge(phase, time.perf_counter() - started, parts, unassigned)
-        return PhaseOutcome(merged, written if phase == Phase.PUT else None)
+        if self._fatal is not None:
+            merged = dataclasses.replace(merged, ended_by=EndedBy.ERROR)
+        return PhaseOutcome(merged, written if phase == Phase.PUT else None, self._fatal)
+
+    def _fail(self, message: str) -> None:
+        """The phase's first fatal error: every other share stops too."""
+        if self._fatal is None:
+            self._fatal = message
+            self._stop_all(EndedBy.ERROR)
+
+    def _stop_all(self, reason: EndedBy) -> None:
+        self._stopped_by = self._stopped_by or reason
+        for task in self._running:
+            task.worker.stop(task.task_id, reason)
+
+    def _stop_again(self) -> None:
+        """Shares started after a stop (a lost worker's, reassigned) stop as well."""
+        if self._stopped_by is not None:
+            self._stop_all(self._stopped_by)
 
     def _reassign(
         self,
@@ -311,11 +347,12 @@ class PhaseExecutor:
                     continue
                 task_id, snapshot = reply
                 self.telemetry.totals.observe(task_id, task.worker.node, snapshot)
+                if snapshot is not None and snapshot.fatal:
+                    self._fail(snapshot.fatal)
             rate = self.telemetry.sample(phase)
             if detector is not None and detector.add(time.perf_counter() - started, rate):
                 detector = None
-                for task in tasks:
-                    task.worker.stop(task.task_id, EndedBy.AUTOTERM)
+                self._stop_all(EndedBy.AUTOTERM)
             self.gather_cpu_s += time.process_time() - cpu0
             self.gathers += 1
             if self.on_progress is not None:

@@ -135,7 +135,8 @@ class ConcurrencySample:
 @dataclass(frozen=True)
 class ShareResult:
     """What one engine did with its share of a phase: what the engine returns and an actor
-    sends back. `dispatched`: operations started (a timed PUT's written keys follow from it)."""
+    sends back, also when an error ended it (`fatal`), so nothing measured is lost.
+    `dispatched`: operations started (a timed PUT's written keys follow from it)."""
 
     phase: Phase
     elapsed_s: float
@@ -151,6 +152,8 @@ class ShareResult:
     peak_in_flight: int = 0
     by_op: Mapping[str, OpStats] = field(default_factory=dict)
     by_endpoint: Mapping[str, OpStats] = field(default_factory=dict)
+    fatal: str | None = None
+    """The error every further request would have hit too, which ended the share."""
 
 
 @dataclass(frozen=True)

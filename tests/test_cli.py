@@ -189,7 +189,7 @@ def authenticating_moto():
     with EmbeddedS3() as server:
         request = urllib.request.Request(
             f"{server.url}/moto-api/reset-auth",
-            data=b"4",
+            data=b"7",
             method="POST",
             headers={"Content-Type": "text/plain"},
         )
@@ -213,11 +213,30 @@ def authenticating_moto():
             ),
         )
         key = iam.create_access_key(UserName="runner")["AccessKey"]
-        yield server.url, StaticCredentials(key["AccessKeyId"], key["SecretAccessKey"])
+        iam.create_user(UserName="reader")
+        iam.put_user_policy(
+            UserName="reader",
+            PolicyName="s3-but-put",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+                        {"Effect": "Deny", "Action": "s3:PutObject", "Resource": "*"},
+                    ],
+                }
+            ),
+        )
+        reader = iam.create_access_key(UserName="reader")["AccessKey"]
+        yield (
+            server.url,
+            StaticCredentials(key["AccessKeyId"], key["SecretAccessKey"]),
+            StaticCredentials(reader["AccessKeyId"], reader["SecretAccessKey"]),
+        )
 
 
 def test_sigv4_with_correct_credentials_works(authenticating_moto, tmp_path):
-    url, creds = authenticating_moto
+    url, creds, _ = authenticating_moto
     env = cli_env(
         AWS_ACCESS_KEY_ID=creds.access_key_id, AWS_SECRET_ACCESS_KEY=creds.secret_access_key
     )
@@ -238,7 +257,7 @@ def test_sigv4_with_correct_credentials_works(authenticating_moto, tmp_path):
 
 
 def test_sigv4_wrong_secret_is_one_clear_line_and_never_printed(authenticating_moto, tmp_path):
-    url, creds = authenticating_moto
+    url, creds, _ = authenticating_moto
     wrong = "WrongSecret" + creds.secret_access_key[:8]
     env = cli_env(AWS_ACCESS_KEY_ID=creds.access_key_id, AWS_SECRET_ACCESS_KEY=wrong)
     out = tmp_path / "bad.json"
@@ -256,6 +275,43 @@ def test_sigv4_wrong_secret_is_one_clear_line_and_never_printed(authenticating_m
     for text in (proc.stdout, proc.stderr, out.read_text()):
         assert wrong not in text
         assert creds.secret_access_key not in text
+
+
+def test_a_fatal_error_in_the_actors_is_one_line_and_keeps_the_result(
+    authenticating_moto, ray_cluster, tmp_path
+):
+    """A user who may read, list and delete but not PUT: every actor on three nodes stops, the
+    result is written with the error, and the run says so in one line."""
+    url, admin, reader = authenticating_moto
+    bucket = f"shared-{uuid.uuid4().hex[:8]}"
+    boto3_client(url, admin).create_bucket(Bucket=bucket)
+    env = cli_env(
+        AWS_ACCESS_KEY_ID=reader.access_key_id,
+        AWS_SECRET_ACCESS_KEY=reader.secret_access_key,
+        RAY_ADDRESS=ray_cluster.address,
+    )
+    out = tmp_path / "denied.json"
+    proc = run_quick(
+        "--endpoint",
+        url,
+        "--bucket",
+        bucket,
+        "--objects",
+        "30",
+        "--object-size",
+        "64KiB",
+        "--output",
+        str(out),
+        env=env,
+    )
+    line = assert_one_line_error(proc, 1)
+    assert "AccessDenied" in line and f"s3://{bucket}/s3dlio-ray/" in line
+    result = valid_result(json.loads(out.read_text()))
+    assert not result.ok and result.error == line.removeprefix("s3dlio-ray: error: ")
+    (put,) = result.phases
+    assert put.ended_by == "error" and put.errors >= 1 and len(result.cluster.nodes) == 3
+    assert result.cleanup is not None and not result.cleanup.failed
+    assert "Traceback" not in proc.stdout + proc.stderr
 
 
 def test_long_workload_at_reduced_scale_sleeps_between_phases(tmp_path):

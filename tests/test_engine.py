@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
+from conftest import recorded
 
 from s3dlio_ray.control import Admission, PhaseControl
 from s3dlio_ray.engine import Engine
 from s3dlio_ray.executor import EngineHost, LocalWorker, PhaseExecutor
 from s3dlio_ray.phases.base import PhaseSpec
-from s3dlio_ray.results import EndedBy, Phase
+from s3dlio_ray.results import EndedBy, Phase, ShareResult
 from s3dlio_ray.s3.errors import S3Error
 from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.tuning.pacing import RateLimit
@@ -117,12 +117,13 @@ def test_an_error_for_one_key_is_counted_and_the_phase_goes_on():
     assert "NoSuchKey" in get.failed["k000"] and get.ended_by == EndedBy.KEYS
 
 
-def test_a_fatal_error_stops_starting_operations_and_is_raised():
-    store = MemoryStore(refuse={"k000": "AccessDenied"}, delay_s=0.01)
+def test_a_fatal_error_stops_starting_operations_and_keeps_what_was_measured():
+    store = MemoryStore(refuse={"k003": "AccessDenied"}, delay_s=0.01)
     engine = Engine(store, lambda phase: FIXED)
-    with pytest.raises(S3Error, match="AccessDenied"):
-        asyncio.run(engine.run_share(spec(Phase.PUT), keys(200)))
-    assert len(store.calls) < 20
+    put = asyncio.run(engine.run_share(spec(Phase.PUT), keys(200)))
+    assert put.ended_by == EndedBy.ERROR and "AccessDenied" in put.fatal and "k003" in put.fatal
+    assert put.dispatched == len(store.calls) < 20
+    assert put.stats.ops == len(store.objects) >= 3 and list(put.failed) == ["k003"]
     assert engine.snapshot() is None
 
 
@@ -227,3 +228,34 @@ def test_an_interrupted_executor_stops_its_shares():
     result = asyncio.run(main()).result
     assert executor.interrupted and result.ended_by == EndedBy.INTERRUPTED
     assert result.elapsed_s < 3 and result.objects > 0 and not result.failed
+
+
+class FailingWorker(DyingWorker):
+    """A share that ends on an error every request would hit, after a little work."""
+
+    name, node = "n2/0", "n2"
+
+    async def run_share(self, task_id, spec, keys, control):
+        await asyncio.sleep(0.2)
+        return ShareResult(
+            spec.phase,
+            0.2,
+            recorded(2, 2000),
+            EndedBy.ERROR,
+            3,
+            {keys[2]: "denied"},
+            fatal="PutObject s3://bucket/k: AccessDenied (403)",
+        )
+
+
+def test_a_fatal_share_stops_every_other_share_and_its_work_is_kept():
+    store = MemoryStore(delay_s=0.01)
+    pool = MemoryPool(store)
+    pool.workers[1] = FailingWorker()
+    executor = PhaseExecutor(pool, tick_s=0.05)
+    outcome = asyncio.run(executor.run_phase(spec(Phase.PUT, duration_s=30), keys(30)))
+    assert outcome.fatal.startswith("PutObject s3://bucket/k: AccessDenied")
+    result = outcome.result
+    assert result.ended_by == EndedBy.ERROR and result.elapsed_s < 3
+    assert {a.actor for a in result.actors} == {"n1/0", "n1/1", "n2/0"}
+    assert result.objects == len(store.objects) + 2

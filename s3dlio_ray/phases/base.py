@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from s3dlio_ray.config import Settings
 from s3dlio_ray.control import PhaseControl
+from s3dlio_ray.errors import S3DlioRayError
 from s3dlio_ray.results import CleanupResult, Phase, PhaseResult
 from s3dlio_ray.s3.client import PartGate, S3Client
 from s3dlio_ray.sizes import ObjectSizes
@@ -104,10 +105,12 @@ TransferFactory = Callable[[PhaseSpec, Sequence[str], PhaseControl, int], Transf
 
 @dataclass(frozen=True)
 class PhaseOutcome:
-    """A transfer phase's result, and for a PUT the keys it stored (what the next phase reads)."""
+    """A transfer phase's result; for a PUT the keys it stored (what the next phase reads); the
+    error that ended it, when one did."""
 
     result: PhaseResult
     written: list[str] | None
+    fatal: str | None = None
 
 
 class Transfers(Protocol):
@@ -177,3 +180,5 @@ class TransferStep:
         run.phases.append(outcome.result)
         if outcome.written is not None:
             run.keys = outcome.written
+        if outcome.fatal is not None:
+            raise S3DlioRayError(outcome.fatal)

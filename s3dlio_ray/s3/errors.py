@@ -59,6 +59,11 @@ class S3Error(S3DlioRayError):
         hint = _HINTS.get(code) or message or "the endpoint refused the request"
         super().__init__(f"{operation} {resource}: {code or status} ({status}): {hint}")
 
+    def __reduce__(self) -> tuple[type[S3Error], tuple[str, str, int, str, str]]:
+        """Pickle with the fields (an actor's error crosses Ray to the driver intact)."""
+        args = (self.operation, self.resource, self.status, self.code, self.server_message)
+        return (type(self), args)
+
     @property
     def retryable(self) -> bool:
         return self.status in RETRYABLE_STATUSES or self.code in RETRYABLE_CODES
