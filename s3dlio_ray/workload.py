@@ -108,12 +108,27 @@ class ObjectData:
         position = 0
         for source, start, n in self._spans(key, 0, size):
             # bytes.startswith compares a buffer at an offset with memcmp and copies nothing.
-            if not source.startswith(body[position : position + n], start):
+            chunk = body[position : position + n]
+            if not source.startswith(chunk, start):
+                at = _first_difference(source, start, chunk)
                 raise VerificationError(
-                    f"{key}: content differs from what was written in bytes "
-                    f"{position}..{position + n - 1}"
+                    f"{key}: byte {position + at} differs from what was written "
+                    f"(read 0x{chunk[at]:02x}, expected 0x{source[start + at]:02x})"
                 )
             position += n
+
+
+def _first_difference(source: bytes, start: int, chunk: memoryview) -> int:
+    """The first index where `chunk` differs from `source[start:]`, found by halving with memcmp
+    (a failure path: it never runs on a good object)."""
+    lo, hi = 0, len(chunk)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if source.startswith(chunk[lo:mid], start + lo):
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def cycled_keys(share: Sequence[str]) -> Iterator[str]:

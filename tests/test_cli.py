@@ -149,7 +149,7 @@ def test_corrupted_object_is_reported_as_a_verification_failure(
     out = tmp_path / "get.json"
     proc = run_quick(*common, "--phases", "get,cleanup", "--output", str(out))
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert f"{victim}: content differs from what was written" in proc.stdout
+    assert f"{victim}: byte 40000 differs from what was written" in proc.stdout
     result = json.loads(out.read_text())
     get = result["phases"][0]
     assert (get["verified"], get["verify_failures"]) == (4, 1)

@@ -290,3 +290,72 @@ def test_connection_reset_mid_response_is_retried():
     got, events = asyncio.run(main())
     assert got == body
     assert len(attempts) == 2 and events == [("GetObject", False)]
+
+
+def range_server(body: bytes, short_answers: int):
+    """A real HTTP server for one object that answers its first `short_answers` ranged GETs with
+    half the bytes asked for (a valid-looking 206), and every later one exactly."""
+    answered = []
+
+    async def handler(reader, writer):
+        while True:
+            try:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            start, end = map(int, head.split("Range: bytes=")[1].split("\r\n")[0].split("-"))
+            end = min(end, len(body) - 1)
+            if len(answered) < short_answers:
+                end = start + (end - start) // 2
+            answered.append((start, end))
+            part = body[start : end + 1]
+            writer.write(
+                b"HTTP/1.1 206 Partial Content\r\nContent-Length: %d\r\n"
+                b"Content-Range: bytes %d-%d/%d\r\n\r\n%s"
+                % (len(part), start, end, len(body), part)
+            )
+            await writer.drain()
+        writer.close()
+
+    return handler, answered
+
+
+@pytest.mark.parametrize("short_answers", [1, 3])
+def test_a_short_range_is_retried_never_padded(short_answers):
+    body = bytes(range(256)) * 200  # 51,200 bytes: a first range and two more of 20,000
+    handler, answered = range_server(body, short_answers)
+
+    async def main():
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = make_client(f"http://127.0.0.1:{port}", retry=RetryPolicy(5, 0.001, 0.01))
+        stale = bytearray(b"\xee" * len(body))  # a reused buffer: must never show through
+        try:
+            return await client.get_object_ranged("b", "k", 20_000, lambda n: stale)
+        finally:
+            await client.aclose()
+            server.close()
+
+    result = asyncio.run(main())
+    assert bytes(result.body) == body
+    assert len(answered) == 3 + short_answers
+    assert answered[:short_answers] == [(0, 9_999)] * short_answers
+
+
+def test_a_range_that_stays_short_is_an_error_naming_the_key():
+    handler, _ = range_server(bytes(1000), short_answers=100)
+
+    async def main():
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = make_client(f"http://127.0.0.1:{port}", retry=RetryPolicy(3, 0.001, 0.01))
+        try:
+            await client.get_object("b", "k", byte_range=(0, 499))
+        finally:
+            await client.aclose()
+            server.close()
+
+    with pytest.raises(
+        S3Error, match=r"s3://b/k: IncompleteBody .* asked bytes 0-499, got bytes 0-249"
+    ):
+        asyncio.run(main())

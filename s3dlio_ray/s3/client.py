@@ -6,10 +6,11 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import re
 import ssl
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
@@ -418,11 +419,28 @@ class S3Client:
         into: bytearray | memoryview | None = None,
         byte_range: tuple[int, int] | None = None,
     ) -> GetResult:
-        """GET the object (or `byte_range`, inclusive bounds) into `into` when it fits."""
+        """GET the object (or `byte_range`, inclusive bounds) into `into` when it fits.
+
+        A ranged answer that is not exactly the bytes asked for (short, shifted, or without its
+        Content-Range) is retried like a failed request, and never handed on as data.
+        """
         headers = {}
         if byte_range is not None:
             headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
-        response = await self._send("GetObject", "GET", bucket, key, headers=headers, into=into)
+        policy = self.options.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            response = await self._send("GetObject", "GET", bucket, key, headers=headers, into=into)
+            wrong = wrong_range(response.status, response.headers, len(response.body), byte_range)
+            if wrong is None:
+                break
+            if attempt >= policy.max_attempts:
+                raise S3Error(
+                    "GetObject", f"s3://{bucket}/{key}", response.status, "IncompleteBody", wrong
+                )
+            self._retrying("GetObject", False)
+            await asyncio.sleep(policy.delay(attempt))
         size = len(response.body)
         content_range = response.headers.get("content-range", "")
         if response.status == 206 and "/" in content_range:
@@ -469,14 +487,6 @@ class S3Client:
                         into=view[offset : offset + length],
                         byte_range=(offset, offset + length - 1),
                     )
-                    if len(part.body) != length:
-                        raise S3Error(
-                            "GetObject",
-                            f"s3://{bucket}/{key}",
-                            206,
-                            "InvalidRange",
-                            f"asked {length} bytes at {offset}, got {len(part.body)}",
-                        )
                     if part.body.obj is not view.obj:
                         view[offset : offset + length] = part.body
             finally:
@@ -577,6 +587,27 @@ class S3Client:
         for transport in self._transports.values():
             await transport.aclose()
         self._transports.clear()
+
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+def wrong_range(
+    status: int, headers: Mapping[str, str], length: int, asked: tuple[int, int] | None
+) -> str | None:
+    """What is wrong with the answer to a GET of bytes `asked`, or None when it is exactly those
+    bytes (or, from a store that ignores Range with 200, the whole object from byte 0)."""
+    if asked is None or (status == 200 and asked[0] == 0):
+        return None
+    start, end = asked
+    match = _CONTENT_RANGE.fullmatch(headers.get("content-range", "").strip())
+    if status != 206 or match is None:
+        return f"asked bytes {start}-{end}, got status {status} without a byte range"
+    first, last, total = int(match[1]), int(match[2]), match[3]
+    expected_last = min(end, int(total) - 1) if total.isdigit() else end
+    if first != start or last != expected_last or length != last - first + 1:
+        return f"asked bytes {start}-{end}, got bytes {first}-{last} ({length} bytes) of {total}"
+    return None
 
 
 def _xml_escape(text: str) -> str:
