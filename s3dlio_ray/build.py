@@ -45,6 +45,7 @@ def build_client(
         timeout_s=settings.timeout_s,
         retry=RetryPolicy(max_attempts=settings.max_attempts),
         ca_bundle=settings.ca_bundle,
+        insecure=settings.insecure,
     )
     return S3Client(options, signer)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -25,8 +26,8 @@ from s3dlio_ray.errors import ConfigError
 from s3dlio_ray.results import Phase
 from s3dlio_ray.sizes import DISTRIBUTIONS, ObjectSizes
 from s3dlio_ray.tuning.pacing import RateLimit
-from s3dlio_ray.tuning.parts import MAX_PART_SIZE, MIB, MIN_PART_SIZE
-from s3dlio_ray.tuning.profiles import PROFILES
+from s3dlio_ray.tuning.parts import MAX_OBJECT_SIZE, MAX_PART_SIZE, MIB, MIN_PART_SIZE
+from s3dlio_ray.tuning.profiles import PROFILES, is_aws_endpoint
 from s3dlio_ray.units import parse_size
 
 log = logging.getLogger(__name__)
@@ -294,13 +295,19 @@ def _object_sizes(value: Any) -> ObjectSizes:
         if not sep:
             raise ValueError(shape)
     else:
-        return ObjectSizes.fixed(_size(value))
+        return _at_most_5_tib(ObjectSizes.fixed(_size(value)))
     distribution = str(distribution).strip().lower()
     if distribution == "fixed":
-        return ObjectSizes.fixed(_size(low))
+        return _at_most_5_tib(ObjectSizes.fixed(_size(low)))
     if low is None or high is None:
         raise ValueError(shape)
-    return ObjectSizes(distribution, _size(low), _size(high))
+    return _at_most_5_tib(ObjectSizes(distribution, _size(low), _size(high)))
+
+
+def _at_most_5_tib(sizes: ObjectSizes) -> ObjectSizes:
+    if sizes.largest > MAX_OBJECT_SIZE:
+        raise ValueError("an S3 object is at most 5 TiB")
+    return sizes
 
 
 def _op_log(value: Any) -> str:
@@ -316,10 +323,27 @@ def _rate_limit(value: Any) -> RateLimit:
     return RateLimit.parse(_parse_str(value))
 
 
+class SecretValue(ValueError):
+    """A refused value that may hold a secret: the refusal never repeats it."""
+
+
 def _endpoint(value: Any) -> str:
     text = _parse_str(value).strip().rstrip("/")
+    shape = "expected an http:// or https:// URL such as http://127.0.0.1:9000"
     if not re.match(r"^https?://[^/\s]+$", text):
-        raise ValueError("expected an http:// or https:// URL such as http://127.0.0.1:9000")
+        raise ValueError(shape)
+    parts = urlsplit(text)
+    if "@" in parts.netloc:
+        raise SecretValue(
+            "credentials do not belong in the URL: give them as AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or a profile)"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (port is not None and not 1 <= port <= 65535) or not parts.hostname:
+        raise ValueError(f"{shape}, with a port in 1..65535")
     return text
 
 
@@ -328,6 +352,17 @@ def _bucket(value: Any) -> str:
     if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", text):
         raise ValueError("expected 3-63 lowercase letters, digits, dots and hyphens")
     return text
+
+
+def aws_bucket_name_problem(name: str) -> str | None:
+    """What AWS S3's naming rules refuse in a name the plain pattern allows, or None."""
+    if ".." in name or ".-" in name or "-." in name:
+        return "no two dots in a row, and no dot beside a hyphen"
+    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name):
+        return "not formatted as an IP address"
+    if name.startswith(("xn--", "sthree-")) or name.endswith(("-s3alias", "--ol-s3")):
+        return "no reserved prefix (xn--, sthree-) or suffix (-s3alias, --ol-s3)"
+    return None
 
 
 def _choice(*allowed: str) -> Callable[[Any], str]:
@@ -486,7 +521,23 @@ class Settings:
         None, _optional(_parse_str), "transport", "AWS profile for credentials"
     )
     ca_bundle: str | None = setting(
-        None, _optional(_parse_str), "transport", "CA certificates (PEM) for https:// endpoints"
+        None,
+        _optional(_parse_str),
+        "transport",
+        "CA certificates (PEM) for https:// endpoints",
+        env=("AWS_CA_BUNDLE",),
+    )
+    insecure: bool = setting(
+        False,
+        _parse_bool,
+        "transport",
+        "do not verify the endpoint's TLS certificate (a lab endpoint with a self-signed one)",
+    )
+    allow_http: bool = setting(
+        False,
+        _parse_bool,
+        "transport",
+        "allow plain http:// to an AWS endpoint (bodies would cross the network unencrypted)",
     )
     http2: bool = setting(
         False,
@@ -638,6 +689,8 @@ def _apply(values: dict[str, Any], raw: Mapping[str, Any], source: str) -> None:
             raise ConfigError(f"{source}: unknown key {key!r}; allowed keys: {allowed}")
         try:
             values[key] = parse(value)
+        except SecretValue as exc:
+            raise ConfigError(f"{source}: {key}: {exc}") from None
         except ValueError as exc:
             raise ConfigError(f"{source}: {key}: {exc} (got {value!r})") from None
 
@@ -688,6 +741,15 @@ def _check(settings: Settings) -> None:
             raise ConfigError("phases: mixed runs for a time: set duration_s (--duration SECONDS)")
     if settings.op_log and settings.client == Client.BOTO3:
         raise ConfigError("op_log: the boto3 baseline keeps no op-log; set client: engine")
+    aws = settings.endpoint is not None and is_aws_endpoint(settings.endpoint)
+    if aws and settings.endpoint.startswith("http://") and not settings.allow_http:
+        raise ConfigError(
+            "endpoint: plain http:// to AWS sends every object unencrypted: use https://, or "
+            "set allow_http: true"
+        )
+    problem = aws_bucket_name_problem(settings.bucket) if settings.bucket else None
+    if problem and aws:
+        raise ConfigError(f"bucket: {settings.bucket!r} breaks AWS's naming rules: {problem}")
 
 
 def load_settings(
@@ -718,6 +780,15 @@ def load_settings(
             _check(replace(settings, **dict(configuration.overrides)))
         except ConfigError as exc:
             raise ConfigError(f"configuration {configuration.name!r}: {exc}") from None
+    problem = aws_bucket_name_problem(settings.bucket) if settings.bucket else None
+    if problem:
+        log.warning(
+            "bucket: %r breaks AWS's naming rules (%s); other stores may accept it",
+            settings.bucket,
+            problem,
+        )
+    if settings.insecure:
+        log.warning("insecure: the endpoint's TLS certificate is not verified")
     if settings.io_uring:
         log.warning(
             "io_uring: S3DLIO_ENABLE_IO_URING has no effect (removed upstream in s3dlio "

@@ -8,6 +8,7 @@ anyone scraped during the run) and can be pushed to a Pushgateway, so the last n
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -24,6 +25,8 @@ from prometheus_client.registry import Collector
 
 from s3dlio_ray.errors import S3DlioRayError
 from s3dlio_ray.stats import SUB_BUCKETS, LatencyHistogram, OpStats, bucket_upper_bound
+
+log = logging.getLogger(__name__)
 
 PREFIX = "s3dlio_ray"
 # Every power of two microseconds from 16 us to 268 s: 25 buckets, each an exact sum of the fine
@@ -157,15 +160,20 @@ class MetricsExporter:
         return self
 
     def finish(self) -> None:
-        """Push the final values if a Pushgateway is set; linger if anyone was scraping."""
+        """Push the final values if a Pushgateway is set; linger if anyone was scraping.
+
+        A push that fails is a warning: the metrics are a side channel, the result files are not.
+        """
         scraped = self.collector.scrapes > 0
         if self._pushgateway:
             try:
                 push_to_gateway(self._pushgateway, job="s3dlio-ray", registry=self.registry)
             except OSError as exc:
-                raise S3DlioRayError(
-                    f"metrics: cannot push to {self._pushgateway}: {exc}"
-                ) from None
+                log.warning(
+                    "metrics: cannot push the final values to %s (%s); the result files have them",
+                    self._pushgateway,
+                    getattr(exc, "reason", None) or exc,
+                )
         if scraped and self._linger_s > 0:
             time.sleep(self._linger_s)
         self.stop()

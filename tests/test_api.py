@@ -196,3 +196,14 @@ def test_inside_a_ray_program_it_joins_the_cluster_and_takes_only_free_cpus(
     cluster = report.result.cluster
     assert cluster.executor == "ray" and len(cluster.nodes) == 2 and cluster.actors == 2
     assert sum(p.objects for p in report.phases) == 16
+
+
+def test_an_unreachable_pushgateway_is_a_warning_not_a_lost_result(
+    moto_url, bucket, credentials, caplog
+):
+    report = s3dlio_ray.run(
+        QUICK, **local(moto_url, bucket, metrics_port=0, pushgateway_url="http://127.0.0.1:9")
+    )
+    assert report.ok, report.error
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("cannot push the final values to http://127.0.0.1:9" in w for w in warnings)

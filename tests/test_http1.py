@@ -10,9 +10,11 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 import trustme
+from conftest import make_client
 
+from s3dlio_ray.s3.errors import S3ConnectionError
 from s3dlio_ray.s3.http1 import ChunkedDecoder, Http1Transport
-from s3dlio_ray.s3.transport import ConnectError, RequestTimeout, TransportError
+from s3dlio_ray.s3.transport import CertificateError, ConnectError, RequestTimeout, TransportError
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -269,7 +271,32 @@ def test_tls_with_a_private_ca():
             untrusting = Http1Transport(
                 "127.0.0.1", server.port, ssl_context=ssl.create_default_context()
             )
-            with pytest.raises(ConnectError, match="TLS handshake"):
+            with pytest.raises(CertificateError, match=r"127\.0\.0\.1:\d+ is not trusted"):
                 await untrusting.request("GET", "/", {})
+            insecure = ssl.create_default_context()
+            insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
+            lab = Http1Transport("127.0.0.1", server.port, ssl_context=insecure)
+            assert (await lab.request("GET", "/lab", {})).status == 200
+            await lab.aclose()
 
     asyncio.run(main())
+
+
+def test_an_untrusted_certificate_is_not_retried_and_says_how_to_fix_it():
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+
+    async def main():
+        async with serve(echo_forever, server_ctx) as server:
+            client = make_client(f"https://127.0.0.1:{server.port}")
+            retries = []
+            client.on_retry = lambda op, throttled: retries.append(op)
+            with pytest.raises(
+                S3ConnectionError, match=r"not trusted.*ca_bundle \(or AWS_CA_BUNDLE\)"
+            ):
+                await client.head_object("b", "k")
+            await client.aclose()
+            return retries
+
+    assert asyncio.run(main()) == []

@@ -22,6 +22,7 @@ from s3dlio_ray.s3.retry import RetryPolicy
 from s3dlio_ray.s3.signing import UNSIGNED_PAYLOAD, Signer, payload_sha256
 from s3dlio_ray.s3.transport import (
     Buffer,
+    CertificateError,
     ConnectError,
     RequestTimeout,
     Response,
@@ -45,6 +46,7 @@ class ClientOptions:
     timeout_s: float = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     ca_bundle: str | None = None
+    insecure: bool = False
 
 
 @dataclass
@@ -145,6 +147,9 @@ class S3Client:
         self._ssl: ssl.SSLContext | None = None
         if self._scheme == "https":
             self._ssl = ssl.create_default_context(cafile=options.ca_bundle)
+            if options.insecure:
+                self._ssl.check_hostname = False
+                self._ssl.verify_mode = ssl.CERT_NONE
 
     @property
     def endpoint_url(self) -> str:
@@ -220,7 +225,7 @@ class S3Client:
             except TransportError as exc:
                 if self.on_request is not None:
                     self._record(operation, resource, start_ns, None, 0, n_objects, str(exc))
-                if last:
+                if last or isinstance(exc, CertificateError):
                     raise self._transport_error(operation, resource, exc, attempt) from None
                 self._retrying(operation, isinstance(exc, RequestTimeout))
                 await asyncio.sleep(policy.delay(attempt))
@@ -270,7 +275,11 @@ class S3Client:
         self, operation: str, resource: str, exc: TransportError, attempts: int
     ) -> S3ConnectionError:
         hint = "check --endpoint and that the S3 service is running"
-        if not isinstance(exc, ConnectError):
+        if isinstance(exc, CertificateError):
+            hint = (
+                "give its CA as ca_bundle (or AWS_CA_BUNDLE), or insecure: true for a lab endpoint"
+            )
+        elif not isinstance(exc, ConnectError):
             hint = "the endpoint is overloaded or the network is failing"
         return S3ConnectionError(
             f"{operation} {resource} at {self.endpoint_url}: {exc} (after {attempts} attempts; "

@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from s3dlio_ray.s3.transport import (
     Buffer,
+    CertificateError,
     ConnectError,
     RequestTimeout,
     Response,
@@ -381,6 +382,11 @@ class Http1Transport:
         except TimeoutError:
             raise ConnectError(
                 f"timed out connecting to {self.host}:{self.port} after {self._connect_timeout:g} s"
+            ) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise CertificateError(
+                f"the TLS certificate of {self.host}:{self.port} is not trusted: "
+                f"{exc.verify_message or exc.reason}"
             ) from None
         except ssl.SSLError as exc:
             raise ConnectError(

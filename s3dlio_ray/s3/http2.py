@@ -12,7 +12,14 @@ from collections.abc import AsyncIterator, Sequence
 
 import httpx
 
-from s3dlio_ray.s3.transport import Buffer, ConnectError, RequestTimeout, Response, TransportError
+from s3dlio_ray.s3.transport import (
+    Buffer,
+    CertificateError,
+    ConnectError,
+    RequestTimeout,
+    Response,
+    TransportError,
+)
 
 # httpcore slices the rest of a chunk after every DATA frame (a copy each time), so one large
 # chunk costs quadratic time; pieces a few frames long keep that copy small.
@@ -88,6 +95,8 @@ class Http2Transport:
             finally:
                 await response.aclose()
         except httpx.ConnectError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise CertificateError(f"the TLS certificate is not trusted: {exc}") from None
             raise ConnectError(f"cannot connect: {exc}") from None
         except httpx.TimeoutException as exc:
             raise RequestTimeout(f"request timed out: {exc}") from None

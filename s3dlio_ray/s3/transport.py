@@ -17,6 +17,10 @@ class ConnectError(TransportError):
     """No connection could be made to the endpoint."""
 
 
+class CertificateError(ConnectError):
+    """The endpoint's TLS certificate is not trusted: retrying cannot help."""
+
+
 class RequestTimeout(TransportError):
     """The endpoint stopped answering for longer than the timeout."""
 

@@ -1,0 +1,166 @@
+"""Bad input, as a new user types it: each refused in one line with exit 2, before anything is
+created on the endpoint, without a traceback and without repeating a secret.
+
+In-process through `cli.main()` (cheap); tests/test_cli.py runs a few as real subprocesses.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from s3dlio_ray.cli import main
+
+AWS = "https://s3.us-east-1.amazonaws.com"
+
+CASES = [
+    (["--objects", "zero"], "objects: expected an integer in 1..10000000"),
+    (["--objects", "0"], "objects: expected an integer in 1..10000000"),
+    (["--objects=-5"], "objects: expected an integer"),
+    (["--objects", "1.5"], "objects: expected an integer"),
+    (["--objects", "20000000"], "objects: expected an integer in 1..10000000"),
+    (["--object-size", "big"], "object_size: expected a size such as 10MiB"),
+    (["--object-size=-1KiB"], "object_size: expected a size"),
+    (["--object-size", "6TiB"], "object_size: an S3 object is at most 5 TiB"),
+    (["--object-size", "uniform:1KiB..6TiB"], "an S3 object is at most 5 TiB"),
+    (["--object-size", "uniform:1KiB"], "object_size: expected a size (10MiB), DISTRIBUTION"),
+    (["--object-size", "gaussian:1KiB..2KiB"], "distribution must be one of"),
+    (["--object-size", "log-uniform:0..1MiB"], "log-uniform needs min >= 1 byte"),
+    (["--object-size", "uniform:2MiB..1MiB"], "must not be less than min"),
+    (["--concurrency", "0"], "concurrency: expected auto or an integer in 1..4096"),
+    (["--concurrency", "many"], "concurrency: expected auto or an integer in 1..4096"),
+    (["--concurrency", "5000"], "concurrency: expected auto or an integer in 1..4096"),
+    (["--target-gbps", "0"], "target_gbps: expected a number in 0.001..10000"),
+    (["--target-gbps", "fast"], "target_gbps: expected a number"),
+    (["--min-concurrency", "0"], "min_concurrency: expected an integer in 1..4096"),
+    (["--max-concurrency", "99999"], "max_concurrency: expected an integer in 1..4096"),
+    (["--min-concurrency", "64", "--max-concurrency", "8"], "must not exceed max_concurrency"),
+    (["--part-size-mb", "2"], "part_size_mb: expected an integer in 5..5120"),
+    (["--part-size-mb", "6000"], "part_size_mb: expected an integer in 5..5120"),
+    (["--profile", "turbo"], "profile: expected one of auto, aws, high-performance"),
+    (["--phases", "put,fly"], "unknown phase 'fly'"),
+    (["--phases", ""], "unknown phase ''"),
+    (["--phases", "put,mixed"], "mixed runs for a time: set duration_s"),
+    (["--duration", "0"], "duration_s: expected a number in 0.1.."),
+    (["--duration=-3"], "duration_s: expected a number"),
+    (["--duration", "soon"], "duration_s: expected a number"),
+    (["--autoterm-window", "1"], "autoterm_window_s: expected a number in 2.."),
+    (["--autoterm-pct", "0"], "autoterm_pct: expected a number in 0.1..100"),
+    (["--rate-limit", "fast"], "rate_limit: expected a rate such as 500 ops/s"),
+    (["--rate-limit", "0 ops/s"], "a rate limit must be above 0"),
+    (["--rate-limit", "10 ops/min"], "rate_limit: expected a rate"),
+    (["--sleep=-1"], "sleep_s: expected a number in 0..86400"),
+    (["--endpoint", "ftp://host"], "endpoint: expected an http:// or https:// URL"),
+    (["--endpoint", "http://127.0.0.1:99999"], "with a port in 1..65535"),
+    (["--endpoint", "http://127.0.0.1:abc"], "with a port in 1..65535"),
+    (["--endpoint", "not a url"], "endpoint: expected an http:// or https:// URL"),
+    (["--endpoint", "http://127.0.0.1:9000/path"], "endpoint: expected an http:// or https://"),
+    (["--endpoint", "http://s3.us-east-1.amazonaws.com"], "plain http:// to AWS"),
+    (["--bucket", "UPPER"], "bucket: expected 3-63 lowercase letters"),
+    (["--bucket", "ab"], "bucket: expected 3-63 lowercase letters"),
+    (["--bucket", "a_b"], "bucket: expected 3-63 lowercase letters"),
+    (["--bucket=-abc"], "bucket: expected 3-63 lowercase letters"),
+    (["--endpoint", AWS, "--bucket", "192.168.1.1"], "not formatted as an IP address"),
+    (["--endpoint", AWS, "--bucket", "a..b"], "no two dots in a row"),
+    (["--endpoint", AWS, "--bucket", "xn--abc"], "no reserved prefix"),
+    (["--remove-bucket", "sometimes"], "remove_bucket: expected one of created, always, never"),
+    (["--executor", "spark"], "executor: expected one of ray, local"),
+    (["--client", "curl"], "client: expected one of engine, boto3"),
+    (["--actors-per-node", "0"], "actors_per_node: expected an integer in 1..1024"),
+    (["--metrics-port", "70000"], "metrics_port: expected off or a port in 0..65535"),
+    (["--metrics-port", "http"], "metrics_port: expected off or a port"),
+    (["--metrics-scrape-interval", "0"], "metrics_scrape_interval_s: expected a number"),
+    (["--pushgateway-url", "gateway"], "pushgateway_url: expected an http:// or https:// URL"),
+    (["--op-log", "out.txt"], "op_log: expected a path ending in .tsv.zst"),
+    (["--op-log", "x.tsv.zst", "--client", "boto3"], "the boto3 baseline keeps no op-log"),
+    (["--timeout", "0"], "timeout_s: expected a number in 0.1..3600"),
+    (["--connect-timeout", "0"], "connect_timeout_s: expected a number in 0.1..600"),
+    (["--max-attempts", "0"], "max_attempts: expected an integer in 1..20"),
+    (["--max-attempts", "100"], "max_attempts: expected an integer in 1..20"),
+    (["--set", "http2=maybe"], "http2: expected true or false"),
+    (["--set", "allow_http=perhaps"], "allow_http: expected true or false"),
+    (["--set", "verify=perhaps"], "verify: expected true or false"),
+    (["--set", "seed=abc"], "seed: expected an integer"),
+    (["--set", "adapt_interval_s=0"], "adapt_interval_s: expected a number in 0.05..60"),
+    (["--set", "colour=blue"], "unknown key 'colour'"),
+    (["--set", "dataset.num_files_train=8"], "unknown key 'dataset'"),
+    (["--set", "objects"], "--set 'objects': expected KEY=VALUE"),
+    (["--set", "=5"], "--set '=5': expected KEY=VALUE"),
+    (["--set", "mix={get: 1"], "the value is not valid YAML"),
+    (["--set", "mix={fly: 1}"], "unknown operation 'fly'"),
+    (["--set", "mix={get: 0, put: 0}"], "the weights must not all be zero"),
+    (["--set", "phases=[{get: {objects: 3}}]"], "'objects' cannot be set per phase"),
+    (["--set", "phases=[{get: 3}]"], "phase 'get': expected a mapping of options"),
+    (["--set", "phases=[{get: {}, put: {}}]"], "a phase entry is a name or one mapping"),
+    (["--set", "configurations=[{name: a, bucket: b}]"], "configuration 'a': 'bucket' cannot vary"),
+    (["--set", "configurations=[{name: a}, {name: a}]"], "configuration 'a' is named twice"),
+    (
+        ["--set", "configurations=[{client: boto3}]"],
+        "expected a list of mappings, each with a name",
+    ),
+]
+
+
+@pytest.fixture
+def endpoint_state(boto3_s3):
+    """The endpoint's buckets before a case; the case must leave them as they were."""
+    before = {b["Name"] for b in boto3_s3.list_buckets()["Buckets"]}
+    yield
+    assert {b["Name"] for b in boto3_s3.list_buckets()["Buckets"]} == before
+
+
+def refused(argv: list[str], capsys) -> str:
+    """Run the command line in this process; answer its one error line (exit 2)."""
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2, out + err
+    assert "Traceback" not in out + err
+    errors = [line for line in err.splitlines() if line.startswith("s3dlio-ray: error: ")]
+    assert len(errors) == 1 and not out.strip(), out + err
+    return errors[0]
+
+
+@pytest.mark.parametrize(("args", "message"), CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_a_bad_value_is_one_line_exit_2_and_creates_nothing(
+    args, message, moto_url, endpoint_state, capsys
+):
+    base = ["run", "configs/quick.yaml", "--endpoint", moto_url, "--executor", "local"]
+    line = refused([*base, "--objects", "1", "--metrics-port", "off", *args], capsys)
+    assert message in line
+
+
+def test_credentials_in_the_endpoint_url_are_refused_and_never_repeated(capsys):
+    line = refused(["run", "configs/quick.yaml", "--endpoint", "http://me:Secr3t@h:9000"], capsys)
+    assert "credentials do not belong in the URL" in line and "Secr3t" not in line
+
+
+WORKLOADS = [
+    (None, "cannot read workload file"),
+    ("objects: [1,\n", "not valid YAML at line"),
+    ("- put\n- get\n", "expected a mapping of settings at the top level"),
+    ("objects: 5\ncolour: blue\n", "unknown key 'colour'; allowed keys:"),
+    ("object_size: {distribution: uniform, min: 1KiB}\n", "object_size: expected a size"),
+    ("phases: put\nduration_s: -1\n", "duration_s: expected a number"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), WORKLOADS)
+def test_a_bad_workload_file_is_one_line(text, message, tmp_path, capsys):
+    path = tmp_path / "w.yaml"
+    if text is not None:
+        path.write_text(text)
+    assert message in refused(["run", str(path), "--executor", "local"], capsys)
+
+
+ENVIRONMENT = [
+    ("S3DLIO_CONCURRENCY", "lots", "environment variable S3DLIO_CONCURRENCY: concurrency"),
+    ("S3DLIO_PART_SIZE_MB", "1", "environment variable S3DLIO_PART_SIZE_MB: part_size_mb"),
+    ("S3DLIO_ENABLE_HTTP2", "sometimes", "S3DLIO_ENABLE_HTTP2: http2: expected true or false"),
+    ("S3DLIO_METRICS_PORT", "-1", "S3DLIO_METRICS_PORT: metrics_port"),
+    ("AWS_ENDPOINT_URL", "ftp://x", "environment variable AWS_ENDPOINT_URL: endpoint"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), ENVIRONMENT)
+def test_a_bad_environment_variable_is_one_line(variable, value, message, monkeypatch, capsys):
+    monkeypatch.setenv(variable, value)
+    assert message in refused(["run", "configs/quick.yaml", "--executor", "local"], capsys)
