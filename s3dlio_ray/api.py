@@ -16,17 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from s3dlio_ray.build import build_client
 from s3dlio_ray.compare import Difference, Named
 from s3dlio_ray.compare import compare as compare_results
 from s3dlio_ray.config import Settings
 from s3dlio_ray.config import load_settings as _load_settings
 from s3dlio_ray.embedded import EMBEDDED_CREDENTIALS, EmbeddedS3
-from s3dlio_ray.errors import S3DlioRayError
+from s3dlio_ray.errors import ConfigError, S3DlioRayError
 from s3dlio_ray.executor import ProgressHook
+from s3dlio_ray.journal import cleanup, read_journal
 from s3dlio_ray.launch import MetricsHook, Target, execute_configurations
 from s3dlio_ray.report import load_result, write_csv, write_json
-from s3dlio_ray.results import PhaseResult, RunResult
+from s3dlio_ray.results import CleanupResult, PhaseResult, RunResult
 from s3dlio_ray.runner import new_run_id
+from s3dlio_ray.workload import run_prefix
 
 Workload = str | Path | Mapping[str, Any] | Settings
 """A workload file's path, its content as a mapping, or Settings already loaded."""
@@ -127,10 +130,15 @@ class Hooks:
 
 
 async def run_async(
-    workload: Workload, /, *, hooks: Hooks = Hooks(), **overrides: Any
+    workload: Workload,
+    /,
+    *,
+    hooks: Hooks = Hooks(),
+    control: RunControl | None = None,
+    **overrides: Any,
 ) -> RunReport:
-    """run() for code already in an event loop."""
-    return await _run(_settings(workload, overrides), hooks, None)
+    """run() for code already in an event loop; `control` stops it early."""
+    return await _run(_settings(workload, overrides), hooks, control)
 
 
 async def _run(settings: Settings, hooks: Hooks, control: RunControl | None) -> RunReport:
@@ -166,26 +174,30 @@ def run(workload: Workload, /, **overrides: Any) -> RunReport:
 
 
 class RunControl:
-    """Lets another thread stop a run: the running phase stops starting operations (what is in
-    flight finishes and counts), no further phase starts, cleanup still runs."""
+    """Stops a run from another thread or a signal handler: the running phase stops starting
+    operations (what is in flight gets a few seconds), no further phase starts, and cleanup still
+    runs unless `skip_cleanup` (a second, impatient stop)."""
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[Callable[[bool], None]] = []
         self.stopped = False
+        self.skip_cleanup = False
 
-    def attach(self, listener: Callable[[], None]) -> None:
-        """Called, on the run's event loop, when a stop is asked for (at once if it was)."""
+    def attach(self, listener: Callable[[bool], None]) -> None:
+        """`listener(skip_cleanup)` is called on the run's event loop when a stop is asked for
+        (at once if it was already)."""
         self._loop = asyncio.get_running_loop()
         self._listeners.append(listener)
         if self.stopped:
-            listener()
+            listener(self.skip_cleanup)
 
-    def stop(self) -> None:
+    def stop(self, skip_cleanup: bool = False) -> None:
         self.stopped = True
+        self.skip_cleanup = self.skip_cleanup or skip_cleanup
         if self._loop is not None:
             for listener in self._listeners:
-                self._loop.call_soon_threadsafe(listener)
+                self._loop.call_soon_threadsafe(listener, self.skip_cleanup)
 
 
 class RunHandle:
@@ -235,6 +247,38 @@ class RunHandle:
 def start(workload: Workload, /, *, hooks: Hooks = Hooks(), **overrides: Any) -> RunHandle:
     """Start a run in the background (its own thread and event loop) and answer its handle."""
     return RunHandle(_settings(workload, overrides), hooks)
+
+
+async def cleanup_async(run_id: str, /, **overrides: Any) -> CleanupResult:
+    """cleanup() for code already in an event loop."""
+    settings = _load_settings(None, {**overrides, "run_id": run_id})
+    if settings.endpoint is None:
+        raise ConfigError(
+            "cleanup: give the endpoint the run wrote to (--endpoint URL); an embedded "
+            "endpoint keeps nothing after its run"
+        )
+    bucket = settings.bucket or f"s3dlio-ray-{run_id}".lower()
+    client = build_client(settings, settings.endpoint)
+    try:
+        journal = await read_journal(client, bucket, settings.prefix, run_id)
+        if journal is None:
+            raise S3DlioRayError(
+                f"no journal of run {run_id} in s3://{bucket}/"
+                f"{run_prefix(settings.prefix, run_id)}: it wrote nothing there, or was "
+                "cleaned up already (check --bucket and --prefix)"
+            )
+        created = bool(journal.get("bucket_created"))
+        return await cleanup(client, bucket, settings.prefix, run_id, remove_bucket=created)
+    finally:
+        await client.aclose()
+
+
+def cleanup_run(run_id: str, /, **overrides: Any) -> CleanupResult:
+    """Remove what a run left (a killed run, or one whose cleanup was skipped), as its journal
+    describes it: its own objects and incomplete uploads, the journal, and the bucket when the
+    run created it and nothing else is in it. `overrides`: endpoint, bucket, prefix and the
+    transport keys, as for run()."""
+    return asyncio.run(cleanup_async(run_id, **overrides))
 
 
 def _result(source: RunResult | str | Path) -> RunResult:

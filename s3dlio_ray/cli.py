@@ -9,15 +9,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from s3dlio_ray import __version__
+from s3dlio_ray.api import RunControl, RunReport
 from s3dlio_ray.errors import S3DlioRayError
+from s3dlio_ray.results import Phase
+from s3dlio_ray.workload import run_prefix
 
 if TYPE_CHECKING:
     from s3dlio_ray.telemetry import Progress
@@ -77,6 +83,14 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
         "results", nargs="+", metavar="RESULT", help="result JSON files written by `run`"
     )
     report.add_argument("--html", help="where to write the HTML report (default: beside it)")
+    clean = commands.add_parser(
+        "cleanup",
+        help="remove what a run left behind (a killed run): its objects, uploads and journal",
+    )
+    clean.add_argument("--run-id", required=True, help="the run's id (in its result file's name)")
+    for key in ("endpoint", "bucket", "prefix", "region", "aws_profile", "ca_bundle"):
+        clean.add_argument(flag_name(key), dest=key, metavar="VALUE")
+    clean.add_argument("--insecure", action="store_const", const=True)
     cmp = commands.add_parser("compare", help="compare two result files, B against A")
     cmp.add_argument("a", help="result JSON file A (the reference)")
     cmp.add_argument("b", help="result JSON file B")
@@ -144,7 +158,8 @@ def _run(args: argparse.Namespace, keys: list[str], console: Console) -> int:
             ),
             embedded=lambda url: console.print(f"embedded S3 endpoint (moto) at {url}"),
         )
-        report = asyncio.run(api.run_async(settings, hooks=hooks))
+        signals = _Signals()
+        report = asyncio.run(api.run_async(settings, hooks=hooks, control=signals))
     paths = report.write()
     for index, result in enumerate(report.results):
         if result.configuration is not None:
@@ -154,9 +169,66 @@ def _run(args: argparse.Namespace, keys: list[str], console: Console) -> int:
         console.print(f"op-log: one file per engine, {oplog_pattern(report.settings.op_log)}")
     if len(report.results) > 1:
         console.print(configuration_table(report.named()))
+    if signals.received is not None:
+        print(_interrupted_line(signals.received, report, paths[0]), file=sys.stderr)
+        return 128 + signals.received
     if report.error:
         raise S3DlioRayError(report.error)
     return 0 if report.ok else 1
+
+
+def _interrupted_line(received: int, report: RunReport, result_path: Path) -> str:
+    """What an interrupted run did and left, in one line."""
+    result, settings = report.result, report.settings
+    text = f"s3dlio-ray: interrupted by {signal.Signals(received).name}: result in {result_path}"
+    if result.cleanup is not None:
+        return f"{text}; cleanup: {result.cleanup.deleted} objects deleted"
+    if Phase.CLEANUP not in settings.phase_names:
+        return text
+    endpoint = f" --endpoint {result.endpoint}" if settings.endpoint else ""
+    return (
+        f"{text}; cleanup skipped: what the run wrote is left in s3://{result.bucket}/"
+        f"{run_prefix(settings.prefix, result.run_id)}, remove it with: s3dlio-ray cleanup "
+        f"--run-id {result.run_id} --bucket {result.bucket}{endpoint}"
+    )
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM before the run could take it over."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+class _Signals(RunControl):
+    """The command line's stop: the first SIGINT or SIGTERM stops the run in order (requests in
+    flight get a few seconds, then cleanup); a second one skips cleanup. Installed once the run
+    has started (so after Ray's own handlers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: int | None = None
+
+    def attach(self, listener: Callable[[bool], None]) -> None:
+        super().attach(listener)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._signalled, signum)
+
+    def _signalled(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self.received is None:
+            self.received = signum
+            print(
+                f"s3dlio-ray: {name}: stopping: requests in flight get a few seconds, then "
+                f"cleanup ({name} again skips it)",
+                file=sys.stderr,
+            )
+            self.stop()
+        else:
+            print(f"s3dlio-ray: {name} again: skipping cleanup", file=sys.stderr)
+            self.stop(skip_cleanup=True)
 
 
 def _report(args: argparse.Namespace, keys: list[str], console: Console) -> int:
@@ -185,11 +257,27 @@ def _compare(args: argparse.Namespace, keys: list[str], console: Console) -> int
     return 0
 
 
-COMMANDS = {"run": _run, "report": _report, "compare": _compare}
+def _cleanup(args: argparse.Namespace, keys: list[str], console: Console) -> int:
+    from s3dlio_ray import api
+
+    given = ("endpoint", "bucket", "prefix", "region", "aws_profile", "ca_bundle", "insecure")
+    overrides = {k: getattr(args, k) for k in given if getattr(args, k) is not None}
+    result = api.cleanup_run(args.run_id, **overrides)
+    removed = "bucket removed" if result.bucket_removed else "bucket kept"
+    console.print(
+        f"cleanup of run {args.run_id}: {result.deleted} objects deleted, "
+        f"{result.aborted_uploads} uploads aborted, {removed}"
+        + (f", {len(result.failed)} deletes FAILED" if result.failed else "")
+    )
+    return 1 if result.failed else 0
+
+
+COMMANDS = {"run": _run, "report": _report, "compare": _compare, "cleanup": _cleanup}
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="s3dlio-ray: %(levelname)s: %(message)s", level=logging.WARNING)
+    signal.signal(signal.SIGTERM, _terminated)
     parser, keys = _parser()
     args = parser.parse_args(argv)
     console = Console()
@@ -200,8 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     except S3DlioRayError as exc:
         print(f"s3dlio-ray: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("s3dlio-ray: terminated before the run started", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print("s3dlio-ray: interrupted", file=sys.stderr)
+        print("s3dlio-ray: interrupted before the run started", file=sys.stderr)
         return 130
 
 

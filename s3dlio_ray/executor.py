@@ -189,6 +189,7 @@ class PhaseExecutor:
         self._running: list[_Task] = []
         self._stopped_by: EndedBy | None = None
         self._fatal: str | None = None
+        self.skip_cleanup = False
 
     @property
     def nodes(self) -> list[str]:
@@ -200,10 +201,12 @@ class PhaseExecutor:
             counts[worker.node] = counts.get(worker.node, 0) + 1
         return counts
 
-    def interrupt(self) -> None:
+    def interrupt(self, skip_cleanup: bool = False) -> None:
         """Stop the running phase's shares (what is in flight finishes and counts) and mark the
-        run interrupted, so no further transfer phase starts."""
+        run interrupted, so no further transfer phase starts; with `skip_cleanup`, no cleanup
+        either."""
         self._interrupted.set()
+        self.skip_cleanup = self.skip_cleanup or skip_cleanup
         self._stop_all(EndedBy.INTERRUPTED)
 
     @property

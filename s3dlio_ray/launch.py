@@ -57,7 +57,9 @@ class Target:
 class Stoppable(Protocol):
     """Something another thread can ask to stop the run (the API's RunControl)."""
 
-    def attach(self, listener: Callable[[], None]) -> None: ...
+    def attach(self, listener: Callable[[bool], None]) -> None:
+        """`listener(skip_cleanup)` is called when the run is to stop."""
+        ...
 
 
 async def execute_configurations(
@@ -88,7 +90,7 @@ async def execute_configurations(
             **dict(configuration.overrides),
         )
         result = await execute(
-            one, target, on_progress, on_metrics, control, created, configuration.name
+            one, target, on_progress, on_metrics, control, created, configuration.name, index == 0
         )
         created = created or result.bucket_created
         results.append(result)
@@ -121,6 +123,7 @@ async def execute(
     control: Stoppable | None = None,
     bucket_created_earlier: bool = False,
     configuration: str | None = None,
+    first_of_run: bool = True,
 ) -> RunResult:
     """Run the workload on the configured executor, serving metrics while it runs.
 
@@ -159,6 +162,7 @@ async def execute(
             target.credentials,
             bucket_created_earlier,
             configuration,
+            first_of_run,
         )
         await pool.close()
         if exporter is not None:

@@ -20,6 +20,7 @@ from s3dlio_ray.build import build_client
 from s3dlio_ray.config import Settings
 from s3dlio_ray.errors import S3DlioRayError
 from s3dlio_ray.executor import PhaseExecutor
+from s3dlio_ray.journal import refuse_a_used_prefix, write_journal
 from s3dlio_ray.phases import STEPS
 from s3dlio_ray.results import (
     CleanupResult,
@@ -74,6 +75,28 @@ class RunContext:
         return self.settings.for_phase(index)
 
 
+async def claim_prefix(run: RunContext) -> None:
+    """Before a run writes: its bucket (created when missing), a check that its prefix holds
+    nothing yet, and its journal there."""
+    settings, client = run.settings, run.client
+    if await client.bucket_exists(run.bucket):
+        await refuse_a_used_prefix(client, run.bucket, settings.prefix, run.run_id)
+    else:
+        run.bucket_created = await client.create_bucket(run.bucket)
+    record = {
+        "version": __version__,
+        "workload": settings.name,
+        "seed": run.seed,
+        "bucket": run.bucket,
+        "bucket_created": run.bucket_created,
+        "prefix": settings.prefix,
+        "objects": settings.objects,
+        "object_size": settings.to_dict()["object_size"],
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    await write_journal(client, run.bucket, settings.prefix, run.run_id, record)
+
+
 async def run_workload(
     settings: Settings,
     endpoint: str | None,
@@ -81,11 +104,13 @@ async def run_workload(
     credentials: StaticCredentials | None = None,
     bucket_created_earlier: bool = False,
     configuration: str | None = None,
+    first_of_run: bool = True,
 ) -> RunResult:
     """Run every phase the settings name, then build the result.
 
     `bucket_created_earlier`: an earlier configuration of the same run created the bucket, so
-    cleanup may remove it.
+    cleanup may remove it; `first_of_run`: no earlier configuration wrote under the run's prefix
+    (so a run that writes checks that it is free, and records its journal).
     """
     run_id = settings.run_id or new_run_id()
     seed = settings.seed if settings.seed is not None else secrets.randbits(32)
@@ -103,8 +128,9 @@ async def run_workload(
     error = None
     try:
         try:
-            if Phase.PUT in settings.phase_names and not await client.bucket_exists(run.bucket):
-                run.bucket_created = await client.create_bucket(run.bucket)
+            writes = bool({Phase.PUT, Phase.MIXED} & set(settings.phase_names))
+            if writes and first_of_run:
+                await claim_prefix(run)
             for index, phase in enumerate(settings.phase_names):
                 if executor.interrupted:
                     break
@@ -114,7 +140,7 @@ async def run_workload(
             error = str(exc)
         if executor.interrupted:
             error = error or "interrupted: the run was stopped before its phases were done"
-        if Phase.CLEANUP in settings.phase_names:
+        if Phase.CLEANUP in settings.phase_names and not executor.skip_cleanup:
             try:
                 await STEPS[Phase.CLEANUP].run(run, settings.phase_names.index(Phase.CLEANUP))
             except S3DlioRayError as exc:

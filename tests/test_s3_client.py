@@ -10,7 +10,6 @@ from conftest import make_client
 from proxy import TcpProxy
 
 from s3dlio_ray.engine import AdaptiveLimiter
-from s3dlio_ray.phases.cleanup import cleanup
 from s3dlio_ray.s3.errors import S3Error
 from s3dlio_ray.s3.retry import RetryPolicy
 from s3dlio_ray.workload import ObjectData
@@ -135,43 +134,6 @@ def test_batch_delete_splits_into_requests_of_at_most_1000_keys(moto_url, boto3_
         f"POST /{bucket}?delete"
     ] * 3
     assert "Contents" not in boto3_s3.list_objects_v2(Bucket=bucket, Prefix="d/")
-
-
-def test_cleanup_removes_objects_uploads_and_the_bucket_it_created(moto_url, boto3_s3):
-    async def main():
-        client = make_client(moto_url)
-        assert await client.create_bucket("created-by-run")
-        for i in range(5):
-            await client.put_object("created-by-run", f"run/{i}", [b"z" * 100])
-        await client.create_multipart_upload("created-by-run", "run/unfinished")
-        result = await cleanup(client, "created-by-run", "run/", remove_bucket=True)
-        await client.aclose()
-        return result
-
-    result = asyncio.run(main())
-    assert (result.deleted, result.aborted_uploads, result.bucket_removed) == (5, 1, True)
-    names = [b["Name"] for b in boto3_s3.list_buckets()["Buckets"]]
-    assert "created-by-run" not in names
-
-
-def test_cleanup_in_a_bucket_it_did_not_create_touches_only_its_prefix(moto_url, boto3_s3, bucket):
-    boto3_s3.put_object(Bucket=bucket, Key="someone-else/keep", Body=b"mine")
-    boto3_s3.create_multipart_upload(Bucket=bucket, Key="someone-else/upload")
-
-    async def main():
-        client = make_client(moto_url)
-        await client.put_object(bucket, "run/a", [b"1"])
-        await client.create_multipart_upload(bucket, "run/b")
-        result = await cleanup(client, bucket, "run/", remove_bucket=False)
-        await client.aclose()
-        return result
-
-    result = asyncio.run(main())
-    assert (result.deleted, result.aborted_uploads, result.bucket_removed) == (1, 1, False)
-    keys = [o["Key"] for o in boto3_s3.list_objects_v2(Bucket=bucket)["Contents"]]
-    assert keys == ["someone-else/keep"]
-    uploads = boto3_s3.list_multipart_uploads(Bucket=bucket)["Uploads"]
-    assert [u["Key"] for u in uploads] == ["someone-else/upload"]
 
 
 def test_missing_object_is_a_clear_error_and_not_retried(moto_url, bucket):

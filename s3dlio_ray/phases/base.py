@@ -20,7 +20,7 @@ from s3dlio_ray.s3.client import PartGate, S3Client
 from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.stats import OpStats
 from s3dlio_ray.tuning.pacing import RateLimit
-from s3dlio_ray.workload import ObjectData
+from s3dlio_ray.workload import ObjectData, run_prefix
 
 Check = Callable[[memoryview], None]
 """Called with a GET's body while it is still valid (the store may reuse the buffer after)."""
@@ -68,6 +68,8 @@ class PhaseSpec:
     autoterm_window_s: float | None = None
     autoterm_pct: float = 7.5
     mix: tuple[tuple[str, float], ...] = ()
+    key_prefix: str = ""
+    """The run's prefix, under which a phase's new keys go."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,7 @@ class TransferStep:
             settings.autoterm_window_s if settings.autoterm else None,
             settings.autoterm_pct,
             settings.mix,
+            run_prefix(settings.prefix, run.run_id),
         )
         outcome = await run.executor.run_phase(spec, run.keys)
         run.phases.append(outcome.result)

@@ -73,7 +73,7 @@ class Mixed:
         self._ops = [op for op, _ in spec.mix]
         self._cumulative = list(itertools.accumulate(weight for _, weight in spec.mix))
         self._pool, self._in_use = KeyPool(keys), set[str]()
-        self._new_keys = f"{keys[0].rsplit('/', 1)[0]}/mixed-{task_id}-" if keys else "mixed-"
+        self._new_keys = f"{spec.key_prefix}mixed-{task_id}-"
         self._counter = itertools.count()
         self._by_op = {op: OpStats() for op in self._ops}
         self._tally = VerifyTally(ObjectData(spec.seed))

@@ -1,0 +1,82 @@
+"""What a run owns: cleanup removes exactly its own keys and uploads, never another's, and a run
+that writes refuses a prefix that already holds objects. Against a real moto server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from conftest import make_client
+
+from s3dlio_ray.errors import ConfigError
+from s3dlio_ray.journal import cleanup, read_journal, refuse_a_used_prefix, write_journal
+
+OURS = ["p/r1/obj-00000000", "p/r1/obj-00000001.2", "p/r1/mixed-3-00000007"]
+
+
+def keys_in(boto3_s3, bucket: str) -> list[str]:
+    return sorted(o["Key"] for o in boto3_s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def uploads_in(boto3_s3, bucket: str) -> list[str]:
+    return sorted(
+        u["Key"] for u in boto3_s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    )
+
+
+def test_cleanup_removes_its_keys_uploads_journal_and_the_bucket_it_made(moto_url, boto3_s3):
+    async def main():
+        client = make_client(moto_url)
+        assert await client.create_bucket("made-by-r1")
+        await write_journal(client, "made-by-r1", "p", "r1", {"seed": 7, "bucket_created": True})
+        journal = await read_journal(client, "made-by-r1", "p", "r1")
+        for key in OURS:
+            await client.put_object("made-by-r1", key, [b"z" * 100])
+        await client.create_multipart_upload("made-by-r1", "p/r1/obj-00000009")
+        result = await cleanup(client, "made-by-r1", "p", "r1", remove_bucket=True)
+        await client.aclose()
+        return journal, result
+
+    journal, result = asyncio.run(main())
+    assert journal["seed"] == 7 and journal["run_id"] == "r1"
+    assert (result.deleted, result.aborted_uploads, result.bucket_removed) == (3, 1, True)
+    assert "made-by-r1" not in [b["Name"] for b in boto3_s3.list_buckets()["Buckets"]]
+
+
+def test_cleanup_never_touches_what_it_did_not_write_even_under_its_prefix(
+    moto_url, boto3_s3, bucket
+):
+    theirs = ["p/r1/b.bin", "p/r1/obj-1", "p/r10/obj-00000000", "p/other/obj-00000000"]
+    for key in theirs:
+        boto3_s3.put_object(Bucket=bucket, Key=key, Body=b"mine")
+    boto3_s3.create_multipart_upload(Bucket=bucket, Key="p/r1/their-upload")
+
+    async def main():
+        client = make_client(moto_url)
+        for key in OURS:
+            await client.put_object(bucket, key, [b"1"])
+        await client.create_multipart_upload(bucket, "p/r1/obj-00000005")
+        result = await cleanup(client, bucket, "p", "r1", remove_bucket=True)
+        await client.aclose()
+        return result
+
+    result = asyncio.run(main())
+    assert (result.deleted, result.aborted_uploads, result.bucket_removed) == (3, 1, False)
+    assert keys_in(boto3_s3, bucket) == sorted(theirs)
+    assert uploads_in(boto3_s3, bucket) == ["p/r1/their-upload"]
+
+
+def test_a_run_that_writes_refuses_a_prefix_that_holds_objects(moto_url, boto3_s3, bucket):
+    boto3_s3.put_object(Bucket=bucket, Key="p/r1/b.bin", Body=b"mine")
+
+    async def main():
+        client = make_client(moto_url)
+        try:
+            await refuse_a_used_prefix(client, bucket, "p", "r2")
+            with pytest.raises(ConfigError, match=r"s3://.*/p/r1/ already holds objects \(p/r1/b"):
+                await refuse_a_used_prefix(client, bucket, "p", "r1")
+            return await read_journal(client, bucket, "p", "r1")
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(main()) is None

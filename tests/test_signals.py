@@ -1,0 +1,112 @@
+"""Ctrl-C and SIGTERM during a PUT through Ray: the run stops in order, writes its partial result,
+cleans up (or, on a second signal, says what is left and the command that removes it)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+from conftest import CLI, ROOT, cli_env, run_cli, stored_objects, valid_result
+
+
+def uploads(boto3_s3, bucket: str) -> list[str]:
+    return [u["Key"] for u in boto3_s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+
+
+def interrupted_run(ray_cluster, moto_url, boto3_s3, bucket, tmp_path, signals):
+    """A long multipart PUT, sent `signals` once objects are stored; answers the finished
+    process, its result document and the run's key prefix."""
+    run_id = f"sig-{uuid.uuid4().hex[:6]}"
+    out = tmp_path / "run.json"
+    args = [
+        "run",
+        "configs/quick.yaml",
+        "--endpoint",
+        moto_url,
+        "--bucket",
+        bucket,
+        "--run-id",
+        run_id,
+        "--object-size",
+        "11MiB",
+        "--part-size-mb",
+        "5",
+        "--concurrency",
+        "2",
+        "--duration",
+        "60",
+        "--metrics-port",
+        "off",
+        "--output",
+        str(out),
+        "--quiet",
+    ]
+    process = subprocess.Popen(
+        [*CLI, *args],
+        cwd=ROOT,
+        env=cli_env(RAY_ADDRESS=ray_cluster.address),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    prefix = f"s3dlio-ray/{run_id}/"
+    deadline = time.monotonic() + 60
+    while len(stored_objects(boto3_s3, bucket, prefix)) < 4 or not uploads(boto3_s3, bucket):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    for signum in signals:
+        process.send_signal(signum)
+        time.sleep(0.2)
+    stdout, stderr = process.communicate(timeout=60)
+    return process.returncode, stdout, stderr, json.loads(out.read_text()), prefix
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_one_signal_stops_cleans_up_and_keeps_the_partial_result(
+    signum, code, ray_cluster, moto_url, boto3_s3, bucket, tmp_path
+):
+    started = time.monotonic()
+    returncode, stdout, stderr, doc, prefix = interrupted_run(
+        ray_cluster, moto_url, boto3_s3, bucket, tmp_path, [signum]
+    )
+    assert returncode == code, stdout + stderr
+    assert time.monotonic() - started < 50
+    name = signal.Signals(signum).name
+    assert f"s3dlio-ray: interrupted by {name}: result in " in stderr
+    for noise in ("Traceback", "never retrieved", "\x1b["):
+        assert noise not in stdout + stderr
+    result = valid_result(doc)
+    (put,) = result.phases
+    assert put.ended_by == "interrupted" and put.objects >= 4
+    assert result.error.startswith("interrupted") and result.cleanup.deleted >= 4
+    assert stored_objects(boto3_s3, bucket, prefix) == {} and uploads(boto3_s3, bucket) == []
+
+
+def test_a_second_signal_skips_cleanup_and_names_the_command_that_does_it(
+    ray_cluster, moto_url, boto3_s3, bucket, tmp_path
+):
+    returncode, stdout, stderr, doc, prefix = interrupted_run(
+        ray_cluster, moto_url, boto3_s3, bucket, tmp_path, [signal.SIGINT, signal.SIGINT]
+    )
+    assert returncode == 130, stdout + stderr
+    line = next(x for x in stderr.splitlines() if "interrupted by SIGINT" in x)
+    assert f"cleanup skipped: what the run wrote is left in s3://{bucket}/{prefix}" in line
+    assert valid_result(doc).cleanup is None
+    left = stored_objects(boto3_s3, bucket, prefix)
+    assert len(left) >= 5  # the objects and the run's journal
+    boto3_s3.put_object(Bucket=bucket, Key=f"{prefix}notes.txt", Body=b"someone else's")
+    command = shlex.split(line.split("remove it with: ")[1])
+    assert command[:2] == ["s3dlio-ray", "cleanup"]
+    proc = run_cli(*command[1:])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{len(left) - 1} objects deleted" in proc.stdout
+    assert stored_objects(boto3_s3, bucket, prefix) == {f"{prefix}notes.txt": 14}
+    assert uploads(boto3_s3, bucket) == []
+    again = run_cli(*command[1:])
+    assert again.returncode == 1 and "no journal of run" in again.stderr
