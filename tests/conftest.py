@@ -26,6 +26,7 @@ from botocore.config import Config
 from s3dlio_ray.config import Settings, load_settings
 from s3dlio_ray.embedded import EmbeddedS3, free_port
 from s3dlio_ray.engine import Engine
+from s3dlio_ray.journal import JOURNAL_NAME
 from s3dlio_ray.results import ClusterInfo, Environment, PhaseResult, RunResult, result_schema
 from s3dlio_ray.s3.client import ClientOptions, S3Client
 from s3dlio_ray.s3.retry import RetryPolicy
@@ -95,10 +96,16 @@ def bucket(boto3_s3):
     return name
 
 
-def stored_objects(boto3_s3, bucket: str, prefix: str) -> dict[str, int]:
-    """What the server holds under `prefix`, as boto3 lists it: key -> size."""
+def stored_objects(boto3_s3, bucket: str, prefix: str, journal: bool = False) -> dict[str, int]:
+    """What the server holds under `prefix`, as boto3 lists it: key -> size; a run's journal
+    only when asked for."""
     pages = boto3_s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return {o["Key"]: o["Size"] for page in pages for o in page.get("Contents", [])}
+    return {
+        o["Key"]: o["Size"]
+        for page in pages
+        for o in page.get("Contents", [])
+        if journal or not o["Key"].endswith(JOURNAL_NAME)
+    }
 
 
 def make_client(url: str, **options) -> S3Client:

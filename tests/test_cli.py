@@ -13,7 +13,7 @@ import boto3
 import pytest
 from conftest import boto3_client, cli_env, headless, run_cli, valid_result
 
-from s3dlio_ray.embedded import EmbeddedS3
+from s3dlio_ray.embedded import EmbeddedS3, free_port
 from s3dlio_ray.s3.signing import StaticCredentials
 
 
@@ -222,7 +222,11 @@ def authenticating_moto():
                     "Version": "2012-10-17",
                     "Statement": [
                         {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
-                        {"Effect": "Deny", "Action": "s3:PutObject", "Resource": "*"},
+                        {
+                            "Effect": "Deny",
+                            "Action": "s3:PutObject",
+                            "Resource": "arn:aws:s3:::*/s3dlio-ray/*/obj-*",
+                        },
                     ],
                 }
             ),
@@ -280,8 +284,8 @@ def test_sigv4_wrong_secret_is_one_clear_line_and_never_printed(authenticating_m
 def test_a_fatal_error_in_the_actors_is_one_line_and_keeps_the_result(
     authenticating_moto, ray_cluster, tmp_path
 ):
-    """A user who may read, list and delete but not PUT: every actor on three nodes stops, the
-    result is written with the error, and the run says so in one line."""
+    """A user who may not PUT the run's objects (its journal, yes): every actor on three nodes
+    stops, the result is written with the error, and the run says so in one line."""
     url, admin, reader = authenticating_moto
     bucket = f"shared-{uuid.uuid4().hex[:8]}"
     boto3_client(url, admin).create_bucket(Bucket=bucket)
@@ -489,3 +493,20 @@ def test_run_control_flags_reach_the_run(moto_url, tmp_path):
 def test_a_bad_rate_limit_on_the_command_line_is_one_line():
     line = assert_one_line_error(run_quick("--rate-limit", "fast"), 2)
     assert "rate_limit: expected a rate such as 500 ops/s" in line
+
+
+def test_a_stale_local_ray_record_is_one_line_not_a_hang(tmp_path):
+    """A record left by a head that was killed, under a private RAY_TMPDIR."""
+    (tmp_path / "ray").mkdir()
+    dead = f"127.0.0.1:{free_port()}"
+    (tmp_path / "ray" / "ray_current_cluster").write_text(dead)
+    env = cli_env(RAY_TMPDIR=str(tmp_path))
+    env.pop("RAY_ADDRESS", None)
+    started = time.monotonic()
+    line = assert_one_line_error(run_quick("--objects", "1", env=env), 1)
+    assert time.monotonic() - started < 30
+    assert f"names {dead}, which does not answer" in line
+    assert "ray stop" in line and "RAY_ADDRESS=local" in line
+    env["RAY_ADDRESS"] = dead
+    line = assert_one_line_error(run_quick("--objects", "1", env=env), 1)
+    assert f"the Ray cluster at {dead} does not answer" in line

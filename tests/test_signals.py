@@ -85,7 +85,8 @@ def test_one_signal_stops_cleans_up_and_keeps_the_partial_result(
     (put,) = result.phases
     assert put.ended_by == "interrupted" and put.objects >= 4
     assert result.error.startswith("interrupted") and result.cleanup.deleted >= 4
-    assert stored_objects(boto3_s3, bucket, prefix) == {} and uploads(boto3_s3, bucket) == []
+    assert stored_objects(boto3_s3, bucket, prefix, journal=True) == {}
+    assert uploads(boto3_s3, bucket) == []
 
 
 def test_a_second_signal_skips_cleanup_and_names_the_command_that_does_it(
@@ -98,15 +99,15 @@ def test_a_second_signal_skips_cleanup_and_names_the_command_that_does_it(
     line = next(x for x in stderr.splitlines() if "interrupted by SIGINT" in x)
     assert f"cleanup skipped: what the run wrote is left in s3://{bucket}/{prefix}" in line
     assert valid_result(doc).cleanup is None
-    left = stored_objects(boto3_s3, bucket, prefix)
-    assert len(left) >= 5  # the objects and the run's journal
+    left = stored_objects(boto3_s3, bucket, prefix, journal=True)
+    assert len(left) >= 5 and f"{prefix}.s3dlio-ray-run.json" in left
     boto3_s3.put_object(Bucket=bucket, Key=f"{prefix}notes.txt", Body=b"someone else's")
     command = shlex.split(line.split("remove it with: ")[1])
     assert command[:2] == ["s3dlio-ray", "cleanup"]
     proc = run_cli(*command[1:])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"{len(left) - 1} objects deleted" in proc.stdout
-    assert stored_objects(boto3_s3, bucket, prefix) == {f"{prefix}notes.txt": 14}
+    assert stored_objects(boto3_s3, bucket, prefix, journal=True) == {f"{prefix}notes.txt": 14}
     assert uploads(boto3_s3, bucket) == []
     again = run_cli(*command[1:])
     assert again.returncode == 1 and "no journal of run" in again.stderr

@@ -12,11 +12,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import ray
+from ray._common.utils import get_ray_address_file
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -93,19 +95,56 @@ def nodes_elsewhere(nodes: Sequence[dict], slots: Sequence[NodeSlot], here: str)
 
 def connect(address: str | None = None) -> None:
     """Join the cluster this process already joined, the one named by `address` or
-    RAY_ADDRESS, a running local one, or start one on loopback."""
+    RAY_ADDRESS ("local": a private one), a running local one, or start one on loopback.
+
+    An address that does not answer, or a local cluster record left by a head that is gone, is
+    one line within seconds, not minutes of Ray retrying.
+    """
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
     options = {"logging_level": logging.WARNING, "log_to_driver": True}
-    if address:
+    if address and address != "local":
+        if not answers(address):
+            raise S3DlioRayError(
+                f"the Ray cluster at {address} does not answer: check ray_address / "
+                "RAY_ADDRESS, or unset it to start a local cluster"
+            )
         ray.init(address=address, **options)
         return
-    try:
+    record = get_ray_address_file(None)
+    recorded = _read(record) if address != "local" else None
+    if recorded:
+        if not answers(recorded):
+            raise S3DlioRayError(
+                f"the local Ray cluster record {record} names {recorded}, which does not "
+                "answer (its head is gone): run `ray stop` (or delete that file), or set "
+                "RAY_ADDRESS=local for a private cluster"
+            )
         ray.init(address="auto", **options)
-    except ConnectionError:
-        _stay_on_loopback()
-        ray.init(include_dashboard=False, **options)
+        return
+    _stay_on_loopback()
+    ray.init(address="local", include_dashboard=False, **options)
+
+
+def answers(address: str, timeout_s: float = 3.0) -> bool:
+    """Whether a GCS address (HOST:PORT) accepts a connection; other forms are left to Ray."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "/" in address:
+        return True
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as record:
+            return record.read().strip() or None
+    except OSError:
+        return None
 
 
 def _stay_on_loopback() -> None:
