@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import fields
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -169,25 +168,29 @@ def _run(args: argparse.Namespace, keys: list[str], console: Console) -> int:
         console.print(f"op-log: one file per engine, {oplog_pattern(report.settings.op_log)}")
     if len(report.results) > 1:
         console.print(configuration_table(report.named()))
+    left = _left_behind(report)
     if signals.received is not None:
-        print(_interrupted_line(signals.received, report, paths[0]), file=sys.stderr)
+        name = signal.Signals(signals.received).name
+        cleanup = report.result.cleanup
+        done = left or (f"cleanup: {cleanup.deleted} objects deleted" if cleanup else "no cleanup")
+        print(f"s3dlio-ray: interrupted by {name}: result in {paths[0]}; {done}", file=sys.stderr)
         return 128 + signals.received
+    if left:
+        console.print(left, highlight=False)
     if report.error:
         raise S3DlioRayError(report.error)
     return 0 if report.ok else 1
 
 
-def _interrupted_line(received: int, report: RunReport, result_path: Path) -> str:
-    """What an interrupted run did and left, in one line."""
+def _left_behind(report: RunReport) -> str | None:
+    """When a run meant to clean up but did not (skipped, or it failed): what is left where,
+    and the command that removes it."""
     result, settings = report.result, report.settings
-    text = f"s3dlio-ray: interrupted by {signal.Signals(received).name}: result in {result_path}"
-    if result.cleanup is not None:
-        return f"{text}; cleanup: {result.cleanup.deleted} objects deleted"
-    if Phase.CLEANUP not in settings.phase_names:
-        return text
+    if Phase.CLEANUP not in settings.phase_names or (result.cleanup and not result.cleanup.failed):
+        return None
     endpoint = f" --endpoint {result.endpoint}" if settings.endpoint else ""
     return (
-        f"{text}; cleanup skipped: what the run wrote is left in s3://{result.bucket}/"
+        f"not cleaned up: what the run wrote is left in s3://{result.bucket}/"
         f"{run_prefix(settings.prefix, result.run_id)}, remove it with: s3dlio-ray cleanup "
         f"--run-id {result.run_id} --bucket {result.bucket}{endpoint}"
     )

@@ -12,6 +12,7 @@ created it and nothing else is left in it.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Mapping
@@ -19,9 +20,11 @@ from typing import Any
 
 from s3dlio_ray.errors import ConfigError, S3DlioRayError
 from s3dlio_ray.results import CleanupResult
-from s3dlio_ray.s3.client import S3Client
+from s3dlio_ray.s3.client import MultipartUpload, S3Client
 from s3dlio_ray.s3.errors import S3Error
 from s3dlio_ray.workload import run_prefix
+
+log = logging.getLogger(__name__)
 
 JOURNAL_NAME = ".s3dlio-ray-run.json"
 
@@ -78,6 +81,22 @@ async def read_journal(
     return journal
 
 
+async def _uploads(client: S3Client, bucket: str, prefix: str) -> list[MultipartUpload]:
+    """Incomplete uploads under `prefix`; none, with a warning, from a store that does not
+    implement listing them."""
+    try:
+        return await client.list_multipart_uploads(bucket, prefix)
+    except S3Error as exc:
+        if exc.status != 501 and exc.code != "NotImplemented":
+            raise
+        log.warning(
+            "cleanup: the endpoint cannot list incomplete multipart uploads (%s); any the run "
+            "left stay until the bucket's lifecycle rules remove them",
+            exc.code or exc.status,
+        )
+        return []
+
+
 async def cleanup(
     client: S3Client, bucket: str, prefix: str, run_id: str, remove_bucket: bool
 ) -> CleanupResult:
@@ -92,7 +111,7 @@ async def cleanup(
     journal = journal_key(prefix, run_id)
     deleted, failed = await client.delete_objects(bucket, [k for k in keys if k != journal])
     aborted = 0
-    for upload in await client.list_multipart_uploads(bucket, where):
+    for upload in await _uploads(client, bucket, where):
         if owned.fullmatch(upload.key):
             await client.abort_multipart_upload(bucket, upload.key, upload.upload_id)
             aborted += 1

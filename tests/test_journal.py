@@ -80,3 +80,61 @@ def test_a_run_that_writes_refuses_a_prefix_that_holds_objects(moto_url, boto3_s
             await client.aclose()
 
     assert asyncio.run(main()) is None
+
+
+def test_a_store_without_multipart_listing_still_cleans_up_with_a_warning(caplog):
+    """A real HTTP server that lists one object of the run and answers 501 NotImplemented to
+    listing multipart uploads."""
+    listing = (
+        b'<?xml version="1.0"?><ListBucketResult><IsTruncated>false</IsTruncated>'
+        b"<Contents><Key>p/r1/obj-00000000</Key><Size>1</Size><ETag>x</ETag></Contents>"
+        b"</ListBucketResult>"
+    )
+    deleted = b'<?xml version="1.0"?><DeleteResult><Deleted><Key>p/r1/obj-00000000</Key>'
+    deleted += b"</Deleted></DeleteResult>"
+    not_implemented = b"<Error><Code>NotImplemented</Code><Message>no</Message></Error>"
+    seen = []
+
+    async def handler(reader, writer):
+        while True:
+            try:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            length = (
+                int(head.lower().split("content-length: ")[1].split("\r\n")[0])
+                if ("content-length: " in head.lower())
+                else 0
+            )
+            await reader.readexactly(length)
+            line = head.split("\r\n")[0]
+            seen.append(line)
+            status, body = (
+                (501, not_implemented)
+                if "uploads" in line
+                else (200, deleted)
+                if line.startswith("POST")
+                else (200, listing)
+            )
+            writer.write(
+                b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body)
+            )
+            await writer.drain()
+        writer.close()
+
+    async def main():
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        client = make_client(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        try:
+            return await cleanup(client, "b", "p", "r1", remove_bucket=False)
+        finally:
+            await client.aclose()
+            server.close()
+
+    result = asyncio.run(main())
+    assert (result.deleted, result.aborted_uploads, result.failed) == (1, 0, ())
+    assert any(
+        "cannot list incomplete multipart uploads (NotImplemented)" in r.getMessage()
+        for r in caplog.records
+    )
+    assert sum("uploads" in line for line in seen) == 1  # not retried: it will not change

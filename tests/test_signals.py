@@ -97,7 +97,7 @@ def test_a_second_signal_skips_cleanup_and_names_the_command_that_does_it(
     )
     assert returncode == 130, stdout + stderr
     line = next(x for x in stderr.splitlines() if "interrupted by SIGINT" in x)
-    assert f"cleanup skipped: what the run wrote is left in s3://{bucket}/{prefix}" in line
+    assert f"not cleaned up: what the run wrote is left in s3://{bucket}/{prefix}" in line
     assert valid_result(doc).cleanup is None
     left = stored_objects(boto3_s3, bucket, prefix, journal=True)
     assert len(left) >= 5 and f"{prefix}.s3dlio-ray-run.json" in left
