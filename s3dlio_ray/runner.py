@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from s3dlio_ray import __version__
 from s3dlio_ray.build import build_client
 from s3dlio_ray.config import Settings
-from s3dlio_ray.errors import S3DlioRayError
+from s3dlio_ray.errors import ConfigError, S3DlioRayError
 from s3dlio_ray.executor import PhaseExecutor
 from s3dlio_ray.journal import refuse_a_used_prefix, write_journal
 from s3dlio_ray.phases import STEPS
@@ -136,6 +136,8 @@ async def run_workload(
                     break
                 if phase != Phase.CLEANUP:
                     await STEPS[phase].run(run, index)
+        except ConfigError:
+            raise
         except S3DlioRayError as exc:
             error = str(exc)
         if executor.interrupted:

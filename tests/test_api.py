@@ -207,3 +207,14 @@ def test_an_unreachable_pushgateway_is_a_warning_not_a_lost_result(
     assert report.ok, report.error
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("cannot push the final values to http://127.0.0.1:9" in w for w in warnings)
+
+
+def test_a_run_that_writes_refuses_a_prefix_holding_anothers_objects(
+    moto_url, bucket, credentials, boto3_s3
+):
+    boto3_s3.put_object(Bucket=bucket, Key="important/sub/b.bin", Body=b"theirs")
+    with pytest.raises(s3dlio_ray.ConfigError, match="important/sub/ already holds objects"):
+        s3dlio_ray.run(QUICK, **local(moto_url, bucket, prefix="important", run_id="sub"))
+    assert stored_objects(boto3_s3, bucket, "important/", journal=True) == {
+        "important/sub/b.bin": 6
+    }
