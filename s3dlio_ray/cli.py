@@ -176,7 +176,7 @@ def _run(args: argparse.Namespace, keys: list[str], console: Console) -> int:
         print(f"s3dlio-ray: interrupted by {name}: result in {paths[0]}; {done}", file=sys.stderr)
         return 128 + signals.received
     if left:
-        console.print(left, highlight=False)
+        console.print(left, highlight=False, soft_wrap=True)
     if report.error:
         raise S3DlioRayError(report.error)
     return 0 if report.ok else 1
