@@ -153,7 +153,7 @@ async def execute(
                 settings.metrics_linger,
                 settings.pushgateway_url,
             ).start()
-            if on_metrics is not None:
+            if on_metrics is not None and exporter.port is not None:
                 on_metrics(exporter.port)
         result = await run_workload(
             settings,

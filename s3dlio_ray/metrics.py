@@ -23,7 +23,6 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from s3dlio_ray.errors import S3DlioRayError
 from s3dlio_ray.stats import SUB_BUCKETS, LatencyHistogram, OpStats, bucket_upper_bound
 
 log = logging.getLogger(__name__)
@@ -144,19 +143,24 @@ class MetricsExporter:
         self._thread: threading.Thread | None = None
 
     @property
-    def port(self) -> int:
-        return self._server.server_port if self._server else self._port
+    def port(self) -> int | None:
+        """Where /metrics is served; None when it could not be."""
+        return self._server.server_port if self._server else None
 
     def start(self) -> MetricsExporter:
+        """Serve /metrics; a port that cannot be had is a warning and the run goes on without."""
         try:
             self._server, self._thread = start_http_server(
                 self._port, addr=self._host, registry=self.registry
             )
         except OSError as exc:
-            raise S3DlioRayError(
-                f"metrics: cannot serve on {self._host}:{self._port}: {exc.strerror}; choose "
-                "another metrics_port (0 = any free port) or metrics_port: off"
-            ) from None
+            log.warning(
+                "metrics: cannot serve on %s:%s (%s); the run goes on without /metrics (choose "
+                "another metrics_port, 0 for any free port)",
+                self._host,
+                self._port,
+                exc.strerror or exc,
+            )
         return self
 
     def finish(self) -> None:

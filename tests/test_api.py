@@ -4,6 +4,7 @@ what it never imports."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -218,3 +219,15 @@ def test_a_run_that_writes_refuses_a_prefix_holding_anothers_objects(
     assert stored_objects(boto3_s3, bucket, "important/", journal=True) == {
         "important/sub/b.bin": 6
     }
+
+
+def test_a_busy_metrics_port_is_a_warning_and_the_run_goes_on(
+    moto_url, bucket, credentials, caplog
+):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        report = s3dlio_ray.run(QUICK, **local(moto_url, bucket, metrics_port=port))
+    assert report.ok, report.error
+    assert any(f"cannot serve on 127.0.0.1:{port}" in r.getMessage() for r in caplog.records)
