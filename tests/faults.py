@@ -73,8 +73,16 @@ class FaultProxy:
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
+        asyncio.run_coroutine_threadsafe(self._release(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+    async def _release(self) -> None:
+        """Let stalled answers end and every connection's task finish before the loop stops."""
+        self._released.set()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
 
     @property
     def url(self) -> str:
@@ -86,6 +94,7 @@ class FaultProxy:
         asyncio.run_coroutine_threadsafe(self._kill(), self._loop).result(10)
 
     async def _start(self) -> None:
+        self._released = asyncio.Event()
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
 
     async def _kill(self) -> None:
@@ -108,56 +117,56 @@ class FaultProxy:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
         try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                body = await reader.readexactly(int(_header(head, b"content-length") or 0))
-                method, target = head.split(b" ", 2)[:2]
-                request = Request(method.decode(), target.decode(), head)
-                fault = self._pick(request)
-                if fault == "kill":
-                    await self._kill()
-                    return
-                if fault == "slow":
-                    await asyncio.sleep(0.2)
-                if fault == "403":
-                    error = b"<Error><Code>AccessDenied</Code><Message>no</Message></Error>"
-                    writer.write(
-                        b"HTTP/1.1 403 Forbidden\r\nContent-Length: %d\r\n\r\n%s"
-                        % (len(error), error)
-                    )
-                    await writer.drain()
-                    continue
-                if fault == "503":
-                    error = b"<Error><Code>SlowDown</Code><Message>slow</Message></Error>"
-                    writer.write(
-                        b"HTTP/1.1 503 Slow Down\r\nContent-Length: %d\r\n\r\n%s"
-                        % (len(error), error)
-                    )
-                    await writer.drain()
-                    continue
-                answer_head, answer = await self._forward(head, body)
-                if fault == "stall":
-                    await asyncio.sleep(30)
-                    return
-                if fault in ("reset", "truncate"):
-                    writer.write(answer_head + answer[: len(answer) // 2])
-                    await writer.drain()
-                    if fault == "reset":
-                        writer.transport.abort()
-                    else:
-                        writer.close()
-                    return
-                if fault == "flip" and answer:
-                    answer = bytes([answer[0] ^ 0xFF]) + answer[1:]
-                if fault == "short" and answer:
-                    answer_head, answer = self._shorten(answer_head, answer)
-                writer.write(answer_head + answer)
-                await writer.drain()
+            await self._answer_all(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the client (or a fault) cut the connection: nothing left to answer
         finally:
             self._writers.discard(writer)
+
+    async def _answer_all(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            body = await reader.readexactly(int(_header(head, b"content-length") or 0))
+            method, target = head.split(b" ", 2)[:2]
+            request = Request(method.decode(), target.decode(), head)
+            fault = self._pick(request)
+            if fault == "kill":
+                await self._kill()
+                return
+            if fault == "slow":
+                await asyncio.sleep(0.2)
+            if fault == "403":
+                error = b"<Error><Code>AccessDenied</Code><Message>no</Message></Error>"
+                writer.write(
+                    b"HTTP/1.1 403 Forbidden\r\nContent-Length: %d\r\n\r\n%s" % (len(error), error)
+                )
+                await writer.drain()
+                continue
+            if fault == "503":
+                error = b"<Error><Code>SlowDown</Code><Message>slow</Message></Error>"
+                writer.write(
+                    b"HTTP/1.1 503 Slow Down\r\nContent-Length: %d\r\n\r\n%s" % (len(error), error)
+                )
+                await writer.drain()
+                continue
+            answer_head, answer = await self._forward(head, body)
+            if fault == "stall":
+                await self._released.wait()
+                return
+            if fault in ("reset", "truncate"):
+                writer.write(answer_head + answer[: len(answer) // 2])
+                await writer.drain()
+                if fault == "reset":
+                    writer.transport.abort()
+                else:
+                    writer.close()
+                return
+            if fault == "flip" and answer:
+                answer = bytes([answer[0] ^ 0xFF]) + answer[1:]
+            if fault == "short" and answer:
+                answer_head, answer = self._shorten(answer_head, answer)
+            writer.write(answer_head + answer)
+            await writer.drain()
 
     async def _forward(self, head: bytes, body: bytes) -> Answer:
         reader, writer = await asyncio.open_connection(*self._target)

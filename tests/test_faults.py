@@ -62,7 +62,7 @@ def uploads(boto3_s3, bucket: str) -> list[str]:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_fault_leaves_a_result_and_nothing_behind(
-    case, ray_cluster, moto_url, boto3_s3, bucket, credentials, tmp_path, capsys
+    case, ray_cluster, moto_url, boto3_s3, bucket, credentials, tmp_path, capsys, caplog
 ):
     rule, code, says = CASES[case]
     run_id = f"f-{uuid.uuid4().hex[:6]}"
@@ -103,7 +103,8 @@ def test_a_fault_leaves_a_result_and_nothing_behind(
     stdout, stderr = capsys.readouterr()
     assert returned == code, stdout + stderr
     assert applied, "the fault never happened"
-    assert "Traceback" not in stdout + stderr
+    assert "Traceback" not in stdout + stderr + caplog.text
+    assert "never retrieved" not in stderr + caplog.text
     result = valid_result(json.loads(out.read_text()))
     put, *rest = result.phases
     prefix = f"s3dlio-ray/{run_id}/"

@@ -279,6 +279,9 @@ class _Connection(asyncio.BufferedProtocol):
         self.reusable = False
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(exc)
+            # Whoever awaits the waiter still gets it; when no one does (a timeout already
+            # raised), asyncio must not log it as never retrieved.
+            self._waiter.exception()
         if self.transport is not None:
             self.transport.abort()
 
@@ -334,8 +337,9 @@ class _Connection(asyncio.BufferedProtocol):
                     waiter.result()
                     return None
                 if not done and self.progress == before:
-                    self._fail(RequestTimeout(f"no response data for {timeout:g} s"))
-                    raise RequestTimeout(f"no response data for {timeout:g} s")
+                    error = RequestTimeout(f"no response data for {timeout:g} s")
+                    self._fail(error)
+                    raise error
         finally:
             if task is not waiter and not task.done():
                 task.cancel()
