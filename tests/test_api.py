@@ -34,6 +34,7 @@ def test_the_public_names_are_exactly_these():
             "S3DlioRayError",
             "Settings",
             "__version__",
+            "cleanup_run",
             "compare",
             "load_result",
             "load_settings",
