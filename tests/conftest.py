@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -152,6 +153,25 @@ def result_of(*phases: PhaseResult) -> RunResult:
         cluster=ClusterInfo("local", ("host",), 1, {"host": 2.0}),
         phases=phases,
     )
+
+
+def answering(answer: Callable[[str, bytes], bytes]):
+    """An asyncio server callback that reads keep-alive HTTP/1.1 requests (head and body) and
+    writes `answer(head, body)` to each, until the client closes."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            length = re.search(r"(?i)\r\ncontent-length:\s*(\d+)", head)
+            body = await reader.readexactly(int(length.group(1))) if length else b""
+            writer.write(answer(head, body))
+            await writer.drain()
+        writer.close()
+
+    return handler
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import make_client
+from conftest import answering, make_client
 
 from s3dlio_ray.errors import ConfigError
 from s3dlio_ray.journal import cleanup, read_journal, refuse_a_used_prefix, write_journal
@@ -95,35 +95,20 @@ def test_a_store_without_multipart_listing_still_cleans_up_with_a_warning(caplog
     not_implemented = b"<Error><Code>NotImplemented</Code><Message>no</Message></Error>"
     seen = []
 
-    async def handler(reader, writer):
-        while True:
-            try:
-                head = (await reader.readuntil(b"\r\n\r\n")).decode()
-            except (asyncio.IncompleteReadError, ConnectionError):
-                break
-            length = (
-                int(head.lower().split("content-length: ")[1].split("\r\n")[0])
-                if ("content-length: " in head.lower())
-                else 0
-            )
-            await reader.readexactly(length)
-            line = head.split("\r\n")[0]
-            seen.append(line)
-            status, body = (
-                (501, not_implemented)
-                if "uploads" in line
-                else (200, deleted)
-                if line.startswith("POST")
-                else (200, listing)
-            )
-            writer.write(
-                b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body)
-            )
-            await writer.drain()
-        writer.close()
+    def answer(head: str, _: bytes) -> bytes:
+        line = head.split("\r\n")[0]
+        seen.append(line)
+        status, body = (
+            (501, not_implemented)
+            if "uploads" in line
+            else (200, deleted)
+            if line.startswith("POST")
+            else (200, listing)
+        )
+        return b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body)
 
     async def main():
-        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        server = await asyncio.start_server(answering(answer), "127.0.0.1", 0)
         client = make_client(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
         try:
             return await cleanup(client, "b", "p", "r1", remove_bucket=False)

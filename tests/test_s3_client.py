@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 
 import pytest
-from conftest import make_client
+from conftest import answering, make_client
 from proxy import TcpProxy
 
 from s3dlio_ray.engine import AdaptiveLimiter
@@ -259,27 +259,19 @@ def range_server(body: bytes, short_answers: int):
     half the bytes asked for (a valid-looking 206), and every later one exactly."""
     answered = []
 
-    async def handler(reader, writer):
-        while True:
-            try:
-                head = (await reader.readuntil(b"\r\n\r\n")).decode()
-            except (asyncio.IncompleteReadError, ConnectionError):
-                break
-            start, end = map(int, head.split("Range: bytes=")[1].split("\r\n")[0].split("-"))
-            end = min(end, len(body) - 1)
-            if len(answered) < short_answers:
-                end = start + (end - start) // 2
-            answered.append((start, end))
-            part = body[start : end + 1]
-            writer.write(
-                b"HTTP/1.1 206 Partial Content\r\nContent-Length: %d\r\n"
-                b"Content-Range: bytes %d-%d/%d\r\n\r\n%s"
-                % (len(part), start, end, len(body), part)
-            )
-            await writer.drain()
-        writer.close()
+    def answer(head: str, _: bytes) -> bytes:
+        start, end = map(int, head.split("Range: bytes=")[1].split("\r\n")[0].split("-"))
+        end = min(end, len(body) - 1)
+        if len(answered) < short_answers:
+            end = start + (end - start) // 2
+        answered.append((start, end))
+        part = body[start : end + 1]
+        return (
+            b"HTTP/1.1 206 Partial Content\r\nContent-Length: %d\r\n"
+            b"Content-Range: bytes %d-%d/%d\r\n\r\n%s" % (len(part), start, end, len(body), part)
+        )
 
-    return handler, answered
+    return answering(answer), answered
 
 
 @pytest.mark.parametrize("short_answers", [1, 3])
