@@ -1,6 +1,6 @@
 """A lean HTTP/1.1 client for the bulk data path.
 
-Why our own: on this project's 2-core loopback measurements (GUIDE section 6, BENCHMARKS.md)
+Why our own: on this project's 2-core loopback measurements (BENCHMARKS.md)
 httpx/h11 reads GET bodies at 0.6-0.8 GB/s and aiohttp at 1.5-1.7 GB/s, while an asyncio
 BufferedProtocol that lets the kernel copy straight into a preallocated body buffer reaches the
 loopback ceiling (~3.5 GB/s) at a fifth of the CPU. So bodies with a Content-Length are received
