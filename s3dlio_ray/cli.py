@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 NO_FLAG = ("name", "mix", "configurations")
 """Keys set only in the workload file or with --set (they are lists or mappings)."""
 
+CLEANUP_KEYS = ("endpoint", "bucket", "prefix", "region", "aws_profile", "ca_bundle")
+"""What `cleanup` needs to find a run's journal, besides its id (and --insecure)."""
+
 
 def flag_name(key: str) -> str:
     return "--" + key.removesuffix("_s").replace("_", "-")
@@ -87,7 +90,7 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
         help="remove what a run left behind (a killed run): its objects, uploads and journal",
     )
     clean.add_argument("--run-id", required=True, help="the run's id (in its result file's name)")
-    for key in ("endpoint", "bucket", "prefix", "region", "aws_profile", "ca_bundle"):
+    for key in CLEANUP_KEYS:
         clean.add_argument(flag_name(key), dest=key, metavar="VALUE")
     clean.add_argument("--insecure", action="store_const", const=True)
     cmp = commands.add_parser("compare", help="compare two result files, B against A")
@@ -263,7 +266,7 @@ def _compare(args: argparse.Namespace, keys: list[str], console: Console) -> int
 def _cleanup(args: argparse.Namespace, keys: list[str], console: Console) -> int:
     from s3dlio_ray import api
 
-    given = ("endpoint", "bucket", "prefix", "region", "aws_profile", "ca_bundle", "insecure")
+    given = (*CLEANUP_KEYS, "insecure")
     overrides = {k: getattr(args, k) for k in given if getattr(args, k) is not None}
     result = api.cleanup_run(args.run_id, **overrides)
     removed = "bucket removed" if result.bucket_removed else "bucket kept"

@@ -104,8 +104,10 @@ class EngineHost:
         return self._task_id, self.engine.snapshot()
 
     async def close(self) -> None:
-        if self.engine is not None:
-            await self.engine.aclose()
+        """Close the engine (its connections, its op-log); safe to call twice."""
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            await engine.aclose()
 
 
 class LocalWorker:
