@@ -120,6 +120,19 @@ def make_engine(url: str, policy: ConcurrencyPolicy, **options) -> Engine:
     return Engine(S3Store(make_client(url), 10 * 2**20), lambda phase: policy, **options)
 
 
+@pytest.fixture
+def credentials(monkeypatch):
+    """The test credentials in the environment, for runs in this process."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", TEST_CREDENTIALS.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", TEST_CREDENTIALS.secret_access_key)
+
+
+def incomplete_uploads(boto3_s3, bucket: str) -> list[str]:
+    """Keys of the multipart uploads in `bucket` that were neither completed nor aborted."""
+    listed = boto3_s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    return sorted(u["Key"] for u in listed)
+
+
 def recorded(ops: int, nbytes: int, latency_s: float = 0.01, errors: int = 0) -> OpStats:
     """Statistics of `ops` operations moving `nbytes` in all, each taking `latency_s`."""
     stats = OpStats(errors=errors)

@@ -11,7 +11,7 @@ import time
 import urllib.request
 
 import pytest
-from conftest import ROOT, TEST_CREDENTIALS, cli_env, stored_objects, valid_result
+from conftest import ROOT, cli_env, stored_objects, valid_result
 
 import s3dlio_ray
 from s3dlio_ray.results import EndedBy, Phase
@@ -94,12 +94,6 @@ def local(moto_url: str, bucket: str, **overrides) -> dict:
         "metrics_port": "off",
         **overrides,
     }
-
-
-@pytest.fixture
-def credentials(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", TEST_CREDENTIALS.access_key_id)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", TEST_CREDENTIALS.secret_access_key)
 
 
 def test_run_answers_a_typed_report_that_writes_its_files(moto_url, bucket, credentials, tmp_path):

@@ -8,7 +8,7 @@ import json
 import uuid
 
 import pytest
-from conftest import TEST_CREDENTIALS, stored_objects, valid_result
+from conftest import incomplete_uploads, stored_objects, valid_result
 from faults import FaultProxy, Rule
 
 from s3dlio_ray.cli import main
@@ -48,16 +48,6 @@ CASES = {
     "403 on one key": (Rule("403", key_is("obj-00000002")), 1, "AccessDenied"),
     "endpoint killed": (Rule("kill", put, nth=6), 1, "cannot connect"),
 }
-
-
-@pytest.fixture
-def credentials(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", TEST_CREDENTIALS.access_key_id)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", TEST_CREDENTIALS.secret_access_key)
-
-
-def uploads(boto3_s3, bucket: str) -> list[str]:
-    return [u["Key"] for u in boto3_s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -119,9 +109,11 @@ def test_a_fault_leaves_a_result_and_nothing_behind(
         # Its cleanup could not reach the endpoint either: what is left, and how to remove it.
         assert put.ended_by == "error" and result.cleanup is None
         assert "not cleaned up" in stdout
-        assert stored_objects(boto3_s3, bucket, prefix, journal=True) or uploads(boto3_s3, bucket)
+        assert stored_objects(boto3_s3, bucket, prefix, journal=True) or incomplete_uploads(
+            boto3_s3, bucket
+        )
         command = stdout.split("remove it with: s3dlio-ray ")[1].split()
         command[command.index("--endpoint") + 1] = moto_url
         assert main(command) == 0, capsys.readouterr()
     assert stored_objects(boto3_s3, bucket, prefix, journal=True) == {}
-    assert uploads(boto3_s3, bucket) == []
+    assert incomplete_uploads(boto3_s3, bucket) == []

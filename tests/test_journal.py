@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import answering, make_client
+from conftest import answering, incomplete_uploads, make_client
 
 from s3dlio_ray.errors import ConfigError
 from s3dlio_ray.journal import cleanup, read_journal, refuse_a_used_prefix, write_journal
@@ -16,12 +16,6 @@ OURS = ["p/r1/obj-00000000", "p/r1/obj-00000001.2", "p/r1/mixed-3-00000007"]
 
 def keys_in(boto3_s3, bucket: str) -> list[str]:
     return sorted(o["Key"] for o in boto3_s3.list_objects_v2(Bucket=bucket).get("Contents", []))
-
-
-def uploads_in(boto3_s3, bucket: str) -> list[str]:
-    return sorted(
-        u["Key"] for u in boto3_s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-    )
 
 
 def test_cleanup_removes_its_keys_uploads_journal_and_the_bucket_it_made(moto_url, boto3_s3):
@@ -63,7 +57,7 @@ def test_cleanup_never_touches_what_it_did_not_write_even_under_its_prefix(
     result = asyncio.run(main())
     assert (result.deleted, result.aborted_uploads, result.bucket_removed) == (3, 1, False)
     assert keys_in(boto3_s3, bucket) == sorted(theirs)
-    assert uploads_in(boto3_s3, bucket) == ["p/r1/their-upload"]
+    assert incomplete_uploads(boto3_s3, bucket) == ["p/r1/their-upload"]
 
 
 def test_a_run_that_writes_refuses_a_prefix_that_holds_objects(moto_url, boto3_s3, bucket):

@@ -11,11 +11,7 @@ import time
 import uuid
 
 import pytest
-from conftest import CLI, ROOT, cli_env, run_cli, stored_objects, valid_result
-
-
-def uploads(boto3_s3, bucket: str) -> list[str]:
-    return [u["Key"] for u in boto3_s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+from conftest import CLI, ROOT, cli_env, incomplete_uploads, run_cli, stored_objects, valid_result
 
 
 def interrupted_run(ray_cluster, moto_url, boto3_s3, bucket, tmp_path, signals):
@@ -57,7 +53,9 @@ def interrupted_run(ray_cluster, moto_url, boto3_s3, bucket, tmp_path, signals):
     )
     prefix = f"s3dlio-ray/{run_id}/"
     deadline = time.monotonic() + 60
-    while len(stored_objects(boto3_s3, bucket, prefix)) < 4 or not uploads(boto3_s3, bucket):
+    while len(stored_objects(boto3_s3, bucket, prefix)) < 4 or not incomplete_uploads(
+        boto3_s3, bucket
+    ):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.1)
     for signum in signals:
@@ -86,7 +84,7 @@ def test_one_signal_stops_cleans_up_and_keeps_the_partial_result(
     assert put.ended_by == "interrupted" and put.objects >= 4
     assert result.error.startswith("interrupted") and result.cleanup.deleted >= 4
     assert stored_objects(boto3_s3, bucket, prefix, journal=True) == {}
-    assert uploads(boto3_s3, bucket) == []
+    assert incomplete_uploads(boto3_s3, bucket) == []
 
 
 def test_a_second_signal_skips_cleanup_and_names_the_command_that_does_it(
@@ -108,6 +106,6 @@ def test_a_second_signal_skips_cleanup_and_names_the_command_that_does_it(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"{len(left) - 1} objects deleted" in proc.stdout
     assert stored_objects(boto3_s3, bucket, prefix, journal=True) == {f"{prefix}notes.txt": 14}
-    assert uploads(boto3_s3, bucket) == []
+    assert incomplete_uploads(boto3_s3, bucket) == []
     again = run_cli(*command[1:])
     assert again.returncode == 1 and "no journal of run" in again.stderr
