@@ -56,7 +56,7 @@ class Admission:
         self._pacer = Pacer(control.rate) if control.rate else None
         self._cost = cost
         self.stopped_by: EndedBy | None = None
-        """Set to end the phase early: by autoterm, or by an interruption."""
+        """Set to end the phase early: autoterm, an interruption, or another share's error."""
         self.fatal: BaseException | None = None
         """The first error every further request would hit too (engines set it)."""
 
