@@ -25,11 +25,11 @@ from s3dlio_ray.embedded import EMBEDDED_CREDENTIALS, EmbeddedS3
 from s3dlio_ray.errors import ConfigError, S3DlioRayError
 from s3dlio_ray.executor import ProgressHook
 from s3dlio_ray.journal import cleanup, read_journal
+from s3dlio_ray.keys import run_prefix
 from s3dlio_ray.launch import MetricsHook, Target, execute_configurations
 from s3dlio_ray.report import load_result, write_csv, write_json
 from s3dlio_ray.results import CleanupResult, PhaseResult, RunResult
 from s3dlio_ray.runner import new_run_id
-from s3dlio_ray.workload import run_prefix
 
 Workload = str | Path | Mapping[str, Any] | Settings
 """A workload file's path, its content as a mapping, or Settings already loaded."""

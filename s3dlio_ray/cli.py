@@ -21,8 +21,8 @@ from rich.console import Console
 from s3dlio_ray import __version__
 from s3dlio_ray.api import RunControl, RunReport
 from s3dlio_ray.errors import S3DlioRayError
+from s3dlio_ray.keys import run_prefix
 from s3dlio_ray.results import Phase
-from s3dlio_ray.workload import run_prefix
 
 if TYPE_CHECKING:
     from s3dlio_ray.telemetry import Progress

@@ -401,7 +401,7 @@ class Settings:
 
     # workload
     name: str = setting("quick", _parse_str, "workload", "workload name (names result files)")
-    objects: int = setting(100, _int_range(1, 10_000_000), "workload", "number of objects")
+    objects: int = setting(100, _int_range(1, 10**12), "workload", "number of objects")
     object_size: ObjectSizes = setting(
         DEFAULT_OBJECT_SIZE,
         _object_sizes,

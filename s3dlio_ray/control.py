@@ -8,15 +8,13 @@ flight always finish and count.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from s3dlio_ray.results import EndedBy, Phase
+from s3dlio_ray.results import EndedBy
 from s3dlio_ray.tuning.pacing import Pacer, RateLimit
-from s3dlio_ray.workload import cycled_keys
 
 
 @dataclass(frozen=True)
@@ -24,7 +22,7 @@ class PhaseControl:
     """What ends a phase besides running out of keys, and how fast this engine may go.
 
     With `duration_s` a phase runs for that long: PUT goes on past its keys with new ones (see
-    workload.cycled_keys), GET reads its keys again. `rate` is this engine's share of the cap.
+    keys.KeyRange.cycled), GET reads its keys again. `rate` is this engine's share of the cap.
     """
 
     duration_s: float | None = None
@@ -33,14 +31,6 @@ class PhaseControl:
 
 WHOLE_PHASE = PhaseControl()
 """Every key once, as fast as the endpoint allows."""
-
-
-def phase_keys(op: Phase, keys: Sequence[str], control: PhaseControl) -> Iterable[str]:
-    """The keys a PUT or GET goes through: once, or in a timed phase until the time is up (a PUT
-    with new keys past its own, a GET over its keys again)."""
-    if not control.duration_s or not keys:
-        return keys
-    return cycled_keys(keys) if op == Phase.PUT else itertools.cycle(keys)
 
 
 STOP_GRACE_S = 5.0

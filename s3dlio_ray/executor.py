@@ -23,13 +23,13 @@ from typing import Protocol
 from s3dlio_ray.control import PhaseControl
 from s3dlio_ray.engine import Engine, EngineSnapshot
 from s3dlio_ray.errors import S3DlioRayError
+from s3dlio_ray.keys import KeyRange
 from s3dlio_ray.phases.base import PhaseOutcome, PhaseSpec
 from s3dlio_ray.results import EndedBy, Phase, PhaseResult, ShareResult
 from s3dlio_ray.sharding import shard
 from s3dlio_ray.stats import OpStats
 from s3dlio_ray.telemetry import Progress, Telemetry
 from s3dlio_ray.tuning.autoterm import SteadyDetector
-from s3dlio_ray.workload import written_keys
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class Worker(Protocol):
     node: str
 
     async def run_share(
-        self, task_id: int, spec: PhaseSpec, keys: list[str], control: PhaseControl
+        self, task_id: int, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl
     ) -> ShareResult: ...
 
     async def snapshot(self) -> tuple[int, EngineSnapshot | None]: ...
@@ -119,7 +119,7 @@ class LocalWorker:
         self._host = host
 
     async def run_share(
-        self, task_id: int, spec: PhaseSpec, keys: list[str], control: PhaseControl
+        self, task_id: int, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl
     ) -> ShareResult:
         return await self._host.run_share(task_id, spec, keys, control)
 
@@ -158,17 +158,22 @@ def phase_control(spec: PhaseSpec, engines: int, elapsed_s: float = 0.0) -> Phas
     return PhaseControl(max(0.1, spec.duration_s - elapsed_s), rate)
 
 
-def successful_writes(share: Sequence[str], result: ShareResult) -> list[str]:
+def successful_writes(share: KeyRange, result: ShareResult) -> KeyRange:
     """The keys a PUT of `share` stored: those it started, less those that failed."""
-    failed = result.failed
-    return [k for k in written_keys(share, result.dispatched) if k not in failed]
+    return share.written(result.dispatched).without(result.failed)
+
+
+def _key_range(keys: Sequence[str]) -> KeyRange:
+    if not isinstance(keys, KeyRange):
+        raise TypeError(f"a PUT's keys are a KeyRange, not {type(keys).__name__}")
+    return keys
 
 
 @dataclass
 class _Task:
     task_id: int
     worker: Worker
-    keys: list[str]
+    keys: Sequence[str]
     future: asyncio.Future[ShareResult] = field(repr=False)
 
 
@@ -246,7 +251,7 @@ class PhaseExecutor:
         self._fatal = None
         self._stopped_by = EndedBy.INTERRUPTED if self.interrupted else None
         tasks = self._running = self._spread(spec, keys, started)
-        written: list[str] = []
+        written: list[KeyRange] = []
         parts: list[tuple[str, str, ShareResult]] = []
         unassigned: dict[str, str] = {}
         broken: BaseException | None = None
@@ -272,7 +277,7 @@ class PhaseExecutor:
                     worker = task.worker
                     self.telemetry.totals.finish(task.task_id, worker.node, phase, result.stats)
                     if phase == Phase.PUT:
-                        written += successful_writes(task.keys, result)
+                        written.append(successful_writes(_key_range(task.keys), result))
                     parts.append((worker.name, worker.node, result))
                     if result.fatal:
                         self._fail(result.fatal)
@@ -287,7 +292,8 @@ class PhaseExecutor:
         merged = PhaseResult.merge(phase, time.perf_counter() - started, parts, unassigned)
         if self._fatal is not None:
             merged = dataclasses.replace(merged, ended_by=EndedBy.ERROR)
-        return PhaseOutcome(merged, written if phase == Phase.PUT else None, self._fatal)
+        stored = KeyRange.joined(_key_range(keys).prefix, written) if phase == Phase.PUT else None
+        return PhaseOutcome(merged, stored, self._fatal)
 
     def _fail(self, message: str) -> None:
         """The phase's first fatal error: every other share stops too."""

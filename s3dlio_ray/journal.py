@@ -19,10 +19,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from s3dlio_ray.errors import ConfigError, S3DlioRayError
+from s3dlio_ray.keys import run_prefix
 from s3dlio_ray.results import CleanupResult
-from s3dlio_ray.s3.client import MultipartUpload, S3Client
+from s3dlio_ray.s3.client import MAX_DELETE_BATCH, MultipartUpload, S3Client
 from s3dlio_ray.s3.errors import S3Error
-from s3dlio_ray.workload import run_prefix
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def journal_key(prefix: str, run_id: str) -> str:
 
 def owned_key(prefix: str, run_id: str) -> re.Pattern[str]:
     """The keys a run of this prefix and id may have written, and nothing else."""
-    names = r"obj-\d{8}(?:\.\d+)?|mixed-\d+-\d{8}|" + re.escape(JOURNAL_NAME)
+    names = r"obj-\d{8,}(?:\.\d+)?|mixed-\d+-\d{8,}|" + re.escape(JOURNAL_NAME)
     return re.compile(re.escape(run_prefix(prefix, run_id)) + f"(?:{names})")
 
 
@@ -97,6 +97,14 @@ async def _uploads(client: S3Client, bucket: str, prefix: str) -> list[Multipart
         return []
 
 
+async def _delete(
+    client: S3Client, bucket: str, keys: list[str], deleted: int, failed: list[str]
+) -> tuple[int, list[str]]:
+    """Delete one batch as the listing goes, so cleanup holds one page of keys, not them all."""
+    done, missed = await client.delete_objects(bucket, keys) if keys else (0, [])
+    return deleted + done, failed + missed
+
+
 async def cleanup(
     client: S3Client, bucket: str, prefix: str, run_id: str, remove_bucket: bool
 ) -> CleanupResult:
@@ -105,17 +113,23 @@ async def cleanup(
     started = time.perf_counter()
     owned = owned_key(prefix, run_id)
     where = run_prefix(prefix, run_id)
-    keys = [
-        info.key async for info in client.list_objects(bucket, where) if owned.fullmatch(info.key)
-    ]
     journal = journal_key(prefix, run_id)
-    deleted, failed = await client.delete_objects(bucket, [k for k in keys if k != journal])
+    deleted, failed, batch, journal_found = 0, [], [], False
+    async for info in client.list_objects(bucket, where):
+        if info.key == journal:
+            journal_found = True
+        elif owned.fullmatch(info.key):
+            batch.append(info.key)
+        if len(batch) == MAX_DELETE_BATCH:
+            deleted, failed = await _delete(client, bucket, batch, deleted, failed)
+            batch = []
+    deleted, failed = await _delete(client, bucket, batch, deleted, failed)
     aborted = 0
     for upload in await _uploads(client, bucket, where):
         if owned.fullmatch(upload.key):
             await client.abort_multipart_upload(bucket, upload.key, upload.upload_id)
             aborted += 1
-    if journal in keys and not failed:
+    if journal_found and not failed:
         _, failed = await client.delete_objects(bucket, [journal])
     removed = False
     if remove_bucket and not failed:

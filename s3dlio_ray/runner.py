@@ -21,6 +21,7 @@ from s3dlio_ray.config import Settings
 from s3dlio_ray.errors import ConfigError, S3DlioRayError
 from s3dlio_ray.executor import PhaseExecutor
 from s3dlio_ray.journal import refuse_a_used_prefix, write_journal
+from s3dlio_ray.keys import KeyRange
 from s3dlio_ray.phases import STEPS
 from s3dlio_ray.results import (
     CleanupResult,
@@ -33,7 +34,6 @@ from s3dlio_ray.results import (
 from s3dlio_ray.s3.client import S3Client
 from s3dlio_ray.s3.signing import StaticCredentials
 from s3dlio_ray.tuning.profiles import select_profile
-from s3dlio_ray.workload import object_keys
 
 VERSIONS_REPORTED = ("s3dlio-ray", "ray", "botocore", "httpx")
 
@@ -122,7 +122,7 @@ async def run_workload(
         run_id,
         seed,
         settings.bucket or f"s3dlio-ray-{run_id}".lower(),
-        object_keys(settings.prefix, run_id, settings.objects),
+        KeyRange.of(settings.prefix, run_id, settings.objects),
         bucket_created_earlier,
     )
     error = None

@@ -1,4 +1,4 @@
-"""What a run reads and writes: key names, and object content a reader can check without a copy.
+"""What a run writes: object content a reader can check without a copy.
 
 Content is a function of (seed, key): a 32-byte identity (SHA-256 of seed and key) followed by a
 window into a 4 MiB random pool that starts at an offset derived from that identity. Writers send
@@ -9,10 +9,8 @@ wrong object, a stale object, a shifted or a flipped byte all fail verification.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import random
 import threading
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from s3dlio_ray.errors import S3DlioRayError
@@ -44,15 +42,6 @@ class VerifyTally:
             raise
         with self._lock:
             self.verified += 1
-
-
-def object_keys(prefix: str, run_id: str, count: int) -> list[str]:
-    """The run's keys, all under one run-specific prefix so cleanup never touches others'."""
-    return [f"{run_prefix(prefix, run_id)}obj-{i:08d}" for i in range(count)]
-
-
-def run_prefix(prefix: str, run_id: str) -> str:
-    return f"{prefix.strip('/')}/{run_id}/" if prefix.strip("/") else f"{run_id}/"
 
 
 @dataclass(frozen=True)
@@ -129,22 +118,3 @@ def _first_difference(source: bytes, start: int, chunk: memoryview) -> int:
         else:
             hi = mid
     return lo
-
-
-def cycled_keys(share: Sequence[str]) -> Iterator[str]:
-    """A timed PUT's keys: its share, then the share again as new keys ("KEY.1", "KEY.2", ...).
-
-    New keys, not overwrites, so a versioned bucket gains no hidden versions and every object
-    written can be read back and cleaned up; derived from the share, so shares stay disjoint.
-    """
-    yield from share
-    if not share:
-        return
-    for round_ in itertools.count(1):
-        for key in share:
-            yield f"{key}.{round_}"
-
-
-def written_keys(share: Sequence[str], dispatched: int) -> list[str]:
-    """The keys a PUT of `share` started when it started `dispatched` of cycled_keys(share)."""
-    return list(itertools.islice(cycled_keys(share), dispatched))

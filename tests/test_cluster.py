@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from proxy import TcpProxy
 
 from s3dlio_ray.embedded import free_port
+from s3dlio_ray.keys import KeyRange, run_prefix
 from s3dlio_ray.launch import Target, execute
-from s3dlio_ray.workload import object_keys, run_prefix
 
 KIB = 1024
 
@@ -30,7 +30,7 @@ def test_every_node_transfers_and_the_bytes_add_up(ray_cluster, moto_url, boto3_
     assert sum(n.bytes for n in put.nodes.values()) == put.stats.bytes == 30 * 256 * KIB
     assert sum(a.summary.bytes for a in put.actors) == put.stats.bytes
     stored = stored_objects(boto3_s3, bucket, run_prefix(settings.prefix, settings.run_id))
-    assert sorted(stored) == object_keys(settings.prefix, settings.run_id, 30)
+    assert sorted(stored) == list(KeyRange.of(settings.prefix, settings.run_id, 30))
     assert sum(stored.values()) == put.stats.bytes
     assert get.verified == 30 and get.verify_failures == 0
     assert sum(n.bytes for n in get.nodes.values()) == get.stats.bytes
@@ -82,7 +82,7 @@ def test_a_node_removed_during_put_loses_no_key_and_counts_none_twice(
 
     result = asyncio.run(main())
     put = result.phases[0]
-    keys = object_keys(settings.prefix, settings.run_id, 120)
+    keys = list(KeyRange.of(settings.prefix, settings.run_id, 120))
     stored = stored_objects(boto3_s3, bucket, run_prefix(settings.prefix, settings.run_id))
     # Every key is either stored or listed as failed, never both, never neither.
     assert set(stored) | set(put.failed) == set(keys)

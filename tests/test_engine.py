@@ -14,6 +14,7 @@ from conftest import recorded
 from s3dlio_ray.control import Admission, PhaseControl
 from s3dlio_ray.engine import Engine
 from s3dlio_ray.executor import EngineHost, LocalWorker, PhaseExecutor
+from s3dlio_ray.keys import KeyRange
 from s3dlio_ray.phases.base import PhaseSpec
 from s3dlio_ray.results import EndedBy, Phase, ShareResult
 from s3dlio_ray.s3.errors import S3Error
@@ -72,8 +73,8 @@ def spec(phase: Phase, **options) -> PhaseSpec:
     return PhaseSpec(phase, "bucket", SIZES, 7, **options)
 
 
-def keys(n: int) -> list[str]:
-    return [f"k{i:03d}" for i in range(n)]
+def keys(n: int) -> KeyRange:
+    return KeyRange.of("", "r", n)
 
 
 def test_put_then_get_stores_exact_content_and_verifies_every_object():
@@ -103,10 +104,10 @@ def test_a_wrong_object_is_a_verification_failure_not_a_pass():
     store = MemoryStore()
     engine = Engine(store, lambda phase: FIXED)
     asyncio.run(engine.run_share(spec(Phase.PUT), keys(5)))
-    store.objects["k002"] = store.objects["k003"]
+    store.objects["r/obj-00000002"] = store.objects["r/obj-00000003"]
     get = asyncio.run(engine.run_share(spec(Phase.GET), keys(5)))
     assert (get.verified, get.verify_failures) == (4, 1)
-    assert list(get.failed) == ["k002"] and get.stats.errors == 1
+    assert list(get.failed) == ["r/obj-00000002"] and get.stats.errors == 1
 
 
 def test_an_error_for_one_key_is_counted_and_the_phase_goes_on():
@@ -114,16 +115,16 @@ def test_an_error_for_one_key_is_counted_and_the_phase_goes_on():
     engine = Engine(store, lambda phase: FIXED)
     get = asyncio.run(engine.run_share(spec(Phase.GET), keys(10)))
     assert get.stats.errors == 10 and len(get.failed) == 10
-    assert "NoSuchKey" in get.failed["k000"] and get.ended_by == EndedBy.KEYS
+    assert "NoSuchKey" in get.failed["r/obj-00000000"] and get.ended_by == EndedBy.KEYS
 
 
 def test_a_fatal_error_stops_starting_operations_and_keeps_what_was_measured():
-    store = MemoryStore(refuse={"k003": "AccessDenied"}, delay_s=0.01)
+    store = MemoryStore(refuse={"r/obj-00000003": "AccessDenied"}, delay_s=0.01)
     engine = Engine(store, lambda phase: FIXED)
     put = asyncio.run(engine.run_share(spec(Phase.PUT), keys(200)))
-    assert put.ended_by == EndedBy.ERROR and "AccessDenied" in put.fatal and "k003" in put.fatal
+    assert put.ended_by == EndedBy.ERROR and "AccessDenied" in put.fatal and "r/obj-00000003" in put.fatal
     assert put.dispatched == len(store.calls) < 20
-    assert put.stats.ops == len(store.objects) >= 3 and list(put.failed) == ["k003"]
+    assert put.stats.ops == len(store.objects) >= 3 and list(put.failed) == ["r/obj-00000003"]
     assert engine.snapshot() is None
 
 
@@ -206,7 +207,7 @@ def test_a_lost_workers_share_is_redone_by_the_others_and_counted_once():
     executor = PhaseExecutor(MemoryPool(store), tick_s=0.02)
     outcome = asyncio.run(executor.run_phase(spec(Phase.PUT), keys(30)))
     result = outcome.result
-    assert sorted(store.objects) == keys(30) and sorted(outcome.written) == keys(30)
+    assert sorted(store.objects) == list(keys(30)) == sorted(outcome.written)
     assert result.objects == 30 and not result.failed
     assert {a.actor for a in result.actors} == {"n1/0", "n1/1"}
     assert sum(a.summary.objects for a in result.actors) == 30

@@ -10,11 +10,11 @@ from conftest import TEST_CREDENTIALS, settings_for, stored_objects
 from proxy import TcpProxy
 
 from s3dlio_ray.build import build_engine
+from s3dlio_ray.keys import KeyRange, run_prefix
 from s3dlio_ray.launch import Target, execute
 from s3dlio_ray.phases.base import PhaseSpec
 from s3dlio_ray.results import EndedBy, Phase
 from s3dlio_ray.sizes import ObjectSizes
-from s3dlio_ray.workload import object_keys, run_prefix
 
 
 def run(settings, url):
@@ -42,7 +42,7 @@ def test_a_size_distribution_is_written_exactly_and_read_back_verified(
     result = run(settings, moto_url)
     assert result.ok, result.error
     put, get = result.phases
-    keys = object_keys(settings.prefix, settings.run_id, 60)
+    keys = list(KeyRange.of(settings.prefix, settings.run_id, 60))
     expected = {key: settings.object_size.of(key) for key in keys}
     stored = stored_objects(boto3_s3, bucket, run_prefix(settings.prefix, settings.run_id))
     # Every object has its own exact size (small ones too, no rounding), on the server and in

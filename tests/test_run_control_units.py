@@ -1,15 +1,16 @@
 """Run control as pure logic: rate limits and their pacer, autoterm's steadiness, timed-PUT keys."""
 
+import itertools
 import random
 
 import pytest
 
 from s3dlio_ray.config import load_settings
 from s3dlio_ray.errors import ConfigError
+from s3dlio_ray.keys import KeyRange, Span
 from s3dlio_ray.phases.base import is_timed
 from s3dlio_ray.tuning.autoterm import SteadyDetector, steadiness_rate
 from s3dlio_ray.tuning.pacing import Pacer, RateLimit
-from s3dlio_ray.workload import cycled_keys, written_keys
 
 
 @pytest.mark.parametrize(
@@ -92,16 +93,23 @@ def test_autoterm_watches_operations_when_no_bytes_move():
 
 
 def test_a_timed_put_writes_its_share_then_new_keys_from_it():
-    share = ["p/obj-1", "p/obj-2"]
-    keys = written_keys(share, 5)
-    assert keys == ["p/obj-1", "p/obj-2", "p/obj-1.1", "p/obj-2.1", "p/obj-1.2"]
-    assert len(set(keys)) == 5
-    other = set(written_keys(["p/obj-3"], 5))
+    share = KeyRange("p/", [Span(1, 3)])
+    keys = list(share.written(5))
+    assert keys == [
+        "p/obj-00000001",
+        "p/obj-00000002",
+        "p/obj-00000001.1",
+        "p/obj-00000002.1",
+        "p/obj-00000001.2",
+    ]
+    assert keys == list(itertools.islice(share.cycled(), 5))
+    other = set(KeyRange("p/", [Span(3, 4)]).written(5))
     assert not other & set(keys)
 
 
 def test_an_empty_share_writes_nothing_even_when_timed():
-    assert list(cycled_keys([])) == []
+    assert list(KeyRange("p/").cycled()) == []
+    assert list(KeyRange("p/").written(7)) == []
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 import pytest
 
-from s3dlio_ray.workload import POOL_SIZE, ObjectData, VerificationError, object_keys
+from s3dlio_ray.keys import KeyRange
+from s3dlio_ray.workload import POOL_SIZE, ObjectData, VerificationError
 
 
 def test_content_is_deterministic_per_seed_and_key():
@@ -42,7 +43,7 @@ def test_verification_catches_every_kind_of_damage():
 
 
 def test_keys_live_under_the_run_prefix():
-    keys = object_keys("s3dlio-ray/", "run1", 3)
+    keys = list(KeyRange.of("s3dlio-ray/", "run1", 3))
     assert keys == [
         "s3dlio-ray/run1/obj-00000000",
         "s3dlio-ray/run1/obj-00000001",
@@ -54,15 +55,19 @@ def test_key_pool_adds_discards_and_picks_only_what_it_holds():
     import random
 
     from s3dlio_ray.phases.mixed import KeyPool
+    from s3dlio_ray.sizes import ObjectSizes
 
-    pool = KeyPool(["a", "b", "c"])
-    pool.add("d")
-    pool.add("a")
-    pool.discard("b")
-    pool.discard("zzz")
+    share = KeyRange.of("p", "r", 3)
+    a, b, c = share
+    pool = KeyPool(share, ObjectSizes.fixed(5))
+    pool.add("p/r/mixed-0-00000000")
+    pool.add("p/r/mixed-0-00000000")
+    pool.discard(b)
     rng = random.Random(1)
     assert len(pool) == 3
-    assert {pool.choice(rng) for _ in range(200)} == {"a", "c", "d"}
-    for key in ("a", "c", "d"):
+    drawn = {pool.choice(rng) for _ in range(200)} - {None}
+    assert {item.key for item in drawn} == {a, c, "p/r/mixed-0-00000000"}
+    assert {item.size for item in drawn} == {5}
+    for key in (a, c, "p/r/mixed-0-00000000"):
         pool.discard(key)
     assert len(pool) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import ray
@@ -42,7 +43,7 @@ class TransferActor:
         )
 
     async def run_share(
-        self, task_id: int, spec: PhaseSpec, keys: list[str], control: PhaseControl
+        self, task_id: int, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl
     ) -> ShareResult:
         return await self._host.run_share(task_id, spec, keys, control)
 

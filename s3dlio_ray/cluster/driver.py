@@ -175,7 +175,7 @@ class RayWorker:
         self.handle = handle
 
     async def run_share(
-        self, task_id: int, spec: PhaseSpec, keys: list[str], control: PhaseControl
+        self, task_id: int, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl
     ) -> ShareResult:
         ref = self.handle.run_share.remote(task_id, spec, keys, control)
         return await asyncio.wrap_future(ref.future())

@@ -15,12 +15,13 @@ from typing import Any, Protocol
 from s3dlio_ray.config import Settings
 from s3dlio_ray.control import PhaseControl
 from s3dlio_ray.errors import S3DlioRayError
+from s3dlio_ray.keys import KeyRange, run_prefix
 from s3dlio_ray.results import CleanupResult, Phase, PhaseResult
 from s3dlio_ray.s3.client import PartGate, S3Client
 from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.stats import OpStats
 from s3dlio_ray.tuning.pacing import RateLimit
-from s3dlio_ray.workload import ObjectData, run_prefix
+from s3dlio_ray.workload import ObjectData
 
 Check = Callable[[memoryview], None]
 """Called with a GET's body while it is still valid (the store may reuse the buffer after)."""
@@ -111,7 +112,7 @@ class PhaseOutcome:
     error that ended it, when one did."""
 
     result: PhaseResult
-    written: list[str] | None
+    written: KeyRange | None
     fatal: str | None = None
 
 

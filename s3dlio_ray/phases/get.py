@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from s3dlio_ray.control import PhaseControl, phase_keys
+from s3dlio_ray.control import PhaseControl
+from s3dlio_ray.keys import Sized, repeated
 from s3dlio_ray.phases.base import ObjectStore, PhaseSpec, TransferOutcome, TransferStep
 from s3dlio_ray.results import Phase
 from s3dlio_ray.s3.client import PartGate
@@ -17,19 +18,19 @@ class Get:
 
     def __init__(self, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl) -> None:
         self._spec = spec
-        self._keys = phase_keys(Phase.GET, keys, control)
+        self._objects = repeated(keys, spec.sizes, None if control.duration_s else 1)
         self._tally = VerifyTally(ObjectData(spec.seed))
 
-    def operations(self) -> Iterable[str]:
-        return self._keys
+    def operations(self) -> Iterable[Sized]:
+        return self._objects
 
-    def cost(self, key: str) -> int:
-        return self._spec.sizes.of(key)
+    def cost(self, item: Sized) -> int:
+        return item.size
 
     async def perform(
-        self, key: str, store: ObjectStore, gate: PartGate
+        self, item: Sized, store: ObjectStore, gate: PartGate
     ) -> tuple[int, float | None]:
-        size = self._spec.sizes.of(key)
+        key, size = item
         check = (lambda body: self._tally.check(key, body, size)) if self._spec.verify else None
         return await store.get(self._spec.bucket, key, size, gate, check)
 

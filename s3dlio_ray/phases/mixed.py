@@ -10,43 +10,64 @@ from __future__ import annotations
 import itertools
 import random
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 from s3dlio_ray.control import PhaseControl
 from s3dlio_ray.errors import ConfigError
+from s3dlio_ray.keys import ListedKeys, Sized
 from s3dlio_ray.phases.base import ObjectStore, PhaseSpec, TransferOutcome, TransferStep
 from s3dlio_ray.results import Phase
 from s3dlio_ray.s3.client import PartGate
+from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.stats import OpStats
 from s3dlio_ray.workload import ObjectData, VerifyTally
 
 
 class KeyPool:
-    """Keys to pick from at random, with O(1) add and discard (swap with the last)."""
+    """Keys to pick from at random: the share's (never copied, so a pool over ten million keys
+    costs what one over ten does) less those deleted, plus those the phase wrote. What it holds
+    grows with the operations done, not with the key space."""
 
-    def __init__(self, keys: Iterable[str]) -> None:
-        self._keys = list(keys)
-        self._index = {key: i for i, key in enumerate(self._keys)}
+    def __init__(self, base: Sequence[str], sizes: ObjectSizes) -> None:
+        self._base = base
+        self._sizes = sizes
+        self._gone: set[str] = set()
+        self._added: list[str] = []
+        self._index: dict[str, int] = {}
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._base) - len(self._gone) + len(self._added)
 
-    def choice(self, rng: random.Random) -> str:
-        return self._keys[rng.randrange(len(self._keys))]
+    def choice(self, rng: random.Random) -> Sized | None:
+        """A key at random, or None when the draw hit a deleted one (draw again)."""
+        base = len(self._base)
+        drawn = rng.randrange(base + len(self._added))
+        if drawn >= base:
+            key = self._added[drawn - base]
+            return Sized(key, self._sizes.of(key))
+        key = self._base[drawn]
+        if key in self._gone:
+            return None
+        if isinstance(self._base, ListedKeys):
+            return Sized(key, self._base.sizes[drawn])
+        return Sized(key, self._sizes.of(key))
 
     def add(self, key: str) -> None:
+        """A key the phase wrote (new: the phase never writes a key of the share)."""
         if key not in self._index:
-            self._index[key] = len(self._keys)
-            self._keys.append(key)
+            self._index[key] = len(self._added)
+            self._added.append(key)
 
     def discard(self, key: str) -> None:
+        """A key the phase deleted: one it picked, so it is in the share or among the added."""
         index = self._index.pop(key, None)
         if index is None:
+            self._gone.add(key)
             return
-        last = self._keys.pop()
-        if index < len(self._keys):
-            self._keys[index] = last
+        last = self._added.pop()
+        if index < len(self._added):
+            self._added[index] = last
             self._index[last] = index
 
 
@@ -55,6 +76,7 @@ class MixedOp(NamedTuple):
 
     op: str
     key: str
+    size: int
 
     def __str__(self) -> str:
         return f"{self.op} {self.key}"
@@ -72,39 +94,40 @@ class Mixed:
         self._rng = random.Random(spec.seed + task_id)
         self._ops = [op for op, _ in spec.mix]
         self._cumulative = list(itertools.accumulate(weight for _, weight in spec.mix))
-        self._pool, self._in_use = KeyPool(keys), set[str]()
+        self._pool, self._in_use = KeyPool(keys, spec.sizes), set[str]()
         self._new_keys = f"{spec.key_prefix}mixed-{task_id}-"
         self._counter = itertools.count()
         self._by_op = {op: OpStats() for op in self._ops}
         self._tally = VerifyTally(ObjectData(spec.seed))
         self._data = ObjectData(spec.seed)
 
-    def _pick(self) -> str | None:
+    def _pick(self) -> Sized | None:
         for _ in range(8):
             if not self._pool:
                 return None
-            key = self._pool.choice(self._rng)
-            if key not in self._in_use:
-                self._in_use.add(key)
-                return key
+            item = self._pool.choice(self._rng)
+            if item is not None and item.key not in self._in_use:
+                self._in_use.add(item.key)
+                return item
         return None
 
     def operations(self) -> Iterator[MixedOp]:
         while True:
             op = self._rng.choices(self._ops, cum_weights=self._cumulative)[0]
-            key = None if op == "put" else self._pick()
-            if key is None:
-                op, key = "put", f"{self._new_keys}{next(self._counter):08d}"
-            yield MixedOp(op, key)
+            item = None if op == "put" else self._pick()
+            if item is None:
+                key = f"{self._new_keys}{next(self._counter):08d}"
+                op, item = "put", Sized(key, self._spec.sizes.of(key))
+            yield MixedOp(op, *item)
 
     def cost(self, operation: MixedOp) -> int:
-        return self._spec.sizes.of(operation.key) if operation.op in ("put", "get") else 0
+        return operation.size if operation.op in ("put", "get") else 0
 
     async def perform(
         self, operation: MixedOp, store: ObjectStore, gate: PartGate
     ) -> tuple[int, float | None]:
-        op, key = operation
-        bucket, size = self._spec.bucket, self._spec.sizes.of(key)
+        op, key, size = operation
+        bucket = self._spec.bucket
         started = time.perf_counter()
         try:
             nbytes, ttfb = 0, None

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from s3dlio_ray.control import PhaseControl, phase_keys
+from s3dlio_ray.control import PhaseControl
+from s3dlio_ray.keys import KeyRange
 from s3dlio_ray.phases.base import ObjectStore, PhaseSpec, TransferOutcome, TransferStep
 from s3dlio_ray.results import Phase
 from s3dlio_ray.s3.client import PartGate
@@ -17,7 +18,11 @@ class Put:
 
     def __init__(self, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl) -> None:
         self._spec = spec
-        self._keys = phase_keys(Phase.PUT, keys, control)
+        self._keys: Iterable[str] = keys
+        if control.duration_s:
+            if not isinstance(keys, KeyRange):
+                raise TypeError("a timed PUT writes a KeyRange's later rounds; got plain keys")
+            self._keys = keys.cycled()
         self._data = ObjectData(spec.seed)
 
     def operations(self) -> Iterable[str]:
