@@ -83,8 +83,8 @@ def run_engine(endpoint, bucket, keys, size, concurrency, http2, op_log):
     policy = ConcurrencyPolicy(Mode.FIXED, concurrency)
     loop = asyncio.new_event_loop()
     signer = Signer(resolve_credentials(), "us-east-1")
-    s3 = S3Client(ClientOptions(endpoint=endpoint, http2=http2), signer)
-    log = OpLog(Path(tempfile.mkdtemp()) / "bench.tsv.zst", s3.endpoint_url) if op_log else None
+    s3 = S3Client(ClientOptions(endpoints=(endpoint,), http2=http2), signer)
+    log = OpLog(Path(tempfile.mkdtemp()) / "bench.tsv.zst") if op_log else None
     engine = Engine(S3Store(s3, 10 * 2**20, log), lambda phase: policy)
 
     def put():

@@ -27,6 +27,7 @@ from s3dlio_ray.executor import ProgressHook
 from s3dlio_ray.journal import cleanup, read_journal
 from s3dlio_ray.keys import run_prefix
 from s3dlio_ray.launch import MetricsHook, Target, execute_configurations
+from s3dlio_ray.network import resolve_hosts
 from s3dlio_ray.report import load_result, write_csv, write_json
 from s3dlio_ray.results import CleanupResult, PhaseResult, RunResult
 from s3dlio_ray.runner import new_run_id
@@ -145,11 +146,12 @@ async def _run(settings: Settings, hooks: Hooks, control: RunControl | None) -> 
     with contextlib.ExitStack() as stack:
         if settings.endpoint is None:
             embedded = stack.enter_context(EmbeddedS3())
-            target = Target(embedded.url, EMBEDDED_CREDENTIALS, embedded=True)
+            target = Target((embedded.url,), EMBEDDED_CREDENTIALS, embedded=True)
             if hooks.embedded is not None:
                 hooks.embedded(embedded.url)
         else:
-            target = Target(settings.endpoint)
+            endpoints = settings.endpoint
+            target = Target(resolve_hosts(endpoints) if settings.resolve_host else endpoints)
         results = await execute_configurations(
             settings, target, hooks.progress, hooks.metrics, control
         )

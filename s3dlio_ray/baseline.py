@@ -56,8 +56,12 @@ class Boto3Store:
             **keys,
         )
         self.endpoint = self._s3.meta.endpoint_url
+        self.source_address: str | None = None
         self.on_retry: Callable[[bool], None] | None = None
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="boto3")
+
+    def answered_by(self) -> str:
+        return self.endpoint
 
     async def _call(self, operation: str, bucket: str, key: str, call: Callable[[], T]) -> T:
         try:

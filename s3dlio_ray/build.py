@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from s3dlio_ray.baseline import DEFAULT_CONCURRENCY, Boto3Store
 from s3dlio_ray.config import Client, Settings
 from s3dlio_ray.engine import Engine
+from s3dlio_ray.network import source_address
 from s3dlio_ray.oplog import OpLog
 from s3dlio_ray.results import Phase
 from s3dlio_ray.s3.client import ClientOptions, S3Client
@@ -31,13 +35,32 @@ def concurrency_policy(settings: Settings, profile: Profile, phase: Phase) -> Co
     return ConcurrencyPolicy(Mode.AUTO, lo, **common)
 
 
+@dataclass(frozen=True)
+class Seat:
+    """Where an engine sits: its rank among the run's engines (where its endpoint rotation
+    starts) and its index among its node's (which of bind_addresses it leaves from)."""
+
+    rank: int = 0
+    on_node: int = 0
+
+    def bind_address(self, settings: Settings) -> str | None:
+        names = settings.bind_addresses
+        return source_address(names[self.on_node % len(names)]) if names else None
+
+
 def build_client(
-    settings: Settings, endpoint: str | None, credentials: StaticCredentials | None = None
+    settings: Settings,
+    endpoints: Sequence[str] | None,
+    credentials: StaticCredentials | None = None,
+    seat: Seat = Seat(),
 ) -> S3Client:
     region = settings.region or resolve_region(settings.aws_profile)
     signer = Signer(resolve_credentials(settings.aws_profile, credentials), region)
     options = ClientOptions(
-        endpoint=endpoint,
+        endpoints=tuple(endpoints or ()),
+        endpoint_policy=settings.endpoint_policy,
+        first_endpoint=seat.rank,
+        bind_address=seat.bind_address(settings),
         region=region,
         http2=settings.http2,
         max_connections=max(settings.max_concurrency, settings.concurrency or 0),
@@ -51,10 +74,14 @@ def build_client(
 
 
 def build_engine(
-    settings: Settings, endpoint: str | None, credentials: StaticCredentials | None = None
+    settings: Settings,
+    endpoints: Sequence[str] | None,
+    credentials: StaticCredentials | None = None,
+    seat: Seat = Seat(),
 ) -> Engine:
     """This project's engine, or with `client: boto3` the same loop over the boto3 baseline
-    at a fixed concurrency."""
+    at a fixed concurrency (one endpoint, no source address: the settings refuse more)."""
+    endpoint = endpoints[0] if endpoints else None
     if settings.client == Client.BOTO3:
         threads = settings.concurrency or DEFAULT_CONCURRENCY
         region = settings.region or resolve_region(settings.aws_profile)
@@ -62,8 +89,8 @@ def build_engine(
         fixed = ConcurrencyPolicy(Mode.FIXED, threads, minimum=threads, maximum=threads)
         return Engine(store, lambda phase: fixed, settings.adapt_interval_s)
     profile = select_profile(settings.profile, endpoint)
-    client = build_client(settings, endpoint, credentials)
-    op_log = OpLog(settings.op_log, client.endpoint_url) if settings.op_log else None
+    client = build_client(settings, endpoints, credentials, seat)
+    op_log = OpLog(settings.op_log) if settings.op_log else None
     return Engine(
         S3Store(client, settings.part_size, op_log),
         lambda phase: concurrency_policy(settings, profile, phase),

@@ -55,6 +55,10 @@ def _add_setting_flags(run: argparse.ArgumentParser) -> list[str]:
                 action=argparse.BooleanOptionalAction,
                 help=text,
             )
+        elif field.metadata["repeat"]:
+            group.add_argument(
+                flag_name(field.name), dest=field.name, metavar="VALUE", action="append", help=text
+            )
         else:
             group.add_argument(flag_name(field.name), dest=field.name, metavar="VALUE", help=text)
         keys.append(field.name)
@@ -191,7 +195,9 @@ def _left_behind(report: RunReport) -> str | None:
     result, settings = report.result, report.settings
     if Phase.CLEANUP not in settings.phase_names or (result.cleanup and not result.cleanup.failed):
         return None
-    endpoint = f" --endpoint {result.endpoint}" if settings.endpoint else ""
+    endpoint = (
+        "".join(f" --endpoint {url}" for url in result.endpoints) if settings.endpoint else ""
+    )
     return (
         f"not cleaned up: what the run wrote is left in s3://{result.bucket}/"
         f"{run_prefix(settings.prefix, result.run_id)}, remove it with: s3dlio-ray cleanup "

@@ -25,6 +25,7 @@ import yaml
 from s3dlio_ray.errors import ConfigError
 from s3dlio_ray.results import Phase
 from s3dlio_ray.sizes import DISTRIBUTIONS, ObjectSizes
+from s3dlio_ray.tuning.endpoints import EndpointPolicy
 from s3dlio_ray.tuning.pacing import RateLimit
 from s3dlio_ray.tuning.parts import MAX_OBJECT_SIZE, MAX_PART_SIZE, MIB, MIN_PART_SIZE
 from s3dlio_ray.tuning.profiles import PROFILES, is_aws_endpoint
@@ -347,6 +348,54 @@ def _endpoint(value: Any) -> str:
     return text
 
 
+MAX_ENDPOINTS = 1024
+_RANGE = re.compile(r"\{(\d+)\.\.\.(\d+)\}")
+
+
+def _expand(text: str) -> list[str]:
+    """warp's `host{1...8}` ranges, every combination in order (`{01...16}` keeps the zeros)."""
+    match = _RANGE.search(text)
+    if match is None:
+        return [text]
+    low, high = match[1], match[2]
+    if int(low) > int(high):
+        raise ValueError(f"{match[0]} counts down; write the smaller number first")
+    width = len(low) if low.startswith("0") else 0
+    head, tail = text[: match.start()], text[match.end() :]
+    return [
+        url
+        for number in range(int(low), int(high) + 1)
+        for url in _expand(f"{head}{number:0{width}d}{tail}")
+    ][: MAX_ENDPOINTS + 1]
+
+
+def _endpoints(value: Any) -> tuple[str, ...]:
+    """One endpoint URL or several (a list, or one string separated by commas or spaces)."""
+    items = value if isinstance(value, list | tuple) else re.split(r"[,\s]+", _parse_str(value))
+    urls = [url for item in items for url in _expand(_parse_str(item).strip()) if url]
+    if not urls:
+        raise ValueError("expected an http:// or https:// URL, or a list of them")
+    if len(urls) > MAX_ENDPOINTS:
+        raise ValueError(f"at most {MAX_ENDPOINTS} endpoints")
+    parsed = tuple(_endpoint(url) for url in urls)
+    repeated = sorted({url for url in parsed if parsed.count(url) > 1})
+    if repeated:
+        raise ValueError(f"{repeated[0]} is listed twice")
+    return parsed
+
+
+def _bind_addresses(value: Any) -> tuple[str, ...]:
+    """Local IP addresses or interface names (resolved on each node); none by default."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return ()
+    items = value if isinstance(value, list | tuple) else re.split(r"[,\s]+", _parse_str(value))
+    names = tuple(_parse_str(item).strip() for item in items if _parse_str(item).strip())
+    bad = next((n for n in names if not re.fullmatch(r"[\w.:%-]+", n)), None)
+    if bad is not None:
+        raise ValueError(f"{bad!r} is neither an IP address nor an interface name")
+    return names
+
+
 def _bucket(value: Any) -> str:
     text = _parse_str(value).strip()
     if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", text):
@@ -381,13 +430,15 @@ def setting(
     group: str,
     help: str,
     env: tuple[str, ...] = (),
+    repeat: bool = False,
 ) -> Any:
     """A field of Settings with everything the configuration layer needs to know of it.
 
-    `env`: the variables that set it, strongest first.
+    `env`: the variables that set it, strongest first; `repeat`: its command-line flag may be
+    given several times, the values together replacing the workload's.
     """
     assert group in GROUPS, group
-    metadata = {"parse": parse, "group": group, "help": help, "env": env}
+    metadata = {"parse": parse, "group": group, "help": help, "env": env, "repeat": repeat}
     return field(default=default, metadata=metadata)
 
 
@@ -497,12 +548,33 @@ class Settings:
         0.5, _float_range(0.05, 60), "tuning", "how often the controller looks at throughput"
     )
     # transport
-    endpoint: str | None = setting(
+    endpoint: tuple[str, ...] | None = setting(
         None,
-        _optional(_endpoint),
+        _optional(_endpoints),
         "transport",
-        "S3 endpoint URL (default: AWS_ENDPOINT_URL, else an embedded moto server)",
+        "S3 endpoint URL; repeat it (or list them) for a cluster's gateways, host{1...8} "
+        "expands (default: AWS_ENDPOINT_URL, else an embedded moto server)",
         env=("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+        repeat=True,
+    )
+    endpoint_policy: EndpointPolicy = setting(
+        EndpointPolicy.ROUND_ROBIN,
+        _enum(EndpointPolicy),
+        "transport",
+        "which endpoint each request goes to: round-robin or least-busy",
+    )
+    resolve_host: bool = setting(
+        False,
+        _parse_bool,
+        "transport",
+        "an endpoint whose host name resolves to several addresses becomes one per address",
+    )
+    bind_addresses: tuple[str, ...] = setting(
+        (),
+        _bind_addresses,
+        "transport",
+        "local addresses or interface names; a node's actors spread over them (one per NIC)",
+        repeat=True,
     )
     bucket: str | None = setting(
         None,
@@ -741,8 +813,19 @@ def _check(settings: Settings) -> None:
             raise ConfigError("phases: mixed runs for a time: set duration_s (--duration SECONDS)")
     if settings.op_log and settings.client == Client.BOTO3:
         raise ConfigError("op_log: the boto3 baseline keeps no op-log; set client: engine")
-    aws = settings.endpoint is not None and is_aws_endpoint(settings.endpoint)
-    if aws and settings.endpoint.startswith("http://") and not settings.allow_http:
+    if settings.bind_addresses and settings.client == Client.BOTO3:
+        raise ConfigError(
+            "bind_addresses: the boto3 baseline cannot choose its source address; set client: "
+            "engine, or leave bind_addresses out"
+        )
+    if len(settings.endpoint or ()) > 1 and settings.client == Client.BOTO3:
+        raise ConfigError(
+            "endpoint: the boto3 baseline talks to one endpoint; give one, or set client: engine"
+        )
+    endpoints = settings.endpoint or ()
+    aws = any(is_aws_endpoint(url) for url in endpoints)
+    plain = any(is_aws_endpoint(url) and url.startswith("http://") for url in endpoints)
+    if plain and not settings.allow_http:
         raise ConfigError(
             "endpoint: plain http:// to AWS sends every object unencrypted: use https://, or "
             "set allow_http: true"

@@ -14,7 +14,7 @@ import copy
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from s3dlio_ray.control import WHOLE_PHASE, Admission, PhaseControl
 from s3dlio_ray.errors import ConfigError, S3DlioRayError
@@ -109,6 +109,7 @@ class EngineSnapshot:
     limit: int
     in_flight: int
     fatal: str | None = None
+    by_endpoint: dict[str, OpStats] = field(default_factory=dict)
 
 
 @dataclass
@@ -117,7 +118,14 @@ class _Live:
     stats: OpStats
     limiter: AdaptiveLimiter
     admission: Admission
+    by_endpoint: dict[str, OpStats] = field(default_factory=dict)
     throttled: bool = False
+
+    def at(self, endpoint: str) -> OpStats:
+        stats = self.by_endpoint.get(endpoint)
+        if stats is None:
+            stats = self.by_endpoint[endpoint] = OpStats()
+        return stats
 
 
 class Engine:
@@ -147,6 +155,7 @@ class Engine:
             live.limiter.limit,
             live.limiter.in_flight,
             None if fatal is None else str(fatal),
+            copy.deepcopy(live.by_endpoint),
         )
 
     def stop(self, reason: EndedBy = EndedBy.AUTOTERM) -> None:
@@ -158,9 +167,11 @@ class Engine:
         await self.store.aclose()
 
     def _on_retry(self, throttled: bool) -> None:
-        if self._live is not None:
-            self._live.stats.retries += 1
-            self._live.throttled = self._live.throttled or throttled
+        live = self._live
+        if live is not None:
+            live.stats.retries += 1
+            live.at(self.store.answered_by()).retries += 1
+            live.throttled = live.throttled or throttled
 
     async def run_share(
         self,
@@ -177,6 +188,7 @@ class Engine:
         duration ends, a stop is asked for, or an error says every request would fail (`fatal`
         in the answer); answer what the share did."""
         phase = transfer.phase
+        store = self.store
         controller = ConcurrencyController(self._policy_for(phase))
         start_concurrency = controller.limit
         limiter = AdaptiveLimiter(start_concurrency)
@@ -192,11 +204,14 @@ class Engine:
                 nbytes, ttfb = await transfer.perform(operation, self.store, limiter)
             except S3DlioRayError as exc:
                 stats.errors += 1
+                live.at(store.answered_by()).errors += 1
                 failed[str(operation)] = str(exc)
                 if is_fatal(exc) and admission.fatal is None:
                     admission.fatal = exc
             else:
-                stats.record(nbytes, time.perf_counter() - t0, ttfb)
+                latency = time.perf_counter() - t0
+                stats.record(nbytes, latency, ttfb)
+                live.at(store.answered_by()).record(nbytes, latency, ttfb)
             finally:
                 limiter.release()
 
@@ -223,7 +238,8 @@ class Engine:
             final_concurrency=limiter.limit,
             peak_in_flight=limiter.peak_in_flight,
             by_op=outcome.by_op,
-            by_endpoint={self.store.endpoint: stats},
+            by_endpoint=live.by_endpoint or {store.endpoint: stats},
+            source_address=store.source_address,
             fatal=None if admission.fatal is None else str(admission.fatal),
         )
 

@@ -275,7 +275,9 @@ class PhaseExecutor:
                         self._stop_all(EndedBy.ERROR)
                         continue
                     worker = task.worker
-                    self.telemetry.totals.finish(task.task_id, worker.node, phase, result.stats)
+                    self.telemetry.totals.finish(
+                        task.task_id, worker.node, phase, result.stats, result.by_endpoint
+                    )
                     if phase == Phase.PUT:
                         written.append(successful_writes(_key_range(task.keys), result))
                     parts.append((worker.name, worker.node, result))

@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from s3dlio_ray import __version__
@@ -27,12 +27,12 @@ from s3dlio_ray.s3.signing import StaticCredentials
 MetricsHook = Callable[[int], None]
 
 
-def run_info(settings: Settings, endpoint: str) -> dict[str, str]:
+def run_info(settings: Settings, endpoints: Sequence[str]) -> dict[str, str]:
     """Labels of the run-info metric: what ran and how; never credentials."""
     return {
         "run_id": settings.run_id or "",
         "workload": settings.name,
-        "endpoint": endpoint,
+        "endpoint": ",".join(endpoints),
         "objects": str(settings.objects),
         "object_size": settings.object_size.describe(),
         "concurrency": settings.concurrency_mode
@@ -49,7 +49,7 @@ class Target:
     """Where a run's requests go and as whom; `embedded`: our own loopback endpoint, which only
     this machine can reach."""
 
-    endpoint: str
+    endpoints: tuple[str, ...]
     credentials: StaticCredentials | None = None
     embedded: bool = False
 
@@ -102,10 +102,10 @@ async def execute_configurations(
 def _pool(settings: Settings, target: Target) -> WorkerPool:
     if settings.executor == Executor.LOCAL:
         cpus = float(len(os.sched_getaffinity(0)))
-        return LocalPool(lambda: build_engine(settings, target.endpoint, target.credentials), cpus)
+        return LocalPool(lambda: build_engine(settings, target.endpoints, target.credentials), cpus)
     from s3dlio_ray.cluster.driver import RayPool
 
-    pool = RayPool(settings, target.endpoint, target.credentials).start()
+    pool = RayPool(settings, target.endpoints, target.credentials).start()
     if target.embedded and pool.elsewhere:
         raise ConfigError(
             f"the embedded S3 endpoint listens on this machine's loopback, which the cluster's "
@@ -141,13 +141,14 @@ async def execute(
             telemetry = executor.telemetry
             view = MetricsView(
                 telemetry.totals.totals,
+                telemetry.totals.endpoints,
                 telemetry.rates,
                 telemetry.totals.concurrency,
                 executor.actors_per_node(),
             )
             exporter = MetricsExporter(
                 view,
-                run_info(settings, target.endpoint),
+                run_info(settings, target.endpoints),
                 settings.metrics_host,
                 settings.metrics_port,
                 settings.metrics_linger,
@@ -157,7 +158,7 @@ async def execute(
                 on_metrics(exporter.port)
         result = await run_workload(
             settings,
-            target.endpoint,
+            target.endpoints,
             executor,
             target.credentials,
             bucket_created_earlier,

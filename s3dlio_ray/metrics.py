@@ -1,4 +1,4 @@
-"""Prometheus export of the driver's aggregated view, per node and per operation.
+"""Prometheus export of the driver's aggregated view, per node, operation and endpoint.
 
 A custom collector renders the live totals at scrape time, so counters are exactly the driver's
 cumulative sums (which never go backwards) and the latency histogram is the merged one, not an
@@ -40,6 +40,8 @@ class MetricsView:
     """What the exporter reads; the driver keeps it current."""
 
     totals: Mapping[tuple[str, str], OpStats] = field(default_factory=dict)
+    endpoints: Mapping[tuple[str, str, str], OpStats] = field(default_factory=dict)
+    """Per (node, operation, endpoint): the counters and the latency histogram come from it."""
     rates: Mapping[tuple[str, str], float] = field(default_factory=dict)
     concurrency: Callable[[], Mapping[str, tuple[int, int]]] = dict
     actors: Mapping[str, int] = field(default_factory=dict)
@@ -66,34 +68,32 @@ class RunCollector(Collector):
     def collect(self) -> Iterator:
         self.scrapes += 1
         view = self.view
+        labels = ["node", "op", "endpoint"]
         families = {
-            "bytes": CounterMetricFamily(
-                f"{PREFIX}_bytes", "Bytes transferred", labels=["node", "op"]
-            ),
+            "bytes": CounterMetricFamily(f"{PREFIX}_bytes", "Bytes transferred", labels=labels),
             "ops": CounterMetricFamily(
-                f"{PREFIX}_operations", "Object operations completed", labels=["node", "op"]
+                f"{PREFIX}_operations", "Object operations completed", labels=labels
             ),
             "errors": CounterMetricFamily(
-                f"{PREFIX}_errors", "Object operations that failed", labels=["node", "op"]
+                f"{PREFIX}_errors", "Object operations that failed", labels=labels
             ),
-            "retries": CounterMetricFamily(
-                f"{PREFIX}_retries", "Requests retried", labels=["node", "op"]
-            ),
+            "retries": CounterMetricFamily(f"{PREFIX}_retries", "Requests retried", labels=labels),
         }
+        latency: dict[tuple[str, str], LatencyHistogram] = {}
+        for (node, op, endpoint), stats in sorted(view.endpoints.items()):
+            families["bytes"].add_metric([node, op, endpoint], stats.bytes)
+            families["ops"].add_metric([node, op, endpoint], stats.ops)
+            families["errors"].add_metric([node, op, endpoint], stats.errors)
+            families["retries"].add_metric([node, op, endpoint], stats.retries)
+            latency.setdefault((op, endpoint), LatencyHistogram()).merge(stats.latency)
+        yield from families.values()
         throughput = GaugeMetricFamily(
             f"{PREFIX}_throughput_bytes_per_second",
             "Bytes per second over the last gathering interval",
             labels=["node", "op"],
         )
-        latency: dict[str, LatencyHistogram] = {}
-        for (node, op), stats in sorted(view.totals.items()):
-            families["bytes"].add_metric([node, op], stats.bytes)
-            families["ops"].add_metric([node, op], stats.ops)
-            families["errors"].add_metric([node, op], stats.errors)
-            families["retries"].add_metric([node, op], stats.retries)
+        for node, op in sorted(view.totals):
             throughput.add_metric([node, op], view.rates.get((node, op), 0.0))
-            latency.setdefault(op, LatencyHistogram()).merge(stats.latency)
-        yield from families.values()
         yield throughput
         limit = GaugeMetricFamily(
             f"{PREFIX}_concurrency_limit", "In-flight request limit", labels=["node"]
@@ -111,10 +111,12 @@ class RunCollector(Collector):
             actors.add_metric([node], count)
         yield actors
         histogram = HistogramMetricFamily(
-            f"{PREFIX}_request_latency_seconds", "Object operation latency", labels=["op"]
+            f"{PREFIX}_request_latency_seconds",
+            "Object operation latency",
+            labels=["op", "endpoint"],
         )
-        for op, hist in sorted(latency.items()):
-            histogram.add_metric([op], histogram_buckets(hist), sum_value=hist.total_s)
+        for (op, endpoint), hist in sorted(latency.items()):
+            histogram.add_metric([op, endpoint], histogram_buckets(hist), sum_value=hist.total_s)
         yield histogram
         info = InfoMetricFamily(f"{PREFIX}_run", "The run: id, workload, configuration")
         info.add_metric([], self.run_info)

@@ -69,11 +69,10 @@ def _field(text: str) -> str:
 class OpLog:
     """Writes RequestRecords as they come; close() finishes the zstd frame."""
 
-    def __init__(self, base: str | Path, endpoint: str, level: int = 3) -> None:
+    def __init__(self, base: str | Path, level: int = 3) -> None:
         self.client_id = f"{socket.gethostname()}-{os.getpid()}"
         self.path = oplog_path(base, self.client_id)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._endpoint = endpoint
         self._file: BinaryIO = self.path.open("wb")
         self._out = zstandard.ZstdCompressor(level=level).stream_writer(self._file)
         self._out.write(("\t".join(COLUMNS) + "\n").encode())
@@ -90,7 +89,7 @@ class OpLog:
                 self.client_id,
                 str(request.n_objects),
                 str(request.nbytes),
-                self._endpoint,
+                request.endpoint,
                 _field(request.resource),
                 _field(request.error),
                 _timestamp(request.start_ns),

@@ -4,7 +4,7 @@ API read, and the one place that knows the result file's shape.
 It sits on the ground floor (it imports only `stats`), so the engine, both executors, the
 reports and `compare` share it without importing each other. Records are frozen: an executor
 builds them once a phase is done. `RunResult.to_json()` / `from_json()` round-trip exactly;
-`from_json` also reads schema version 1 files, which kept no latency histograms below the phase.
+`from_json` also reads schema versions 1 (no latency histograms below the phase) and 2.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 
 from s3dlio_ray.stats import LatencyHistogram, OpStats
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 class Phase(StrEnum):
@@ -154,6 +154,8 @@ class ShareResult:
     by_endpoint: Mapping[str, OpStats] = field(default_factory=dict)
     fatal: str | None = None
     """The error every further request would have hit too, which ended the share."""
+    source_address: str | None = None
+    """The local address the share's connections left from, when bind_addresses chose one."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,8 @@ class PhaseResult:
     endpoints: Mapping[str, Summary] = field(default_factory=dict)
     nodes: Mapping[str, Summary] = field(default_factory=dict)
     actors: tuple[ActorResult, ...] = ()
+    addresses: Mapping[str, Summary] = field(default_factory=dict)
+    """Per "NODE ADDRESS": each source address's share of a node (with bind_addresses)."""
 
     @classmethod
     def merge(
@@ -247,6 +251,7 @@ class PhaseResult:
         by_op: dict[str, OpStats] = {}
         endpoints: dict[str, OpStats] = {}
         nodes: dict[str, OpStats] = {}
+        addresses: dict[str, OpStats] = {}
         for _, node, share in shares:
             stats.merge(share.stats)
             failed.update(share.failed)
@@ -257,6 +262,8 @@ class PhaseResult:
             for endpoint, endpoint_stats in share.by_endpoint.items():
                 endpoints.setdefault(endpoint, OpStats()).merge(endpoint_stats)
             nodes.setdefault(node, OpStats()).merge(share.stats)
+            if share.source_address:
+                addresses.setdefault(f"{node} {share.source_address}", OpStats()).merge(share.stats)
         stats.errors += len(unassigned or {})
         return cls(
             phase=phase,
@@ -273,6 +280,7 @@ class PhaseResult:
             endpoints=_summaries(endpoints, elapsed_s),
             nodes=_summaries(dict(sorted(nodes.items())), elapsed_s),
             actors=tuple(ActorResult.of(actor, node, share) for actor, node, share in shares),
+            addresses=_summaries(dict(sorted(addresses.items())), elapsed_s),
         )
 
     @cached_property
@@ -321,6 +329,7 @@ class PhaseResult:
             "by_op": {op: s.to_dict() for op, s in self.by_op.items()},
             "endpoints": {e: s.to_dict() for e, s in self.endpoints.items()},
             "nodes": {node: s.to_dict() for node, s in self.nodes.items()},
+            "addresses": {a: s.to_dict() for a, s in self.addresses.items()},
             "actors": [a.to_dict() for a in self.actors],
             "stats": self.stats.to_dict(),
         }
@@ -343,6 +352,7 @@ class PhaseResult:
             endpoints={e: Summary.from_dict(s) for e, s in doc.get("endpoints", {}).items()},
             nodes={node: Summary.from_dict(s) for node, s in doc["nodes"].items()},
             actors=tuple(ActorResult.from_dict(a) for a in doc["actors"]),
+            addresses={a: Summary.from_dict(s) for a, s in doc.get("addresses", {}).items()},
         )
 
 
@@ -428,6 +438,8 @@ class RunResult:
     error: str | None = None
     configuration: str | None = None
     tool_version: str = ""
+    endpoints: tuple[str, ...] = ()
+    """Every endpoint the run spread its requests over (`endpoint` is the first)."""
 
     @property
     def ok(self) -> bool:
@@ -450,6 +462,7 @@ class RunResult:
             "configuration": self.configuration,
             "seed": self.seed,
             "endpoint": self.endpoint,
+            "endpoints": list(self.endpoints or (self.endpoint,)),
             "bucket": self.bucket,
             "bucket_created": self.bucket_created,
             "profile": self.profile,
@@ -474,7 +487,7 @@ class RunResult:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> RunResult:
-        """A result document of schema version 1 or 2 (KeyError or ValueError when it is not)."""
+        """A result document of schema version 1, 2 or 3 (KeyError or ValueError when it is not)."""
         if doc["schema_version"] not in READABLE_VERSIONS:
             raise ValueError(f"schema version {doc['schema_version']} is not readable")
         cleanup = doc["cleanup"]
@@ -484,6 +497,7 @@ class RunResult:
             workload=doc["workload"],
             seed=doc["seed"],
             endpoint=doc["endpoint"],
+            endpoints=tuple(doc.get("endpoints", [doc["endpoint"]])),
             bucket=doc["bucket"],
             bucket_created=doc["bucket_created"],
             profile=doc["profile"],

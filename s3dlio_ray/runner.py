@@ -99,7 +99,7 @@ async def claim_prefix(run: RunContext) -> None:
 
 async def run_workload(
     settings: Settings,
-    endpoint: str | None,
+    endpoints: Sequence[str],
     executor: PhaseExecutor,
     credentials: StaticCredentials | None = None,
     bucket_created_earlier: bool = False,
@@ -114,7 +114,7 @@ async def run_workload(
     """
     run_id = settings.run_id or new_run_id()
     seed = settings.seed if settings.seed is not None else secrets.randbits(32)
-    client = build_client(settings, endpoint, credentials)
+    client = build_client(settings, endpoints, credentials)
     run = RunContext(
         settings,
         client,
@@ -156,9 +156,10 @@ async def run_workload(
         workload=settings.name,
         seed=seed,
         endpoint=client.endpoint_url,
+        endpoints=tuple(client.endpoint_urls),
         bucket=run.bucket,
         bucket_created=run.bucket_created,
-        profile=select_profile(settings.profile, endpoint).name,
+        profile=select_profile(settings.profile, endpoints[0] if endpoints else None).name,
         http_version="HTTP/2" if settings.http2 else "HTTP/1.1",
         settings=settings.to_dict(),
         environment=environment(),

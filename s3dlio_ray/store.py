@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from s3dlio_ray.oplog import OpLog
 from s3dlio_ray.phases.base import Check
-from s3dlio_ray.s3.client import PartGate, S3Client
+from s3dlio_ray.s3.client import PartGate, S3Client, answered_by
 from s3dlio_ray.tuning.parts import calculate_optimal_part_size
 from s3dlio_ray.workload import ObjectData
 
@@ -54,6 +54,7 @@ class S3Store:
     def __init__(self, client: S3Client, part_size: int, op_log: OpLog | None = None) -> None:
         self.client = client
         self.endpoint = client.endpoint_url
+        self.source_address = client.options.bind_address
         self.on_retry: Callable[[bool], None] | None = None
         self._part_size = part_size
         self._buffers = BufferPool()
@@ -61,6 +62,9 @@ class S3Store:
         if op_log is not None:
             client.on_request = op_log.record
         client.on_retry = self._retried
+
+    def answered_by(self) -> str:
+        return answered_by.get() or self.endpoint
 
     def _retried(self, operation: str, throttled: bool) -> None:
         if self.on_retry is not None:

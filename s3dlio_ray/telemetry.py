@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from s3dlio_ray.engine import EngineSnapshot
@@ -16,12 +17,15 @@ from s3dlio_ray.results import Phase, SeriesRow
 from s3dlio_ray.stats import OpStats
 from s3dlio_ray.tuning.autoterm import steadiness_rate
 
+EndpointStats = Mapping[str, OpStats]
+
 
 @dataclass
 class _Task:
     node: str
     phase: str
     seen: OpStats = field(default_factory=OpStats)
+    seen_endpoints: dict[str, OpStats] = field(default_factory=dict)
     limit: int = 0
     in_flight: int = 0
 
@@ -36,6 +40,8 @@ class LiveTotals:
 
     def __init__(self) -> None:
         self.totals: dict[tuple[str, str], OpStats] = {}
+        self.endpoints: dict[tuple[str, str, str], OpStats] = {}
+        """The same per (node, operation, endpoint that answered)."""
         self._tasks: dict[int, _Task] = {}
         self._finished: set[int] = set()
 
@@ -43,15 +49,17 @@ class LiveTotals:
         if snapshot is None or task_id in self._finished:
             return
         task = self._tasks.setdefault(task_id, _Task(node, str(snapshot.phase)))
-        self._add(task, snapshot.stats)
+        self._add(task, snapshot.stats, snapshot.by_endpoint)
         task.limit, task.in_flight = snapshot.limit, snapshot.in_flight
 
-    def finish(self, task_id: int, node: str, phase: str, final: OpStats) -> None:
+    def finish(
+        self, task_id: int, node: str, phase: str, final: OpStats, by_endpoint: EndpointStats
+    ) -> None:
         """The task's own final statistics: count what the snapshots had not yet seen."""
         if task_id in self._finished:
             return
         task = self._tasks.pop(task_id, None) or _Task(node, str(phase))
-        self._add(task, final)
+        self._add(task, final, by_endpoint)
         self._finished.add(task_id)
 
     def abandon(self, task_id: int) -> None:
@@ -59,12 +67,17 @@ class LiveTotals:
         self._tasks.pop(task_id, None)
         self._finished.add(task_id)
 
-    def _add(self, task: _Task, cumulative: OpStats) -> None:
+    def _add(self, task: _Task, cumulative: OpStats, by_endpoint: EndpointStats) -> None:
         if cumulative.ops < task.seen.ops or cumulative.errors < task.seen.errors:
             return
         delta = cumulative.since(task.seen)
         self.totals.setdefault((task.node, task.phase), OpStats()).merge(delta)
         task.seen = cumulative
+        for endpoint, stats in by_endpoint.items():
+            seen = task.seen_endpoints.get(endpoint, OpStats())
+            key = (task.node, task.phase, endpoint)
+            self.endpoints.setdefault(key, OpStats()).merge(stats.since(seen))
+            task.seen_endpoints[endpoint] = stats
 
     def concurrency(self) -> dict[str, tuple[int, int]]:
         """(limit, in flight) per node, summed over its running tasks."""

@@ -112,7 +112,7 @@ def stored_objects(boto3_s3, bucket: str, prefix: str, journal: bool = False) ->
 def make_client(url: str, **options) -> S3Client:
     options.setdefault("retry", RetryPolicy(max_attempts=2, base_delay_s=0.01))
     signer = Signer(resolve_credentials(explicit=TEST_CREDENTIALS), "us-east-1")
-    return S3Client(ClientOptions(endpoint=url, **options), signer)
+    return S3Client(ClientOptions(endpoints=(url,), **options), signer)
 
 
 def make_engine(url: str, policy: ConcurrencyPolicy, **options) -> Engine:
@@ -372,7 +372,7 @@ def scraped_run(ray_cluster, prometheus, moto_url, boto3_s3, tmp_path_factory) -
     async def main():
         proxy = await TcpProxy(host, int(port), response_delay_s=0.15).start()
         try:
-            return await execute(settings, Target(proxy.url, TEST_CREDENTIALS))
+            return await execute(settings, Target((proxy.url,), TEST_CREDENTIALS))
         finally:
             await proxy.close()
 

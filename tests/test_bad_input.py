@@ -13,11 +13,11 @@ from s3dlio_ray.cli import main
 AWS = "https://s3.us-east-1.amazonaws.com"
 
 CASES = [
-    (["--objects", "zero"], "objects: expected an integer in 1..10000000"),
-    (["--objects", "0"], "objects: expected an integer in 1..10000000"),
+    (["--objects", "zero"], "objects: expected an integer in 1..1000000000000"),
+    (["--objects", "0"], "objects: expected an integer in 1..1000000000000"),
     (["--objects=-5"], "objects: expected an integer"),
     (["--objects", "1.5"], "objects: expected an integer"),
-    (["--objects", "20000000"], "objects: expected an integer in 1..10000000"),
+    (["--objects", "2000000000000"], "objects: expected an integer in 1..1000000000000"),
     (["--object-size", "big"], "object_size: expected a size such as 10MiB"),
     (["--object-size=-1KiB"], "object_size: expected a size"),
     (["--object-size", "6TiB"], "object_size: an S3 object is at most 5 TiB"),

@@ -21,7 +21,7 @@ KIB = 1024
 
 def test_every_node_transfers_and_the_bytes_add_up(ray_cluster, moto_url, boto3_s3, bucket):
     settings = settings_for(bucket)
-    result = asyncio.run(execute(settings, Target(moto_url, TEST_CREDENTIALS)))
+    result = asyncio.run(execute(settings, Target((moto_url,), TEST_CREDENTIALS)))
     assert result.ok, result.error
     assert len(result.cluster.nodes) == 3 and result.cluster.actors == 3
     put, get = result.phases
@@ -72,7 +72,7 @@ def test_a_node_removed_during_put_loses_no_key_and_counts_none_twice(
     async def main():
         proxy = await TcpProxy(host, int(port), response_delay_s=0.1).start()
         try:
-            run = asyncio.ensure_future(execute(settings, Target(proxy.url, TEST_CREDENTIALS)))
+            run = asyncio.ensure_future(execute(settings, Target((proxy.url,), TEST_CREDENTIALS)))
             await asyncio.sleep(2.0)
             assert not run.done()
             await asyncio.get_running_loop().run_in_executor(None, ray_cluster.remove_node, doomed)
@@ -112,7 +112,7 @@ def test_final_metrics_are_pushed_to_a_pushgateway(ray_cluster, pushgateway, mot
     settings = settings_for(
         bucket, objects=9, object_size="64KiB", metrics_port=0, pushgateway_url=pushgateway
     )
-    result = asyncio.run(execute(settings, Target(moto_url, TEST_CREDENTIALS)))
+    result = asyncio.run(execute(settings, Target((moto_url,), TEST_CREDENTIALS)))
     assert result.ok, result.error
     with urllib.request.urlopen(f"{pushgateway}/metrics") as response:
         text = response.read().decode()

@@ -65,16 +65,78 @@ def test_target_mode_from_environment():
 
 def test_endpoint_from_aws_environment():
     env = {"AWS_ENDPOINT_URL": "http://a:1", "AWS_ENDPOINT_URL_S3": "http://b:2"}
-    assert load_settings(environ=env).endpoint == "http://b:2"
-    assert load_settings(environ={"AWS_ENDPOINT_URL": "http://a:1/"}).endpoint == "http://a:1"
+    assert load_settings(environ=env).endpoint == ("http://b:2",)
+    assert load_settings(environ={"AWS_ENDPOINT_URL": "http://a:1/"}).endpoint == ("http://a:1",)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("http://a:9000", ("http://a:9000",)),
+        (["http://a:9000", "https://b"], ("http://a:9000", "https://b")),
+        ("http://a:9000, http://b:9000", ("http://a:9000", "http://b:9000")),
+        ("http://host{1...3}:9000", tuple(f"http://host{i}:9000" for i in (1, 2, 3))),
+        (
+            "http://h{08...10}:{1...2}",
+            (
+                "http://h08:1",
+                "http://h08:2",
+                "http://h09:1",
+                "http://h09:2",
+                "http://h10:1",
+                "http://h10:2",
+            ),
+        ),
+    ],
+)
+def test_endpoint_takes_one_url_a_list_or_warps_ranges(value, expected):
+    assert load_settings({"endpoint": value}, environ={}).endpoint == expected
+
+
+def test_a_repeated_endpoint_flag_replaces_the_workloads_list(tmp_path):
+    from s3dlio_ray.cli import _parser
+
+    parser, _ = _parser()
+    args = parser.parse_args(
+        ["run", "w.yaml", "--endpoint", "http://x:1", "--endpoint", "http://y:2"]
+    )
+    settings = load_settings(
+        {"endpoint": ["http://a:9", "http://b:9", "http://c:9"]},
+        {"endpoint": args.endpoint},
+        environ={},
+    )
+    assert settings.endpoint == ("http://x:1", "http://y:2")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (["http://a:1", "http://a:1"], "http://a:1 is listed twice"),
+        ("http://h{3...1}:1", "counts down"),
+        ("http://h{1...2000}:1", "at most 1024 endpoints"),
+        ([], "expected an http:// or https:// URL"),
+        (["http://a:1", "ftp://b"], "expected an http:// or https:// URL"),
+    ],
+)
+def test_a_bad_endpoint_list_is_refused_in_one_line(value, message):
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_settings({"endpoint": value}, environ={})
+    assert "\n" not in str(caught.value)
+
+
+def test_the_boto3_baseline_refuses_what_it_cannot_do():
+    with pytest.raises(ConfigError, match="cannot choose its source address"):
+        load_settings({"client": "boto3", "bind_addresses": ["127.0.0.2"]}, environ={})
+    with pytest.raises(ConfigError, match="talks to one endpoint"):
+        load_settings({"client": "boto3", "endpoint": ["http://a:1", "http://b:1"]}, environ={})
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("objectz: 5\n", "unknown key 'objectz'; allowed keys: "),
-        ("objects: many\n", "objects: expected an integer in 1..10000000 (got 'many')"),
-        ("objects: 0\n", "objects: expected an integer in 1..10000000"),
+        ("objects: many\n", "objects: expected an integer in 1..1000000000000 (got 'many')"),
+        ("objects: 0\n", "objects: expected an integer in 1..1000000000000"),
         ("part_size_mb: 4\n", "part_size_mb: expected an integer in 5..5120"),
         ("part_size_mb: 6000\n", "part_size_mb: expected an integer in 5..5120"),
         ("concurrency: lots\n", "concurrency: expected auto or an integer in 1..4096"),

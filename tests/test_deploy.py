@@ -182,6 +182,7 @@ def test_dashboard_structure():
         "latency",
         "concurrency",
         "run",
+        "per endpoint",
     ):
         assert wanted in titles
     for panel in DASHBOARD["panels"]:
@@ -215,3 +216,5 @@ def test_every_dashboard_query_returns_data_with_its_labels(scraped_run, title, 
         assert labels <= set(one["metric"]), (title, labels, one["metric"])
     if "node" in labels:
         assert {s["metric"]["node"] for s in series} == set(scraped_run.result.cluster.nodes)
+    if "endpoint" in labels:
+        assert {s["metric"]["endpoint"] for s in series} == set(scraped_run.result.endpoints)

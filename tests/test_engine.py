@@ -31,6 +31,10 @@ class MemoryStore:
     """Objects in a dict; `refuse` maps a key to the S3 error code its requests get."""
 
     endpoint = "memory://"
+    source_address = None
+
+    def answered_by(self) -> str:
+        return self.endpoint
 
     def __init__(self, refuse: dict[str, str] | None = None, delay_s: float = 0.0) -> None:
         self.objects: dict[str, bytes] = {}
@@ -122,7 +126,11 @@ def test_a_fatal_error_stops_starting_operations_and_keeps_what_was_measured():
     store = MemoryStore(refuse={"r/obj-00000003": "AccessDenied"}, delay_s=0.01)
     engine = Engine(store, lambda phase: FIXED)
     put = asyncio.run(engine.run_share(spec(Phase.PUT), keys(200)))
-    assert put.ended_by == EndedBy.ERROR and "AccessDenied" in put.fatal and "r/obj-00000003" in put.fatal
+    assert (
+        put.ended_by == EndedBy.ERROR
+        and "AccessDenied" in put.fatal
+        and "r/obj-00000003" in put.fatal
+    )
     assert put.dispatched == len(store.calls) < 20
     assert put.stats.ops == len(store.objects) >= 3 and list(put.failed) == ["r/obj-00000003"]
     assert engine.snapshot() is None

@@ -55,7 +55,7 @@ def tls_endpoint(tmp_path_factory):
 
 def h2_client(url: str, ca_bundle: str | None = None) -> S3Client:
     signer = Signer(resolve_credentials(explicit=TEST_CREDENTIALS), "us-east-1")
-    return S3Client(ClientOptions(endpoint=url, http2=True, ca_bundle=ca_bundle), signer)
+    return S3Client(ClientOptions(endpoints=(url,), http2=True, ca_bundle=ca_bundle), signer)
 
 
 async def round_trip(client: S3Client, bucket: str) -> list[str]:
@@ -97,7 +97,7 @@ def test_http1_client_still_works_over_tls(tls_endpoint):
     signer = Signer(resolve_credentials(explicit=TEST_CREDENTIALS), "us-east-1")
 
     async def main():
-        client = S3Client(ClientOptions(endpoint=url, ca_bundle=ca), signer)
+        client = S3Client(ClientOptions(endpoints=(url,), ca_bundle=ca), signer)
         await client.create_bucket("h1-tls-bucket")
         await client.put_object("h1-tls-bucket", "k", [b"hello"])
         result = await client.get_object("h1-tls-bucket", "k")
@@ -111,4 +111,6 @@ def test_http1_client_still_works_over_tls(tls_endpoint):
 def test_http2_is_refused_for_aws():
     signer = Signer(resolve_credentials(explicit=TEST_CREDENTIALS), "us-east-1")
     with pytest.raises(ConfigError, match="AWS S3 endpoints do not speak HTTP/2"):
-        S3Client(ClientOptions(endpoint="https://s3.us-east-1.amazonaws.com", http2=True), signer)
+        S3Client(
+            ClientOptions(endpoints=("https://s3.us-east-1.amazonaws.com",), http2=True), signer
+        )

@@ -25,6 +25,11 @@ def test_prometheus_buckets_are_cumulative_and_end_with_the_count():
 def test_exporter_serves_per_node_series_on_loopback():
     view = MetricsView(
         totals={("n1", "put"): recorded(3, 300), ("n2", "put"): recorded(1, 100)},
+        endpoints={
+            ("n1", "put", "http://a:9000"): recorded(2, 200),
+            ("n1", "put", "http://b:9000"): recorded(1, 100),
+            ("n2", "put", "http://a:9000"): recorded(1, 100),
+        },
         rates={("n1", "put"): 1e9},
         concurrency=lambda: {"n1": (16, 5)},
         actors={"n1": 2, "n2": 2},
@@ -42,12 +47,15 @@ def test_exporter_serves_per_node_series_on_loopback():
         for family in text_string_to_metric_families(text)
         for s in family.samples
     }
-    assert samples[("s3dlio_ray_bytes_total", (("node", "n1"), ("op", "put")))] == 300
-    assert samples[("s3dlio_ray_operations_total", (("node", "n2"), ("op", "put")))] == 1
+    a, b = (("endpoint", "http://a:9000"),), (("endpoint", "http://b:9000"),)
+    assert samples[("s3dlio_ray_bytes_total", (*a, ("node", "n1"), ("op", "put")))] == 200
+    assert samples[("s3dlio_ray_bytes_total", (*b, ("node", "n1"), ("op", "put")))] == 100
+    assert samples[("s3dlio_ray_operations_total", (*a, ("node", "n2"), ("op", "put")))] == 1
     assert (
         samples[("s3dlio_ray_throughput_bytes_per_second", (("node", "n1"), ("op", "put")))] == 1e9
     )
     assert samples[("s3dlio_ray_inflight_requests", (("node", "n1"),))] == 5
-    assert samples[("s3dlio_ray_request_latency_seconds_count", (("op", "put"),))] == 4
+    assert samples[("s3dlio_ray_request_latency_seconds_count", (*a, ("op", "put")))] == 3
+    assert samples[("s3dlio_ray_request_latency_seconds_count", (*b, ("op", "put")))] == 1
     assert samples[("s3dlio_ray_run_info", (("run_id", "r1"), ("workload", "quick")))] == 1
     assert "secret" not in text.lower()

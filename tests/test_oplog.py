@@ -32,11 +32,21 @@ def test_each_process_gets_its_own_file_beside_the_path_asked_for(tmp_path):
 
 
 def test_lines_reach_the_disk_while_the_log_is_open(tmp_path):
-    log = OpLog(tmp_path / "ops.tsv.zst", "http://127.0.0.1:9")
+    log = OpLog(tmp_path / "ops.tsv.zst")
     start = 1_790_000_000_000_000_000
     for i in range(100_000):
         log.record(
-            RequestRecord("PutObject", f"s3://b/k{i}", start, None, start + 5_000, 4096, 1, "")
+            RequestRecord(
+                "PutObject",
+                f"s3://b/k{i}",
+                "http://127.0.0.1:9",
+                start,
+                None,
+                start + 5_000,
+                4096,
+                1,
+                "",
+            )
         )
     written_before_close = log.path.stat().st_size
     log.close()
@@ -52,7 +62,7 @@ def test_lines_reach_the_disk_while_the_log_is_open(tmp_path):
 def test_a_run_logs_every_request_of_every_actor(ray_cluster, moto_url, bucket, tmp_path):
     base = tmp_path / "oplog" / "quick.tsv.zst"
     settings = settings_for(bucket, objects=24, object_size="16KiB", op_log=str(base))
-    result = asyncio.run(execute(settings, Target(moto_url, TEST_CREDENTIALS)))
+    result = asyncio.run(execute(settings, Target((moto_url,), TEST_CREDENTIALS)))
     assert result.ok, result.error
     files = sorted(base.parent.glob("quick-*.tsv.zst"))
     assert len(files) == result.cluster.actors == 3

@@ -18,7 +18,7 @@ from s3dlio_ray.sizes import ObjectSizes
 
 
 def run(settings, url):
-    return asyncio.run(execute(settings, Target(url, TEST_CREDENTIALS)))
+    return asyncio.run(execute(settings, Target((url,), TEST_CREDENTIALS)))
 
 
 def behind_latency(moto_url: str, settings, delay_s: float):
@@ -28,7 +28,7 @@ def behind_latency(moto_url: str, settings, delay_s: float):
     async def main():
         proxy = await TcpProxy(host, int(port), response_delay_s=delay_s).start()
         try:
-            return await execute(settings, Target(proxy.url, TEST_CREDENTIALS))
+            return await execute(settings, Target((proxy.url,), TEST_CREDENTIALS))
         finally:
             await proxy.close()
 

@@ -14,7 +14,7 @@ def test_live_totals_add_only_what_is_new_and_never_go_back():
     totals.observe(1, "n1", EngineSnapshot("put", recorded(3, 300), 8, 4))  # late, stale reply
     assert totals.totals[("n1", "put")].ops == 5
     assert totals.concurrency() == {"n1": (8, 4)}
-    totals.finish(1, "n1", "put", recorded(7, 700))
+    totals.finish(1, "n1", "put", recorded(7, 700), {})
     totals.observe(1, "n1", EngineSnapshot("put", recorded(6, 600), 8, 1))  # after finish: ignored
     assert totals.totals[("n1", "put")].ops == 7
     assert totals.totals[("n1", "put")].latency.count == 7
@@ -31,8 +31,8 @@ def test_samples_make_one_row_per_node_that_add_up_to_the_totals():
     telemetry.totals.observe(1, "n1", EngineSnapshot(Phase.GET, recorded(2, 200), 8, 3))
     telemetry.totals.observe(2, "n2", EngineSnapshot(Phase.GET, recorded(1, 100), 4, 1))
     telemetry.sample(Phase.GET)
-    telemetry.totals.finish(1, "n1", Phase.GET, recorded(5, 500))
-    telemetry.totals.finish(2, "n2", Phase.GET, recorded(1, 100))
+    telemetry.totals.finish(1, "n1", Phase.GET, recorded(5, 500), {})
+    telemetry.totals.finish(2, "n2", Phase.GET, recorded(1, 100), {})
     telemetry.sample(Phase.GET)
     rows = telemetry.series
     assert {row.node for row in rows} == {"n1", "n2"}

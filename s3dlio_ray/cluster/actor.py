@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import ray
 
-from s3dlio_ray.build import build_engine
+from s3dlio_ray.build import Seat, build_engine
 from s3dlio_ray.config import Settings
 from s3dlio_ray.control import PhaseControl
 from s3dlio_ray.engine import EngineSnapshot
@@ -32,9 +32,13 @@ class TransferActor:
     """Async actor: snapshot() answers while run_share() transfers, on the same event loop."""
 
     def __init__(
-        self, settings: Settings, endpoint: str | None, credentials: StaticCredentials | None
+        self,
+        settings: Settings,
+        endpoints: Sequence[str],
+        credentials: StaticCredentials | None,
+        seat: Seat,
     ) -> None:
-        self._host = EngineHost(lambda: build_engine(settings, endpoint, credentials))
+        self._host = EngineHost(lambda: build_engine(settings, endpoints, credentials, seat))
 
     def info(self) -> ActorInfo:
         context = ray.get_runtime_context()

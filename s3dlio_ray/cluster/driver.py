@@ -22,6 +22,7 @@ from ray._common.utils import get_ray_address_file
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from s3dlio_ray.build import Seat
 from s3dlio_ray.cluster.actor import TransferActor
 from s3dlio_ray.config import Settings
 from s3dlio_ray.control import PhaseControl
@@ -199,10 +200,13 @@ class RayPool:
     lost = ACTOR_LOST
 
     def __init__(
-        self, settings: Settings, endpoint: str | None, credentials: StaticCredentials | None
+        self,
+        settings: Settings,
+        endpoints: Sequence[str],
+        credentials: StaticCredentials | None,
     ) -> None:
         self._settings = settings
-        self._endpoint = endpoint
+        self._endpoints = endpoints
         self._credentials = credentials
         self.workers: list[Worker] = []
         self.node_cpus: dict[str, float] = {}
@@ -234,7 +238,12 @@ class RayPool:
                     num_cpus=slot.cpus_each,
                     scheduling_strategy=NodeAffinitySchedulingStrategy(slot.node_id, soft=False),
                     max_restarts=0,
-                ).remote(self._settings, self._endpoint, credentials)
+                ).remote(
+                    self._settings,
+                    self._endpoints,
+                    credentials,
+                    Seat(len(self.workers), index),
+                )
                 self.workers.append(RayWorker(f"{slot.label}/{index}", slot.label, handle))
                 self._held += slot.cpus_each
         try:

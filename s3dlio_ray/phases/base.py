@@ -31,7 +31,13 @@ class ObjectStore(Protocol):
     """The object operations an engine times and counts; each raises S3DlioRayError."""
 
     endpoint: str
+    source_address: str | None
     on_retry: Callable[[bool], None] | None
+
+    def answered_by(self) -> str:
+        """The endpoint that answered the calling task's latest request (where its operation
+        is counted)."""
+        ...
 
     async def put(
         self, bucket: str, key: str, size: int, data: ObjectData, gate: PartGate

@@ -1,11 +1,18 @@
-"""The async S3 client: the operations a workload runner needs, with retries and clear errors."""
+"""The async S3 client: the operations a workload runner needs, with retries and clear errors.
+
+One client may talk to several endpoints of one storage cluster (gateways serving the same
+buckets): each attempt goes where the rotation says, a retry after a connection failure goes to
+another endpoint, and an endpoint that keeps failing rests while the others carry its requests.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import contextlib
+import contextvars
 import hashlib
+import logging
 import re
 import ssl
 import time
@@ -29,16 +36,30 @@ from s3dlio_ray.s3.transport import (
     Transport,
     TransportError,
 )
+from s3dlio_ray.tuning.endpoints import EndpointPolicy, Rotation
 from s3dlio_ray.tuning.parts import part_ranges
 from s3dlio_ray.tuning.profiles import is_aws_endpoint
+
+log = logging.getLogger(__name__)
 
 MAX_DELETE_BATCH = 1000
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
+answered_by: contextvars.ContextVar[str] = contextvars.ContextVar("answered_by", default="")
+"""The endpoint that answered (or last failed) the current task's latest request: how an engine
+attributes an operation to an endpoint without the client knowing of operations."""
+
 
 @dataclass(frozen=True)
 class ClientOptions:
-    endpoint: str | None = None
+    """`endpoints`: one or more URLs serving the same buckets (none: AWS's regional endpoint);
+    `first_endpoint`: where the rotation starts (an actor's rank); `bind_address`: the local
+    address every connection leaves from."""
+
+    endpoints: tuple[str, ...] = ()
+    endpoint_policy: EndpointPolicy = EndpointPolicy.ROUND_ROBIN
+    first_endpoint: int = 0
+    bind_address: str | None = None
     region: str = "us-east-1"
     http2: bool = False
     max_connections: int = 256
@@ -64,6 +85,7 @@ class RequestRecord:
 
     operation: str
     resource: str
+    endpoint: str
     start_ns: int
     first_byte_ns: int | None
     end_ns: int
@@ -125,27 +147,49 @@ def _query(params: dict[str, str]) -> str:
     )
 
 
+@dataclass
+class _Endpoint:
+    """One endpoint of the cluster and its connection pools (one per host name it is reached
+    by: virtual-hosted buckets on AWS each have their own)."""
+
+    scheme: str
+    host: str
+    port: int
+    transports: dict[str, Transport] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+def _endpoint(url: str) -> _Endpoint:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"endpoint: {url!r} is not an http:// or https:// URL")
+    return _Endpoint(
+        parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    )
+
+
 class S3Client:
-    """One endpoint, one credential set, one connection pool per host; safe for many tasks."""
+    """One credential set, one or more endpoints, connection pools per endpoint; safe for many
+    tasks."""
 
     def __init__(self, options: ClientOptions, signer: Signer) -> None:
         self.options = options
         self._signer = signer
-        self._aws = is_aws_endpoint(options.endpoint)
+        urls = options.endpoints or (f"https://s3.{options.region}.amazonaws.com",)
+        self._aws = any(is_aws_endpoint(url) for url in options.endpoints) or not options.endpoints
         if options.http2 and self._aws:
             raise ConfigError("http2: AWS S3 endpoints do not speak HTTP/2; turn http2 off")
-        base = options.endpoint or f"https://s3.{options.region}.amazonaws.com"
-        parts = urlsplit(base)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"endpoint: {base!r} is not an http:// or https:// URL")
-        self._scheme = parts.scheme
-        self._host = parts.hostname
-        self._port = parts.port or (443 if parts.scheme == "https" else 80)
-        self._transports: dict[str, Transport] = {}
+        self._endpoints = [_endpoint(url) for url in urls]
+        self.rotation = Rotation(
+            len(self._endpoints), options.endpoint_policy, options.first_endpoint
+        )
         self.on_retry: RetryHook | None = None
         self.on_request: RequestHook | None = None
         self._ssl: ssl.SSLContext | None = None
-        if self._scheme == "https":
+        if any(e.scheme == "https" for e in self._endpoints):
             self._ssl = ssl.create_default_context(cafile=options.ca_bundle)
             if options.insecure:
                 self._ssl.check_hostname = False
@@ -153,40 +197,70 @@ class S3Client:
 
     @property
     def endpoint_url(self) -> str:
-        return f"{self._scheme}://{self._host}:{self._port}"
+        """The first endpoint (the one a single-endpoint run talks to)."""
+        return self._endpoints[0].url
 
-    def _transport_for(self, host: str) -> Transport:
-        transport = self._transports.get(host)
+    @property
+    def endpoint_urls(self) -> list[str]:
+        return [e.url for e in self._endpoints]
+
+    def _transport_for(self, endpoint: _Endpoint, host: str) -> Transport:
+        transport = endpoint.transports.get(host)
         if transport is None:
-            if self.options.http2:
+            options = self.options
+            ssl_context = self._ssl if endpoint.scheme == "https" else None
+            if options.http2:
                 transport = Http2Transport(
-                    f"{self._scheme}://{host}:{self._port}",
-                    ssl_context=self._ssl,
-                    max_connections=self.options.max_connections,
-                    connect_timeout=self.options.connect_timeout_s,
-                    timeout=self.options.timeout_s,
+                    f"{endpoint.scheme}://{host}:{endpoint.port}",
+                    ssl_context=ssl_context,
+                    max_connections=options.max_connections,
+                    connect_timeout=options.connect_timeout_s,
+                    timeout=options.timeout_s,
+                    local_address=options.bind_address,
                 )
             else:
                 transport = Http1Transport(
                     host,
-                    self._port,
-                    ssl_context=self._ssl,
-                    max_connections=self.options.max_connections,
-                    connect_timeout=self.options.connect_timeout_s,
-                    timeout=self.options.timeout_s,
+                    endpoint.port,
+                    ssl_context=ssl_context,
+                    max_connections=options.max_connections,
+                    connect_timeout=options.connect_timeout_s,
+                    timeout=options.timeout_s,
+                    local_address=options.bind_address,
                 )
-            self._transports[host] = transport
+            endpoint.transports[host] = transport
         return transport
 
-    def _address(self, bucket: str, key: str) -> tuple[str, str]:
+    def _address(self, endpoint: _Endpoint, bucket: str, key: str) -> tuple[str, str]:
         """(host, path): virtual-hosted style on AWS, path style on custom endpoints."""
         quoted_key = quote(key, safe="/~") if key else ""
         if self._aws and bucket and "." not in bucket:
-            return f"{bucket}.{self._host}", "/" + quoted_key
+            return f"{bucket}.{endpoint.host}", "/" + quoted_key
         path = f"/{bucket}" if bucket else "/"
         if key:
             path += "/" + quoted_key
-        return self._host, path
+        return endpoint.host, path
+
+    def _choose(self, operation: str, resource: str, avoid: int | None) -> int:
+        index = self.rotation.pick(time.monotonic(), avoid)
+        if index is None:
+            wait = self.rotation.next_return() - time.monotonic()
+            raise S3ConnectionError(
+                f"{operation} {resource}: all {len(self._endpoints)} endpoints are failing and "
+                f"resting (the first is back in {max(wait, 0):.0f} s); check the endpoints and "
+                "that the S3 service is running"
+            )
+        return index
+
+    def _connection_failed(self, index: int, exc: TransportError) -> None:
+        rest = self.rotation.failed(index, time.monotonic())
+        if rest is not None:
+            log.warning(
+                "endpoint %s keeps failing (%s); its requests go to the others for %.0f s",
+                self._endpoints[index].url,
+                exc,
+                rest,
+            )
 
     async def _send(
         self,
@@ -202,34 +276,51 @@ class S3Client:
         ok: tuple[int, ...] = (200, 204, 206),
         n_objects: int = 1,
     ) -> Response:
-        host, path = self._address(bucket, key)
-        target = path + ("?" + _query(query) if query else "")
-        port = "" if self._port in (80, 443) else f":{self._port}"
-        url = f"{self._scheme}://{host}{port}{target}"
         resource = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
         if small_body is not None:
             body = (small_body,)
             payload_hash = payload_sha256(small_body)
         else:
             payload_hash = UNSIGNED_PAYLOAD if body else payload_sha256(b"")
-        transport = self._transport_for(host)
-        policy = self.options.retry
-        attempt = 0
+        policy, rotation = self.options.retry, self.rotation
+        attempt, avoid = 0, None
         while True:
             attempt += 1
             last = attempt >= policy.max_attempts
+            index = self._choose(operation, resource, avoid)
+            endpoint = self._endpoints[index]
+            answered_by.set(endpoint.url)
+            host, path = self._address(endpoint, bucket, key)
+            target = path + ("?" + _query(query) if query else "")
+            port = "" if endpoint.port in (80, 443) else f":{endpoint.port}"
+            url = f"{endpoint.scheme}://{host}{port}{target}"
             signed = self._signer.sign(method, url, headers or {}, payload_hash)
+            transport = self._transport_for(endpoint, host)
             start_ns = time.time_ns()
+            rotation.in_flight[index] += 1
             try:
                 response = await transport.request(method, target, signed, body, into)
             except TransportError as exc:
                 if self.on_request is not None:
-                    self._record(operation, resource, start_ns, None, 0, n_objects, str(exc))
-                if last or isinstance(exc, CertificateError):
-                    raise self._transport_error(operation, resource, exc, attempt) from None
+                    self._record(
+                        operation, resource, endpoint, start_ns, None, 0, n_objects, str(exc)
+                    )
+                if isinstance(exc, CertificateError):
+                    raise self._transport_error(
+                        operation, resource, endpoint, exc, attempt
+                    ) from None
+                self._connection_failed(index, exc)
+                if last:
+                    raise self._transport_error(
+                        operation, resource, endpoint, exc, attempt
+                    ) from None
                 self._retrying(operation, isinstance(exc, RequestTimeout))
+                avoid = index
                 await asyncio.sleep(policy.delay(attempt))
                 continue
+            finally:
+                rotation.in_flight[index] -= 1
+            rotation.succeeded(index)
             if response.status in ok:
                 if self.on_request is not None:
                     moved = (
@@ -239,11 +330,15 @@ class S3Client:
                         if operation in ("PutObject", "UploadPart")
                         else 0
                     )
-                    self._record(operation, resource, start_ns, response, moved, n_objects, "")
+                    self._record(
+                        operation, resource, endpoint, start_ns, response, moved, n_objects, ""
+                    )
                 return response
             error = parse_error(operation, resource, response.status, bytes(response.body))
             if self.on_request is not None:
-                self._record(operation, resource, start_ns, response, 0, n_objects, str(error))
+                self._record(
+                    operation, resource, endpoint, start_ns, response, 0, n_objects, str(error)
+                )
             if not error.retryable or last:
                 raise error
             self._retrying(operation, error.throttled)
@@ -253,6 +348,7 @@ class S3Client:
         self,
         operation: str,
         resource: str,
+        endpoint: _Endpoint,
         start_ns: int,
         response: Response | None,
         nbytes: int,
@@ -263,7 +359,15 @@ class S3Client:
         first_byte = start_ns + int(response.ttfb_s * 1e9) if response is not None else None
         self.on_request(
             RequestRecord(
-                operation, resource, start_ns, first_byte, time.time_ns(), nbytes, n_objects, error
+                operation,
+                resource,
+                endpoint.url,
+                start_ns,
+                first_byte,
+                time.time_ns(),
+                nbytes,
+                n_objects,
+                error,
             )
         )
 
@@ -272,7 +376,12 @@ class S3Client:
             self.on_retry(operation, throttled)
 
     def _transport_error(
-        self, operation: str, resource: str, exc: TransportError, attempts: int
+        self,
+        operation: str,
+        resource: str,
+        endpoint: _Endpoint,
+        exc: TransportError,
+        attempts: int,
     ) -> S3ConnectionError:
         hint = "check --endpoint and that the S3 service is running"
         if isinstance(exc, CertificateError):
@@ -282,8 +391,7 @@ class S3Client:
         elif not isinstance(exc, ConnectError):
             hint = "the endpoint is overloaded or the network is failing"
         return S3ConnectionError(
-            f"{operation} {resource} at {self.endpoint_url}: {exc} (after {attempts} attempts; "
-            f"{hint})"
+            f"{operation} {resource} at {endpoint.url}: {exc} (after {attempts} attempts; {hint})"
         )
 
     async def create_bucket(self, bucket: str) -> bool:
@@ -593,9 +701,10 @@ class S3Client:
             }
 
     async def aclose(self) -> None:
-        for transport in self._transports.values():
-            await transport.aclose()
-        self._transports.clear()
+        for endpoint in self._endpoints:
+            for transport in endpoint.transports.values():
+                await transport.aclose()
+            endpoint.transports.clear()
 
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")

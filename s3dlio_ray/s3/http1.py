@@ -361,8 +361,10 @@ class Http1Transport:
         max_connections: int = 256,
         connect_timeout: float = 10.0,
         timeout: float = 30.0,
+        local_address: str | None = None,
     ) -> None:
         self.host = host
+        self._local = (local_address, 0) if local_address else None
         self.port = port
         self._ssl = ssl_context
         self._host_header = host if port in (80, 443) else f"{host}:{port}"
@@ -382,6 +384,7 @@ class Http1Transport:
                     self.port,
                     ssl=self._ssl,
                     server_hostname=self.host if self._ssl else None,
+                    local_addr=self._local,
                 )
         except TimeoutError:
             raise ConnectError(

@@ -42,16 +42,20 @@ class Http2Transport:
         max_connections: int = 256,
         connect_timeout: float = 10.0,
         timeout: float = 30.0,
+        local_address: str | None = None,
     ) -> None:
         prior_knowledge = base_url.startswith("http://")
         self._client = httpx.AsyncClient(
             base_url=base_url,
-            http2=True,
-            http1=not prior_knowledge,
-            verify=ssl_context if ssl_context is not None else True,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
+            transport=httpx.AsyncHTTPTransport(
+                http2=True,
+                http1=not prior_knowledge,
+                verify=ssl_context if ssl_context is not None else True,
+                limits=httpx.Limits(
+                    max_connections=max_connections, max_keepalive_connections=max_connections
+                ),
+                local_address=local_address,
             ),
         )
 
