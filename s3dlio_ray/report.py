@@ -18,6 +18,7 @@ from s3dlio_ray.results import (
     EndedBy,
     Phase,
     RunResult,
+    Summary,
 )
 
 
@@ -108,20 +109,29 @@ def summary_rows(result: RunResult) -> list[list[str]]:
 
 
 def node_rows(result: RunResult) -> list[list[str]]:
-    """Per phase and node: actors, objects, GB/s over the phase, latency, errors."""
+    """Per phase and node: actors, objects, GB/s over the phase, latency, errors; under each
+    node, a row per source address its actors left from (with bind_addresses)."""
+    rows = []
+    for phase in result.phases:
+        for node, view in sorted(phase.nodes.items()):
+            rows.append(_node_row(phase.phase, node, str(phase.actors_on(node)), view))
+            for where, address_view in phase.addresses.items():
+                on, address = where.split(" ", 1)
+                if on == node:
+                    rows.append(_node_row(phase.phase, f"{node} via {address}", "", address_view))
+    return rows
+
+
+def _node_row(phase: str, node: str, actors: str, view: Summary) -> list[str]:
     return [
-        [
-            phase.phase,
-            node,
-            str(phase.actors_on(node)),
-            str(view.objects),
-            f"{view.gbps:.3f}",
-            _ms(view.latency.p50_s),
-            _ms(view.latency.p99_s),
-            str(view.errors),
-        ]
-        for phase in result.phases
-        for node, view in sorted(phase.nodes.items())
+        phase,
+        node,
+        actors,
+        str(view.objects),
+        f"{view.gbps:.3f}",
+        _ms(view.latency.p50_s),
+        _ms(view.latency.p99_s),
+        str(view.errors),
     ]
 
 
@@ -155,8 +165,10 @@ def _rich_table(title: str, columns: Sequence[str], rows: list[list[str]]) -> Ta
 
 
 def summary_table(result: RunResult) -> Table:
+    more = len(result.endpoints) - 1
+    endpoint = result.endpoint + (f" (+{more} endpoints)" if more > 0 else "")
     title = (
-        f"s3dlio-ray {result.workload}  run {result.run_id}  {result.endpoint}  "
+        f"s3dlio-ray {result.workload}  run {result.run_id}  {endpoint}  "
         f"{result.http_version}  profile {result.profile}"
     )
     return _rich_table(title, SUMMARY_COLUMNS, summary_rows(result))

@@ -54,13 +54,20 @@ def _with_header(head: bytes, name: bytes, value: bytes) -> bytes:
 
 
 class FaultProxy:
-    """Runs on its own thread and event loop, on 127.0.0.1, in front of `target`."""
+    """Runs on its own thread and event loop, on `host` (a loopback address), in front of
+    `target`; `peers` records the source address of every connection, `requests` counts what it
+    answered."""
 
-    def __init__(self, target: str, rules: list[Rule]) -> None:
-        host, port = target.removeprefix("http://").split(":")
-        self._target = (host, int(port))
-        self.rules = rules
+    def __init__(
+        self, target: str, rules: list[Rule] | None = None, host: str = "127.0.0.1"
+    ) -> None:
+        target_host, port = target.removeprefix("http://").split(":")
+        self._target = (target_host, int(port))
+        self._host = host
+        self.rules = rules or []
         self.applied: list[tuple[str, str, str]] = []
+        self.peers: list[str] = []
+        self.requests = 0
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -87,7 +94,7 @@ class FaultProxy:
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return f"http://{self._host}:{self._server.sockets[0].getsockname()[1]}"
 
     def kill(self) -> None:
         """The endpoint dies: no more connections, and the open ones are cut."""
@@ -95,7 +102,7 @@ class FaultProxy:
 
     async def _start(self) -> None:
         self._released = asyncio.Event()
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, self._host, 0)
 
     async def _kill(self) -> None:
         if self._server is not None:
@@ -116,6 +123,7 @@ class FaultProxy:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        self.peers.append(writer.get_extra_info("peername")[0])
         try:
             await self._answer_all(reader, writer)
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -129,6 +137,7 @@ class FaultProxy:
             body = await reader.readexactly(int(_header(head, b"content-length") or 0))
             method, target = head.split(b" ", 2)[:2]
             request = Request(method.decode(), target.decode(), head)
+            self.requests += 1
             fault = self._pick(request)
             if fault == "kill":
                 await self._kill()
