@@ -325,12 +325,13 @@ def render_html(result: RunResult, compared: Named = ()) -> str:
         else ""
     )
     error = f'<p class="failed">{_esc(result.error)}</p>' if result.error else ""
+    addresses = ", ".join(result.endpoints or (result.endpoint,))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>s3dlio-ray {_esc(result.workload)} {_esc(result.run_id)}</title>
 <style>{STYLE}</style></head><body>
 <h1>s3dlio-ray {_esc(result.workload)} &mdash; run {_esc(result.run_id)} {status}</h1>
-<p class="meta">endpoint {_esc(", ".join(result.endpoints or (result.endpoint,)))} &middot; {_esc(result.http_version)} &middot;
+<p class="meta">endpoint {_esc(addresses)} &middot; {_esc(result.http_version)} &middot;
 profile {_esc(result.profile)} &middot; {cluster.executor} executor,
 {len(cluster.nodes)} node(s), {cluster.actors} actor(s) &middot;
 s3dlio-ray {_esc(result.tool_version)}</p>{error}
