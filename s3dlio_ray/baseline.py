@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
+from s3dlio_ray.keys import Listing
 from s3dlio_ray.phases.base import Check
 from s3dlio_ray.s3.client import PartGate
 from s3dlio_ray.s3.errors import S3ConnectionError, S3Error
@@ -84,28 +85,63 @@ class Boto3Store:
         )
 
     async def get(
-        self, bucket: str, key: str, size: int, gate: PartGate, check: Check | None
+        self,
+        bucket: str,
+        key: str,
+        size: int,
+        gate: PartGate,
+        check: Check | None,
+        checksum: bool = False,
     ) -> tuple[int, float | None]:
+        extra = {"ChecksumMode": "ENABLED"} if checksum else {}
+
         def get_one() -> tuple[int, float]:
             started = time.perf_counter()
-            response = self._s3.get_object(Bucket=bucket, Key=key)
+            response = self._s3.get_object(Bucket=bucket, Key=key, **extra)
             ttfb = time.perf_counter() - started
             body = response["Body"].read()
             if check is not None:
-                check(memoryview(body))
+                check(memoryview(body), response["ResponseMetadata"]["HTTPHeaders"])
             return len(body), ttfb
 
         return await self._call("GetObject", bucket, key, get_one)
 
-    async def stat(self, bucket: str, key: str) -> None:
-        await self._call(
+    async def stat(self, bucket: str, key: str) -> int:
+        response = await self._call(
             "HeadObject", bucket, key, lambda: self._s3.head_object(Bucket=bucket, Key=key)
         )
+        return int(response["ContentLength"])
 
     async def delete(self, bucket: str, key: str) -> None:
         await self._call(
             "DeleteObject", bucket, key, lambda: self._s3.delete_object(Bucket=bucket, Key=key)
         )
+
+    async def delete_batch(self, bucket: str, keys: Sequence[str]) -> list[str]:
+        batch = {"Objects": [{"Key": key} for key in keys], "Quiet": True}
+        response = await self._call(
+            "DeleteObjects",
+            bucket,
+            keys[0] if keys else "",
+            lambda: self._s3.delete_objects(Bucket=bucket, Delete=batch),
+        )
+        return [error["Key"] for error in response.get("Errors", [])]
+
+    async def list_page(
+        self, bucket: str, listing: Listing, after: str | None, token: str | None, max_keys: int
+    ) -> tuple[list[str], str | None]:
+        query: dict[str, Any] = {"Bucket": bucket, "Prefix": listing.prefix, "MaxKeys": max_keys}
+        if token:
+            query["ContinuationToken"] = token
+        elif after:
+            query["StartAfter"] = after
+        if listing.delimiter:
+            query["Delimiter"] = "/"
+        response = await self._call(
+            "ListObjectsV2", bucket, listing.prefix, lambda: self._s3.list_objects_v2(**query)
+        )
+        keys = [item["Key"] for item in response.get("Contents", [])]
+        return keys, response.get("NextContinuationToken") if response.get("IsTruncated") else None
 
     async def aclose(self) -> None:
         self._pool.shutdown(wait=False)

@@ -48,6 +48,13 @@ class Executor(StrEnum):
     LOCAL = "local"
 
 
+class Source(StrEnum):
+    """What a reading phase reads: the keys this run names, or objects already in the bucket."""
+
+    GENERATED = "generated"
+    EXISTING = "existing"
+
+
 class BucketRemoval(StrEnum):
     CREATED = "created"
     ALWAYS = "always"
@@ -65,6 +72,12 @@ PHASE_OPTIONS = (
     "autoterm_window_s",
     "autoterm_pct",
     "mix",
+    "source",
+    "manifest",
+    "epochs",
+    "allow_delete_existing",
+    "page_size",
+    "delete_batch",
 )
 """Keys a phase entry may set for itself (`- get: {duration_s: 10}`)."""
 
@@ -502,6 +515,31 @@ class Settings:
         "workload",
         "mixed phase: weight of each operation (get, put, stat, delete)",
     )
+    source: Source = setting(
+        Source.GENERATED,
+        _enum(Source),
+        "workload",
+        "what get, stat, delete, list and mixed reads use: generated (this run's keys) or "
+        "existing (the objects under prefix in bucket, or a manifest's)",
+    )
+    manifest: str | None = setting(
+        None,
+        _optional(_parse_str),
+        "workload",
+        "with source: existing, a file of keys (one per line, optionally KEY<TAB>SIZE) read "
+        "instead of listing",
+    )
+    epochs: int = setting(1, _int_range(1, 1_000_000), "workload", "passes a get or stat makes")
+    allow_delete_existing: bool = setting(
+        False,
+        _parse_bool,
+        "workload",
+        "let a delete phase with source: existing remove objects this tool did not write",
+    )
+    page_size: int = setting(1000, _int_range(1, 1000), "workload", "keys per LIST page")
+    delete_batch: int = setting(
+        1000, _int_range(1, 1000), "workload", "keys per DeleteObjects request"
+    )
     verify: bool = setting(True, _parse_bool, "workload", "check every byte read back")
     seed: int | None = setting(None, _optional(_parse_int), "workload", "seed for object content")
     run_id: str | None = setting(
@@ -809,8 +847,11 @@ def _check(settings: Settings) -> None:
             f"({settings.max_concurrency})"
         )
     for index, entry in enumerate(settings.phases):
-        if entry.phase == Phase.MIXED and settings.for_phase(index).duration_s is None:
+        phase = settings.for_phase(index)
+        if entry.phase == Phase.MIXED and phase.duration_s is None:
             raise ConfigError("phases: mixed runs for a time: set duration_s (--duration SECONDS)")
+        if phase.source == Source.EXISTING:
+            _check_existing(entry.phase, phase)
     if settings.op_log and settings.client == Client.BOTO3:
         raise ConfigError("op_log: the boto3 baseline keeps no op-log; set client: engine")
     if settings.bind_addresses and settings.client == Client.BOTO3:
@@ -833,6 +874,28 @@ def _check(settings: Settings) -> None:
     problem = aws_bucket_name_problem(settings.bucket) if settings.bucket else None
     if problem and aws:
         raise ConfigError(f"bucket: {settings.bucket!r} breaks AWS's naming rules: {problem}")
+
+
+READS_EXISTING = (Phase.GET, Phase.STAT, Phase.DELETE, Phase.LIST, Phase.MIXED)
+
+
+def _check_existing(phase: Phase, settings: Settings) -> None:
+    if phase not in READS_EXISTING:
+        raise ConfigError(
+            f"phases: {phase} cannot use source: existing; it applies to "
+            f"{', '.join(READS_EXISTING)}"
+        )
+    if settings.bucket is None:
+        raise ConfigError(
+            f"phases: {phase} with source: existing reads a bucket that holds data: set bucket"
+        )
+    if phase == Phase.DELETE and not settings.allow_delete_existing:
+        raise ConfigError(
+            "phases: delete with source: existing would remove objects this tool did not write; "
+            "set allow_delete_existing: true on that phase if that is what you want"
+        )
+    if settings.manifest is not None and not Path(settings.manifest).is_file():
+        raise ConfigError(f"manifest: {settings.manifest} is not a readable file")
 
 
 def load_settings(

@@ -201,7 +201,7 @@ class Engine:
         async def one(operation: object) -> None:
             t0 = time.perf_counter()
             try:
-                nbytes, ttfb = await transfer.perform(operation, self.store, limiter)
+                done = await transfer.perform(operation, store, limiter)
             except S3DlioRayError as exc:
                 stats.errors += 1
                 live.at(store.answered_by()).errors += 1
@@ -210,8 +210,8 @@ class Engine:
                     admission.fatal = exc
             else:
                 latency = time.perf_counter() - t0
-                stats.record(nbytes, latency, ttfb)
-                live.at(store.answered_by()).record(nbytes, latency, ttfb)
+                stats.record(done.nbytes, latency, done.ttfb_s, done.objects)
+                live.at(store.answered_by()).record(done.nbytes, latency, done.ttfb_s, done.objects)
             finally:
                 limiter.release()
 
@@ -224,6 +224,8 @@ class Engine:
             ticker.cancel()
             self._live = None
         outcome = transfer.outcome()
+        failed.update(outcome.failed)
+        stats.errors += len(outcome.failed)
         return ShareResult(
             phase=phase,
             elapsed_s=time.perf_counter() - admission.started,
@@ -239,6 +241,7 @@ class Engine:
             peak_in_flight=limiter.peak_in_flight,
             by_op=outcome.by_op,
             by_endpoint=live.by_endpoint or {store.endpoint: stats},
+            checks=outcome.checks,
             source_address=store.source_address,
             fatal=None if admission.fatal is None else str(admission.fatal),
         )
@@ -248,17 +251,20 @@ class Engine:
     ) -> None:
         stats, limiter = live.stats, live.limiter
         started = live.admission.started
-        last_bytes, last_ops, last_total_s, last_t = 0, 0, 0.0, time.perf_counter()
+        last_bytes, last_ops, last_requests, last_total_s = 0, 0, 0, 0.0
+        last_t = time.perf_counter()
         latency = 0.0
         while True:
             await asyncio.sleep(self._interval)
             now = time.perf_counter()
             nbytes, ops, elapsed = stats.bytes - last_bytes, stats.ops - last_ops, now - last_t
-            if ops:
-                latency = (stats.latency.total_s - last_total_s) / ops
-            last_bytes, last_ops, last_total_s, last_t = (
+            requests = stats.latency.count - last_requests
+            if requests:
+                latency = (stats.latency.total_s - last_total_s) / requests
+            last_bytes, last_ops, last_requests, last_total_s, last_t = (
                 stats.bytes,
                 stats.ops,
+                stats.latency.count,
                 stats.latency.total_s,
                 now,
             )

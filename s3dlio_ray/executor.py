@@ -23,7 +23,7 @@ from typing import Protocol
 from s3dlio_ray.control import PhaseControl
 from s3dlio_ray.engine import Engine, EngineSnapshot
 from s3dlio_ray.errors import S3DlioRayError
-from s3dlio_ray.keys import KeyRange
+from s3dlio_ray.keys import KeyRange, as_key_range
 from s3dlio_ray.phases.base import PhaseOutcome, PhaseSpec
 from s3dlio_ray.results import EndedBy, Phase, PhaseResult, ShareResult
 from s3dlio_ray.sharding import shard
@@ -163,12 +163,6 @@ def successful_writes(share: KeyRange, result: ShareResult) -> KeyRange:
     return share.written(result.dispatched).without(result.failed)
 
 
-def _key_range(keys: Sequence[str]) -> KeyRange:
-    if not isinstance(keys, KeyRange):
-        raise TypeError(f"a PUT's keys are a KeyRange, not {type(keys).__name__}")
-    return keys
-
-
 @dataclass
 class _Task:
     task_id: int
@@ -279,7 +273,7 @@ class PhaseExecutor:
                         task.task_id, worker.node, phase, result.stats, result.by_endpoint
                     )
                     if phase == Phase.PUT:
-                        written.append(successful_writes(_key_range(task.keys), result))
+                        written.append(successful_writes(as_key_range(task.keys), result))
                     parts.append((worker.name, worker.node, result))
                     if result.fatal:
                         self._fail(result.fatal)
@@ -294,7 +288,7 @@ class PhaseExecutor:
         merged = PhaseResult.merge(phase, time.perf_counter() - started, parts, unassigned)
         if self._fatal is not None:
             merged = dataclasses.replace(merged, ended_by=EndedBy.ERROR)
-        stored = KeyRange.joined(_key_range(keys).prefix, written) if phase == Phase.PUT else None
+        stored = KeyRange.joined(as_key_range(keys).prefix, written) if phase == Phase.PUT else None
         return PhaseOutcome(merged, stored, self._fatal)
 
     def _fail(self, message: str) -> None:

@@ -20,11 +20,18 @@ from typing import NamedTuple, overload
 from s3dlio_ray.sizes import ObjectSizes
 
 _NAME = re.compile(r"obj-(\d{8,})(?:\.(\d+))?")
+_RUN_NAME = re.compile(r"obj-\d{8,}(?:\.\d+)?|mixed-\d+-\d{8,}")
 
 
 def run_prefix(prefix: str, run_id: str) -> str:
     """Where a run writes: under its own id, so cleanup never touches another run's keys."""
     return f"{prefix.strip('/')}/{run_id}/" if prefix.strip("/") else f"{run_id}/"
+
+
+def named_by_run(prefix_of_run: str, key: str) -> bool:
+    """Whether `key` is one a run under `prefix_of_run` names (its objects, a timed PUT's later
+    rounds, a mixed phase's new keys)."""
+    return key.startswith(prefix_of_run) and bool(_RUN_NAME.fullmatch(key, len(prefix_of_run)))
 
 
 def object_name(index: int, round_: int = 0) -> str:
@@ -172,6 +179,13 @@ class KeyRange(Sequence[str]):
         return cls(prefix, (span for keys in ranges for span in keys.spans))
 
 
+def as_key_range(keys: Sequence[str]) -> KeyRange:
+    """`keys` as the KeyRange they are (this run's keys always are; a plain list is a bug)."""
+    if not isinstance(keys, KeyRange):
+        raise TypeError(f"this run's keys are a KeyRange, not {type(keys).__name__}")
+    return keys
+
+
 def _joined(spans: Iterable[Span]) -> Iterator[Span]:
     """Spans with each one that continues the one before merged into it."""
     last: Span | None = None
@@ -184,6 +198,39 @@ def _joined(spans: Iterable[Span]) -> Iterator[Span]:
         last = span
     if last is not None:
         yield last
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A part of a bucket's key space one LIST goes through: the keys under `prefix` after
+    `start_after` and before `end_before` (None: to the end); with `delimiter`, only the objects
+    directly under `prefix`, not those under a further `/`."""
+
+    prefix: str
+    start_after: str | None = None
+    end_before: str | None = None
+    delimiter: bool = False
+
+    def __str__(self) -> str:
+        return f"LIST {self.prefix}" + (f" after {self.start_after}" if self.start_after else "")
+
+
+def listings(keys: KeyRange, size: int) -> list[Listing]:
+    """A run's key space as listings of about `size` of its objects each (with a timed PUT's
+    later rounds of them, which sort between: obj-N < obj-N.1 < obj-(N+1)), so the listing of
+    ten million keys splits over the actors with no key in memory. Indices sort as names up to
+    99,999,999 (eight digits)."""
+    base = keys.prefix + "obj-"
+    starts = sorted({(s.start, s.stop) for s in keys.spans if s.round_ == 0})
+    last = max((stop for _, stop in starts), default=0)
+    parts = []
+    for start, stop in starts:
+        for first in range(start, stop, size):
+            end = min(first + size, stop)
+            after = base if first == 0 else keys.prefix + object_name(first - 1) + "~"
+            before = None if end == last else keys.prefix + object_name(end)
+            parts.append(Listing(base, after, before))
+    return parts
 
 
 class ListedKeys(Sequence[str]):

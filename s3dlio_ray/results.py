@@ -24,18 +24,21 @@ READABLE_VERSIONS = (1, 2, 3)
 
 
 class Phase(StrEnum):
-    """What a workload runs, in order. PUT, GET and MIXED move objects on the executor's
-    engines; SLEEP and CLEANUP happen on the driver."""
+    """What a workload runs, in order. PUT, GET, MIXED, LIST, STAT and DELETE run on the
+    executor's engines; SLEEP and CLEANUP happen on the driver."""
 
     PUT = "put"
     GET = "get"
     MIXED = "mixed"
+    LIST = "list"
+    STAT = "stat"
+    DELETE = "delete"
     SLEEP = "sleep"
     CLEANUP = "cleanup"
 
     @property
     def transfers(self) -> bool:
-        return self in (Phase.PUT, Phase.GET, Phase.MIXED)
+        return self not in (Phase.SLEEP, Phase.CLEANUP)
 
 
 class EndedBy(StrEnum):
@@ -156,6 +159,8 @@ class ShareResult:
     """The error every further request would have hit too, which ended the share."""
     source_address: str | None = None
     """The local address the share's connections left from, when bind_addresses chose one."""
+    checks: Mapping[str, int] = field(default_factory=dict)
+    """Objects read back per check they passed: content, checksum-ALGORITHM, etag-md5, length."""
 
 
 @dataclass(frozen=True)
@@ -235,6 +240,8 @@ class PhaseResult:
     actors: tuple[ActorResult, ...] = ()
     addresses: Mapping[str, Summary] = field(default_factory=dict)
     """Per "NODE ADDRESS": each source address's share of a node (with bind_addresses)."""
+    checks: Mapping[str, int] = field(default_factory=dict)
+    """Objects read back per check they passed (see ShareResult.checks)."""
 
     @classmethod
     def merge(
@@ -252,7 +259,10 @@ class PhaseResult:
         endpoints: dict[str, OpStats] = {}
         nodes: dict[str, OpStats] = {}
         addresses: dict[str, OpStats] = {}
+        checks: dict[str, int] = {}
         for _, node, share in shares:
+            for check, count in share.checks.items():
+                checks[check] = checks.get(check, 0) + count
             stats.merge(share.stats)
             failed.update(share.failed)
             if ended_by == EndedBy.KEYS:
@@ -281,6 +291,7 @@ class PhaseResult:
             nodes=_summaries(dict(sorted(nodes.items())), elapsed_s),
             actors=tuple(ActorResult.of(actor, node, share) for actor, node, share in shares),
             addresses=_summaries(dict(sorted(addresses.items())), elapsed_s),
+            checks=dict(sorted(checks.items())),
         )
 
     @cached_property
@@ -330,6 +341,7 @@ class PhaseResult:
             "endpoints": {e: s.to_dict() for e, s in self.endpoints.items()},
             "nodes": {node: s.to_dict() for node, s in self.nodes.items()},
             "addresses": {a: s.to_dict() for a, s in self.addresses.items()},
+            "checks": dict(self.checks),
             "actors": [a.to_dict() for a in self.actors],
             "stats": self.stats.to_dict(),
         }
@@ -353,6 +365,7 @@ class PhaseResult:
             nodes={node: Summary.from_dict(s) for node, s in doc["nodes"].items()},
             actors=tuple(ActorResult.from_dict(a) for a in doc["actors"]),
             addresses={a: Summary.from_dict(s) for a, s in doc.get("addresses", {}).items()},
+            checks=dict(doc.get("checks", {})),
         )
 
 

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 
 from s3dlio_ray import __version__
 from s3dlio_ray.build import build_client
-from s3dlio_ray.config import Settings
+from s3dlio_ray.config import Settings, Source
 from s3dlio_ray.errors import ConfigError, S3DlioRayError
 from s3dlio_ray.executor import PhaseExecutor
-from s3dlio_ray.journal import refuse_a_used_prefix, write_journal
-from s3dlio_ray.keys import KeyRange
+from s3dlio_ray.journal import read_journal, refuse_a_used_prefix, write_journal
+from s3dlio_ray.keys import KeyRange, ListedKeys
 from s3dlio_ray.phases import STEPS
+from s3dlio_ray.phases.existing import list_existing, read_manifest
 from s3dlio_ray.results import (
     CleanupResult,
     ClusterInfo,
@@ -36,6 +37,10 @@ from s3dlio_ray.s3.signing import StaticCredentials
 from s3dlio_ray.tuning.profiles import select_profile
 
 VERSIONS_REPORTED = ("s3dlio-ray", "ray", "botocore", "httpx")
+
+
+def _reads_existing(settings: Settings) -> bool:
+    return any(settings.for_phase(i).source == Source.EXISTING for i in range(len(settings.phases)))
 
 
 def new_run_id() -> str:
@@ -69,10 +74,23 @@ class RunContext:
     bucket_created: bool = False
     phases: list[PhaseResult] = field(default_factory=list)
     cleanup: CleanupResult | None = None
+    _existing: dict[tuple[str, str | None], ListedKeys] = field(default_factory=dict)
 
     def settings_for(self, index: int) -> Settings:
         """The settings of phase `index`: the workload's, with that phase's own options."""
         return self.settings.for_phase(index)
+
+    async def existing_keys(self, settings: Settings) -> ListedKeys:
+        """The objects `source: existing` reads: a manifest's, or those under the prefix,
+        listed once however many phases read them."""
+        where = (settings.prefix, settings.manifest)
+        if where not in self._existing:
+            self._existing[where] = (
+                read_manifest(settings.manifest)
+                if settings.manifest
+                else await list_existing(self.client, self.bucket, settings.prefix)
+            )
+        return self._existing[where]
 
 
 async def claim_prefix(run: RunContext) -> None:
@@ -126,9 +144,12 @@ async def run_workload(
         bucket_created_earlier,
     )
     error = None
+    writes = bool({Phase.PUT, Phase.MIXED} & set(settings.phase_names))
     try:
         try:
-            writes = bool({Phase.PUT, Phase.MIXED} & set(settings.phase_names))
+            if settings.seed is None and settings.run_id and _reads_existing(settings):
+                journal = await read_journal(client, run.bucket, settings.prefix, run_id)
+                run.seed = int(journal["seed"]) if journal else run.seed
             if writes and first_of_run:
                 await claim_prefix(run)
             for index, phase in enumerate(settings.phase_names):
@@ -142,7 +163,7 @@ async def run_workload(
             error = str(exc)
         if executor.interrupted:
             error = error or "interrupted: the run was stopped before its phases were done"
-        if Phase.CLEANUP in settings.phase_names and not executor.skip_cleanup:
+        if Phase.CLEANUP in settings.phase_names and writes and not executor.skip_cleanup:
             try:
                 await STEPS[Phase.CLEANUP].run(run, settings.phase_names.index(Phase.CLEANUP))
             except S3DlioRayError as exc:
@@ -154,7 +175,7 @@ async def run_workload(
     return RunResult(
         run_id=run_id,
         workload=settings.name,
-        seed=seed,
+        seed=run.seed,
         endpoint=client.endpoint_url,
         endpoints=tuple(client.endpoint_urls),
         bucket=run.bucket,

@@ -111,8 +111,12 @@ class OpStats:
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     ttfb: LatencyHistogram = field(default_factory=LatencyHistogram)
 
-    def record(self, nbytes: int, latency_s: float, ttfb_s: float | None = None) -> None:
-        self.ops += 1
+    def record(
+        self, nbytes: int, latency_s: float, ttfb_s: float | None = None, objects: int = 1
+    ) -> None:
+        """One request's outcome; `objects`: how many objects it covered (a DeleteObjects
+        batch, a LIST page), counted in `ops` while its latency is one sample."""
+        self.ops += objects
         self.bytes += nbytes
         self.latency.record(latency_s)
         if ttfb_s is not None:

@@ -3,8 +3,10 @@ ranged GETs into pooled buffers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from s3dlio_ray.checks import CHECKSUM_MODE
+from s3dlio_ray.keys import Listing
 from s3dlio_ray.oplog import OpLog
 from s3dlio_ray.phases.base import Check
 from s3dlio_ray.s3.client import PartGate, S3Client, answered_by
@@ -80,32 +82,57 @@ class S3Store:
             await self.client.put_object(bucket, key, data.segments(key, 0, size))
 
     async def get(
-        self, bucket: str, key: str, size: int, gate: PartGate, check: Check | None
+        self,
+        bucket: str,
+        key: str,
+        size: int,
+        gate: PartGate,
+        check: Check | None,
+        checksum: bool = False,
     ) -> tuple[int, float | None]:
-        part_size = calculate_optimal_part_size(size, self._part_size)
-        buffer = self._buffers.acquire(size)
+        part_size = calculate_optimal_part_size(max(size, 0), self._part_size)
+        buffer = self._buffers.acquire(max(size, 0))
+        extra = CHECKSUM_MODE if checksum else None
         try:
-            if size > part_size:
+            if size > part_size or size < 0:
                 result = await self.client.get_object_ranged(
                     bucket,
                     key,
                     part_size,
                     lambda n: buffer if n <= len(buffer) else bytearray(n),
                     gate,
+                    extra,
                 )
             else:
-                result = await self.client.get_object(bucket, key, into=buffer)
+                result = await self.client.get_object(bucket, key, into=buffer, extra=extra)
             if check is not None:
-                check(result.body)
+                check(result.body, result.headers)
             return len(result.body), result.ttfb_s
         finally:
             self._buffers.release(buffer)
 
-    async def stat(self, bucket: str, key: str) -> None:
-        await self.client.head_object(bucket, key)
+    async def stat(self, bucket: str, key: str) -> int:
+        return (await self.client.head_object(bucket, key)).size
 
     async def delete(self, bucket: str, key: str) -> None:
         await self.client.delete_objects(bucket, [key])
+
+    async def delete_batch(self, bucket: str, keys: Sequence[str]) -> list[str]:
+        _, failed = await self.client.delete_objects(bucket, keys)
+        return failed
+
+    async def list_page(
+        self, bucket: str, listing: Listing, after: str | None, token: str | None, max_keys: int
+    ) -> tuple[list[str], str | None]:
+        page = await self.client.list_objects_page(
+            bucket,
+            listing.prefix,
+            token,
+            max_keys,
+            after,
+            "/" if listing.delimiter else None,
+        )
+        return [info.key for info in page.objects], page.next_token
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import threading
 from dataclasses import dataclass
 
 from s3dlio_ray.errors import S3DlioRayError
@@ -21,27 +20,6 @@ IDENTITY_SIZE = 32
 
 class VerificationError(S3DlioRayError):
     """An object read back is not what the run wrote."""
-
-
-class VerifyTally:
-    """Verifies objects for concurrent readers (tasks or threads) and counts the outcomes."""
-
-    def __init__(self, data: ObjectData) -> None:
-        self._data = data
-        self._lock = threading.Lock()
-        self.verified = 0
-        self.failures = 0
-
-    def check(self, key: str, body: memoryview, size: int) -> None:
-        """Verify like ObjectData.verify, counting a pass or a failure (which still raises)."""
-        try:
-            self._data.verify(key, body, size)
-        except VerificationError:
-            with self._lock:
-                self.failures += 1
-            raise
-        with self._lock:
-            self.verified += 1
 
 
 @dataclass(frozen=True)

@@ -74,14 +74,15 @@ def ray_cluster(tmp_path_factory):
     cluster.shutdown()
 
 
-def boto3_client(url: str, credentials: StaticCredentials = TEST_CREDENTIALS):
+def boto3_client(url: str, credentials: StaticCredentials = TEST_CREDENTIALS, **config):
+    """boto3 on `url`; `config`: more botocore Config options."""
     return boto3.client(
         "s3",
         endpoint_url=url,
         region_name="us-east-1",
         aws_access_key_id=credentials.access_key_id,
         aws_secret_access_key=credentials.secret_access_key,
-        config=Config(s3={"addressing_style": "path"}),
+        config=Config(s3={"addressing_style": "path"}, **config),
     )
 
 

@@ -137,7 +137,8 @@ def test_a_local_run_serves_metrics_while_it_goes(moto_url, bucket, credentials)
     report = handle.wait(60)
     assert report.ok, report.error
     node = report.result.cluster.nodes[0]
-    assert f's3dlio_ray_bytes_total{{node="{node}",op="put"}}' in text
+    endpoint = report.result.endpoint
+    assert f's3dlio_ray_bytes_total{{endpoint="{endpoint}",node="{node}",op="put"}}' in text
     assert 'executor="local"' in text
 
 

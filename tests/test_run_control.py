@@ -143,7 +143,7 @@ def test_a_fatal_error_ends_the_phase_for_either_client(moto_url, client):
     """Every PUT into a bucket that does not exist would fail: the share stops at the first
     answer and says why, whether this project's client or boto3 sent the request."""
     settings = settings_for("no-such-bucket-here", client=client, concurrency=2)
-    engine = build_engine(settings, moto_url, TEST_CREDENTIALS)
+    engine = build_engine(settings, (moto_url,), TEST_CREDENTIALS)
     spec = PhaseSpec(Phase.PUT, "no-such-bucket-here", ObjectSizes.fixed(1024), 1)
 
     async def main():

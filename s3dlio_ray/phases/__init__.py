@@ -1,7 +1,8 @@
-"""The phases a workload runs, one module each: put, get, mixed, sleep, cleanup.
+"""The phases a workload runs, one module each: put, get, mixed, list, stat, delete, sleep,
+cleanup.
 
-Every phase is a `Step` of the run; put, get and mixed are also a `Transfer` each engine runs
-over its share of the keys, through the engine's one run loop.
+Every phase is a `Step` of the run; all but sleep and cleanup are also a `Transfer` each engine
+runs over its share of the keys, through the engine's one run loop.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from s3dlio_ray.control import PhaseControl
-from s3dlio_ray.phases import cleanup, get, mixed, put, sleep
+from s3dlio_ray.phases import cleanup, delete, get, list, mixed, put, sleep, stat
 from s3dlio_ray.phases.base import PhaseSpec, Step, Transfer, TransferFactory
 from s3dlio_ray.results import Phase
 
@@ -17,6 +18,9 @@ STEPS: Mapping[Phase, Step] = {
     Phase.PUT: put.STEP,
     Phase.GET: get.STEP,
     Phase.MIXED: mixed.STEP,
+    Phase.LIST: list.STEP,
+    Phase.STAT: stat.STEP,
+    Phase.DELETE: delete.STEP,
     Phase.SLEEP: sleep.STEP,
     Phase.CLEANUP: cleanup.STEP,
 }
@@ -25,6 +29,9 @@ TRANSFERS: Mapping[Phase, TransferFactory] = {
     Phase.PUT: put.transfer,
     Phase.GET: get.transfer,
     Phase.MIXED: mixed.transfer,
+    Phase.LIST: list.transfer,
+    Phase.STAT: stat.transfer,
+    Phase.DELETE: delete.transfer,
 }
 
 

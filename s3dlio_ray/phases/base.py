@@ -1,21 +1,30 @@
 """What every phase module provides, and what a transfer phase needs of an object store.
 
-A transfer phase (PUT, GET, MIXED) is one `Transfer` per engine share: the operations it goes
-through, what each costs for the rate limit, and how one is performed on an `ObjectStore`. The
-engine's one run loop serves them all, whichever store (this project's client or the boto3
-baseline) is underneath. Every phase, transfer or not, is a `Step` of the run.
+A transfer phase (PUT, GET, MIXED, LIST, STAT, DELETE) is one `Transfer` per engine share: the
+operations it goes through, what each costs for the rate limit, and how one is performed on an
+`ObjectStore`. The engine's one run loop serves them all, whichever store (this project's client
+or the boto3 baseline) is underneath. Every phase, transfer or not, is a `Step` of the run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from s3dlio_ray.config import Settings
+from s3dlio_ray.config import Settings, Source
 from s3dlio_ray.control import PhaseControl
-from s3dlio_ray.errors import S3DlioRayError
-from s3dlio_ray.keys import KeyRange, run_prefix
+from s3dlio_ray.errors import ConfigError, S3DlioRayError
+from s3dlio_ray.keys import (
+    KeyRange,
+    ListedKeys,
+    Listing,
+    as_key_range,
+    listings,
+    named_by_run,
+    run_prefix,
+)
+from s3dlio_ray.phases.existing import top_level
 from s3dlio_ray.results import CleanupResult, Phase, PhaseResult
 from s3dlio_ray.s3.client import PartGate, S3Client
 from s3dlio_ray.sizes import ObjectSizes
@@ -23,8 +32,9 @@ from s3dlio_ray.stats import OpStats
 from s3dlio_ray.tuning.pacing import RateLimit
 from s3dlio_ray.workload import ObjectData
 
-Check = Callable[[memoryview], None]
-"""Called with a GET's body while it is still valid (the store may reuse the buffer after)."""
+Check = Callable[[memoryview, Mapping[str, str]], None]
+"""Called with a GET's body and response headers while the body is still valid (the store may
+reuse the buffer after)."""
 
 
 class ObjectStore(Protocol):
@@ -44,14 +54,34 @@ class ObjectStore(Protocol):
     ) -> None: ...
 
     async def get(
-        self, bucket: str, key: str, size: int, gate: PartGate, check: Check | None
+        self,
+        bucket: str,
+        key: str,
+        size: int,
+        gate: PartGate,
+        check: Check | None,
+        checksum: bool = False,
     ) -> tuple[int, float | None]:
-        """Read the object; answer its length and time to first byte."""
+        """Read the object (with `checksum`, asking for its stored checksum; a negative `size`:
+        not known, the first range tells it); answer its length and time to first byte."""
         ...
 
-    async def stat(self, bucket: str, key: str) -> None: ...
+    async def stat(self, bucket: str, key: str) -> int:
+        """HEAD the object; answer its size."""
+        ...
 
     async def delete(self, bucket: str, key: str) -> None: ...
+
+    async def delete_batch(self, bucket: str, keys: Sequence[str]) -> list[str]:
+        """Delete up to 1,000 keys in one request; answer those the store would not delete."""
+        ...
+
+    async def list_page(
+        self, bucket: str, listing: Listing, after: str | None, token: str | None, max_keys: int
+    ) -> tuple[list[str], str | None]:
+        """One LIST page of at most `max_keys` of `listing` (from `after`, or continuing at
+        `token`): the keys on it and the token of the next page, None at the end."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -77,15 +107,37 @@ class PhaseSpec:
     mix: tuple[tuple[str, float], ...] = ()
     key_prefix: str = ""
     """The run's prefix, under which a phase's new keys go."""
+    existing: bool = False
+    """The keys are objects found in the bucket: only those named like this run's (under
+    `key_prefix`) have content known from the seed; a mixed phase never deletes the others."""
+    epochs: int = 1
+    page_size: int = 1000
+    delete_batch: int = 1000
+
+    def generated(self, key: str) -> bool:
+        """Whether the object under `key` is the seed's content (checked byte for byte)."""
+        return not self.existing or named_by_run(self.key_prefix, key)
 
 
 @dataclass(frozen=True)
 class TransferOutcome:
-    """What a transfer counted beyond the engine's own statistics."""
+    """What a transfer counted beyond the engine's own statistics: verification and the check
+    each object passed, per-operation statistics, and items that failed inside an operation
+    that succeeded (a key a DeleteObjects batch could not delete)."""
 
     verified: int = 0
     verify_failures: int = 0
     by_op: Mapping[str, OpStats] = field(default_factory=dict)
+    checks: Mapping[str, int] = field(default_factory=dict)
+    failed: Mapping[str, str] = field(default_factory=dict)
+
+
+class Done(NamedTuple):
+    """One operation done: bytes moved, time to first byte, objects it covered."""
+
+    nbytes: int = 0
+    ttfb_s: float | None = None
+    objects: int = 1
 
 
 class Transfer(Protocol):
@@ -99,10 +151,8 @@ class Transfer(Protocol):
         """Bytes the operation moves, for a byte rate limit."""
         ...
 
-    async def perform(
-        self, operation: Any, store: ObjectStore, gate: PartGate
-    ) -> tuple[int, float | None]:
-        """Do one operation; answer bytes moved and time to first byte."""
+    async def perform(self, operation: Any, store: ObjectStore, gate: PartGate) -> Done:
+        """Do one operation."""
         ...
 
     def outcome(self) -> TransferOutcome: ...
@@ -148,6 +198,10 @@ class Run(Protocol):
 
     def settings_for(self, index: int) -> Settings: ...
 
+    async def existing_keys(self, settings: Settings) -> ListedKeys:
+        """The objects `source: existing` reads: from the manifest, or listed once per run."""
+        ...
+
 
 class Step(Protocol):
     """One entry of a workload's `phases`, run by the driver."""
@@ -158,20 +212,33 @@ class Step(Protocol):
 def is_timed(phases: Sequence[Phase], index: int, duration_s: float | None) -> bool:
     """Whether phase `index` runs for duration_s: a PUT that fills the key space of a later
     mixed phase writes its keys once; every other transfer phase is timed when a duration is set."""
-    if duration_s is None:
+    if duration_s is None or phases[index] == Phase.DELETE:
         return False
     return not (phases[index] == Phase.PUT and Phase.MIXED in phases[index:])
 
 
 class TransferStep:
-    """A transfer phase as a step of the run: its keys sharded over the executor's engines; a
-    PUT hands the keys it stored to the phases after it."""
+    """A transfer phase as a step of the run: its keys (this run's, or existing data's) sharded
+    over the executor's engines; a PUT hands the keys it stored to the phases after it, a DELETE
+    of this run's keys leaves none to them."""
 
     def __init__(self, phase: Phase) -> None:
         self.phase = phase
 
+    async def _keys(self, run: Run, settings: Settings) -> Sequence[Any]:
+        existing = settings.source == Source.EXISTING
+        if self.phase == Phase.LIST:
+            if existing and settings.manifest is None:
+                return await top_level(run.client, run.bucket, settings.prefix)
+            if not existing:
+                return listings(as_key_range(run.keys), settings.page_size)
+        return await run.existing_keys(settings) if existing else run.keys
+
     async def run(self, run: Run, index: int) -> None:
         settings = run.settings_for(index)
+        if self.phase == Phase.LIST and settings.source == Source.EXISTING and settings.manifest:
+            raise ConfigError("phases: list with a manifest has nothing to list; leave it out")
+        keys = await self._keys(run, settings)
         timed = is_timed(run.settings.phase_names, index, settings.duration_s)
         spec = PhaseSpec(
             self.phase,
@@ -185,10 +252,16 @@ class TransferStep:
             settings.autoterm_pct,
             settings.mix,
             run_prefix(settings.prefix, run.run_id),
+            settings.source == Source.EXISTING,
+            settings.epochs,
+            settings.page_size,
+            settings.delete_batch,
         )
-        outcome = await run.executor.run_phase(spec, run.keys)
+        outcome = await run.executor.run_phase(spec, keys)
         run.phases.append(outcome.result)
         if outcome.written is not None:
             run.keys = outcome.written
+        if self.phase == Phase.DELETE and not spec.existing:
+            run.keys = KeyRange(as_key_range(run.keys).prefix)
         if outcome.fatal is not None:
             raise S3DlioRayError(outcome.fatal)

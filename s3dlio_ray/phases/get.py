@@ -1,16 +1,18 @@
-"""GET: read each key of the share (again and again when timed), verifying every byte against
-the deterministic content unless `verify` is off."""
+"""GET: read each key of the share (`epochs` times, or again and again when timed) and check
+it: byte for byte against the content this run's seed generates, or, for existing data, against
+the checksum or ETag the store keeps (see checks.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from s3dlio_ray.checks import ReadCheck
 from s3dlio_ray.control import PhaseControl
 from s3dlio_ray.keys import Sized, repeated
-from s3dlio_ray.phases.base import ObjectStore, PhaseSpec, TransferOutcome, TransferStep
+from s3dlio_ray.phases.base import Done, ObjectStore, PhaseSpec, TransferOutcome, TransferStep
 from s3dlio_ray.results import Phase
 from s3dlio_ray.s3.client import PartGate
-from s3dlio_ray.workload import ObjectData, VerifyTally
+from s3dlio_ray.workload import ObjectData
 
 
 class Get:
@@ -18,24 +20,29 @@ class Get:
 
     def __init__(self, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl) -> None:
         self._spec = spec
-        self._objects = repeated(keys, spec.sizes, None if control.duration_s else 1)
-        self._tally = VerifyTally(ObjectData(spec.seed))
+        self._objects = repeated(keys, spec.sizes, None if control.duration_s else spec.epochs)
+        self._check = ReadCheck(ObjectData(spec.seed), spec.generated)
 
     def operations(self) -> Iterable[Sized]:
         return self._objects
 
     def cost(self, item: Sized) -> int:
-        return item.size
+        return max(item.size, 0)
 
-    async def perform(
-        self, item: Sized, store: ObjectStore, gate: PartGate
-    ) -> tuple[int, float | None]:
+    async def perform(self, item: Sized, store: ObjectStore, gate: PartGate) -> Done:
         key, size = item
-        check = (lambda body: self._tally.check(key, body, size)) if self._spec.verify else None
-        return await store.get(self._spec.bucket, key, size, gate, check)
+        spec = self._spec
+        check = (
+            (lambda body, headers: self._check.check(key, size, body, headers))
+            if spec.verify
+            else None
+        )
+        nbytes, ttfb = await store.get(spec.bucket, key, size, gate, check, spec.existing)
+        return Done(nbytes, ttfb)
 
     def outcome(self) -> TransferOutcome:
-        return TransferOutcome(self._tally.verified, self._tally.failures)
+        check = self._check
+        return TransferOutcome(check.verified, check.failures, checks=dict(check.checks))
 
 
 def transfer(spec: PhaseSpec, keys: Sequence[str], control: PhaseControl, task_id: int) -> Get:

@@ -13,15 +13,16 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
+from s3dlio_ray.checks import ReadCheck
 from s3dlio_ray.control import PhaseControl
 from s3dlio_ray.errors import ConfigError
 from s3dlio_ray.keys import ListedKeys, Sized
-from s3dlio_ray.phases.base import ObjectStore, PhaseSpec, TransferOutcome, TransferStep
+from s3dlio_ray.phases.base import Done, ObjectStore, PhaseSpec, TransferOutcome, TransferStep
 from s3dlio_ray.results import Phase
 from s3dlio_ray.s3.client import PartGate
 from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.stats import OpStats
-from s3dlio_ray.workload import ObjectData, VerifyTally
+from s3dlio_ray.workload import ObjectData
 
 
 class KeyPool:
@@ -98,34 +99,36 @@ class Mixed:
         self._new_keys = f"{spec.key_prefix}mixed-{task_id}-"
         self._counter = itertools.count()
         self._by_op = {op: OpStats() for op in self._ops}
-        self._tally = VerifyTally(ObjectData(spec.seed))
         self._data = ObjectData(spec.seed)
+        self._check = ReadCheck(self._data, spec.generated)
 
-    def _pick(self) -> Sized | None:
+    def _pick(self, op: str) -> Sized | None:
+        """A key for `op` not in use; never one of existing data for a delete."""
         for _ in range(8):
             if not self._pool:
                 return None
             item = self._pool.choice(self._rng)
-            if item is not None and item.key not in self._in_use:
-                self._in_use.add(item.key)
-                return item
+            if item is None or item.key in self._in_use:
+                continue
+            if op == "delete" and not self._spec.generated(item.key):
+                continue
+            self._in_use.add(item.key)
+            return item
         return None
 
     def operations(self) -> Iterator[MixedOp]:
         while True:
             op = self._rng.choices(self._ops, cum_weights=self._cumulative)[0]
-            item = None if op == "put" else self._pick()
+            item = None if op == "put" else self._pick(op)
             if item is None:
                 key = f"{self._new_keys}{next(self._counter):08d}"
                 op, item = "put", Sized(key, self._spec.sizes.of(key))
             yield MixedOp(op, *item)
 
     def cost(self, operation: MixedOp) -> int:
-        return operation.size if operation.op in ("put", "get") else 0
+        return max(operation.size, 0) if operation.op in ("put", "get") else 0
 
-    async def perform(
-        self, operation: MixedOp, store: ObjectStore, gate: PartGate
-    ) -> tuple[int, float | None]:
+    async def perform(self, operation: MixedOp, store: ObjectStore, gate: PartGate) -> Done:
         op, key, size = operation
         bucket = self._spec.bucket
         started = time.perf_counter()
@@ -136,9 +139,12 @@ class Mixed:
                 nbytes = size
             elif op == "get":
                 check = (
-                    (lambda body: self._tally.check(key, body, size)) if self._spec.verify else None
+                    (lambda body, headers: self._check.check(key, size, body, headers))
+                    if self._spec.verify
+                    else None
                 )
-                nbytes, ttfb = await store.get(bucket, key, size, gate, check)
+                existing = not self._spec.generated(key)
+                nbytes, ttfb = await store.get(bucket, key, size, gate, check, existing)
             elif op == "stat":
                 await store.stat(bucket, key)
             else:
@@ -149,10 +155,11 @@ class Mixed:
         if op == "put":
             self._pool.add(key)
         self._by_op[op].record(nbytes, time.perf_counter() - started, ttfb)
-        return nbytes, ttfb
+        return Done(nbytes, ttfb)
 
     def outcome(self) -> TransferOutcome:
-        return TransferOutcome(self._tally.verified, self._tally.failures, self._by_op)
+        check = self._check
+        return TransferOutcome(check.verified, check.failures, self._by_op, dict(check.checks))
 
 
 def transfer(spec: PhaseSpec, keys: Sequence[str], control: PhaseControl, task_id: int) -> Mixed:

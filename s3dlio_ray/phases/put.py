@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from s3dlio_ray.control import PhaseControl
 from s3dlio_ray.keys import KeyRange
-from s3dlio_ray.phases.base import ObjectStore, PhaseSpec, TransferOutcome, TransferStep
+from s3dlio_ray.phases.base import Done, ObjectStore, PhaseSpec, TransferOutcome, TransferStep
 from s3dlio_ray.results import Phase
 from s3dlio_ray.s3.client import PartGate
 from s3dlio_ray.workload import ObjectData
@@ -31,10 +31,10 @@ class Put:
     def cost(self, key: str) -> int:
         return self._spec.sizes.of(key)
 
-    async def perform(self, key: str, store: ObjectStore, gate: PartGate) -> tuple[int, None]:
+    async def perform(self, key: str, store: ObjectStore, gate: PartGate) -> Done:
         size = self._spec.sizes.of(key)
         await store.put(self._spec.bucket, key, size, self._data, gate)
-        return size, None
+        return Done(size)
 
     def outcome(self) -> TransferOutcome:
         return TransferOutcome()

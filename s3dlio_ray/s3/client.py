@@ -77,6 +77,7 @@ class GetResult:
     etag: str
     ttfb_s: float
     http_version: str
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,8 @@ class ObjectInfo:
 class ListPage:
     objects: list[ObjectInfo]
     next_token: str | None
+    prefixes: list[str] = field(default_factory=list)
+    """With a delimiter: the common prefixes ("folders") on this page."""
 
 
 @dataclass
@@ -535,6 +538,7 @@ class S3Client:
         key: str,
         into: bytearray | memoryview | None = None,
         byte_range: tuple[int, int] | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> GetResult:
         """GET the object (or `byte_range`, inclusive bounds) into `into` when it fits.
 
@@ -548,7 +552,9 @@ class S3Client:
         attempt = 0
         while True:
             attempt += 1
-            response = await self._send("GetObject", "GET", bucket, key, headers=headers, into=into)
+            response = await self._send(
+                "GetObject", "GET", bucket, key, headers={**headers, **(extra or {})}, into=into
+            )
             wrong = wrong_range(response.status, response.headers, len(response.body), byte_range)
             if wrong is None:
                 break
@@ -570,6 +576,7 @@ class S3Client:
             response.headers.get("etag", ""),
             response.ttfb_s,
             response.http_version,
+            response.headers,
         )
 
     async def get_object_ranged(
@@ -579,6 +586,7 @@ class S3Client:
         part_size: int,
         allocate: Callable[[int], bytearray],
         gate: PartGate | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> GetResult:
         """GET a large object as concurrent ranges, with no HEAD first.
 
@@ -586,7 +594,7 @@ class S3Client:
         has spare, each straight into its slice of one buffer from `allocate`.
         """
         gate = gate or PartGate()
-        first = await self.get_object(bucket, key, byte_range=(0, part_size - 1))
+        first = await self.get_object(bucket, key, byte_range=(0, part_size - 1), extra=extra)
         size = first.object_size
         if size <= len(first.body):
             return first
@@ -620,7 +628,7 @@ class S3Client:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             raise
-        return GetResult(view, size, first.etag, first.ttfb_s, first.http_version)
+        return GetResult(view, size, first.etag, first.ttfb_s, first.http_version, first.headers)
 
     async def head_object(self, bucket: str, key: str) -> ObjectInfo:
         response = await self._send("HeadObject", "HEAD", bucket, key)
@@ -629,13 +637,23 @@ class S3Client:
         )
 
     async def list_objects_page(
-        self, bucket: str, prefix: str = "", token: str | None = None, max_keys: int = 1000
+        self,
+        bucket: str,
+        prefix: str = "",
+        token: str | None = None,
+        max_keys: int = 1000,
+        start_after: str | None = None,
+        delimiter: str | None = None,
     ) -> ListPage:
         query = {"list-type": "2", "max-keys": str(max_keys)}
         if prefix:
             query["prefix"] = prefix
         if token:
             query["continuation-token"] = token
+        elif start_after:
+            query["start-after"] = start_after
+        if delimiter:
+            query["delimiter"] = delimiter
         response = await self._send("ListObjectsV2", "GET", bucket, query=query)
         root = ET.fromstring(bytes(response.body))
         objects = [
@@ -643,7 +661,10 @@ class S3Client:
             for item in _findall(root, "Contents")
         ]
         truncated = _text(root, "IsTruncated") == "true"
-        return ListPage(objects, _text(root, "NextContinuationToken") if truncated else None)
+        prefixes = [_text(item, "Prefix") for item in _findall(root, "CommonPrefixes")]
+        return ListPage(
+            objects, _text(root, "NextContinuationToken") if truncated else None, prefixes
+        )
 
     async def list_objects(self, bucket: str, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         """Every object under `prefix`, following continuation tokens."""
