@@ -54,13 +54,14 @@ def build_client(
     credentials: StaticCredentials | None = None,
     seat: Seat = Seat(),
 ) -> S3Client:
+    bind_address = seat.bind_address(settings)
     region = settings.region or resolve_region(settings.aws_profile)
     signer = Signer(resolve_credentials(settings.aws_profile, credentials), region)
     options = ClientOptions(
         endpoints=tuple(endpoints or ()),
         endpoint_policy=settings.endpoint_policy,
         first_endpoint=seat.rank,
-        bind_address=seat.bind_address(settings),
+        bind_address=bind_address,
         region=region,
         http2=settings.http2,
         max_connections=max(settings.max_concurrency, settings.concurrency or 0),

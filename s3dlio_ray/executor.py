@@ -76,6 +76,13 @@ class EngineHost:
         self._task_id = -1
         self._stopped: dict[int, EndedBy] = {}
 
+    def prepare(self) -> Engine:
+        """Build the engine now, so a setting only its node can judge (an interface name) is
+        refused before the run writes anything."""
+        if self.engine is None:
+            self.engine = self._build()
+        return self.engine
+
     async def run_share(
         self, task_id: int, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl
     ) -> ShareResult:
@@ -86,9 +93,7 @@ class EngineHost:
             if stopped is not None:
                 return ShareResult(spec.phase, 0.0, OpStats(), ended_by=stopped)
             self._task_id = task_id
-            if self.engine is None:
-                self.engine = self._build()
-            return await self.engine.run_share(spec, keys, control, task_id)
+            return await self.prepare().run_share(spec, keys, control, task_id)
 
     def stop(self, task_id: int, reason: EndedBy) -> None:
         """Stop share `task_id`: the running one at once, a queued one before it starts."""
@@ -140,7 +145,9 @@ class LocalPool:
     lost: tuple[type[BaseException], ...] = ()
 
     def __init__(self, build: Callable[[], Engine], cpus: float) -> None:
-        worker = LocalWorker(EngineHost(build))
+        host = EngineHost(build)
+        host.prepare()
+        worker = LocalWorker(host)
         self.workers: list[Worker] = [worker]
         self.node_cpus = {worker.node: cpus}
 

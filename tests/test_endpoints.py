@@ -16,12 +16,18 @@ from conftest import TEST_CREDENTIALS, settings_for, stored_objects, valid_resul
 from faults import FaultProxy, Rule
 from rich.console import Console
 
+from s3dlio_ray.embedded import free_port
+from s3dlio_ray.engine import is_fatal
 from s3dlio_ray.errors import ConfigError
 from s3dlio_ray.html_report import render_html
 from s3dlio_ray.keys import KeyRange, run_prefix
 from s3dlio_ray.launch import Target, execute
 from s3dlio_ray.network import resolve_hosts, source_address
 from s3dlio_ray.report import print_summary
+from s3dlio_ray.s3.client import ClientOptions, S3Client
+from s3dlio_ray.s3.errors import S3ConnectionError
+from s3dlio_ray.s3.retry import RetryPolicy
+from s3dlio_ray.s3.signing import Signer, resolve_credentials
 from s3dlio_ray.tuning.endpoints import EndpointPolicy, Rotation
 
 GATEWAYS = ("127.0.0.1", "127.0.0.4", "127.0.0.5")
@@ -58,6 +64,23 @@ def test_a_single_endpoint_never_rests():
     rotation = Rotation(1)
     assert all(rotation.failed(0, 1.0) is None for _ in range(10))
     assert rotation.pick(2.0) == 0
+
+
+def test_every_endpoint_down_is_one_fatal_error():
+    dead = tuple(f"http://127.0.0.{n}:{free_port()}" for n in (1, 4))
+    signer = Signer(resolve_credentials(explicit=TEST_CREDENTIALS), "us-east-1")
+    retry = RetryPolicy(max_attempts=10, base_delay_s=0.001)
+    client = S3Client(ClientOptions(endpoints=dead, retry=retry), signer)
+
+    async def head():
+        try:
+            await client.head_object("b", "k")
+        finally:
+            await client.aclose()
+
+    with pytest.raises(S3ConnectionError, match="all 2 endpoints are failing") as caught:
+        asyncio.run(head())
+    assert is_fatal(caught.value)
 
 
 def test_a_host_name_with_several_addresses_becomes_one_endpoint_each(monkeypatch):

@@ -41,6 +41,8 @@ class TransferActor:
         self._host = EngineHost(lambda: build_engine(settings, endpoints, credentials, seat))
 
     def info(self) -> ActorInfo:
+        """Where the actor runs, once its engine is built (a bad bind address fails here)."""
+        self._host.prepare()
         context = ray.get_runtime_context()
         return ActorInfo(
             context.get_node_id(), ray.util.get_node_ip_address(), socket.gethostname(), os.getpid()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import ray
 from ray._common.utils import get_ray_address_file
-from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
+from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from s3dlio_ray.build import Seat
@@ -248,6 +248,10 @@ class RayPool:
                 self._held += slot.cpus_each
         try:
             ray.get([w.handle.info.remote() for w in self.workers], timeout=PLACEMENT_TIMEOUT_S)
+        except RayTaskError as exc:
+            if isinstance(exc.cause, S3DlioRayError):
+                raise exc.cause from None
+            raise
         except GetTimeoutError:
             raise S3DlioRayError(
                 f"{len(self.workers)} transfer actors could not be placed within "
