@@ -27,7 +27,7 @@ import psutil
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_memory import MIB, actors  # noqa: E402
+from bench_memory import MIB, actors, start_null_endpoint  # noqa: E402
 
 
 def cpu_s(process: psutil.Process) -> float:
@@ -101,21 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--objects", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     args = parser.parse_args()
-    sys.path.insert(0, str(HERE.parent))
-    from s3dlio_ray.embedded import free_port
-
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            str(HERE / "null_endpoint.py"),
-            "--port",
-            str(port),
-            "--object-size",
-            "16",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    port, server = start_null_endpoint("16")
     try:
         time.sleep(1)
         print(

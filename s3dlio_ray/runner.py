@@ -163,7 +163,7 @@ async def run_workload(
             error = str(exc)
         if executor.interrupted:
             error = error or "interrupted: the run was stopped before its phases were done"
-        if Phase.CLEANUP in settings.phase_names and writes and not executor.skip_cleanup:
+        if Phase.CLEANUP in settings.phase_names and not executor.skip_cleanup:
             try:
                 await STEPS[Phase.CLEANUP].run(run, settings.phase_names.index(Phase.CLEANUP))
             except S3DlioRayError as exc:
