@@ -182,6 +182,10 @@ def print_summary(result: RunResult, console: Console, paths: Sequence[Path] = (
         console.print(_rich_table("by node", NODE_COLUMNS, node_rows(result)))
     if any(len(p.endpoints) > 1 for p in result.phases):
         console.print(_rich_table("by endpoint", ENDPOINT_COLUMNS, endpoint_rows(result)))
+    for phase in result.phases:
+        if set(phase.checks) - {"content"}:
+            counts = ", ".join(f"{check} {count}" for check, count in phase.checks.items())
+            console.print(f"{phase.phase} checked by: {counts}", highlight=False)
     cleanup = result.cleanup
     if cleanup is not None:
         removed = "bucket removed" if cleanup.bucket_removed else "bucket kept"

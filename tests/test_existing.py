@@ -13,11 +13,13 @@ import zlib
 
 import pytest
 from conftest import TEST_CREDENTIALS, boto3_client, settings_for, stored_objects, valid_result
+from rich.console import Console
 
 from s3dlio_ray.checks import integrity_check
 from s3dlio_ray.errors import ConfigError
 from s3dlio_ray.keys import KeyRange, Listing, Span, listings
 from s3dlio_ray.launch import Target, execute
+from s3dlio_ray.report import print_summary
 from s3dlio_ray.workload import VerificationError
 
 MIB = 1024 * 1024
@@ -93,6 +95,11 @@ def test_a_dataset_another_client_wrote_is_read_once_per_epoch_and_checked(
     assert len(get.actors) == 3 and all(a.summary.objects for a in get.actors)
     assert stat.objects == len(objects) and not stat.failed
     assert stored_objects(boto3_s3, bucket, "dataset/") == objects
+    console = Console(record=True, width=200)
+    print_summary(result, console)
+    assert "get checked by: checksum-crc32 28, checksum-sha256 28, etag-md5 26, length 2" in (
+        console.export_text()
+    )
 
 
 def test_a_manifest_skips_the_listing_and_may_leave_sizes_out(
