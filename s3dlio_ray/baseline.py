@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from s3dlio_ray.keys import Listing
 from s3dlio_ray.phases.base import Check
-from s3dlio_ray.s3.client import PartGate
+from s3dlio_ray.s3.client import ObjectInfo, PartGate
 from s3dlio_ray.s3.errors import S3ConnectionError, S3Error
 from s3dlio_ray.s3.signing import StaticCredentials
 from s3dlio_ray.workload import ObjectData
@@ -129,7 +129,7 @@ class Boto3Store:
 
     async def list_page(
         self, bucket: str, listing: Listing, after: str | None, token: str | None, max_keys: int
-    ) -> tuple[list[str], str | None]:
+    ) -> tuple[list[ObjectInfo], str | None]:
         query: dict[str, Any] = {"Bucket": bucket, "Prefix": listing.prefix, "MaxKeys": max_keys}
         if token:
             query["ContinuationToken"] = token
@@ -140,8 +140,12 @@ class Boto3Store:
         response = await self._call(
             "ListObjectsV2", bucket, listing.prefix, lambda: self._s3.list_objects_v2(**query)
         )
-        keys = [item["Key"] for item in response.get("Contents", [])]
-        return keys, response.get("NextContinuationToken") if response.get("IsTruncated") else None
+        found = [
+            ObjectInfo(item["Key"], int(item["Size"]), item.get("ETag", ""))
+            for item in response.get("Contents", [])
+        ]
+        token = response.get("NextContinuationToken") if response.get("IsTruncated") else None
+        return found, token
 
     async def aclose(self) -> None:
         self._pool.shutdown(wait=False)

@@ -242,6 +242,7 @@ class Engine:
             by_op=outcome.by_op,
             by_endpoint=live.by_endpoint or {store.endpoint: stats},
             checks=outcome.checks,
+            listed=None if outcome.listed is None else (outcome.listed.keys, outcome.listed.sizes),
             source_address=store.source_address,
             fatal=None if admission.fatal is None else str(admission.fatal),
         )

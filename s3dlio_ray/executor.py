@@ -23,7 +23,7 @@ from typing import Protocol
 from s3dlio_ray.control import PhaseControl
 from s3dlio_ray.engine import Engine, EngineSnapshot
 from s3dlio_ray.errors import S3DlioRayError
-from s3dlio_ray.keys import KeyRange, as_key_range
+from s3dlio_ray.keys import KeyRange, ListedKeys, as_key_range
 from s3dlio_ray.phases.base import PhaseOutcome, PhaseSpec
 from s3dlio_ray.results import EndedBy, Phase, PhaseResult, ShareResult
 from s3dlio_ray.sharding import shard
@@ -253,6 +253,7 @@ class PhaseExecutor:
         self._stopped_by = EndedBy.INTERRUPTED if self.interrupted else None
         tasks = self._running = self._spread(spec, keys, started)
         written: list[KeyRange] = []
+        listed: list[tuple[Sequence[str], Sequence[int]]] = []
         parts: list[tuple[str, str, ShareResult]] = []
         unassigned: dict[str, str] = {}
         broken: BaseException | None = None
@@ -281,6 +282,8 @@ class PhaseExecutor:
                     )
                     if phase == Phase.PUT:
                         written.append(successful_writes(as_key_range(task.keys), result))
+                    if result.listed is not None:
+                        listed.append(result.listed)
                     parts.append((worker.name, worker.node, result))
                     if result.fatal:
                         self._fail(result.fatal)
@@ -296,7 +299,8 @@ class PhaseExecutor:
         if self._fatal is not None:
             merged = dataclasses.replace(merged, ended_by=EndedBy.ERROR)
         stored = KeyRange.joined(as_key_range(keys).prefix, written) if phase == Phase.PUT else None
-        return PhaseOutcome(merged, stored, self._fatal)
+        found = ListedKeys.joined(listed) if spec.collect else None
+        return PhaseOutcome(merged, stored, self._fatal, found)
 
     def _fail(self, message: str) -> None:
         """The phase's first fatal error: every other share stops too."""

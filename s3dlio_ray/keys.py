@@ -261,9 +261,15 @@ class ListedKeys(Sequence[str]):
     def __reduce__(self) -> tuple[type[ListedKeys], tuple[list[str], array]]:
         return ListedKeys, (self.keys, self.sizes)
 
-    @property
-    def total_bytes(self) -> int:
-        return sum(self.sizes)
+    @classmethod
+    def joined(cls, parts: Iterable[tuple[Sequence[str], Sequence[int]]]) -> ListedKeys:
+        """The (names, sizes) of several listings one after the other."""
+        keys: list[str] = []
+        sizes = array("q")
+        for names, part_sizes in parts:
+            keys += names
+            sizes.extend(part_sizes)
+        return cls(keys, sizes)
 
 
 class Sized(NamedTuple):

@@ -161,6 +161,8 @@ class ShareResult:
     """The local address the share's connections left from, when bind_addresses chose one."""
     checks: Mapping[str, int] = field(default_factory=dict)
     """Objects read back per check they passed: content, checksum-ALGORITHM, etag-md5, length."""
+    listed: tuple[Sequence[str], Sequence[int]] | None = None
+    """What a collecting LIST found: names, and their sizes in the same order."""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from s3dlio_ray.executor import PhaseExecutor
 from s3dlio_ray.journal import read_journal, refuse_a_used_prefix, write_journal
 from s3dlio_ray.keys import KeyRange, ListedKeys
 from s3dlio_ray.phases import STEPS
-from s3dlio_ray.phases.existing import list_existing, read_manifest
+from s3dlio_ray.phases.base import PhaseSpec
+from s3dlio_ray.phases.existing import read_manifest, top_level
 from s3dlio_ray.results import (
     CleanupResult,
     ClusterInfo,
@@ -88,9 +89,27 @@ class RunContext:
             self._existing[where] = (
                 read_manifest(settings.manifest)
                 if settings.manifest
-                else await list_existing(self.client, self.bucket, settings.prefix)
+                else await self._list_existing(settings.prefix)
             )
         return self._existing[where]
+
+    async def _list_existing(self, prefix: str) -> ListedKeys:
+        """The objects under `prefix`, listed by the actors (its folders spread over them) as a
+        `list` phase of the run's result, so what the listing costs is measured and shown."""
+        parts = await top_level(self.client, self.bucket, prefix)
+        spec = PhaseSpec(
+            Phase.LIST, self.bucket, self.settings.object_size, self.seed, collect=True
+        )
+        outcome = await self.executor.run_phase(spec, parts)
+        self.phases.append(outcome.result)
+        if outcome.fatal is not None:
+            raise S3DlioRayError(outcome.fatal)
+        if not outcome.listed:
+            raise ConfigError(
+                f"source: existing: s3://{self.bucket}/{prefix} holds no objects; check bucket "
+                "and prefix"
+            )
+        return outcome.listed
 
 
 async def claim_prefix(run: RunContext) -> None:

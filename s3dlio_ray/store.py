@@ -9,7 +9,7 @@ from s3dlio_ray.checks import CHECKSUM_MODE
 from s3dlio_ray.keys import Listing
 from s3dlio_ray.oplog import OpLog
 from s3dlio_ray.phases.base import Check
-from s3dlio_ray.s3.client import PartGate, S3Client, answered_by
+from s3dlio_ray.s3.client import ObjectInfo, PartGate, S3Client, answered_by
 from s3dlio_ray.tuning.parts import calculate_optimal_part_size
 from s3dlio_ray.workload import ObjectData
 
@@ -123,7 +123,7 @@ class S3Store:
 
     async def list_page(
         self, bucket: str, listing: Listing, after: str | None, token: str | None, max_keys: int
-    ) -> tuple[list[str], str | None]:
+    ) -> tuple[list[ObjectInfo], str | None]:
         page = await self.client.list_objects_page(
             bucket,
             listing.prefix,
@@ -132,7 +132,7 @@ class S3Store:
             after,
             "/" if listing.delimiter else None,
         )
-        return [info.key for info in page.objects], page.next_token
+        return page.objects, page.next_token
 
     async def aclose(self) -> None:
         await self.client.aclose()

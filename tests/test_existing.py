@@ -23,6 +23,8 @@ from s3dlio_ray.report import print_summary
 from s3dlio_ray.workload import VerificationError
 
 MIB = 1024 * 1024
+STORED_AS = (("SHA256", "checksum-sha256"), ("CRC32", "checksum-crc32"), (None, "etag-md5"))
+"""How the dataset's objects are stored, in turn: boto3's checksum algorithm, the check it gets."""
 
 
 @pytest.fixture
@@ -37,9 +39,7 @@ def dataset(moto_url, boto3_s3, bucket):
     objects, checks = {}, {}
     for index, key in enumerate(layout):
         body = rng.randbytes(rng.randrange(1, 40_000))
-        kind = ("checksum-sha256", "checksum-crc32", "etag-md5")[index % 3]
-        extra = {"SHA256": "checksum-sha256", "CRC32": "checksum-crc32"}
-        algorithm = next((a for a, k in extra.items() if k == kind), None)
+        algorithm, kind = STORED_AS[index % 3]
         options = {"ChecksumAlgorithm": algorithm} if algorithm else {}
         (boto3_s3 if algorithm else plain).put_object(Bucket=bucket, Key=key, Body=body, **options)
         objects[key], checks[key] = len(body), kind
@@ -87,7 +87,9 @@ def test_a_dataset_another_client_wrote_is_read_once_per_epoch_and_checked(
         ray_address=ray_cluster.address,
     )
     result = run(settings, moto_url)
-    get, stat = result.phases
+    listing, get, stat = result.phases
+    assert listing.phase == "list" and listing.objects == len(objects)
+    assert sum(1 for a in listing.actors if a.summary.objects) == 3  # its 3 parts, side by side
     assert result.ok and get.verify_failures == 0 and not get.failed
     assert get.objects == get.verified == 2 * len(objects)
     assert get.stats.bytes == 2 * sum(objects.values())
@@ -132,7 +134,8 @@ def test_a_later_run_with_the_same_id_verifies_every_byte_an_earlier_run_wrote(
         bucket, executor="local", run_id=first.run_id, phases=[{"get": {"source": "existing"}}]
     )
     reread = run(later, moto_url)
-    (get,) = reread.phases
+    listing, get = reread.phases
+    assert listing.objects == 21
     assert reread.seed == written.seed
     assert dict(get.checks) == {"content": 20, "etag-md5": 1}  # and the run's journal
     assert get.verified == 21 and not get.failed
@@ -180,7 +183,7 @@ def test_existing_data_lists_by_folder_and_deletes_only_when_allowed(
         object_size="2KiB",
     )
     result = run(mixed, moto_url)
-    assert result.ok and result.phases[0].by_op["delete"].objects > 0
+    assert result.ok and result.phases[1].by_op["delete"].objects > 0
     assert stored_objects(boto3_s3, bucket, "dataset/") == objects
     with pytest.raises(ConfigError, match="allow_delete_existing"):
         settings_for(bucket, prefix="dataset/", phases=[{"delete": {"source": "existing"}}])
@@ -190,8 +193,8 @@ def test_existing_data_lists_by_folder_and_deletes_only_when_allowed(
         prefix="dataset/val/",
         phases=[{"delete": {"source": "existing", "allow_delete_existing": True}}],
     )
-    (deleted,) = run(removal, moto_url).phases
-    assert deleted.objects == 9
+    listing, deleted = run(removal, moto_url).phases
+    assert listing.objects == deleted.objects == 9
     assert stored_objects(boto3_s3, bucket, "dataset/") == {
         k: v for k, v in objects.items() if not k.startswith("dataset/val/")
     }

@@ -26,7 +26,7 @@ from s3dlio_ray.keys import (
 )
 from s3dlio_ray.phases.existing import top_level
 from s3dlio_ray.results import CleanupResult, Phase, PhaseResult
-from s3dlio_ray.s3.client import PartGate, S3Client
+from s3dlio_ray.s3.client import ObjectInfo, PartGate, S3Client
 from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.stats import OpStats
 from s3dlio_ray.tuning.pacing import RateLimit
@@ -78,9 +78,9 @@ class ObjectStore(Protocol):
 
     async def list_page(
         self, bucket: str, listing: Listing, after: str | None, token: str | None, max_keys: int
-    ) -> tuple[list[str], str | None]:
+    ) -> tuple[list[ObjectInfo], str | None]:
         """One LIST page of at most `max_keys` of `listing` (from `after`, or continuing at
-        `token`): the keys on it and the token of the next page, None at the end."""
+        `token`): the objects on it and the token of the next page, None at the end."""
         ...
 
     async def aclose(self) -> None: ...
@@ -113,6 +113,8 @@ class PhaseSpec:
     epochs: int = 1
     page_size: int = 1000
     delete_batch: int = 1000
+    collect: bool = False
+    """A LIST that keeps what it lists (names and sizes), for the phases that read it."""
 
     def generated(self, key: str) -> bool:
         """Whether the object under `key` is the seed's content (checked byte for byte)."""
@@ -130,6 +132,7 @@ class TransferOutcome:
     by_op: Mapping[str, OpStats] = field(default_factory=dict)
     checks: Mapping[str, int] = field(default_factory=dict)
     failed: Mapping[str, str] = field(default_factory=dict)
+    listed: ListedKeys | None = None
 
 
 class Done(NamedTuple):
@@ -164,12 +167,13 @@ TransferFactory = Callable[[PhaseSpec, Sequence[str], PhaseControl, int], Transf
 
 @dataclass(frozen=True)
 class PhaseOutcome:
-    """A transfer phase's result; for a PUT the keys it stored (what the next phase reads); the
-    error that ended it, when one did."""
+    """A transfer phase's result; for a PUT the keys it stored (what the next phase reads), for
+    a collecting LIST what it found; the error that ended it, when one did."""
 
     result: PhaseResult
     written: KeyRange | None
     fatal: str | None = None
+    listed: ListedKeys | None = None
 
 
 class Transfers(Protocol):

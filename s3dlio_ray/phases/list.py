@@ -3,15 +3,17 @@ does; objects listed per second, and pages (with their latency) under the `page`
 
 A part of this run's key space holds about one page of its objects (keys.listings), so the
 parts spread over the actors and run concurrently; existing data is split by its top-level
-prefixes. A part's pages follow one another (each needs the previous one's token)."""
+prefixes. A part's pages follow one another (each needs the previous one's token). A collecting
+LIST (the listing of existing data the reading phases use) keeps every name and size it finds."""
 
 from __future__ import annotations
 
 import time
+from array import array
 from collections.abc import Iterable, Sequence
 
 from s3dlio_ray.control import PhaseControl
-from s3dlio_ray.keys import Listing
+from s3dlio_ray.keys import ListedKeys, Listing
 from s3dlio_ray.phases.base import Done, ObjectStore, PhaseSpec, TransferOutcome, TransferStep
 from s3dlio_ray.results import Phase
 from s3dlio_ray.s3.client import PartGate
@@ -26,6 +28,8 @@ class List:
         self._parts = parts
         self._timed = bool(control.duration_s)
         self._pages = OpStats()
+        self._keys: list[str] = []
+        self._sizes = array("q")
 
     def operations(self) -> Iterable[Listing]:
         while True:
@@ -40,17 +44,22 @@ class List:
         listed, token = 0, None
         while True:
             started = time.perf_counter()
-            keys, token = await store.list_page(
+            found, token = await store.list_page(
                 self._spec.bucket, part, part.start_after, token, self._spec.page_size
             )
-            inside = [k for k in keys if part.end_before is None or k < part.end_before]
+            end = part.end_before
+            inside = [o for o in found if end is None or o.key < end]
             self._pages.record(0, time.perf_counter() - started)
             listed += len(inside)
-            if token is None or len(inside) < len(keys):
+            if self._spec.collect:
+                self._keys += (o.key for o in inside)
+                self._sizes.extend(o.size for o in inside)
+            if token is None or len(inside) < len(found):
                 return Done(objects=listed)
 
     def outcome(self) -> TransferOutcome:
-        return TransferOutcome(by_op={"page": self._pages})
+        listed = ListedKeys(self._keys, self._sizes) if self._spec.collect else None
+        return TransferOutcome(by_op={"page": self._pages}, listed=listed)
 
 
 def transfer(
