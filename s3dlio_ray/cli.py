@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import Field, fields
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -45,24 +45,27 @@ def _add_setting_flags(run: argparse.ArgumentParser) -> list[str]:
     groups = {group: run.add_argument_group(f"{group} settings") for group in GROUPS}
     keys = []
     for field in fields(Settings):
-        if field.name in NO_FLAG:
-            continue
-        group, text = groups[field.metadata["group"]], field.metadata["help"]
-        if field.type == "bool":
-            group.add_argument(
-                flag_name(field.name),
-                dest=field.name,
-                action=argparse.BooleanOptionalAction,
-                help=text,
-            )
-        elif field.metadata["repeat"]:
-            group.add_argument(
-                flag_name(field.name), dest=field.name, metavar="VALUE", action="append", help=text
-            )
-        else:
-            group.add_argument(flag_name(field.name), dest=field.name, metavar="VALUE", help=text)
-        keys.append(field.name)
+        if field.name not in NO_FLAG:
+            _add_flag(groups[field.metadata["group"]], field)
+            keys.append(field.name)
     return keys
+
+
+def _add_flag(parser: argparse._ActionsContainer, field: Field[Any]) -> None:
+    """The flag of one setting: --KEY/--no-KEY for a switch; repeatable where the setting is a
+    list (each occurrence adds one)."""
+    if field.type == "bool":
+        action: Any = argparse.BooleanOptionalAction
+    else:
+        action = "append" if field.metadata["repeat"] else "store"
+    metavar = None if field.type == "bool" else "VALUE"
+    parser.add_argument(
+        flag_name(field.name),
+        dest=field.name,
+        action=action,
+        metavar=metavar,
+        help=field.metadata["help"],
+    )
 
 
 def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
@@ -94,8 +97,11 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
         help="remove what a run left behind (a killed run): its objects, uploads and journal",
     )
     clean.add_argument("--run-id", required=True, help="the run's id (in its result file's name)")
-    for key in CLEANUP_KEYS:
-        clean.add_argument(flag_name(key), dest=key, metavar="VALUE")
+    from s3dlio_ray.config import Settings
+
+    for field in fields(Settings):
+        if field.name in CLEANUP_KEYS:
+            _add_flag(clean, field)
     clean.add_argument("--insecure", action="store_const", const=True)
     cmp = commands.add_parser("compare", help="compare two result files, B against A")
     cmp.add_argument("a", help="result JSON file A (the reference)")
