@@ -852,6 +852,12 @@ def _check(settings: Settings) -> None:
             raise ConfigError("phases: mixed runs for a time: set duration_s (--duration SECONDS)")
         if phase.source == Source.EXISTING:
             _check_existing(entry.phase, phase)
+        elif entry.phase == Phase.LIST and phase.objects > LISTED_IN_ORDER:
+            raise ConfigError(
+                f"phases: list splits a run's key space in name order, which is index order up "
+                f"to {LISTED_IN_ORDER:,} objects (obj-NNNNNNNN); use fewer objects for a list "
+                "phase, or list them as existing data (source: existing)"
+            )
     if settings.op_log and settings.client == Client.BOTO3:
         raise ConfigError("op_log: the boto3 baseline keeps no op-log; set client: engine")
     if settings.bind_addresses and settings.client == Client.BOTO3:
@@ -875,6 +881,9 @@ def _check(settings: Settings) -> None:
     if problem and aws:
         raise ConfigError(f"bucket: {settings.bucket!r} breaks AWS's naming rules: {problem}")
 
+
+LISTED_IN_ORDER = 10**8
+"""Up to here a run's object names (eight digits) sort as their indices."""
 
 READS_EXISTING = (Phase.GET, Phase.STAT, Phase.DELETE, Phase.LIST, Phase.MIXED)
 

@@ -219,7 +219,7 @@ def listings(keys: KeyRange, size: int) -> list[Listing]:
     """A run's key space as listings of about `size` of its objects each (with a timed PUT's
     later rounds of them, which sort between: obj-N < obj-N.1 < obj-(N+1)), so the listing of
     ten million keys splits over the actors with no key in memory. Indices sort as names up to
-    99,999,999 (eight digits)."""
+    99,999,999 (eight digits); the settings refuse a list phase over more."""
     base = keys.prefix + "obj-"
     starts = sorted({(s.start, s.stop) for s in keys.spans if s.round_ == 0})
     last = max((stop for _, stop in starts), default=0)

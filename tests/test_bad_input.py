@@ -73,6 +73,7 @@ CASES = [
         "manifest: /no/such is not a readable file",
     ),
     (["--page-size", "5000"], "page_size: expected an integer in 1..1000"),
+    (["--phases", "put,list", "--objects", "200000000"], "index order up to 100,000,000 objects"),
     (["--delete-batch", "0"], "delete_batch: expected an integer in 1..1000"),
     (["--epochs", "0"], "epochs: expected an integer in 1..1000000"),
     (["--bucket", "UPPER"], "bucket: expected 3-63 lowercase letters"),
