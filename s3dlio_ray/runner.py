@@ -94,22 +94,28 @@ class RunContext:
         return self._existing[where]
 
     async def _list_existing(self, prefix: str) -> ListedKeys:
-        """The objects under `prefix`, listed by the actors (its folders spread over them) as a
-        `list` phase of the run's result, so what the listing costs is measured and shown."""
-        parts = await top_level(self.client, self.bucket, prefix)
-        spec = PhaseSpec(
-            Phase.LIST, self.bucket, self.settings.object_size, self.seed, collect=True
-        )
-        outcome = await self.executor.run_phase(spec, parts)
-        self.phases.append(outcome.result)
-        if outcome.fatal is not None:
-            raise S3DlioRayError(outcome.fatal)
-        if not outcome.listed:
+        """The objects under `prefix`: those directly in it as the driver's delimiter listing
+        found them, and its folders listed by the actors at once, as a `list` phase of the
+        run's result (what that listing costs is measured and shown)."""
+        found = await top_level(self.client, self.bucket, prefix)
+        listed = [(found.direct.keys, found.direct.sizes)]
+        if found.folders:
+            spec = PhaseSpec(
+                Phase.LIST, self.bucket, self.settings.object_size, self.seed, collect=True
+            )
+            outcome = await self.executor.run_phase(spec, found.folders)
+            self.phases.append(outcome.result)
+            if outcome.fatal is not None:
+                raise S3DlioRayError(outcome.fatal)
+            if outcome.listed is not None:
+                listed.append((outcome.listed.keys, outcome.listed.sizes))
+        keys = ListedKeys.joined(listed)
+        if not keys:
             raise ConfigError(
                 f"source: existing: s3://{self.bucket}/{prefix} holds no objects; check bucket "
                 "and prefix"
             )
-        return outcome.listed
+        return keys
 
 
 async def claim_prefix(run: RunContext) -> None:

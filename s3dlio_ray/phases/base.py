@@ -233,7 +233,8 @@ class TransferStep:
         existing = settings.source == Source.EXISTING
         if self.phase == Phase.LIST:
             if existing and settings.manifest is None:
-                return await top_level(run.client, run.bucket, settings.prefix)
+                found = await top_level(run.client, run.bucket, settings.prefix)
+                return found.parts(settings.prefix)
             if not existing:
                 return listings(as_key_range(run.keys), settings.page_size)
         return await run.existing_keys(settings) if existing else run.keys

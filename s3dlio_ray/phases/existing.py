@@ -1,16 +1,18 @@
 """Objects a bucket already holds, for phases with `source: existing`: where a listing splits,
 and the manifest that skips listing.
 
-The driver goes one level down (delimiter `/`) and hands the folders it finds, and the objects
-directly under the prefix, to the actors as parts of one LIST phase, so a dataset laid out in
-folders is listed by every actor at once. A manifest names one key per line, optionally followed
-by a tab and its size in bytes; a key without a size is read without knowing its length first
-(and checked for none).
+The driver goes one level down (delimiter `/`): that listing names the folders under the prefix
+and, on the way, every object directly in it. The folders go to the actors as parts of one LIST
+phase, so a dataset laid out in folders is listed by every actor at once; a flat prefix is listed
+by the driver alone (no part of it is known before it is listed). A manifest names one key per
+line, optionally followed by a tab and its size in bytes; a key without a size is read without
+knowing its length first (and checked for none).
 """
 
 from __future__ import annotations
 
 from array import array
+from dataclasses import dataclass
 from pathlib import Path
 
 from s3dlio_ray.errors import ConfigError
@@ -20,17 +22,32 @@ from s3dlio_ray.s3.client import S3Client
 UNKNOWN_SIZE = -1
 
 
-async def top_level(client: S3Client, bucket: str, prefix: str) -> list[Listing]:
-    """The parts of `prefix` one delimiter listing finds: each folder below it, and the objects
-    directly in it."""
+@dataclass(frozen=True)
+class TopLevel:
+    """What one delimiter listing of a prefix finds: the objects directly in it, and a part to
+    list for each folder below it."""
+
+    direct: ListedKeys
+    folders: list[Listing]
+
+    def parts(self, prefix: str) -> list[Listing]:
+        """Every part of the prefix, the objects directly in it as one (for a LIST phase)."""
+        direct = [Listing(prefix, delimiter=True)] if self.direct else []
+        return [*direct, *self.folders]
+
+
+async def top_level(client: S3Client, bucket: str, prefix: str) -> TopLevel:
+    keys: list[str] = []
+    sizes = array("q")
     folders, token = [], None
     while True:
         page = await client.list_objects_page(bucket, prefix, token, delimiter="/")
-        folders += page.prefixes
+        keys += (info.key for info in page.objects)
+        sizes.extend(info.size for info in page.objects)
+        folders += (Listing(folder) for folder in page.prefixes)
         token = page.next_token
         if token is None:
-            break
-    return [Listing(prefix, delimiter=True), *(Listing(folder) for folder in folders)]
+            return TopLevel(ListedKeys(keys, sizes), folders)
 
 
 def read_manifest(path: str) -> ListedKeys:
