@@ -234,15 +234,16 @@ def listings(keys: KeyRange, size: int) -> list[Listing]:
 
 
 class ListedKeys(Sequence[str]):
-    """Objects that exist already, as a listing or a manifest named them, with their sizes."""
+    """Objects that exist already, as a listing or a manifest named them, with their sizes
+    (held as given when already a list and an array: tens of millions of names are not copied)."""
 
     __slots__ = ("keys", "sizes")
 
     def __init__(self, keys: Sequence[str], sizes: Sequence[int]) -> None:
         if len(keys) != len(sizes):
             raise ValueError("every listed key needs its size")
-        self.keys = list(keys)
-        self.sizes = array("q", sizes)
+        self.keys = keys if isinstance(keys, list) else list(keys)
+        self.sizes = sizes if isinstance(sizes, array) else array("q", sizes)
 
     def __len__(self) -> int:
         return len(self.keys)

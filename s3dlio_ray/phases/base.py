@@ -215,7 +215,8 @@ class Step(Protocol):
 
 def is_timed(phases: Sequence[Phase], index: int, duration_s: float | None) -> bool:
     """Whether phase `index` runs for duration_s: a PUT that fills the key space of a later
-    mixed phase writes its keys once; every other transfer phase is timed when a duration is set."""
+    mixed phase writes its keys once, a DELETE deletes each key once; every other transfer phase
+    is timed when a duration is set."""
     if duration_s is None or phases[index] == Phase.DELETE:
         return False
     return not (phases[index] == Phase.PUT and Phase.MIXED in phases[index:])
