@@ -18,7 +18,12 @@ from s3dlio_ray.store import S3Store
 from s3dlio_ray.tuning.profiles import Direction, Profile, select_profile, start_concurrency
 from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy, Mode
 
-PHASE_DIRECTION = {Phase.PUT: Direction.UPLOAD, Phase.GET: Direction.DOWNLOAD}
+PHASE_DIRECTION = {
+    Phase.PUT: Direction.UPLOAD,
+    Phase.CHECKPOINT: Direction.UPLOAD,
+    Phase.GET: Direction.DOWNLOAD,
+    Phase.RESTORE: Direction.DOWNLOAD,
+}
 
 
 def concurrency_policy(settings: Settings, profile: Profile, phase: Phase) -> ConcurrencyPolicy:

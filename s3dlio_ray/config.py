@@ -78,6 +78,7 @@ PHASE_OPTIONS = (
     "allow_delete_existing",
     "page_size",
     "delete_batch",
+    "model_size",
 )
 """Keys a phase entry may set for itself (`- get: {duration_s: 10}`)."""
 
@@ -409,6 +410,13 @@ def _bind_addresses(value: Any) -> tuple[str, ...]:
     return names
 
 
+def _model_size(value: Any) -> int:
+    size = _size(value)
+    if not 1 <= size <= MAX_OBJECT_SIZE * 1000:
+        raise ValueError("expected a size from 1 byte to 5 PiB (at most 5 TiB per actor's shard)")
+    return size
+
+
 def _bucket(value: Any) -> str:
     text = _parse_str(value).strip()
     if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", text):
@@ -537,6 +545,12 @@ class Settings:
         "let a delete phase with source: existing remove objects this tool did not write",
     )
     page_size: int = setting(1000, _int_range(1, 1000), "workload", "keys per LIST page")
+    model_size: int = setting(
+        1024**3,
+        _model_size,
+        "workload",
+        "checkpoint phase: bytes of the model every checkpoint writes, shared by the actors",
+    )
     delete_batch: int = setting(
         1000, _int_range(1, 1000), "workload", "keys per DeleteObjects request"
     )
@@ -852,7 +866,15 @@ def _check(settings: Settings) -> None:
             raise ConfigError("phases: mixed runs for a time: set duration_s (--duration SECONDS)")
         if phase.source == Source.EXISTING:
             _check_existing(entry.phase, phase)
-        elif entry.phase == Phase.LIST and phase.objects > LISTED_IN_ORDER:
+        if entry.phase == Phase.RESTORE and Phase.CHECKPOINT not in settings.phase_names[:index]:
+            raise ConfigError(
+                "phases: restore reads back a checkpoint: put a checkpoint phase before it"
+            )
+        if (
+            entry.phase == Phase.LIST
+            and phase.source != Source.EXISTING
+            and (phase.objects > LISTED_IN_ORDER)
+        ):
             raise ConfigError(
                 f"phases: list splits a run's key space in name order, which is index order up "
                 f"to {LISTED_IN_ORDER:,} objects (obj-NNNNNNNN); use fewer objects for a list "

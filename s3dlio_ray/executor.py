@@ -200,6 +200,10 @@ class PhaseExecutor:
         self.skip_cleanup = False
 
     @property
+    def engines(self) -> int:
+        return len(self._live())
+
+    @property
     def nodes(self) -> list[str]:
         return sorted({w.node for w in self.pool.workers})
 

@@ -1,7 +1,8 @@
 """What a run owns in a bucket, and the journal that says so.
 
 A run writes only under its own prefix (PREFIX/RUN_ID/), only keys of its own naming (obj-N,
-a timed PUT's obj-N.R, a mixed phase's mixed-T-N), and refuses to start writing where that prefix
+a timed PUT's obj-N.R, a mixed phase's mixed-T-N, a checkpoint's ckpt-C-S), and refuses to start
+writing where that prefix
 already holds objects, so every key of its naming there is one it wrote. Before its first PUT it
 stores a small journal object there (run id, seed, whether it created the bucket, the key
 layout); cleanup, in the run or later from `s3dlio-ray cleanup --run-id`, removes exactly the keys
@@ -35,7 +36,8 @@ def journal_key(prefix: str, run_id: str) -> str:
 
 def owned_key(prefix: str, run_id: str) -> re.Pattern[str]:
     """The keys a run of this prefix and id may have written, and nothing else."""
-    names = r"obj-\d{8,}(?:\.\d+)?|mixed-\d+-\d{8,}|" + re.escape(JOURNAL_NAME)
+    names = r"obj-\d{8,}(?:\.\d+)?|mixed-\d+-\d{8,}|ckpt-\d{4,}-\d{5,}|"
+    names += re.escape(JOURNAL_NAME)
     return re.compile(re.escape(run_prefix(prefix, run_id)) + f"(?:{names})")
 
 

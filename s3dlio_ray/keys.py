@@ -20,7 +20,7 @@ from typing import NamedTuple, overload
 from s3dlio_ray.sizes import ObjectSizes
 
 _NAME = re.compile(r"obj-(\d{8,})(?:\.(\d+))?")
-_RUN_NAME = re.compile(r"obj-\d{8,}(?:\.\d+)?|mixed-\d+-\d{8,}")
+_RUN_NAME = re.compile(r"obj-\d{8,}(?:\.\d+)?|mixed-\d+-\d{8,}|ckpt-\d{4,}-\d{5,}")
 
 
 def run_prefix(prefix: str, run_id: str) -> str:
@@ -32,6 +32,16 @@ def named_by_run(prefix_of_run: str, key: str) -> bool:
     """Whether `key` is one a run under `prefix_of_run` names (its objects, a timed PUT's later
     rounds, a mixed phase's new keys)."""
     return key.startswith(prefix_of_run) and bool(_RUN_NAME.fullmatch(key, len(prefix_of_run)))
+
+
+def checkpoint_shards(prefix_of_run: str, number: int, model_size: int, shards: int) -> ListedKeys:
+    """Checkpoint `number` of a model of `model_size` bytes as `shards` shards, one per engine,
+    sizes differing by at most one byte: `ckpt-NNNN-SSSSS` under the run's prefix."""
+    size, extra = divmod(model_size, shards)
+    return ListedKeys(
+        [f"{prefix_of_run}ckpt-{number:04d}-{shard:05d}" for shard in range(shards)],
+        [size + (1 if shard < extra else 0) for shard in range(shards)],
+    )
 
 
 def object_name(index: int, round_: int = 0) -> str:
@@ -283,8 +293,9 @@ class Sized(NamedTuple):
         return self.key
 
 
-def with_sizes(keys: Sequence[str], sizes: ObjectSizes) -> Iterator[Sized]:
-    """Each key with its size: as listed for objects that exist, else from the distribution."""
+def with_sizes(keys: Iterable[str], sizes: ObjectSizes) -> Iterator[Sized]:
+    """Each key with its size: as listed for objects that exist (or a checkpoint's shards),
+    else from the distribution."""
     if isinstance(keys, ListedKeys):
         return itertools.starmap(Sized, zip(keys.keys, keys.sizes, strict=True))
     return (Sized(key, sizes.of(key)) for key in keys)

@@ -183,6 +183,12 @@ def print_summary(result: RunResult, console: Console, paths: Sequence[Path] = (
     if any(len(p.endpoints) > 1 for p in result.phases):
         console.print(_rich_table("by endpoint", ENDPOINT_COLUMNS, endpoint_rows(result)))
     for phase in result.phases:
+        if phase.phase in (Phase.CHECKPOINT, Phase.RESTORE):
+            console.print(
+                f"{phase.phase}: {phase.elapsed_s:.2f} s for {phase.stats.bytes:,} bytes in "
+                f"{phase.objects} shards ({phase.gbps:.3f} GB/s)",
+                highlight=False,
+            )
         if set(phase.checks) - {"content"}:
             counts = ", ".join(f"{check} {count}" for check, count in phase.checks.items())
             console.print(f"{phase.phase} checked by: {counts}", highlight=False)

@@ -24,8 +24,8 @@ READABLE_VERSIONS = (1, 2, 3)
 
 
 class Phase(StrEnum):
-    """What a workload runs, in order. PUT, GET, MIXED, LIST, STAT and DELETE run on the
-    executor's engines; SLEEP and CLEANUP happen on the driver."""
+    """What a workload runs, in order. SLEEP and CLEANUP happen on the driver; every other phase
+    runs on the executor's engines."""
 
     PUT = "put"
     GET = "get"
@@ -33,6 +33,8 @@ class Phase(StrEnum):
     LIST = "list"
     STAT = "stat"
     DELETE = "delete"
+    CHECKPOINT = "checkpoint"
+    RESTORE = "restore"
     SLEEP = "sleep"
     CLEANUP = "cleanup"
 

@@ -75,6 +75,7 @@ class RunContext:
     bucket_created: bool = False
     phases: list[PhaseResult] = field(default_factory=list)
     cleanup: CleanupResult | None = None
+    checkpoint: ListedKeys | None = None
     _existing: dict[tuple[str, str | None], ListedKeys] = field(default_factory=dict)
 
     def settings_for(self, index: int) -> Settings:
@@ -169,7 +170,7 @@ async def run_workload(
         bucket_created_earlier,
     )
     error = None
-    writes = bool({Phase.PUT, Phase.MIXED} & set(settings.phase_names))
+    writes = bool({Phase.PUT, Phase.MIXED, Phase.CHECKPOINT} & set(settings.phase_names))
     try:
         try:
             if settings.seed is None and settings.run_id and _reads_existing(settings):

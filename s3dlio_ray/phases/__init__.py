@@ -1,5 +1,5 @@
-"""The phases a workload runs, one module each: put, get, mixed, list, stat, delete, sleep,
-cleanup.
+"""The phases a workload runs, one module each: put, get, mixed, list, stat, delete,
+checkpoint (with restore), sleep, cleanup.
 
 Every phase is a `Step` of the run; all but sleep and cleanup are also a `Transfer` each engine
 runs over its share of the keys, through the engine's one run loop.
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from s3dlio_ray.control import PhaseControl
-from s3dlio_ray.phases import cleanup, delete, get, list, mixed, put, sleep, stat
+from s3dlio_ray.phases import checkpoint, cleanup, delete, get, list, mixed, put, sleep, stat
 from s3dlio_ray.phases.base import PhaseSpec, Step, Transfer, TransferFactory
 from s3dlio_ray.results import Phase
 
@@ -21,6 +21,8 @@ STEPS: Mapping[Phase, Step] = {
     Phase.LIST: list.STEP,
     Phase.STAT: stat.STEP,
     Phase.DELETE: delete.STEP,
+    Phase.CHECKPOINT: checkpoint.CHECKPOINT,
+    Phase.RESTORE: checkpoint.RESTORE,
     Phase.SLEEP: sleep.STEP,
     Phase.CLEANUP: cleanup.STEP,
 }
@@ -32,6 +34,8 @@ TRANSFERS: Mapping[Phase, TransferFactory] = {
     Phase.LIST: list.transfer,
     Phase.STAT: stat.transfer,
     Phase.DELETE: delete.transfer,
+    Phase.CHECKPOINT: put.transfer,
+    Phase.RESTORE: get.transfer,
 }
 
 

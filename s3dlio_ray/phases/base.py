@@ -179,6 +179,11 @@ class PhaseOutcome:
 class Transfers(Protocol):
     """What runs transfer phases for a run: the executor, over its engines."""
 
+    @property
+    def engines(self) -> int:
+        """Engines alive to take a share (a checkpoint has one shard each)."""
+        ...
+
     async def run_phase(self, spec: PhaseSpec, keys: Sequence[str]) -> PhaseOutcome: ...
 
     async def pause(self, seconds: float) -> None:
@@ -199,6 +204,8 @@ class Run(Protocol):
     bucket_created: bool
     phases: list[PhaseResult]
     cleanup: CleanupResult | None
+    checkpoint: ListedKeys | None
+    """The latest checkpoint's shards (what a restore reads)."""
 
     def settings_for(self, index: int) -> Settings: ...
 

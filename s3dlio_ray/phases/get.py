@@ -16,9 +16,8 @@ from s3dlio_ray.workload import ObjectData
 
 
 class Get:
-    phase = Phase.GET
-
     def __init__(self, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl) -> None:
+        self.phase = spec.phase
         self._spec = spec
         self._objects = repeated(keys, spec.sizes, None if control.duration_s else spec.epochs)
         self._check = ReadCheck(ObjectData(spec.seed), spec.generated)

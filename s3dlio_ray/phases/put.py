@@ -1,12 +1,13 @@
 """PUT: write each key of the share once with deterministic content (or, timed, go on with new
-keys past the share's own); objects above the part size go up as multipart uploads."""
+keys past the share's own); objects above the part size go up as multipart uploads. A
+checkpoint's shards go up the same way, their sizes given with their keys."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
 from s3dlio_ray.control import PhaseControl
-from s3dlio_ray.keys import KeyRange
+from s3dlio_ray.keys import KeyRange, Sized, with_sizes
 from s3dlio_ray.phases.base import Done, ObjectStore, PhaseSpec, TransferOutcome, TransferStep
 from s3dlio_ray.results import Phase
 from s3dlio_ray.s3.client import PartGate
@@ -14,27 +15,25 @@ from s3dlio_ray.workload import ObjectData
 
 
 class Put:
-    phase = Phase.PUT
-
     def __init__(self, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl) -> None:
+        self.phase = spec.phase
         self._spec = spec
-        self._keys: Iterable[str] = keys
+        self._objects = with_sizes(keys, spec.sizes)
         if control.duration_s:
             if not isinstance(keys, KeyRange):
                 raise TypeError("a timed PUT writes a KeyRange's later rounds; got plain keys")
-            self._keys = keys.cycled()
+            self._objects = with_sizes(keys.cycled(), spec.sizes)
         self._data = ObjectData(spec.seed)
 
-    def operations(self) -> Iterable[str]:
-        return self._keys
+    def operations(self) -> Iterable[Sized]:
+        return self._objects
 
-    def cost(self, key: str) -> int:
-        return self._spec.sizes.of(key)
+    def cost(self, item: Sized) -> int:
+        return item.size
 
-    async def perform(self, key: str, store: ObjectStore, gate: PartGate) -> Done:
-        size = self._spec.sizes.of(key)
-        await store.put(self._spec.bucket, key, size, self._data, gate)
-        return Done(size)
+    async def perform(self, item: Sized, store: ObjectStore, gate: PartGate) -> Done:
+        await store.put(self._spec.bucket, item.key, item.size, self._data, gate)
+        return Done(item.size)
 
     def outcome(self) -> TransferOutcome:
         return TransferOutcome()

@@ -1,0 +1,57 @@
+"""CHECKPOINT and RESTORE: what a training job does to save its model and load it back.
+
+A checkpoint of `model_size` bytes is written by every engine at once, one shard each (sizes
+differing by a byte at most), as multipart uploads with the part size the tuning module gives a
+shard of that size; the phase's elapsed time is the seconds a checkpoint takes. A restore reads
+the latest checkpoint's shards back, every byte verified. Each checkpoint phase writes a new
+checkpoint (`ckpt-NNNN-SSSSS` under the run's prefix), which cleanup removes with the rest.
+"""
+
+from __future__ import annotations
+
+from s3dlio_ray.errors import ConfigError, S3DlioRayError
+from s3dlio_ray.keys import ListedKeys, checkpoint_shards, run_prefix
+from s3dlio_ray.phases.base import PhaseSpec, Run
+from s3dlio_ray.results import Phase
+
+
+def _spec(run: Run, phase: Phase, index: int) -> PhaseSpec:
+    settings = run.settings_for(index)
+    return PhaseSpec(
+        phase,
+        run.bucket,
+        settings.object_size,
+        run.seed,
+        settings.verify,
+        rate_limit=settings.rate_limit,
+        key_prefix=run_prefix(settings.prefix, run.run_id),
+    )
+
+
+async def _run(run: Run, spec: PhaseSpec, shards: ListedKeys) -> None:
+    outcome = await run.executor.run_phase(spec, shards)
+    run.phases.append(outcome.result)
+    if outcome.fatal is not None:
+        raise S3DlioRayError(outcome.fatal)
+
+
+class Checkpoint:
+    async def run(self, run: Run, index: int) -> None:
+        spec = _spec(run, Phase.CHECKPOINT, index)
+        number = sum(1 for p in run.phases if p.phase == Phase.CHECKPOINT)
+        shards = checkpoint_shards(
+            spec.key_prefix, number, run.settings_for(index).model_size, run.executor.engines
+        )
+        await _run(run, spec, shards)
+        run.checkpoint = shards
+
+
+class Restore:
+    async def run(self, run: Run, index: int) -> None:
+        if run.checkpoint is None:
+            raise ConfigError("phases: restore reads back a checkpoint: none was written")
+        await _run(run, _spec(run, Phase.RESTORE, index), run.checkpoint)
+
+
+CHECKPOINT = Checkpoint()
+RESTORE = Restore()
