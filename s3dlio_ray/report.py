@@ -88,7 +88,8 @@ def summary_rows(result: RunResult) -> list[list[str]]:
     rows = []
     for phase in result.phases:
         s = phase.summary
-        verified = f"{phase.verified}/{s.objects + s.errors}" if phase.phase == Phase.GET else "-"
+        reads = phase.phase in (Phase.GET, Phase.RESTORE)
+        verified = f"{phase.verified}/{s.objects + s.errors}" if reads else "-"
         rows.append(
             [
                 phase.phase + ("" if phase.ended_by == EndedBy.KEYS else f" ({phase.ended_by})"),
