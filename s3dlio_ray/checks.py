@@ -90,7 +90,3 @@ class ReadCheck:
         with self._lock:
             self.verified += 1
             self.checks[kind] = self.checks.get(kind, 0) + 1
-
-
-def all_generated(key: str) -> bool:
-    return True

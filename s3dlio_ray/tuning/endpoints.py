@@ -53,7 +53,7 @@ class Rotation:
         up = [
             i
             for i in (*range(self._next, self.count), *range(self._next))
-            if self._resting_until[i] <= now
+            if not self.resting(i, now)
         ]
         if not up:
             return None
