@@ -148,11 +148,20 @@ def _parse_str(value: Any) -> str:
     return str(value)
 
 
+def _unset(value: Any) -> bool:
+    """Nothing given: null, an empty string, or "none"."""
+    return value is None or (isinstance(value, str) and value.strip().lower() in ("", "none"))
+
+
+def _listed(value: Any) -> list[str]:
+    """The items of a list, or of one string separated by commas or spaces; blanks dropped."""
+    items = value if isinstance(value, list | tuple) else re.split(r"[,\s]+", _parse_str(value))
+    return [text for text in (_parse_str(item).strip() for item in items) if text]
+
+
 def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def parse_optional(value: Any) -> Any:
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
-            return None
-        return parse(value)
+        return None if _unset(value) else parse(value)
 
     return parse_optional
 
@@ -385,8 +394,7 @@ def _expand(text: str) -> list[str]:
 
 def _endpoints(value: Any) -> tuple[str, ...]:
     """One endpoint URL or several (a list, or one string separated by commas or spaces)."""
-    items = value if isinstance(value, list | tuple) else re.split(r"[,\s]+", _parse_str(value))
-    urls = [url for item in items for url in _expand(_parse_str(item).strip()) if url]
+    urls = [url for item in _listed(value) for url in _expand(item)]
     if not urls:
         raise ValueError("expected an http:// or https:// URL, or a list of them")
     if len(urls) > MAX_ENDPOINTS:
@@ -400,10 +408,9 @@ def _endpoints(value: Any) -> tuple[str, ...]:
 
 def _bind_addresses(value: Any) -> tuple[str, ...]:
     """Local IP addresses or interface names (resolved on each node); none by default."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+    if _unset(value):
         return ()
-    items = value if isinstance(value, list | tuple) else re.split(r"[,\s]+", _parse_str(value))
-    names = tuple(_parse_str(item).strip() for item in items if _parse_str(item).strip())
+    names = tuple(_listed(value))
     bad = next((n for n in names if not re.fullmatch(r"[\w.:%-]+", n)), None)
     if bad is not None:
         raise ValueError(f"{bad!r} is neither an IP address nor an interface name")
