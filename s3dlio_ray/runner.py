@@ -23,7 +23,7 @@ from s3dlio_ray.executor import PhaseExecutor
 from s3dlio_ray.journal import read_journal, refuse_a_used_prefix, write_journal
 from s3dlio_ray.keys import KeyRange, ListedKeys
 from s3dlio_ray.phases import STEPS
-from s3dlio_ray.phases.base import PhaseSpec
+from s3dlio_ray.phases.base import PhaseSpec, run_recorded
 from s3dlio_ray.phases.existing import read_manifest, top_level
 from s3dlio_ray.results import (
     CleanupResult,
@@ -104,10 +104,7 @@ class RunContext:
             spec = PhaseSpec(
                 Phase.LIST, self.bucket, self.settings.object_size, self.seed, collect=True
             )
-            outcome = await self.executor.run_phase(spec, found.folders)
-            self.phases.append(outcome.result)
-            if outcome.fatal is not None:
-                raise S3DlioRayError(outcome.fatal)
+            outcome = await run_recorded(self, spec, found.folders)
             if outcome.listed is not None:
                 listed.append((outcome.listed.keys, outcome.listed.sizes))
         keys = ListedKeys.joined(listed)

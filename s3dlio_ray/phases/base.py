@@ -229,6 +229,16 @@ def is_timed(phases: Sequence[Phase], index: int, duration_s: float | None) -> b
     return not (phases[index] == Phase.PUT and Phase.MIXED in phases[index:])
 
 
+async def run_recorded(run: Run, spec: PhaseSpec, keys: Sequence[Any]) -> PhaseOutcome:
+    """Run a transfer phase on the run's executor and add its result to the run's; the error
+    that ended it, if one did, is raised once the result is recorded."""
+    outcome = await run.executor.run_phase(spec, keys)
+    run.phases.append(outcome.result)
+    if outcome.fatal is not None:
+        raise S3DlioRayError(outcome.fatal)
+    return outcome
+
+
 class TransferStep:
     """A transfer phase as a step of the run: its keys (this run's, or existing data's) sharded
     over the executor's engines; a PUT hands the keys it stored to the phases after it, a DELETE
@@ -270,11 +280,8 @@ class TransferStep:
             settings.page_size,
             settings.delete_batch,
         )
-        outcome = await run.executor.run_phase(spec, keys)
-        run.phases.append(outcome.result)
+        outcome = await run_recorded(run, spec, keys)
         if outcome.written is not None:
             run.keys = outcome.written
         if self.phase == Phase.DELETE and not spec.existing:
             run.keys = KeyRange(as_key_range(run.keys).prefix)
-        if outcome.fatal is not None:
-            raise S3DlioRayError(outcome.fatal)

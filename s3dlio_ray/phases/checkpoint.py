@@ -9,9 +9,9 @@ checkpoint (`ckpt-NNNN-SSSSS` under the run's prefix), which cleanup removes wit
 
 from __future__ import annotations
 
-from s3dlio_ray.errors import ConfigError, S3DlioRayError
-from s3dlio_ray.keys import ListedKeys, checkpoint_shards, run_prefix
-from s3dlio_ray.phases.base import PhaseSpec, Run
+from s3dlio_ray.errors import ConfigError
+from s3dlio_ray.keys import checkpoint_shards, run_prefix
+from s3dlio_ray.phases.base import PhaseSpec, Run, run_recorded
 from s3dlio_ray.results import Phase
 
 
@@ -28,13 +28,6 @@ def _spec(run: Run, phase: Phase, index: int) -> PhaseSpec:
     )
 
 
-async def _run(run: Run, spec: PhaseSpec, shards: ListedKeys) -> None:
-    outcome = await run.executor.run_phase(spec, shards)
-    run.phases.append(outcome.result)
-    if outcome.fatal is not None:
-        raise S3DlioRayError(outcome.fatal)
-
-
 class Checkpoint:
     async def run(self, run: Run, index: int) -> None:
         spec = _spec(run, Phase.CHECKPOINT, index)
@@ -42,7 +35,7 @@ class Checkpoint:
         shards = checkpoint_shards(
             spec.key_prefix, number, run.settings_for(index).model_size, run.executor.engines
         )
-        await _run(run, spec, shards)
+        await run_recorded(run, spec, shards)
         run.checkpoint = shards
 
 
@@ -50,7 +43,7 @@ class Restore:
     async def run(self, run: Run, index: int) -> None:
         if run.checkpoint is None:
             raise ConfigError("phases: restore reads back a checkpoint: none was written")
-        await _run(run, _spec(run, Phase.RESTORE, index), run.checkpoint)
+        await run_recorded(run, _spec(run, Phase.RESTORE, index), run.checkpoint)
 
 
 CHECKPOINT = Checkpoint()
