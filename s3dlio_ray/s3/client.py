@@ -545,16 +545,14 @@ class S3Client:
         A ranged answer that is not exactly the bytes asked for (short, shifted, or without its
         Content-Range) is retried like a failed request, and never handed on as data.
         """
-        headers = {}
+        headers = dict(extra or {})
         if byte_range is not None:
             headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
         policy = self.options.retry
         attempt = 0
         while True:
             attempt += 1
-            response = await self._send(
-                "GetObject", "GET", bucket, key, headers={**headers, **(extra or {})}, into=into
-            )
+            response = await self._send("GetObject", "GET", bucket, key, headers=headers, into=into)
             wrong = wrong_range(response.status, response.headers, len(response.body), byte_range)
             if wrong is None:
                 break
