@@ -1,4 +1,4 @@
-"""The phases a workload runs, one module each: put, get, mixed, list, stat, delete,
+"""The phases a workload runs, one module each: put, get, mixed, listing (list), stat, delete,
 checkpoint (with restore), sleep, cleanup.
 
 Every phase is a `Step` of the run; all but sleep and cleanup are also a `Transfer` each engine
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from s3dlio_ray.control import PhaseControl
-from s3dlio_ray.phases import checkpoint, cleanup, delete, get, list, mixed, put, sleep, stat
+from s3dlio_ray.phases import checkpoint, cleanup, delete, get, listing, mixed, put, sleep, stat
 from s3dlio_ray.phases.base import PhaseSpec, Step, Transfer, TransferFactory
 from s3dlio_ray.results import Phase
 
@@ -18,7 +18,7 @@ STEPS: Mapping[Phase, Step] = {
     Phase.PUT: put.STEP,
     Phase.GET: get.STEP,
     Phase.MIXED: mixed.STEP,
-    Phase.LIST: list.STEP,
+    Phase.LIST: listing.STEP,
     Phase.STAT: stat.STEP,
     Phase.DELETE: delete.STEP,
     Phase.CHECKPOINT: checkpoint.CHECKPOINT,
@@ -31,7 +31,7 @@ TRANSFERS: Mapping[Phase, TransferFactory] = {
     Phase.PUT: put.transfer,
     Phase.GET: get.transfer,
     Phase.MIXED: mixed.transfer,
-    Phase.LIST: list.transfer,
+    Phase.LIST: listing.transfer,
     Phase.STAT: stat.transfer,
     Phase.DELETE: delete.transfer,
     Phase.CHECKPOINT: put.transfer,
