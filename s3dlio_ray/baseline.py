@@ -92,8 +92,11 @@ class Boto3Store:
         gate: PartGate,
         check: Check | None,
         checksum: bool = False,
+        span: tuple[int, int] | None = None,
     ) -> tuple[int, float | None]:
-        extra = {"ChecksumMode": "ENABLED"} if checksum else {}
+        extra: dict[str, str] = {"ChecksumMode": "ENABLED"} if checksum else {}
+        if span is not None:
+            extra["Range"] = f"bytes={span[0]}-{span[0] + span[1] - 1}"
 
         def get_one() -> tuple[int, float]:
             started = time.perf_counter()

@@ -30,6 +30,8 @@ def concurrency_policy(settings: Settings, profile: Profile, phase: Phase) -> Co
     """The controller's policy for a phase: fixed, target throughput, or auto."""
     lo, hi = settings.min_concurrency, settings.max_concurrency
     common = {"minimum": lo, "maximum": hi, "measure_intervals": 2, "settle_intervals": 1}
+    if phase == Phase.TRAIN:
+        return ConcurrencyPolicy(Mode.FIXED, train_ceiling(settings), minimum=1, maximum=4096)
     if settings.concurrency is not None:
         return ConcurrencyPolicy(Mode.FIXED, settings.concurrency, **common)
     if settings.target_gbps:
@@ -38,6 +40,14 @@ def concurrency_policy(settings: Settings, profile: Profile, phase: Phase) -> Co
         start = start_concurrency(profile, direction, target, lo, hi)
         return ConcurrencyPolicy(Mode.TARGET, start, target_bytes_per_s=target, **common)
     return ConcurrencyPolicy(Mode.AUTO, lo, **common)
+
+
+def train_ceiling(settings: Settings) -> int:
+    """Requests in flight a train phase allows an engine: the accelerators' read threads pace
+    it; the memory budget caps it at as many of the largest samples as it holds."""
+    ceiling = settings.concurrency or settings.max_concurrency
+    budget = settings.memory_budget
+    return ceiling if budget is None else max(1, min(ceiling, budget // settings.largest_sample))
 
 
 @dataclass(frozen=True)
@@ -98,7 +108,7 @@ def build_engine(
     client = build_client(settings, endpoints, credentials, seat)
     op_log = OpLog(settings.op_log) if settings.op_log else None
     return Engine(
-        S3Store(client, settings.part_size, op_log),
+        S3Store(client, settings.part_size, op_log, settings.memory_budget),
         lambda phase: concurrency_policy(settings, profile, phase),
         settings.adapt_interval_s,
     )

@@ -114,7 +114,9 @@ def _overrides(args: argparse.Namespace, keys: list[str]) -> dict[str, Any]:
 
     values = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
     for item in args.extra:
-        values.update(parse_assignment(item))
+        for key, value in parse_assignment(item).items():
+            both = isinstance(value, dict) and isinstance(values.get(key), dict)
+            values[key] = {**values[key], **value} if both else value
     return values
 
 

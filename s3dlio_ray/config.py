@@ -55,13 +55,22 @@ class Source(StrEnum):
     EXISTING = "existing"
 
 
+class Shuffle(StrEnum):
+    """DLIO's file_shuffle / sample_shuffle: keep the order, shuffle it by the run's seed (the
+    same order every run with that seed), or by the run's id (a new order every run)."""
+
+    OFF = "off"
+    SEED = "seed"
+    RANDOM = "random"
+
+
 class BucketRemoval(StrEnum):
     CREATED = "created"
     ALWAYS = "always"
     NEVER = "never"
 
 
-GROUPS = ("workload", "tuning", "transport", "cluster", "metrics", "output")
+GROUPS = ("workload", "training", "tuning", "transport", "cluster", "metrics", "output")
 MIX_OPERATIONS = ("get", "put", "stat", "delete")
 PHASE_OPTIONS = (
     "duration_s",
@@ -79,6 +88,8 @@ PHASE_OPTIONS = (
     "page_size",
     "delete_batch",
     "model_size",
+    "computation_time",
+    "accelerators_per_node",
 )
 """Keys a phase entry may set for itself (`- get: {duration_s: 10}`)."""
 
@@ -92,6 +103,8 @@ CONFIGURATION_KEYS = (
     "actors_per_node",
     "part_size_mb",
     "profile",
+    "accelerators_per_node",
+    "memory_budget_mb",
 )
 
 
@@ -424,6 +437,18 @@ def _model_size(value: Any) -> int:
     return size
 
 
+def _byte_count(value: Any) -> int:
+    """A size, where DLIO's files may give a mean as a fraction of a byte (114660.07)."""
+    return _size(round(value) if isinstance(value, float) else value)
+
+
+def _sample_size(value: Any) -> int:
+    size = _byte_count(value)
+    if not 1 <= size <= MAX_OBJECT_SIZE:
+        raise ValueError("expected a size from 1 byte to 5 TiB")
+    return size
+
+
 def _bucket(value: Any) -> str:
     text = _parse_str(value).strip()
     if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", text):
@@ -560,6 +585,56 @@ class Settings:
     )
     delete_batch: int = setting(
         1000, _int_range(1, 1000), "workload", "keys per DeleteObjects request"
+    )
+    # training (DLIO's names; its sections dataset/reader/train/checkpoint/metric read as-is)
+    num_files_train: int = setting(
+        64, _int_range(1, 10**9), "training", "dataset: files of samples the datagen writes"
+    )
+    num_samples_per_file: int = setting(
+        1, _int_range(1, 10**6), "training", "dataset: samples per file (1: a file is a sample)"
+    )
+    record_length_bytes: int = setting(
+        128 * 1024, _sample_size, "training", "dataset: mean bytes per sample"
+    )
+    record_length_bytes_stdev: int = setting(
+        0,
+        _byte_count,
+        "training",
+        "dataset: standard deviation of the sample size (sizes kept within 3 deviations)",
+    )
+    batch_size: int = setting(1, _int_range(1, 10**6), "training", "reader: samples per step")
+    read_threads: int = setting(
+        4, _int_range(1, 1024), "training", "reader: samples each accelerator reads at once"
+    )
+    prefetch_size: int = setting(
+        2, _int_range(0, 1024), "training", "reader: batches read ahead of the step computing"
+    )
+    file_shuffle: Shuffle = setting(
+        Shuffle.OFF, _enum(Shuffle), "training", "reader: file order per epoch: off, seed, random"
+    )
+    sample_shuffle: Shuffle = setting(
+        Shuffle.OFF,
+        _enum(Shuffle),
+        "training",
+        "reader: sample order per epoch, across files: off, seed, random",
+    )
+    computation_time: float = setting(
+        0.0, _float_range(0, 3600), "training", "train: seconds of compute per step (a sleep)"
+    )
+    accelerators_per_node: int = setting(
+        1, _int_range(1, 4096), "training", "train: simulated accelerators per node"
+    )
+    au_threshold: float | None = setting(
+        None,
+        _optional(_float_range(0, 1)),
+        "training",
+        "metric.au: the accelerator utilization a train phase must reach to pass (0.9: 90 percent)",
+    )
+    memory_budget_mb: int | None = setting(
+        None,
+        _optional(_int_range(1, 10**7)),
+        "training",
+        "train: MiB per actor for samples in flight and prefetched (default: no cap)",
     )
     verify: bool = setting(True, _parse_bool, "workload", "check every byte read back")
     seed: int | None = setting(None, _optional(_parse_int), "workload", "seed for object content")
@@ -769,6 +844,15 @@ class Settings:
         return "target" if self.target_gbps else "auto"
 
     @property
+    def largest_sample(self) -> int:
+        """The largest sample the dataset's size distribution draws."""
+        return self.record_length_bytes + 3 * self.record_length_bytes_stdev
+
+    @property
+    def memory_budget(self) -> int | None:
+        return None if self.memory_budget_mb is None else self.memory_budget_mb * MIB
+
+    @property
     def phase_names(self) -> tuple[Phase, ...]:
         return tuple(entry.phase for entry in self.phases)
 
@@ -810,6 +894,76 @@ ENVIRONMENT: dict[str, str] = {
     variable: f.name for f in fields(Settings) for variable in f.metadata["env"]
 }
 """Variable -> key, strongest first for a key several variables set."""
+
+
+DLIO_SECTIONS: dict[str, dict[str, str]] = {
+    "dataset": {
+        "num_files_train": "num_files_train",
+        "num_samples_per_file": "num_samples_per_file",
+        "record_length_bytes": "record_length_bytes",
+        "record_length": "record_length_bytes",
+        "record_length_bytes_stdev": "record_length_bytes_stdev",
+        "record_length_stdev": "record_length_bytes_stdev",
+        "record_length_std": "record_length_bytes_stdev",
+    },
+    "reader": {
+        "batch_size": "batch_size",
+        "read_threads": "read_threads",
+        "prefetch_size": "prefetch_size",
+        "file_shuffle": "file_shuffle",
+        "sample_shuffle": "sample_shuffle",
+    },
+    "train": {"epochs": "epochs", "computation_time": "computation_time"},
+    "checkpoint": {"model_size": "model_size"},
+    "model": {"model_size": "model_size"},
+    "metric": {"au": "au_threshold"},
+    "workflow": {},
+    "framework": {},
+    "profiling": {},
+    "evaluation": {},
+}
+"""A DLIO workload file's sections: each key this tool reads, and the setting it sets. Keys
+not listed are DLIO's alone (formats, folders, framework): named in one warning."""
+
+WORKFLOW = (
+    ("generate_data", Phase.DATAGEN),
+    ("train", Phase.TRAIN),
+    ("checkpoint", Phase.CHECKPOINT),
+)
+
+
+def dlio_sections(raw: Mapping[str, Any], source: str) -> tuple[dict[str, Any], list[str]]:
+    """The settings a mapping gives, its DLIO sections read as flat keys (`dataset:
+    {num_files_train: 8}` is `num_files_train: 8`), and the DLIO keys it has that nothing
+    reads. `workflow` chooses the phases when `phases` is not given."""
+    flat: dict[str, Any] = {}
+    unused: list[str] = []
+    for key, value in raw.items():
+        if key not in DLIO_SECTIONS:
+            flat[key] = value
+            continue
+        if not isinstance(value, Mapping):
+            unused.append(key)
+            continue
+        if key == "workflow" and "phases" not in raw:
+            flat["phases"] = [
+                str(phase)
+                for name, phase in WORKFLOW
+                if value.get(name) and _parse_bool(value[name])
+            ] or _phase_missing(source)
+            unused += [f"workflow.{k}" for k in value if k not in dict(WORKFLOW)]
+            continue
+        for inner, item in value.items():
+            target = DLIO_SECTIONS[key].get(inner)
+            if target is None:
+                unused.append(f"{key}.{inner}")
+            else:
+                flat[target] = item
+    return flat, unused
+
+
+def _phase_missing(source: str) -> list[str]:
+    raise ConfigError(f"{source}: workflow: turn on generate_data, train or checkpoint")
 
 
 def _apply(values: dict[str, Any], raw: Mapping[str, Any], source: str) -> None:
@@ -877,6 +1031,8 @@ def _check(settings: Settings) -> None:
             raise ConfigError(
                 "phases: restore reads back a checkpoint: put a checkpoint phase before it"
             )
+        if entry.phase == Phase.TRAIN:
+            _check_train(settings, phase, index)
         if (
             entry.phase == Phase.LIST
             and phase.source != Source.EXISTING
@@ -914,7 +1070,24 @@ def _check(settings: Settings) -> None:
 LISTED_IN_ORDER = 10**8
 """Up to here a run's object names (eight digits) sort as their indices."""
 
-READS_EXISTING = (Phase.GET, Phase.STAT, Phase.DELETE, Phase.LIST, Phase.MIXED)
+READS_EXISTING = (Phase.GET, Phase.STAT, Phase.DELETE, Phase.LIST, Phase.MIXED, Phase.TRAIN)
+
+
+def _check_train(settings: Settings, phase: Settings, index: int) -> None:
+    generated = phase.source == Source.GENERATED
+    if generated and Phase.DATAGEN not in settings.phase_names[:index] and not settings.run_id:
+        raise ConfigError(
+            "phases: train reads the dataset a datagen phase writes: put datagen before it, "
+            "give the run_id of the run that wrote it, or read existing data (source: existing)"
+        )
+    budget = phase.memory_budget
+    batch = phase.batch_size * phase.largest_sample
+    if budget is not None and batch > budget:
+        raise ConfigError(
+            f"memory_budget_mb: {phase.memory_budget_mb} MiB cannot hold one batch of "
+            f"{phase.batch_size} samples of up to {phase.largest_sample:,} bytes "
+            f"({-(-batch // MIB)} MiB); raise memory_budget_mb or lower batch_size"
+        )
 
 
 def _check_existing(phase: Phase, settings: Settings) -> None:
@@ -945,10 +1118,12 @@ def load_settings(
     overrides (the command line's, or the API's keyword arguments)."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    if isinstance(workload, Mapping):
-        _apply(values, workload, "workload")
-    elif workload is not None:
-        _apply(values, read_yaml(workload), str(workload))
+    unused: list[str] = []
+    if workload is not None:
+        where = "workload" if isinstance(workload, Mapping) else str(workload)
+        data = workload if isinstance(workload, Mapping) else read_yaml(workload)
+        flat, unused = dlio_sections(data, where)
+        _apply(values, flat, where)
     from_env: dict[str, Any] = {}
     for variable in reversed(list(ENVIRONMENT)):
         if environ.get(variable, "").strip():
@@ -956,7 +1131,11 @@ def load_settings(
             _apply(from_env, {key: environ[variable]}, f"environment variable {variable}")
     values.update(from_env)
     if overrides:
-        _apply(values, overrides, "command line")
+        flat, ignored = dlio_sections(overrides, "command line")
+        unused += ignored
+        _apply(values, flat, "command line")
+    if unused:
+        log.warning("DLIO keys this tool does not use, ignored: %s", ", ".join(unused))
     settings = Settings(**values)
     _check(settings)
     for configuration in settings.configurations:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,11 @@ WHOLE_PHASE = PhaseControl()
 """Every key once, as fast as the endpoint allows."""
 
 
+async def _arrive(items: Iterable[Any]) -> AsyncIterator[Any]:
+    for item in items:
+        yield item
+
+
 STOP_GRACE_S = 5.0
 """How long operations in flight may go on after an error or an interruption stopped the phase."""
 
@@ -52,17 +57,19 @@ class Admission:
 
     async def run(
         self,
-        items: Iterable[Any],
+        items: Iterable[Any] | AsyncIterator[Any],
         acquire: Callable[[], Awaitable[None]],
         release: Callable[[], None],
         start: Callable[[Any], Awaitable[None]],
     ) -> tuple[int, EndedBy]:
         """Start `start(item)` for each item admitted (it must release its slot when done) and
-        wait for all of them; answer how many started and what ended the phase."""
+        wait for all of them; answer how many started and what ended the phase. Items may come
+        as they become due (an async iterator, closed once the phase ends)."""
         tasks: set[asyncio.Task[None]] = set()
         started, ended_by = 0, EndedBy.KEYS
+        source = items if isinstance(items, AsyncIterator) else _arrive(items)
         try:
-            for item in items:
+            async for item in source:
                 if not await self._admit(item, acquire, release):
                     ended_by = self.ended_by() or EndedBy.KEYS
                     break
@@ -80,6 +87,9 @@ class Admission:
         finally:
             for task in tasks:
                 task.cancel()
+            close = getattr(source, "aclose", None)
+            if close is not None:
+                await close()
         return started, ended_by
 
     async def _admit(

@@ -26,6 +26,7 @@ from s3dlio_ray.s3.errors import S3ConnectionError, S3Error
 from s3dlio_ray.s3.signing import CredentialsError
 from s3dlio_ray.stats import OpStats
 from s3dlio_ray.tuning.scheduler import ConcurrencyController, ConcurrencyPolicy
+from s3dlio_ray.utilization import UtilizationProgress
 
 FATAL_CODES = frozenset(
     {
@@ -110,6 +111,8 @@ class EngineSnapshot:
     in_flight: int
     fatal: str | None = None
     by_endpoint: dict[str, OpStats] = field(default_factory=dict)
+    training: UtilizationProgress | None = None
+    """A train phase's accelerators, cumulative (compute and counted time, samples, epoch)."""
 
 
 @dataclass
@@ -118,6 +121,7 @@ class _Live:
     stats: OpStats
     limiter: AdaptiveLimiter
     admission: Admission
+    transfer: Transfer
     by_endpoint: dict[str, OpStats] = field(default_factory=dict)
     throttled: bool = False
 
@@ -156,6 +160,7 @@ class Engine:
             live.limiter.in_flight,
             None if fatal is None else str(fatal),
             copy.deepcopy(live.by_endpoint),
+            live.transfer.progress() if hasattr(live.transfer, "progress") else None,
         )
 
     def stop(self, reason: EndedBy = EndedBy.AUTOTERM) -> None:
@@ -195,7 +200,7 @@ class Engine:
         stats = OpStats()
         failed: dict[str, str] = {}
         admission = Admission(control, transfer.cost)
-        live = self._live = _Live(phase, stats, limiter, admission)
+        live = self._live = _Live(phase, stats, limiter, admission, transfer)
         samples: list[ConcurrencySample] = []
 
         async def one(operation: object) -> None:
@@ -245,6 +250,8 @@ class Engine:
             listed=None if outcome.listed is None else (outcome.listed.keys, outcome.listed.sizes),
             source_address=store.source_address,
             fatal=None if admission.fatal is None else str(admission.fatal),
+            training=outcome.training,
+            buffered_peak=outcome.buffered_peak,
         )
 
     async def _adapt(

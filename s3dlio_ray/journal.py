@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from s3dlio_ray.errors import ConfigError, S3DlioRayError
-from s3dlio_ray.keys import run_prefix
+from s3dlio_ray.keys import RUN_NAMES, run_prefix
 from s3dlio_ray.results import CleanupResult
 from s3dlio_ray.s3.client import MAX_DELETE_BATCH, MultipartUpload, S3Client
 from s3dlio_ray.s3.errors import S3Error
@@ -36,8 +36,7 @@ def journal_key(prefix: str, run_id: str) -> str:
 
 def owned_key(prefix: str, run_id: str) -> re.Pattern[str]:
     """The keys a run of this prefix and id may have written, and nothing else."""
-    names = r"obj-\d{8,}(?:\.\d+)?|mixed-\d+-\d{8,}|ckpt-\d{4,}-\d{5,}|"
-    names += re.escape(JOURNAL_NAME)
+    names = f"{RUN_NAMES}|{re.escape(JOURNAL_NAME)}"
     return re.compile(re.escape(run_prefix(prefix, run_id)) + f"(?:{names})")
 
 

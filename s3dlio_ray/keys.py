@@ -20,7 +20,10 @@ from typing import NamedTuple, overload
 from s3dlio_ray.sizes import ObjectSizes
 
 _NAME = re.compile(r"obj-(\d{8,})(?:\.(\d+))?")
-_RUN_NAME = re.compile(r"obj-\d{8,}(?:\.\d+)?|mixed-\d+-\d{8,}|ckpt-\d{4,}-\d{5,}")
+RUN_NAMES = r"obj-\d{8,}(?:\.\d+)?|mixed-\d+-\d{8,}|ckpt-\d{4,}-\d{5,}|data-\d{8,}"
+"""The names a run gives what it writes under its prefix: objects, a timed PUT's later rounds,
+a mixed phase's new keys, checkpoint shards, a training set's files."""
+_RUN_NAME = re.compile(RUN_NAMES)
 
 
 def run_prefix(prefix: str, run_id: str) -> str:

@@ -4,14 +4,14 @@ API read, and the one place that knows the result file's shape.
 It sits on the ground floor (it imports only `stats`), so the engine, both executors, the
 reports and `compare` share it without importing each other. Records are frozen: an executor
 builds them once a phase is done. `RunResult.to_json()` / `from_json()` round-trip exactly;
-`from_json` also reads schema versions 1 (no latency histograms below the phase) and 2.
+`from_json` also reads schema versions 1 (no latency histograms below the phase), 2 and 3.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 from functools import cached_property
 from importlib import resources
@@ -19,8 +19,8 @@ from typing import Any
 
 from s3dlio_ray.stats import LatencyHistogram, OpStats
 
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 
 class Phase(StrEnum):
@@ -35,6 +35,8 @@ class Phase(StrEnum):
     DELETE = "delete"
     CHECKPOINT = "checkpoint"
     RESTORE = "restore"
+    DATAGEN = "datagen"
+    TRAIN = "train"
     SLEEP = "sleep"
     CLEANUP = "cleanup"
 
@@ -138,6 +140,169 @@ class ConcurrencySample:
 
 
 @dataclass(frozen=True)
+class AcceleratorEpoch:
+    """One simulated accelerator's epoch of a train phase.
+
+    `counted_s` is the time accelerator utilization is measured over: from the moment the first
+    batch was ready to the end of the last compute step (MLPerf Storage leaves the first step's
+    I/O out of AU); `elapsed_s` includes that first wait.
+    """
+
+    rank: int
+    epoch: int
+    steps: int
+    samples: int
+    bytes: int
+    wait_s: float
+    compute_s: float
+    counted_s: float
+    elapsed_s: float
+    node: str = ""
+
+    @property
+    def au(self) -> float:
+        """Accelerator utilization: compute time over the time counted."""
+        return self.compute_s / self.counted_s if self.counted_s > 0 else 1.0
+
+
+@dataclass(frozen=True)
+class EpochSummary:
+    """One epoch across every accelerator of the cluster."""
+
+    epoch: int
+    samples: int
+    bytes: int
+    elapsed_s: float
+    wait_s: float
+    au: float
+    passed: bool | None
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def gbps(self) -> float:
+        return self.bytes / self.elapsed_s / 1e9 if self.elapsed_s > 0 else 0.0
+
+
+def _utilization(epochs: Sequence[AcceleratorEpoch]) -> float:
+    """Compute time over counted time, summed over accelerators (MLPerf Storage's AU)."""
+    counted = sum(e.counted_s for e in epochs)
+    return sum(e.compute_s for e in epochs) / counted if counted > 0 else 1.0
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """A train phase: per accelerator and epoch, and the workload that shaped it.
+
+    `dropped_per_epoch`: samples no step read, as DLIO drops them (steps per epoch are the
+    samples over batch size times accelerators, rounded down).
+    """
+
+    epochs: tuple[AcceleratorEpoch, ...] = ()
+    accelerators: int = 0
+    batch_size: int = 0
+    computation_time_s: float = 0.0
+    steps_per_epoch: int = 0
+    dropped_per_epoch: int = 0
+    au_threshold: float | None = None
+    memory_budget: int | None = None
+    buffered_peak: int = 0
+    """The most bytes any engine held at once for samples in flight and read ahead."""
+
+    @property
+    def au(self) -> float:
+        return _utilization(self.epochs)
+
+    @property
+    def passed(self) -> bool | None:
+        """Whether AU met the threshold (None: no threshold set)."""
+        return None if self.au_threshold is None else self.au >= self.au_threshold
+
+    @property
+    def samples(self) -> int:
+        return sum(e.samples for e in self.epochs)
+
+    def by_epoch(self) -> list[EpochSummary]:
+        numbers = sorted({e.epoch for e in self.epochs})
+        summaries = []
+        for number in numbers:
+            parts = [e for e in self.epochs if e.epoch == number]
+            au = _utilization(parts)
+            summaries.append(
+                EpochSummary(
+                    number,
+                    sum(e.samples for e in parts),
+                    sum(e.bytes for e in parts),
+                    max(e.elapsed_s for e in parts),
+                    sum(e.wait_s for e in parts),
+                    au,
+                    None if self.au_threshold is None else au >= self.au_threshold,
+                )
+            )
+        return summaries
+
+    def by_accelerator(self) -> list[AcceleratorEpoch]:
+        """Each accelerator's epochs added up (epoch -1: all of them)."""
+        totals = []
+        for rank in sorted({e.rank for e in self.epochs}):
+            parts = [e for e in self.epochs if e.rank == rank]
+            totals.append(
+                AcceleratorEpoch(
+                    rank,
+                    -1,
+                    sum(e.steps for e in parts),
+                    sum(e.samples for e in parts),
+                    sum(e.bytes for e in parts),
+                    sum(e.wait_s for e in parts),
+                    sum(e.compute_s for e in parts),
+                    sum(e.counted_s for e in parts),
+                    sum(e.elapsed_s for e in parts),
+                    parts[0].node,
+                )
+            )
+        return totals
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accelerators": self.accelerators,
+            "batch_size": self.batch_size,
+            "computation_time_s": self.computation_time_s,
+            "steps_per_epoch": self.steps_per_epoch,
+            "dropped_per_epoch": self.dropped_per_epoch,
+            "au_threshold": self.au_threshold,
+            "memory_budget": self.memory_budget,
+            "buffered_peak": self.buffered_peak,
+            "au": self.au,
+            "passed": self.passed,
+            "by_epoch": [
+                {**asdict(e), "samples_per_s": e.samples_per_s, "gbps": e.gbps}
+                for e in self.by_epoch()
+            ],
+            "epochs": [{**asdict(e), "au": e.au} for e in self.epochs],
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> TrainingResult:
+        names = {f.name for f in fields(AcceleratorEpoch)}
+        return cls(
+            tuple(
+                AcceleratorEpoch(**{k: v for k, v in e.items() if k in names})
+                for e in doc["epochs"]
+            ),
+            doc["accelerators"],
+            doc["batch_size"],
+            doc["computation_time_s"],
+            doc["steps_per_epoch"],
+            doc["dropped_per_epoch"],
+            doc["au_threshold"],
+            doc["memory_budget"],
+            doc["buffered_peak"],
+        )
+
+
+@dataclass(frozen=True)
 class ShareResult:
     """What one engine did with its share of a phase: what the engine returns and an actor
     sends back, also when an error ended it (`fatal`), so nothing measured is lost.
@@ -165,6 +330,10 @@ class ShareResult:
     """Objects read back per check they passed: content, checksum-ALGORITHM, etag-md5, length."""
     listed: tuple[Sequence[str], Sequence[int]] | None = None
     """What a collecting LIST found: names, and their sizes in the same order."""
+    training: tuple[AcceleratorEpoch, ...] = ()
+    """A train phase's epochs, one per simulated accelerator of the share and epoch."""
+    buffered_peak: int = 0
+    """The most bytes the share held at once for reads in flight and read ahead."""
 
 
 @dataclass(frozen=True)
@@ -246,6 +415,7 @@ class PhaseResult:
     """Per "NODE ADDRESS": each source address's share of a node (with bind_addresses)."""
     checks: Mapping[str, int] = field(default_factory=dict)
     """Objects read back per check they passed (see ShareResult.checks)."""
+    training: TrainingResult | None = None
 
     @classmethod
     def merge(
@@ -264,7 +434,9 @@ class PhaseResult:
         nodes: dict[str, OpStats] = {}
         addresses: dict[str, OpStats] = {}
         checks: dict[str, int] = {}
+        training: list[AcceleratorEpoch] = []
         for _, node, share in shares:
+            training += [replace(epoch, node=node) for epoch in share.training]
             for check, count in share.checks.items():
                 checks[check] = checks.get(check, 0) + count
             stats.merge(share.stats)
@@ -296,6 +468,11 @@ class PhaseResult:
             actors=tuple(ActorResult.of(actor, node, share) for actor, node, share in shares),
             addresses=_summaries(dict(sorted(addresses.items())), elapsed_s),
             checks=dict(sorted(checks.items())),
+            training=TrainingResult(
+                tuple(training), buffered_peak=max(s.buffered_peak for _, _, s in shares)
+            )
+            if training
+            else None,
         )
 
     @cached_property
@@ -346,6 +523,7 @@ class PhaseResult:
             "nodes": {node: s.to_dict() for node, s in self.nodes.items()},
             "addresses": {a: s.to_dict() for a, s in self.addresses.items()},
             "checks": dict(self.checks),
+            "training": self.training.to_dict() if self.training else None,
             "actors": [a.to_dict() for a in self.actors],
             "stats": self.stats.to_dict(),
         }
@@ -370,6 +548,7 @@ class PhaseResult:
             actors=tuple(ActorResult.from_dict(a) for a in doc["actors"]),
             addresses={a: Summary.from_dict(s) for a, s in doc.get("addresses", {}).items()},
             checks=dict(doc.get("checks", {})),
+            training=TrainingResult.from_dict(doc["training"]) if doc.get("training") else None,
         )
 
 
@@ -391,6 +570,8 @@ class SeriesRow:
     gbps: float
     concurrency: int
     in_flight: int
+    au: float | None = None
+    """A train phase: the node's accelerator utilization over this second."""
 
 
 SERIES_COLUMNS = tuple(f.name for f in fields(SeriesRow))
@@ -504,7 +685,7 @@ class RunResult:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> RunResult:
-        """A result document of schema version 1, 2 or 3 (KeyError or ValueError when it is not)."""
+        """A result document of schema version 1 to 4 (KeyError or ValueError when it is not)."""
         if doc["schema_version"] not in READABLE_VERSIONS:
             raise ValueError(f"schema version {doc['schema_version']} is not readable")
         cleanup = doc["cleanup"]

@@ -21,7 +21,7 @@ from s3dlio_ray.config import Settings, Source
 from s3dlio_ray.errors import ConfigError, S3DlioRayError
 from s3dlio_ray.executor import PhaseExecutor
 from s3dlio_ray.journal import read_journal, refuse_a_used_prefix, write_journal
-from s3dlio_ray.keys import KeyRange, ListedKeys
+from s3dlio_ray.keys import KeyRange, ListedKeys, run_prefix
 from s3dlio_ray.phases import STEPS
 from s3dlio_ray.phases.base import PhaseSpec, run_recorded
 from s3dlio_ray.phases.existing import read_manifest, top_level
@@ -42,6 +42,38 @@ VERSIONS_REPORTED = ("s3dlio-ray", "ray", "botocore", "httpx")
 
 def _reads_existing(settings: Settings) -> bool:
     return any(settings.for_phase(i).source == Source.EXISTING for i in range(len(settings.phases)))
+
+
+def _reads_earlier_dataset(settings: Settings) -> bool:
+    """A train phase reading the dataset an earlier run's datagen wrote under this run id."""
+    return Phase.TRAIN in settings.phase_names and Phase.DATAGEN not in settings.phase_names
+
+
+DATASET_KEYS = (
+    "num_files_train",
+    "num_samples_per_file",
+    "record_length_bytes",
+    "record_length_bytes_stdev",
+)
+
+
+def _same_dataset(settings: Settings, journal: dict | None, where: str) -> None:
+    """Refuse to train on a dataset that is not there, or laid out otherwise than these
+    settings say (every sample would be read at the wrong place)."""
+    written = (journal or {}).get("dataset")
+    if written is None:
+        raise ConfigError(
+            f"train: {where} holds no dataset (no datagen's journal): run one with a datagen "
+            "phase first, or check bucket, prefix and run_id"
+        )
+    wanted = {key: getattr(settings, key) for key in DATASET_KEYS}
+    differs = [key for key in DATASET_KEYS if written.get(key) != wanted[key]]
+    if differs:
+        key = differs[0]
+        raise ConfigError(
+            f"{key}: the datagen of {where} wrote {written.get(key)}, these settings say "
+            f"{wanted[key]}; train with the dataset settings it was written with"
+        )
 
 
 def new_run_id() -> str:
@@ -135,6 +167,8 @@ async def claim_prefix(run: RunContext) -> None:
         "object_size": settings.to_dict()["object_size"],
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if Phase.DATAGEN in settings.phase_names:
+        record["dataset"] = {key: getattr(settings, key) for key in DATASET_KEYS}
     await write_journal(client, run.bucket, settings.prefix, run.run_id, record)
 
 
@@ -167,12 +201,19 @@ async def run_workload(
         bucket_created_earlier,
     )
     error = None
-    writes = bool({Phase.PUT, Phase.MIXED, Phase.CHECKPOINT} & set(settings.phase_names))
+    writes = bool(
+        {Phase.PUT, Phase.MIXED, Phase.CHECKPOINT, Phase.DATAGEN} & set(settings.phase_names)
+    )
     try:
         try:
-            if settings.seed is None and settings.run_id and _reads_existing(settings):
+            earlier = settings.run_id and _reads_earlier_dataset(settings)
+            if settings.run_id and (earlier or _reads_existing(settings)):
                 journal = await read_journal(client, run.bucket, settings.prefix, run_id)
-                run.seed = int(journal["seed"]) if journal else run.seed
+                if earlier:
+                    where = f"s3://{run.bucket}/{run_prefix(settings.prefix, run_id)}"
+                    _same_dataset(settings, journal, where)
+                if settings.seed is None and journal:
+                    run.seed = int(journal["seed"])
             if writes and first_of_run:
                 await claim_prefix(run)
             for index, phase in enumerate(settings.phase_names):

@@ -53,13 +53,19 @@ class BufferPool:
 class S3Store:
     """PUT, GET, STAT and DELETE on one S3Client; `op_log` records every HTTP request."""
 
-    def __init__(self, client: S3Client, part_size: int, op_log: OpLog | None = None) -> None:
+    def __init__(
+        self,
+        client: S3Client,
+        part_size: int,
+        op_log: OpLog | None = None,
+        keep_buffers: int | None = None,
+    ) -> None:
         self.client = client
         self.endpoint = client.endpoint_url
         self.source_address = client.options.bind_address
         self.on_retry: Callable[[bool], None] | None = None
         self._part_size = part_size
-        self._buffers = BufferPool()
+        self._buffers = BufferPool() if keep_buffers is None else BufferPool(keep_buffers)
         self._op_log = op_log
         if op_log is not None:
             client.on_request = op_log.record
@@ -89,12 +95,16 @@ class S3Store:
         gate: PartGate,
         check: Check | None,
         checksum: bool = False,
+        span: tuple[int, int] | None = None,
     ) -> tuple[int, float | None]:
         part_size = calculate_optimal_part_size(max(size, 0), self._part_size)
-        buffer = self._buffers.acquire(max(size, 0))
+        if span == (0, size):
+            span = None
+        wanted = size if span is None else span[1]
+        buffer = self._buffers.acquire(max(wanted, 0))
         extra = CHECKSUM_MODE if checksum else None
         try:
-            if size > part_size or size < 0:
+            if wanted > part_size or wanted < 0:
                 result = await self.client.get_object_ranged(
                     bucket,
                     key,
@@ -102,9 +112,13 @@ class S3Store:
                     lambda n: buffer if n <= len(buffer) else bytearray(n),
                     gate,
                     extra,
+                    span,
                 )
             else:
-                result = await self.client.get_object(bucket, key, into=buffer, extra=extra)
+                byte_range = None if span is None else (span[0], span[0] + span[1] - 1)
+                result = await self.client.get_object(
+                    bucket, key, into=buffer, byte_range=byte_range, extra=extra
+                )
             if check is not None:
                 check(result.body, result.headers)
             return len(result.body), result.ttfb_s

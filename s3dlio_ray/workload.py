@@ -68,18 +68,19 @@ class ObjectData:
         """The whole object as bytes (for tests and small objects)."""
         return b"".join(self.segments(key, 0, size))
 
-    def verify(self, key: str, body: memoryview, size: int) -> None:
-        """Raise VerificationError unless `body` is exactly the object written under `key`."""
+    def verify(self, key: str, body: memoryview, size: int, offset: int = 0) -> None:
+        """Raise VerificationError unless `body` is exactly the `size` bytes from `offset` of
+        the object written under `key` (the whole object by default)."""
         if len(body) != size:
             raise VerificationError(f"{key}: read {len(body)} bytes, expected {size}")
         position = 0
-        for source, start, n in self._spans(key, 0, size):
+        for source, start, n in self._spans(key, offset, size):
             # bytes.startswith compares a buffer at an offset with memcmp and copies nothing.
             chunk = body[position : position + n]
             if not source.startswith(chunk, start):
                 at = _first_difference(source, start, chunk)
                 raise VerificationError(
-                    f"{key}: byte {position + at} differs from what was written "
+                    f"{key}: byte {offset + position + at} differs from what was written "
                     f"(read 0x{chunk[at]:02x}, expected 0x{source[start + at]:02x})"
                 )
             position += n

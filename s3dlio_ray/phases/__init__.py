@@ -1,5 +1,5 @@
 """The phases a workload runs, one module each: put, get, mixed, listing (list), stat, delete,
-checkpoint (with restore), sleep, cleanup.
+checkpoint (with restore), train (with datagen), sleep, cleanup.
 
 Every phase is a `Step` of the run; all but sleep and cleanup are also a `Transfer` each engine
 runs over its share of the keys, through the engine's one run loop.
@@ -10,7 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from s3dlio_ray.control import PhaseControl
-from s3dlio_ray.phases import checkpoint, cleanup, delete, get, listing, mixed, put, sleep, stat
+from s3dlio_ray.phases import (
+    checkpoint,
+    cleanup,
+    delete,
+    get,
+    listing,
+    mixed,
+    put,
+    sleep,
+    stat,
+    train,
+)
 from s3dlio_ray.phases.base import PhaseSpec, Step, Transfer, TransferFactory
 from s3dlio_ray.results import Phase
 
@@ -23,6 +34,8 @@ STEPS: Mapping[Phase, Step] = {
     Phase.DELETE: delete.STEP,
     Phase.CHECKPOINT: checkpoint.CHECKPOINT,
     Phase.RESTORE: checkpoint.RESTORE,
+    Phase.DATAGEN: train.DATAGEN,
+    Phase.TRAIN: train.TRAIN,
     Phase.SLEEP: sleep.STEP,
     Phase.CLEANUP: cleanup.STEP,
 }
@@ -36,6 +49,8 @@ TRANSFERS: Mapping[Phase, TransferFactory] = {
     Phase.DELETE: delete.transfer,
     Phase.CHECKPOINT: put.transfer,
     Phase.RESTORE: get.transfer,
+    Phase.DATAGEN: put.transfer,
+    Phase.TRAIN: train.transfer,
 }
 
 

@@ -8,12 +8,13 @@ or the boto3 baseline) is underneath. Every phase, transfer or not, is a `Step` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from s3dlio_ray.config import Settings, Source
 from s3dlio_ray.control import PhaseControl
+from s3dlio_ray.dataset import Dataset, steps_per_epoch
 from s3dlio_ray.errors import ConfigError, S3DlioRayError
 from s3dlio_ray.keys import (
     KeyRange,
@@ -25,7 +26,7 @@ from s3dlio_ray.keys import (
     run_prefix,
 )
 from s3dlio_ray.phases.existing import top_level
-from s3dlio_ray.results import CleanupResult, Phase, PhaseResult
+from s3dlio_ray.results import AcceleratorEpoch, CleanupResult, Phase, PhaseResult
 from s3dlio_ray.s3.client import ObjectInfo, PartGate, S3Client
 from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.stats import OpStats
@@ -61,9 +62,11 @@ class ObjectStore(Protocol):
         gate: PartGate,
         check: Check | None,
         checksum: bool = False,
+        span: tuple[int, int] | None = None,
     ) -> tuple[int, float | None]:
-        """Read the object (with `checksum`, asking for its stored checksum; a negative `size`:
-        not known, the first range tells it); answer its length and time to first byte."""
+        """Read the object of `size` bytes, or only its `span` (offset, length) (with
+        `checksum`, asking for its stored checksum; a negative `size`: not known, the first
+        range tells it); answer the length read and the time to first byte."""
         ...
 
     async def stat(self, bucket: str, key: str) -> int:
@@ -84,6 +87,27 @@ class ObjectStore(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """A train phase: the dataset, the cluster's accelerators, and DLIO's reader and train
+    settings (a shuffle is the name its order is seeded by, or None)."""
+
+    dataset: Dataset
+    accelerators: int
+    batch_size: int
+    read_threads: int
+    prefetch_size: int
+    computation_time_s: float
+    epochs: int
+    file_shuffle: str | None
+    sample_shuffle: str | None
+    memory_budget: int | None
+
+    @property
+    def steps(self) -> int:
+        return steps_per_epoch(self.dataset.samples, self.batch_size, self.accelerators)
 
 
 @dataclass(frozen=True)
@@ -115,6 +139,7 @@ class PhaseSpec:
     delete_batch: int = 1000
     collect: bool = False
     """A LIST that keeps what it lists (names and sizes), for the phases that read it."""
+    training: TrainingSpec | None = None
 
     def generated(self, key: str) -> bool:
         """Whether the object under `key` is the seed's content (checked byte for byte)."""
@@ -133,6 +158,9 @@ class TransferOutcome:
     checks: Mapping[str, int] = field(default_factory=dict)
     failed: Mapping[str, str] = field(default_factory=dict)
     listed: ListedKeys | None = None
+    training: tuple[AcceleratorEpoch, ...] = ()
+    buffered_peak: int = 0
+    """The most bytes the share held at once for reads in flight and read ahead."""
 
 
 class Done(NamedTuple):
@@ -148,7 +176,9 @@ class Transfer(Protocol):
 
     phase: Phase
 
-    def operations(self) -> Iterable[Any]: ...
+    def operations(self) -> Iterable[Any] | AsyncIterator[Any]:
+        """What to do, in order; an async iterator hands operations out as they become due."""
+        ...
 
     def cost(self, operation: Any) -> int:
         """Bytes the operation moves, for a byte rate limit."""
@@ -182,6 +212,11 @@ class Transfers(Protocol):
     @property
     def engines(self) -> int:
         """Engines alive to take a share (a checkpoint has one shard each)."""
+        ...
+
+    @property
+    def nodes(self) -> list[str]:
+        """The nodes the engines run on (a train phase has accelerators on each)."""
         ...
 
     async def run_phase(self, spec: PhaseSpec, keys: Sequence[str]) -> PhaseOutcome: ...
@@ -229,11 +264,17 @@ def is_timed(phases: Sequence[Phase], index: int, duration_s: float | None) -> b
     return not (phases[index] == Phase.PUT and Phase.MIXED in phases[index:])
 
 
-async def run_recorded(run: Run, spec: PhaseSpec, keys: Sequence[Any]) -> PhaseOutcome:
-    """Run a transfer phase on the run's executor and add its result to the run's; the error
-    that ended it, if one did, is raised once the result is recorded."""
+async def run_recorded(
+    run: Run,
+    spec: PhaseSpec,
+    keys: Sequence[Any],
+    described: Callable[[PhaseResult], PhaseResult] | None = None,
+) -> PhaseOutcome:
+    """Run a transfer phase on the run's executor and add its result (as `described` completes
+    it) to the run's; the error that ended it, if one did, is raised once the result is
+    recorded."""
     outcome = await run.executor.run_phase(spec, keys)
-    run.phases.append(outcome.result)
+    run.phases.append(described(outcome.result) if described else outcome.result)
     if outcome.fatal is not None:
         raise S3DlioRayError(outcome.fatal)
     return outcome

@@ -585,15 +585,19 @@ class S3Client:
         allocate: Callable[[int], bytearray],
         gate: PartGate | None = None,
         extra: Mapping[str, str] | None = None,
+        span: tuple[int, int] | None = None,
     ) -> GetResult:
-        """GET a large object as concurrent ranges, with no HEAD first.
+        """GET a large object, or the `span` (offset, length) of one, as concurrent ranges,
+        with no HEAD first.
 
-        The first range tells the size (Content-Range); the rest run as many at once as `gate`
-        has spare, each straight into its slice of one buffer from `allocate`.
+        Without a span the first range tells the size (Content-Range); the rest run as many at
+        once as `gate` has spare, each straight into its slice of one buffer from `allocate`.
         """
         gate = gate or PartGate()
-        first = await self.get_object(bucket, key, byte_range=(0, part_size - 1), extra=extra)
-        size = first.object_size
+        start, wanted = span if span is not None else (0, None)
+        first_end = start + min(part_size, wanted or part_size) - 1
+        first = await self.get_object(bucket, key, byte_range=(start, first_end), extra=extra)
+        size = first.object_size if wanted is None else wanted
         if size <= len(first.body):
             return first
         buffer = allocate(size)
@@ -608,7 +612,7 @@ class S3Client:
                         bucket,
                         key,
                         into=view[offset : offset + length],
-                        byte_range=(offset, offset + length - 1),
+                        byte_range=(start + offset, start + offset + length - 1),
                     )
                     if part.body.obj is not view.obj:
                         view[offset : offset + length] = part.body
