@@ -132,9 +132,14 @@ class _ProgressLine:
 
     def __call__(self, progress: Progress) -> None:
         nodes = "  ".join(f"{node} {gbps:.2f}" for node, gbps in progress.node_gbps.items())
+        total = self._total if progress.phase in (Phase.PUT, Phase.GET) else None
+        done = f"{progress.done}{'' if total is None else f'/{total}'} objects"
+        if progress.phase == Phase.TRAIN:
+            epoch = "" if progress.epoch is None else f"epoch {progress.epoch}  "
+            au = "" if progress.au is None else f"  AU {progress.au * 100:.1f}%"
+            done = f"{epoch}{progress.done} samples{au}"
         text = (
-            f"{progress.phase}: {progress.done}{'' if self._total is None else f'/{self._total}'} "
-            f"objects  {progress.gbps:.2f} GB/s"
+            f"{progress.phase}: {done}  {progress.gbps:.2f} GB/s"
             f"  concurrency {progress.limit} ({progress.in_flight} in flight)"
             f"  errors {progress.errors}" + (f"  | GB/s by node: {nodes}" if nodes else "")
         )
@@ -184,6 +189,9 @@ def _run(args: argparse.Namespace, keys: list[str], console: Console) -> int:
     if len(report.results) > 1:
         console.print(configuration_table(report.named()))
     left = _left_behind(report)
+    kept = _dataset_kept(report)
+    if kept:
+        console.print(kept, highlight=False)
     if signals.received is not None:
         name = signal.Signals(signals.received).name
         cleanup = report.result.cleanup
@@ -203,14 +211,32 @@ def _left_behind(report: RunReport) -> str | None:
     result, settings = report.result, report.settings
     if Phase.CLEANUP not in settings.phase_names or (result.cleanup and not result.cleanup.failed):
         return None
+    return (
+        f"not cleaned up: what the run wrote is left in s3://{result.bucket}/"
+        f"{run_prefix(settings.prefix, result.run_id)}, remove it with: {_cleanup_command(report)}"
+    )
+
+
+def _dataset_kept(report: RunReport) -> str | None:
+    """A datagen without a cleanup keeps its dataset for later train runs: where, and how to
+    use it and remove it."""
+    result, settings = report.result, report.settings
+    embedded = settings.endpoint is None
+    if result.phase(Phase.DATAGEN) is None or Phase.CLEANUP in settings.phase_names or embedded:
+        return None
+    return (
+        f"dataset kept in s3://{result.bucket}/{run_prefix(settings.prefix, result.run_id)}: "
+        f"train on it with --run-id {result.run_id} --bucket {result.bucket} (same dataset "
+        f"settings); remove it with: {_cleanup_command(report)}"
+    )
+
+
+def _cleanup_command(report: RunReport) -> str:
+    result, settings = report.result, report.settings
     endpoint = (
         "".join(f" --endpoint {url}" for url in result.endpoints) if settings.endpoint else ""
     )
-    return (
-        f"not cleaned up: what the run wrote is left in s3://{result.bucket}/"
-        f"{run_prefix(settings.prefix, result.run_id)}, remove it with: s3dlio-ray cleanup "
-        f"--run-id {result.run_id} --bucket {result.bucket}{endpoint}"
-    )
+    return f"s3dlio-ray cleanup --run-id {result.run_id} --bucket {result.bucket}{endpoint}"
 
 
 class Terminated(KeyboardInterrupt):

@@ -30,6 +30,7 @@ from s3dlio_ray.sharding import shard
 from s3dlio_ray.stats import OpStats
 from s3dlio_ray.telemetry import Progress, Telemetry
 from s3dlio_ray.tuning.autoterm import SteadyDetector
+from s3dlio_ray.utilization import UtilizationProgress
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +283,12 @@ class PhaseExecutor:
                         continue
                     worker = task.worker
                     self.telemetry.totals.finish(
-                        task.task_id, worker.node, phase, result.stats, result.by_endpoint
+                        task.task_id,
+                        worker.node,
+                        phase,
+                        result.stats,
+                        result.by_endpoint,
+                        UtilizationProgress.of(result.training) if result.training else None,
                     )
                     if phase == Phase.PUT:
                         written.append(successful_writes(as_key_range(task.keys), result))

@@ -16,12 +16,17 @@ from typing import TYPE_CHECKING
 
 from s3dlio_ray.compare import CONFIGURATION_COLUMNS, Named, configuration_rows
 from s3dlio_ray.report import (
+    ACCELERATOR_COLUMNS,
     ENDPOINT_COLUMNS,
+    EPOCH_COLUMNS,
     NODE_COLUMNS,
     SUMMARY_COLUMNS,
+    accelerator_rows,
     endpoint_rows,
+    epoch_rows,
     node_rows,
     summary_rows,
+    training_line,
 )
 from s3dlio_ray.results import RunResult, SeriesRow
 from s3dlio_ray.stats import LatencyHistogram, bucket_upper_bound
@@ -297,6 +302,56 @@ def comparison_chart(named: Named) -> str:
     return _svg(figure, "comparison")
 
 
+def au_chart(result: RunResult) -> str:
+    """Each node's accelerator utilization over time in train phases, with the threshold."""
+    rows = [row for row in result.timeseries if row.au is not None]
+    if not rows:
+        return "<p class='meta'>accelerator utilization over time: no samples</p>"
+    figure = _figure()
+    axes = figure.axes[0]
+    _shade_phases(axes, phase_spans(result.timeseries))
+    for index, (node, points) in enumerate(sorted(_lines(rows, "au").items())):
+        xs, ys = zip(*sorted(points), strict=True)
+        axes.plot(
+            xs,
+            [y * 100 for y in ys],
+            color=COLORS[index % len(COLORS)],
+            label=node,
+            gid=f"node-{node}",
+        )
+    thresholds = {p.training.au_threshold for p in result.phases if p.training} - {None}
+    for threshold in sorted(thresholds):
+        axes.axhline(
+            threshold * 100,
+            color="#c0392b",
+            linestyle="--",
+            label=f"threshold {threshold * 100:.0f}%",
+            gid="threshold",
+        )
+    axes.set_ylabel("AU %")
+    axes.set_ylim(0, 105)
+    axes.set_title("accelerator utilization per node")
+    _plain_ticks(axes)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
+    return _svg(figure, "au")
+
+
+def training_section(result: RunResult) -> str:
+    """Per train phase: the line, the epochs, the slowest accelerators; then AU over time."""
+    phases = [p for p in result.phases if p.training is not None]
+    if not phases:
+        return ""
+    parts = ["<h2>Training</h2>"]
+    for phase in phases:
+        training = phase.training
+        assert training is not None
+        parts.append(f'<p class="meta">{_esc(training_line(training))}</p>')
+        parts.append(_table(EPOCH_COLUMNS, epoch_rows(training)))
+        parts.append(_table(ACCELERATOR_COLUMNS, accelerator_rows(training)))
+    parts.append(au_chart(result))
+    return "\n".join(parts)
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows)
@@ -338,6 +393,7 @@ s3dlio-ray {_esc(result.tool_version)}</p>{error}
 <h2>Summary</h2>{_table(SUMMARY_COLUMNS, summary_rows(result))}
 <h2>By node</h2>{_table(NODE_COLUMNS, node_rows(result))}
 {by_endpoint}
+{training_section(result)}
 <h2>Throughput over time</h2>
 {throughput_chart(result)}
 <h2>Latency per operation</h2>

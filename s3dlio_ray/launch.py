@@ -145,6 +145,8 @@ async def execute(
                 telemetry.rates,
                 telemetry.totals.concurrency,
                 executor.actors_per_node(),
+                telemetry.totals.training,
+                telemetry.au,
             )
             exporter = MetricsExporter(
                 view,

@@ -24,6 +24,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from s3dlio_ray.stats import SUB_BUCKETS, LatencyHistogram, OpStats, bucket_upper_bound
+from s3dlio_ray.utilization import UtilizationProgress
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,10 @@ class MetricsView:
     rates: Mapping[tuple[str, str], float] = field(default_factory=dict)
     concurrency: Callable[[], Mapping[str, tuple[int, int]]] = dict
     actors: Mapping[str, int] = field(default_factory=dict)
+    training: Mapping[str, UtilizationProgress] = field(default_factory=dict)
+    """A train phase's accelerators per node, cumulative."""
+    au: Mapping[str, float] = field(default_factory=dict)
+    """Each node's accelerator utilization over the last gathering interval."""
 
 
 def histogram_buckets(hist: LatencyHistogram) -> list[tuple[str, float]]:
@@ -110,6 +115,7 @@ class RunCollector(Collector):
         for node, count in sorted(view.actors.items()):
             actors.add_metric([node], count)
         yield actors
+        yield from _training(view)
         histogram = HistogramMetricFamily(
             f"{PREFIX}_request_latency_seconds",
             "Object operation latency",
@@ -121,6 +127,29 @@ class RunCollector(Collector):
         info = InfoMetricFamily(f"{PREFIX}_run", "The run: id, workload, configuration")
         info.add_metric([], self.run_info)
         yield info
+
+
+def _training(view: MetricsView) -> Iterator:
+    """A train phase's simulated accelerators per node: utilization, samples, epoch."""
+    au = GaugeMetricFamily(
+        f"{PREFIX}_accelerator_utilization",
+        "Compute time over wall time of the node's simulated accelerators, last interval (0..1)",
+        labels=["node"],
+    )
+    samples = CounterMetricFamily(
+        f"{PREFIX}_samples", "Samples the simulated accelerators computed on", labels=["node"]
+    )
+    epoch = GaugeMetricFamily(
+        f"{PREFIX}_epoch",
+        "The training epoch the node's accelerators are in (from 1)",
+        labels=["node"],
+    )
+    for node, progress in sorted(view.training.items()):
+        samples.add_metric([node], progress.samples)
+        epoch.add_metric([node], progress.epoch)
+    for node, value in sorted(view.au.items()):
+        au.add_metric([node], value)
+    yield from (au, samples, epoch)
 
 
 class MetricsExporter:

@@ -19,7 +19,9 @@ from s3dlio_ray.results import (
     Phase,
     RunResult,
     Summary,
+    TrainingResult,
 )
+from s3dlio_ray.tuning.parts import MIB
 
 
 def load_result(path: str | Path) -> RunResult:
@@ -88,7 +90,7 @@ def summary_rows(result: RunResult) -> list[list[str]]:
     rows = []
     for phase in result.phases:
         s = phase.summary
-        reads = phase.phase in (Phase.GET, Phase.RESTORE)
+        reads = phase.phase in (Phase.GET, Phase.RESTORE, Phase.TRAIN)
         verified = f"{phase.verified}/{s.objects + s.errors}" if reads else "-"
         rows.append(
             [
@@ -154,6 +156,69 @@ def endpoint_rows(result: RunResult) -> list[list[str]]:
     ]
 
 
+EPOCH_COLUMNS = ("epoch", "samples", "samples/s", "GB/s", "waiting s", "AU %", "AU")
+ACCELERATOR_COLUMNS = ("accelerator", "node", "samples", "samples/s", "waiting s", "AU %")
+ACCELERATORS_LISTED = 16
+"""Up to this many accelerators get a row each; beyond, the slowest ones do."""
+
+
+def _verdict(passed: bool | None) -> str:
+    return "-" if passed is None else ("pass" if passed else "FAIL")
+
+
+def epoch_rows(training: TrainingResult) -> list[list[str]]:
+    """Per epoch, for the whole cluster: samples, rates, time waiting for data, AU."""
+    return [
+        [
+            str(e.epoch),
+            str(e.samples),
+            f"{e.samples_per_s:.1f}",
+            f"{e.gbps:.3f}",
+            f"{e.wait_s:.2f}",
+            f"{e.au * 100:.1f}",
+            _verdict(e.passed),
+        ]
+        for e in training.by_epoch()
+    ]
+
+
+def accelerator_rows(training: TrainingResult) -> list[list[str]]:
+    """Per accelerator over all epochs, lowest AU first (where a slow node shows)."""
+    accelerators = sorted(training.by_accelerator(), key=lambda a: a.au)
+    return [
+        [
+            str(a.rank),
+            a.node,
+            str(a.samples),
+            f"{a.samples / a.elapsed_s if a.elapsed_s > 0 else 0.0:.1f}",
+            f"{a.wait_s:.2f}",
+            f"{a.au * 100:.1f}",
+        ]
+        for a in accelerators[:ACCELERATORS_LISTED]
+    ]
+
+
+def training_line(training: TrainingResult) -> str:
+    """One line: AU against its threshold, the shape of the run, what was dropped, memory."""
+    threshold = (
+        f" (threshold {training.au_threshold * 100:.0f}%: {_verdict(training.passed)})"
+        if training.au_threshold is not None
+        else ""
+    )
+    epochs = len(training.by_epoch())
+    line = (
+        f"train: AU {training.au * 100:.1f}%{threshold} over {epochs} epochs of "
+        f"{training.steps_per_epoch} steps x {training.batch_size} samples on "
+        f"{training.accelerators} accelerators, {training.computation_time_s:g} s compute per step"
+    )
+    if training.dropped_per_epoch:
+        line += f"; {training.dropped_per_epoch} samples per epoch dropped (not a whole step)"
+    peak = f"{training.buffered_peak / MIB:.1f} MiB"
+    if training.memory_budget is not None:
+        return f"{line}; buffered at most {peak} of {training.memory_budget / MIB:.0f} MiB"
+    return f"{line}; buffered at most {peak} per actor"
+
+
 def _rich_table(title: str, columns: Sequence[str], rows: list[list[str]]) -> Table:
     table = Table(title=title, title_justify="left")
     for column in columns:
@@ -190,6 +255,14 @@ def print_summary(result: RunResult, console: Console, paths: Sequence[Path] = (
                 f"{phase.objects} shards ({phase.gbps:.3f} GB/s)",
                 highlight=False,
             )
+        if phase.training is not None:
+            console.print(_rich_table("train by epoch", EPOCH_COLUMNS, epoch_rows(phase.training)))
+            if phase.training.accelerators > 1:
+                title = "train by accelerator (lowest AU first)"
+                rows = accelerator_rows(phase.training)
+                console.print(_rich_table(title, ACCELERATOR_COLUMNS, rows))
+            style = "red" if phase.training.passed is False else "default"
+            console.print(training_line(phase.training), style=style, highlight=False)
         if set(phase.checks) - {"content"}:
             counts = ", ".join(f"{check} {count}" for check, count in phase.checks.items())
             console.print(f"{phase.phase} checked by: {counts}", highlight=False)

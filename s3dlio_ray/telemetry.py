@@ -16,6 +16,7 @@ from s3dlio_ray.engine import EngineSnapshot
 from s3dlio_ray.results import Phase, SeriesRow
 from s3dlio_ray.stats import OpStats
 from s3dlio_ray.tuning.autoterm import steadiness_rate
+from s3dlio_ray.utilization import UtilizationProgress
 
 EndpointStats = Mapping[str, OpStats]
 
@@ -28,6 +29,7 @@ class _Task:
     seen_endpoints: dict[str, OpStats] = field(default_factory=dict)
     limit: int = 0
     in_flight: int = 0
+    seen_training: UtilizationProgress = field(default_factory=UtilizationProgress)
 
 
 class LiveTotals:
@@ -42,6 +44,8 @@ class LiveTotals:
         self.totals: dict[tuple[str, str], OpStats] = {}
         self.endpoints: dict[tuple[str, str, str], OpStats] = {}
         """The same per (node, operation, endpoint that answered)."""
+        self.training: dict[str, UtilizationProgress] = {}
+        """A train phase's accelerators per node: compute and counted time, samples, epoch."""
         self._tasks: dict[int, _Task] = {}
         self._finished: set[int] = set()
 
@@ -51,16 +55,31 @@ class LiveTotals:
         task = self._tasks.setdefault(task_id, _Task(node, str(snapshot.phase)))
         self._add(task, snapshot.stats, snapshot.by_endpoint)
         task.limit, task.in_flight = snapshot.limit, snapshot.in_flight
+        if snapshot.training is not None:
+            self._add_training(task, snapshot.training)
 
     def finish(
-        self, task_id: int, node: str, phase: str, final: OpStats, by_endpoint: EndpointStats
+        self,
+        task_id: int,
+        node: str,
+        phase: str,
+        final: OpStats,
+        by_endpoint: EndpointStats,
+        training: UtilizationProgress | None = None,
     ) -> None:
         """The task's own final statistics: count what the snapshots had not yet seen."""
         if task_id in self._finished:
             return
         task = self._tasks.pop(task_id, None) or _Task(node, str(phase))
         self._add(task, final, by_endpoint)
+        if training is not None:
+            self._add_training(task, training)
         self._finished.add(task_id)
+
+    def _add_training(self, task: _Task, cumulative: UtilizationProgress) -> None:
+        seen, task.seen_training = task.seen_training, cumulative
+        total = self.training.get(task.node, UtilizationProgress())
+        self.training[task.node] = total + (cumulative - seen)
 
     def abandon(self, task_id: int) -> None:
         """A task whose engine died: keep what it did, stop expecting more."""
@@ -99,6 +118,9 @@ class Progress:
     limit: int
     in_flight: int
     node_gbps: dict[str, float] = field(default_factory=dict)
+    au: float | None = None
+    """A train phase: the cluster's accelerator utilization over the last second."""
+    epoch: int | None = None
 
 
 class Telemetry:
@@ -110,6 +132,9 @@ class Telemetry:
         self.series: list[SeriesRow] = []
         self._started = self._last_sample = time.perf_counter()
         self._sampled: dict[tuple[str, str], OpStats] = {}
+        self._sampled_training: dict[str, UtilizationProgress] = {}
+        self.au: dict[str, float] = {}
+        """Each node's accelerator utilization over the last sample (a train phase)."""
 
     def sample(self, phase: Phase) -> float:
         """Rates since the previous sample, and one time-series row per node for this phase.
@@ -121,6 +146,7 @@ class Telemetry:
         now = time.perf_counter()
         elapsed = max(now - self._last_sample, 1e-9)
         concurrency = self.totals.concurrency()
+        self._utilization()
         moved_bytes = moved_ops = 0
         for (node, op), stats in self.totals.totals.items():
             delta = stats.since(self._sampled.get((node, op), OpStats()))
@@ -142,10 +168,21 @@ class Telemetry:
                         self.rates[(node, op)] / 1e9,
                         limit,
                         in_flight,
+                        self.au.get(node) if op == Phase.TRAIN else None,
                     )
                 )
         self._last_sample = now
         return steadiness_rate(moved_bytes, moved_ops, elapsed)
+
+    def _utilization(self) -> None:
+        """Each node's AU since the previous sample: compute time over counted time."""
+        for node, progress in self.totals.training.items():
+            delta = progress - self._sampled_training.get(node, UtilizationProgress())
+            self._sampled_training[node] = progress
+            if delta.counted_s > 0:
+                self.au[node] = min(1.0, delta.compute_s / delta.counted_s)
+            else:
+                self.au.pop(node, None)
 
     def progress(self, phase: Phase, nodes: list[str]) -> Progress:
         phase_totals = [s for (_, op), s in self.totals.totals.items() if op == phase]
@@ -159,4 +196,8 @@ class Telemetry:
             sum(limit for limit, _ in concurrency.values()),
             sum(in_flight for _, in_flight in concurrency.values()),
             node_gbps,
+            sum(self.au.values()) / len(self.au) if phase == Phase.TRAIN and self.au else None,
+            max((p.epoch for p in self.totals.training.values()), default=None)
+            if phase == Phase.TRAIN
+            else None,
         )

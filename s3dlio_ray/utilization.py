@@ -9,7 +9,7 @@ injected so the arithmetic is tested without sleeping.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from s3dlio_ray.results import AcceleratorEpoch
@@ -24,12 +24,31 @@ class UtilizationProgress:
     samples: int = 0
     epoch: int = 0
 
+    @classmethod
+    def of(cls, epochs: Sequence[AcceleratorEpoch]) -> UtilizationProgress:
+        """What finished epochs add up to."""
+        return cls(
+            sum(e.compute_s for e in epochs),
+            sum(e.counted_s for e in epochs),
+            sum(e.samples for e in epochs),
+            max((e.epoch for e in epochs), default=0),
+        )
+
     def __add__(self, other: UtilizationProgress) -> UtilizationProgress:
         return UtilizationProgress(
             self.compute_s + other.compute_s,
             self.counted_s + other.counted_s,
             self.samples + other.samples,
             max(self.epoch, other.epoch),
+        )
+
+    def __sub__(self, earlier: UtilizationProgress) -> UtilizationProgress:
+        """What was added since `earlier` (the epoch is the later one's)."""
+        return UtilizationProgress(
+            self.compute_s - earlier.compute_s,
+            self.counted_s - earlier.counted_s,
+            self.samples - earlier.samples,
+            self.epoch,
         )
 
 
@@ -103,9 +122,5 @@ class AcceleratorClock:
         running = now - self._compute_from if self._compute_from is not None else 0.0
         compute = self._compute_s + running
         counted = now - self._first_ready if self._first_ready is not None else 0.0
-        done = UtilizationProgress(
-            sum(e.compute_s for e in self._epochs),
-            sum(e.counted_s for e in self._epochs),
-            sum(e.samples for e in self._epochs),
-        )
-        return done + UtilizationProgress(compute, counted, self._samples, self._epoch)
+        running_epoch = UtilizationProgress(compute, counted, self._samples, self._epoch)
+        return UtilizationProgress.of(self._epochs) + running_epoch

@@ -56,7 +56,7 @@ def _with_header(head: bytes, name: bytes, value: bytes) -> bytes:
 class FaultProxy:
     """Runs on its own thread and event loop, on `host` (a loopback address), in front of
     `target`; `peers` records the source address of every connection, `requests` counts what it
-    answered."""
+    answered, `seen` holds every request (method, target, head)."""
 
     def __init__(
         self, target: str, rules: list[Rule] | None = None, host: str = "127.0.0.1"
@@ -68,6 +68,7 @@ class FaultProxy:
         self.applied: list[tuple[str, str, str]] = []
         self.peers: list[str] = []
         self.requests = 0
+        self.seen: list[Request] = []
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -138,6 +139,7 @@ class FaultProxy:
             method, target = head.split(b" ", 2)[:2]
             request = Request(method.decode(), target.decode(), head)
             self.requests += 1
+            self.seen.append(request)
             fault = self._pick(request)
             if fault == "kill":
                 await self._kill()

@@ -162,7 +162,7 @@ class Train:
     async def _accelerator(self, clock: AcceleratorClock, queue: asyncio.Queue) -> None:
         training = self._training
         try:
-            for epoch in range(training.epochs):
+            for epoch in range(1, training.epochs + 1):
                 mine = batches(
                     self._order(epoch),
                     clock.rank,
