@@ -367,7 +367,12 @@ def scraped_run(ray_cluster, prometheus, moto_url, boto3_s3, tmp_path_factory) -
         concurrency=1,
         metrics_port=metrics_port,
         metrics_linger_s=4,
-        phases="put,get,cleanup",
+        phases="put,get,datagen,train,cleanup",
+        num_files_train=60,
+        record_length_bytes="16KiB",
+        read_threads=1,
+        prefetch_size=0,
+        computation_time=0.1,
     )
 
     async def main():

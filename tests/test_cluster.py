@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import statistics
 import urllib.request
 
 import pytest
@@ -59,6 +60,13 @@ def test_prometheus_scrapes_per_node_series_that_match_the_result(scraped_run):
     assert float(p99[0]["value"][1]) >= 0.15
     actors = run.query("s3dlio_ray_actors")
     assert {s["metric"]["node"] for s in actors} == set(run.result.cluster.nodes)
+    # training: AU per node while the train phase ran (0.15 s reads, 0.1 s compute: ~40%)
+    au = run.query_range("s3dlio_ray_accelerator_utilization")
+    assert {s["metric"]["node"] for s in au} == set(run.result.cluster.nodes)
+    values = [float(v) for s in au for _, v in s["values"]]
+    assert all(0 <= v <= 1 for v in values) and 0.15 < statistics.median(values) < 0.7, values
+    samples = run.query("sum(s3dlio_ray_samples_total)")
+    assert float(samples[0]["value"][1]) == run.result.phase("train").training.samples == 60
 
 
 def test_a_node_removed_during_put_loses_no_key_and_counts_none_twice(

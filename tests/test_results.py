@@ -51,6 +51,7 @@ def test_time_series_has_a_row_per_second_per_node_and_adds_up(scraped_run, tmp_
         "gbps",
         "concurrency",
         "in_flight",
+        "au",
     }
     for phase in result.phases:
         mine = [r for r in rows if r["op"] == phase.phase]
@@ -61,6 +62,9 @@ def test_time_series_has_a_row_per_second_per_node_and_adds_up(scraped_run, tmp_
             times = [float(r["t_s"]) for r in mine if r["node"] == node]
             gaps = [b - a for a, b in itertools.pairwise(times)]
             assert len(times) >= 3 and all(0.5 < g < 2.0 for g in gaps[:-1]), gaps
+    train = [r for r in rows if r["op"] == "train"]
+    assert all(0 <= float(r["au"]) <= 1 for r in train if r["au"])
+    assert len([r for r in train if r["au"]]) >= 3 * len(result.cluster.nodes)
 
 
 V1_RESULT = json.loads((ROOT / "tests" / "data" / "result-v1.json").read_text())
