@@ -630,6 +630,12 @@ class Settings:
         "training",
         "metric.au: the accelerator utilization a train phase must reach to pass (0.9: 90 percent)",
     )
+    find_max_accelerators: bool = setting(
+        False,
+        _parse_bool,
+        "training",
+        "search the most accelerators_per_node whose AU holds au_threshold (one-epoch tries)",
+    )
     memory_budget_mb: int | None = setting(
         None,
         _optional(_int_range(1, 10**7)),
@@ -1043,6 +1049,8 @@ def _check(settings: Settings) -> None:
                 f"to {LISTED_IN_ORDER:,} objects (obj-NNNNNNNN); use fewer objects for a list "
                 "phase, or list them as existing data (source: existing)"
             )
+    if settings.find_max_accelerators and Phase.TRAIN not in settings.phase_names:
+        raise ConfigError("find_max_accelerators: it searches a train phase; add one to phases")
     if settings.op_log and settings.client == Client.BOTO3:
         raise ConfigError("op_log: the boto3 baseline keeps no op-log; set client: engine")
     if settings.bind_addresses and settings.client == Client.BOTO3:
@@ -1074,6 +1082,11 @@ READS_EXISTING = (Phase.GET, Phase.STAT, Phase.DELETE, Phase.LIST, Phase.MIXED, 
 
 
 def _check_train(settings: Settings, phase: Settings, index: int) -> None:
+    if phase.find_max_accelerators and phase.au_threshold is None:
+        raise ConfigError(
+            "find_max_accelerators: the search keeps AU at au_threshold: set one (metric.au, "
+            "MLPerf Storage's 0.9 for unet3d and resnet50, 0.7 for cosmoflow)"
+        )
     generated = phase.source == Source.GENERATED
     if generated and Phase.DATAGEN not in settings.phase_names[:index] and not settings.run_id:
         raise ConfigError(

@@ -219,6 +219,62 @@ def training_line(training: TrainingResult) -> str:
     return f"{line}; buffered at most {peak} per actor"
 
 
+SEARCH_COLUMNS = ("try", "per node", "accelerators", "AU %", "samples/s", "GB/s", "AU")
+
+
+def _tries(result: RunResult) -> list[tuple[int, TrainingResult]]:
+    """A search's train phases: (accelerators per node, what the try measured)."""
+    nodes = max(len(result.cluster.nodes), 1)
+    return [
+        (p.training.accelerators // nodes, p.training)
+        for p in result.phases
+        if p.training is not None
+    ]
+
+
+def search_rows(result: RunResult) -> list[list[str]]:
+    """find_max_accelerators: each try in the order it ran."""
+    rows = []
+    for number, (per_node, training) in enumerate(_tries(result), 1):
+        epoch = training.by_epoch()
+        rate = sum(e.samples_per_s for e in epoch) / len(epoch) if epoch else 0.0
+        gbps = sum(e.gbps for e in epoch) / len(epoch) if epoch else 0.0
+        rows.append(
+            [
+                str(number),
+                str(per_node),
+                str(training.accelerators),
+                f"{training.au * 100:.1f}",
+                f"{rate:.1f}",
+                f"{gbps:.3f}",
+                _verdict(training.passed),
+            ]
+        )
+    return rows
+
+
+def search_answer(result: RunResult) -> str:
+    """The most accelerators per node whose AU held, in one line."""
+    tries = _tries(result)
+    if not tries:
+        return "find-max-accelerators: no try ran"
+    threshold = f"{(tries[0][1].au_threshold or 0) * 100:.0f}%"
+    held = [n for n, t in tries if t.passed]
+    failed = [n for n, t in tries if not t.passed]
+    if not held:
+        return f"find-max-accelerators: even 1 accelerator per node stays below AU {threshold}"
+    best = max(held)
+    if not [n for n in failed if n > best]:
+        return (
+            f"find-max-accelerators: at least {best} accelerators per node keep AU at "
+            f"{threshold} or above; the dataset has samples for no more (write more files)"
+        )
+    return (
+        f"find-max-accelerators: {best} accelerators per node keep AU at {threshold} or above; "
+        f"{min(n for n in failed if n > best)} do not"
+    )
+
+
 def _rich_table(title: str, columns: Sequence[str], rows: list[list[str]]) -> Table:
     table = Table(title=title, title_justify="left")
     for column in columns:
@@ -248,6 +304,11 @@ def print_summary(result: RunResult, console: Console, paths: Sequence[Path] = (
         console.print(_rich_table("by node", NODE_COLUMNS, node_rows(result)))
     if any(len(p.endpoints) > 1 for p in result.phases):
         console.print(_rich_table("by endpoint", ENDPOINT_COLUMNS, endpoint_rows(result)))
+    search = bool(result.settings.get("find_max_accelerators"))
+    if search:
+        title = "find-max-accelerators (one epoch per try)"
+        console.print(_rich_table(title, SEARCH_COLUMNS, search_rows(result)))
+        console.print(search_answer(result), highlight=False)
     for phase in result.phases:
         if phase.phase in (Phase.CHECKPOINT, Phase.RESTORE):
             console.print(
@@ -255,7 +316,7 @@ def print_summary(result: RunResult, console: Console, paths: Sequence[Path] = (
                 f"{phase.objects} shards ({phase.gbps:.3f} GB/s)",
                 highlight=False,
             )
-        if phase.training is not None:
+        if phase.training is not None and not search:
             console.print(_rich_table("train by epoch", EPOCH_COLUMNS, epoch_rows(phase.training)))
             if phase.training.accelerators > 1:
                 title = "train by accelerator (lowest AU first)"

@@ -1,4 +1,5 @@
-"""Accelerator utilization (AU) accounting for one simulated accelerator, on any clock.
+"""Accelerator utilization (AU) accounting for one simulated accelerator, on any clock, and the
+search for the most accelerators whose AU holds.
 
 AU is compute time over the time it is measured across, as MLPerf Storage defines it: the
 measurement starts when an epoch's first batch is ready (the first step's I/O is left out) and
@@ -9,7 +10,7 @@ injected so the arithmetic is tested without sleeping.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from s3dlio_ray.results import AcceleratorEpoch
@@ -124,3 +125,32 @@ class AcceleratorClock:
         counted = now - self._first_ready if self._first_ready is not None else 0.0
         running_epoch = UtilizationProgress(compute, counted, self._samples, self._epoch)
         return UtilizationProgress.of(self._epochs) + running_epoch
+
+
+async def most_that_hold(
+    holds: Callable[[int], Awaitable[bool]],
+    most: int,
+    stopped: Callable[[], bool] = lambda: False,
+) -> int:
+    """The largest count in 1..`most` for which `holds` answers True, as MLPerf Storage
+    submitters search accelerators by hand: double while it holds, then bisect between the last
+    count that held and the first that did not (0: not even 1 holds). Assumes that once a count
+    fails every larger one does; `stopped` ends the search early with what is known."""
+    held, failed, count = 0, None, 1
+    while count <= most and failed is None and not stopped():
+        if await holds(count):
+            held, count = count, count * 2
+        else:
+            failed = count
+    if failed is None and 0 < held < most and not stopped():
+        if await holds(most):
+            held = most
+        else:
+            failed = most
+    while failed is not None and failed - held > 1 and not stopped():
+        middle = (held + failed) // 2
+        if await holds(middle):
+            held = middle
+        else:
+            failed = middle
+    return held

@@ -328,3 +328,37 @@ def test_training_settings_that_cannot_work_are_refused_in_one_line(moto_url, bu
             ),
             moto_url,
         )
+
+
+def test_find_max_accelerators_answers_the_most_a_rate_limited_store_keeps_busy(moto_url, bucket):
+    """A store capped at 12 reads a second; each accelerator needs 5 a second (0.2 s compute per
+    sample): 2 per node keep AU above 90%, 3 (15 a second) cannot."""
+    settings = train_settings(
+        bucket,
+        executor="local",
+        phases="datagen,train,cleanup",
+        num_files_train=16,
+        record_length_bytes="4KiB",
+        record_length_bytes_stdev=0,
+        batch_size=1,
+        read_threads=2,
+        prefetch_size=1,
+        computation_time=0.2,
+        au_threshold=0.9,
+        rate_limit="12 ops/s",
+        find_max_accelerators=True,
+    )
+    result = run(settings, moto_url)
+    assert result.ok, result.error
+    tries = [(p.training.accelerators, p.training.passed) for p in result.phases if p.training]
+    assert [count for count, _ in tries[:2]] == [1, 2] and all(e for _, e in tries[:2])
+    assert all(len(p.training.by_epoch()) == 1 for p in result.phases if p.training)
+    best = max(count for count, passed in tries if passed)
+    assert (best + 1, False) in tries and 2 <= best <= 3, tries
+    console = Console(record=True, width=200)
+    print_summary(result, console)
+    text = console.export_text()
+    assert f"find-max-accelerators: {best} accelerators per node keep AU at 90% or above" in text
+    assert "find-max-accelerators (one epoch per try)" in text
+    with pytest.raises(ConfigError, match="find_max_accelerators: the search keeps AU"):
+        train_settings(bucket, find_max_accelerators=True)

@@ -8,7 +8,7 @@ import pytest
 
 from s3dlio_ray.phases.train import ByteBudget
 from s3dlio_ray.results import AcceleratorEpoch, TrainingResult
-from s3dlio_ray.utilization import AcceleratorClock, UtilizationProgress
+from s3dlio_ray.utilization import AcceleratorClock, UtilizationProgress, most_that_hold
 
 
 class FakeClock:
@@ -110,3 +110,29 @@ def test_the_byte_budget_never_hands_out_more_than_it_holds_and_serves_in_order(
         return order
 
     assert asyncio.run(main()) == ["big", "small"]
+
+
+@pytest.mark.parametrize("most", [1, 2, 5, 8, 13, 64, 100])
+def test_the_search_finds_the_largest_count_that_holds_doubling_then_bisecting(most):
+    for limit in range(0, most + 1):
+        tries: list[int] = []
+
+        async def holds(count: int, limit: int = limit, tries: list[int] = tries) -> bool:
+            tries.append(count)
+            return count <= limit
+
+        assert asyncio.run(most_that_hold(holds, most)) == limit
+        assert len(tries) == len(set(tries)) <= 2 * most.bit_length() + 1  # no count tried twice
+        doubling = [t for t in tries if t & (t - 1) == 0]
+        assert tries[: len(doubling)] == doubling  # the doubling comes first
+
+
+def test_a_stopped_search_answers_what_it_knows():
+    tries: list[int] = []
+
+    async def holds(count: int) -> bool:
+        tries.append(count)
+        return True
+
+    assert asyncio.run(most_that_hold(holds, 100, stopped=lambda: len(tries) >= 3)) == 4
+    assert tries == [1, 2, 4]

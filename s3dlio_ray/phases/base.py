@@ -219,6 +219,11 @@ class Transfers(Protocol):
         """The nodes the engines run on (a train phase has accelerators on each)."""
         ...
 
+    @property
+    def interrupted(self) -> bool:
+        """The run was asked to stop: start no further phase."""
+        ...
+
     async def run_phase(self, spec: PhaseSpec, keys: Sequence[str]) -> PhaseOutcome: ...
 
     async def pause(self, seconds: float) -> None:

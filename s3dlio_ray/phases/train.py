@@ -38,7 +38,7 @@ from s3dlio_ray.phases.base import (
 )
 from s3dlio_ray.results import Phase, PhaseResult, TrainingResult
 from s3dlio_ray.s3.client import PartGate
-from s3dlio_ray.utilization import AcceleratorClock, UtilizationProgress
+from s3dlio_ray.utilization import AcceleratorClock, UtilizationProgress, most_that_hold
 from s3dlio_ray.workload import ObjectData
 
 
@@ -303,22 +303,46 @@ def dataset_of(settings: Settings, run: Run) -> Dataset:
 
 
 class TrainStep:
+    """A train phase; with `find_max_accelerators`, the search for the most accelerators per
+    node whose AU stays at the threshold (each try a train phase of its own in the result)."""
+
     async def run(self, run: Run, index: int) -> None:
         settings = run.settings_for(index)
         if settings.source == Source.EXISTING:
-            dataset = Dataset.existing(
-                await run.existing_keys(settings), settings.num_samples_per_file
-            )
+            listed = await run.existing_keys(settings)
+            dataset = Dataset.existing(listed, settings.num_samples_per_file)
         else:
             dataset = dataset_of(settings, run)
+        if settings.find_max_accelerators:
+            await self._search(run, settings, dataset)
+        else:
+            await self._train(run, settings, dataset)
+
+    async def _search(self, run: Run, settings: Settings, dataset: Dataset) -> None:
+        """Each try a one-epoch train phase at a count of accelerators per node."""
+        nodes = len(run.executor.nodes)
+        most = dataset.samples // (settings.batch_size * nodes)
+        if most < 1:
+            self._refuse(dataset, settings, nodes)
+
+        async def holds(count: int) -> bool:
+            tried = replace(settings, accelerators_per_node=count, epochs=1)
+            return bool((await self._train(run, tried, dataset)).passed)
+
+        await most_that_hold(holds, most, lambda: run.executor.interrupted)
+
+    def _refuse(self, dataset: Dataset, settings: Settings, accelerators: int) -> None:
+        raise ConfigError(
+            f"train: {dataset.samples} samples cannot fill one step of batch_size "
+            f"{settings.batch_size} on {accelerators} accelerators; write more files "
+            "(num_files_train) or lower batch_size or accelerators_per_node"
+        )
+
+    async def _train(self, run: Run, settings: Settings, dataset: Dataset) -> TrainingResult:
         accelerators = settings.accelerators_per_node * len(run.executor.nodes)
         training = training_spec(settings, dataset, accelerators, run.run_id)
         if training.steps < 1:
-            raise ConfigError(
-                f"train: {dataset.samples} samples cannot fill one step of batch_size "
-                f"{settings.batch_size} on {accelerators} accelerators; write more files "
-                "(num_files_train) or lower batch_size or accelerators_per_node"
-            )
+            self._refuse(dataset, settings, accelerators)
         spec = PhaseSpec(
             Phase.TRAIN,
             run.bucket,
@@ -349,6 +373,7 @@ class TrainStep:
             )
 
         await run_recorded(run, spec, range(accelerators), described)
+        return run.phases[-1].training or TrainingResult()
 
 
 TRAIN = TrainStep()
