@@ -27,6 +27,7 @@ __all__ = [
     "RunResult",
     "S3DlioRayError",
     "Settings",
+    "TrainingResult",
     "__version__",
     "cleanup_run",
     "compare",
@@ -47,6 +48,7 @@ _WHERE = {
     "PhaseResult": "s3dlio_ray.results",
     "RunResult": "s3dlio_ray.results",
     "Settings": "s3dlio_ray.config",
+    "TrainingResult": "s3dlio_ray.results",
     "load_result": "s3dlio_ray.report",
     "Hooks": "s3dlio_ray.api",
     "RunHandle": "s3dlio_ray.api",
@@ -77,7 +79,7 @@ if TYPE_CHECKING:
     from s3dlio_ray.embedded import EmbeddedS3
     from s3dlio_ray.errors import ConfigError, S3DlioRayError
     from s3dlio_ray.report import load_result
-    from s3dlio_ray.results import EndedBy, Phase, PhaseResult, RunResult
+    from s3dlio_ray.results import EndedBy, Phase, PhaseResult, RunResult, TrainingResult
 
 
 def __getattr__(name: str) -> Any:

@@ -46,7 +46,12 @@ def _reads_existing(settings: Settings) -> bool:
 
 def _reads_earlier_dataset(settings: Settings) -> bool:
     """A train phase reading the dataset an earlier run's datagen wrote under this run id."""
-    return Phase.TRAIN in settings.phase_names and Phase.DATAGEN not in settings.phase_names
+    trains = [
+        i
+        for i, phase in enumerate(settings.phase_names)
+        if phase == Phase.TRAIN and settings.for_phase(i).source == Source.GENERATED
+    ]
+    return bool(trains) and Phase.DATAGEN not in settings.phase_names
 
 
 DATASET_KEYS = (

@@ -362,3 +362,34 @@ def test_find_max_accelerators_answers_the_most_a_rate_limited_store_keeps_busy(
     assert "find-max-accelerators (one epoch per try)" in text
     with pytest.raises(ConfigError, match="find_max_accelerators: the search keeps AU"):
         train_settings(bucket, find_max_accelerators=True)
+
+
+def test_a_dataset_another_tool_wrote_trains_as_listed_without_a_byte_changed(
+    moto_url, boto3_s3, bucket
+):
+    """Files under a prefix, each split into its samples; read as ranged GETs checked by length,
+    never written, never deleted."""
+    sizes = [3000, 3001, 2999, 4500, 3000, 6000]
+    for number, size in enumerate(sizes):
+        boto3_s3.put_object(Bucket=bucket, Key=f"imagenet/train-{number:03d}.rec", Body=b"x" * size)
+    before = stored_objects(boto3_s3, bucket, "imagenet/")
+    with FaultProxy(moto_url) as recording:
+        settings = train_settings(
+            bucket,
+            executor="local",
+            phases=[{"train": {"source": "existing"}}],
+            prefix="imagenet",
+            num_samples_per_file=3,
+            batch_size=3,
+            accelerators_per_node=2,
+            epochs=2,
+        )
+        result = run(settings, recording.url)
+    assert result.ok, result.error
+    train = result.phase(Phase.TRAIN)
+    assert train.training.samples == 2 * 18 and train.checks == {"length": 36}
+    assert train.stats.bytes == 2 * sum(sizes)
+    starts = Counter(r.range_start for r in recording.seen if "/imagenet/train-" in r.target)
+    assert starts[0] == 12 and starts[1000] == 6 and starts[2000] == 8  # thirds of each file
+    assert not [r for r in recording.seen if r.method in ("PUT", "POST", "DELETE", "HEAD")]
+    assert stored_objects(boto3_s3, bucket, "imagenet/") == before
