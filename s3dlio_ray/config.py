@@ -931,6 +931,9 @@ DLIO_SECTIONS: dict[str, dict[str, str]] = {
 """A DLIO workload file's sections: each key this tool reads, and the setting it sets. Keys
 not listed are DLIO's alone (formats, folders, framework): named in one warning."""
 
+NAMED_BY_A_STRING = ("framework", "model")
+"""DLIO sections that may be one string (`framework: pytorch`, `model: resnet50`)."""
+
 WORKFLOW = (
     ("generate_data", Phase.DATAGEN),
     ("train", Phase.TRAIN),
@@ -949,6 +952,8 @@ def dlio_sections(raw: Mapping[str, Any], source: str) -> tuple[dict[str, Any], 
             flat[key] = value
             continue
         if not isinstance(value, Mapping):
+            if key not in NAMED_BY_A_STRING:
+                raise ConfigError(f"{source}: {key}: expected a mapping of DLIO's {key} keys")
             unused.append(key)
             continue
         if key == "workflow" and "phases" not in raw:

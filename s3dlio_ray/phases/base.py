@@ -269,6 +269,21 @@ def is_timed(phases: Sequence[Phase], index: int, duration_s: float | None) -> b
     return not (phases[index] == Phase.PUT and Phase.MIXED in phases[index:])
 
 
+def spec_of(run: Run, settings: Settings, phase: Phase, **more: Any) -> PhaseSpec:
+    """Phase `phase`'s spec from the run and the phase's settings: what every phase takes from
+    them (bucket, sizes, seed, verification, rate cap, the run's prefix), and `more`."""
+    return PhaseSpec(
+        phase,
+        run.bucket,
+        settings.object_size,
+        run.seed,
+        settings.verify,
+        rate_limit=settings.rate_limit,
+        key_prefix=run_prefix(settings.prefix, run.run_id),
+        **more,
+    )
+
+
 async def run_recorded(
     run: Run,
     spec: PhaseSpec,
@@ -309,22 +324,18 @@ class TransferStep:
             raise ConfigError("phases: list with a manifest has nothing to list; leave it out")
         keys = await self._keys(run, settings)
         timed = is_timed(run.settings.phase_names, index, settings.duration_s)
-        spec = PhaseSpec(
+        spec = spec_of(
+            run,
+            settings,
             self.phase,
-            run.bucket,
-            settings.object_size,
-            run.seed,
-            settings.verify,
-            settings.duration_s if timed else None,
-            settings.rate_limit,
-            settings.autoterm_window_s if settings.autoterm else None,
-            settings.autoterm_pct,
-            settings.mix,
-            run_prefix(settings.prefix, run.run_id),
-            settings.source == Source.EXISTING,
-            settings.epochs,
-            settings.page_size,
-            settings.delete_batch,
+            duration_s=settings.duration_s if timed else None,
+            autoterm_window_s=settings.autoterm_window_s if settings.autoterm else None,
+            autoterm_pct=settings.autoterm_pct,
+            mix=settings.mix,
+            existing=settings.source == Source.EXISTING,
+            epochs=settings.epochs,
+            page_size=settings.page_size,
+            delete_batch=settings.delete_batch,
         )
         outcome = await run_recorded(run, spec, keys)
         if outcome.written is not None:

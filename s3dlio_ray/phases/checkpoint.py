@@ -10,22 +10,13 @@ checkpoint (`ckpt-NNNN-SSSSS` under the run's prefix), which cleanup removes wit
 from __future__ import annotations
 
 from s3dlio_ray.errors import ConfigError
-from s3dlio_ray.keys import checkpoint_shards, run_prefix
-from s3dlio_ray.phases.base import PhaseSpec, Run, run_recorded
+from s3dlio_ray.keys import checkpoint_shards
+from s3dlio_ray.phases.base import PhaseSpec, Run, run_recorded, spec_of
 from s3dlio_ray.results import Phase
 
 
 def _spec(run: Run, phase: Phase, index: int) -> PhaseSpec:
-    settings = run.settings_for(index)
-    return PhaseSpec(
-        phase,
-        run.bucket,
-        settings.object_size,
-        run.seed,
-        settings.verify,
-        rate_limit=settings.rate_limit,
-        key_prefix=run_prefix(settings.prefix, run.run_id),
-    )
+    return spec_of(run, run.settings_for(index), phase)
 
 
 class Checkpoint:

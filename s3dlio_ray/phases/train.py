@@ -35,6 +35,7 @@ from s3dlio_ray.phases.base import (
     TrainingSpec,
     TransferOutcome,
     run_recorded,
+    spec_of,
 )
 from s3dlio_ray.results import Phase, PhaseResult, TrainingResult
 from s3dlio_ray.s3.client import PartGate
@@ -343,17 +344,8 @@ class TrainStep:
         training = training_spec(settings, dataset, accelerators, run.run_id)
         if training.steps < 1:
             self._refuse(dataset, settings, accelerators)
-        spec = PhaseSpec(
-            Phase.TRAIN,
-            run.bucket,
-            settings.object_size,
-            run.seed,
-            settings.verify,
-            rate_limit=settings.rate_limit,
-            key_prefix=run_prefix(settings.prefix, run.run_id),
-            existing=settings.source == Source.EXISTING,
-            training=training,
-        )
+        existing = settings.source == Source.EXISTING
+        spec = spec_of(run, settings, Phase.TRAIN, existing=existing, training=training)
         steps = training.steps
 
         def described(result: PhaseResult) -> PhaseResult:
@@ -386,14 +378,7 @@ class Datagen:
 
     async def run(self, run: Run, index: int) -> None:
         settings = run.settings_for(index)
-        spec = PhaseSpec(
-            Phase.DATAGEN,
-            run.bucket,
-            settings.object_size,
-            run.seed,
-            rate_limit=settings.rate_limit,
-            key_prefix=run_prefix(settings.prefix, run.run_id),
-        )
+        spec = spec_of(run, settings, Phase.DATAGEN)
         await run_recorded(run, spec, dataset_of(settings, run).file_list())
 
 
