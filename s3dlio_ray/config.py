@@ -1098,12 +1098,17 @@ def _check_train(settings: Settings, phase: Settings, index: int) -> None:
             "phases: train reads the dataset a datagen phase writes: put datagen before it, "
             "give the run_id of the run that wrote it, or read existing data (source: existing)"
         )
-    budget = phase.memory_budget
-    batch = phase.batch_size * phase.largest_sample
-    if budget is not None and batch > budget:
+    if generated:
+        refuse_a_batch_over_budget(phase, phase.largest_sample)
+
+
+def refuse_a_batch_over_budget(settings: Settings, largest_sample: int) -> None:
+    """A batch is held whole while it computes: one must fit the memory budget."""
+    batch = settings.batch_size * largest_sample
+    if settings.memory_budget is not None and batch > settings.memory_budget:
         raise ConfigError(
-            f"memory_budget_mb: {phase.memory_budget_mb} MiB cannot hold one batch of "
-            f"{phase.batch_size} samples of up to {phase.largest_sample:,} bytes "
+            f"memory_budget_mb: {settings.memory_budget_mb} MiB cannot hold one batch of "
+            f"{settings.batch_size} samples of up to {largest_sample:,} bytes "
             f"({-(-batch // MIB)} MiB); raise memory_budget_mb or lower batch_size"
         )
 

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from s3dlio_ray.checks import ReadCheck
-from s3dlio_ray.config import Settings, Source
+from s3dlio_ray.config import Settings, Source, refuse_a_batch_over_budget
 from s3dlio_ray.control import PhaseControl
 from s3dlio_ray.dataset import Dataset, SampleRead, batches, epoch_order
 from s3dlio_ray.errors import ConfigError
@@ -344,6 +344,7 @@ class TrainStep:
         training = training_spec(settings, dataset, accelerators, run.run_id)
         if training.steps < 1:
             self._refuse(dataset, settings, accelerators)
+        refuse_a_batch_over_budget(settings, dataset.largest_sample)
         existing = settings.source == Source.EXISTING
         spec = spec_of(run, settings, Phase.TRAIN, existing=existing, training=training)
         steps = training.steps
