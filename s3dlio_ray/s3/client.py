@@ -295,9 +295,8 @@ class S3Client:
             answered_by.set(endpoint.url)
             host, path = self._address(endpoint, bucket, key)
             target = path + ("?" + _query(query) if query else "")
-            port = "" if endpoint.port in (80, 443) else f":{endpoint.port}"
-            url = f"{endpoint.scheme}://{host}{port}{target}"
-            signed = self._signer.sign(method, url, headers or {}, payload_hash)
+            host_header = host if endpoint.port in (80, 443) else f"{host}:{endpoint.port}"
+            signed = self._signer.sign(method, host_header, target, headers or {}, payload_hash)
             transport = self._transport_for(endpoint, host)
             start_ns = time.time_ns()
             rotation.in_flight[index] += 1

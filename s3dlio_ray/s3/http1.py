@@ -313,9 +313,11 @@ class _Connection(asyncio.BufferedProtocol):
                 transport.write(view[offset : offset + WRITE_PIECE])
         if not waiter.done() and not self._writable.is_set() and not self.closed:
             await self._wait_progress(self._writable.wait(), waiter, timeout)
+        watchdog = _Watchdog(self, waiter, timeout)
         try:
-            return await self._wait_progress(waiter, waiter, timeout)
+            return await waiter
         finally:
+            watchdog.cancel()
             if not waiter.done():
                 waiter.cancel()
                 self.reusable = False
@@ -323,7 +325,8 @@ class _Connection(asyncio.BufferedProtocol):
     async def _wait_progress(
         self, awaitable: Awaitable[T], waiter: asyncio.Future[Response], timeout: float
     ) -> T | None:
-        """Await `awaitable` while the connection keeps making progress within `timeout`."""
+        """Await `awaitable` (room to write more of a body) while the connection keeps making
+        progress within `timeout`; an early answer in `waiter` ends the wait."""
         task = asyncio.ensure_future(awaitable)
         try:
             while True:
@@ -333,20 +336,48 @@ class _Connection(asyncio.BufferedProtocol):
                 )
                 if task in done:
                     return task.result()
-                if waiter in done and task is not waiter:
+                if waiter in done:
                     waiter.result()
                     return None
-                if not done and self.progress == before:
+                if self.progress == before:
                     error = RequestTimeout(f"no response data for {timeout:g} s")
                     self._fail(error)
                     raise error
         finally:
-            if task is not waiter and not task.done():
+            if not task.done():
                 task.cancel()
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:
             self.transport.close()
+
+
+class _Watchdog:
+    """Fails a response with RequestTimeout once `timeout` passes with no data arriving: one
+    timer, re-armed while the connection makes progress (cheaper per request than waiting on
+    the response and a timeout together)."""
+
+    def __init__(
+        self, connection: _Connection, waiter: asyncio.Future[Response], timeout: float
+    ) -> None:
+        self._connection = connection
+        self._waiter = waiter
+        self._timeout = timeout
+        self._seen = connection.progress
+        self._timer = connection._loop.call_later(timeout, self._check)
+
+    def _check(self) -> None:
+        connection = self._connection
+        if self._waiter.done():
+            return
+        if connection.progress == self._seen:
+            connection._fail(RequestTimeout(f"no response data for {self._timeout:g} s"))
+            return
+        self._seen = connection.progress
+        self._timer = connection._loop.call_later(self._timeout, self._check)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 class Http1Transport:

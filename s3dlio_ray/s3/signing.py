@@ -1,13 +1,14 @@
-"""SigV4 signing and credential discovery, both done by botocore."""
+"""SigV4 signing (here) and credential discovery (botocore)."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import botocore.session
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError
 
@@ -61,34 +62,124 @@ def resolve_region(profile: str | None = None) -> str:
     return region or DEFAULT_REGION
 
 
-class _S3Auth(SigV4Auth):
-    """SigV4 for S3: the path is signed as sent, the payload hash is the caller's choice."""
-
-    def _normalize_url_path(self, path: str) -> str:
-        return path
-
-
 def payload_sha256(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-class Signer:
-    """Signs requests with credentials that botocore may refresh behind our back."""
+NOT_SIGNED = frozenset(
+    {
+        "baggage",
+        "connection",
+        "expect",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "traceparent",
+        "tracestate",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "user-agent",
+        "x-amzn-trace-id",
+    }
+)
+"""Headers SigV4 leaves out of the signature (botocore's list: proxies and hops change them)."""
 
-    def __init__(self, credentials: Credentials, region: str) -> None:
+
+class Signer:
+    """SigV4 for S3, over credentials botocore resolves and may refresh behind our back.
+
+    Written here rather than taken from botocore because its signer costs most of a small
+    request's CPU (a new AWSRequest and email-header objects, a URL parse and the signing key
+    derived again for every request; BENCHMARKS.md, issue 13). This one derives the key once per
+    day, region and secret, and builds the canonical request from the parts the client already
+    has. tests/test_signing.py signs thousands of generated requests both ways and requires the
+    same Authorization header byte for byte.
+    """
+
+    def __init__(self, credentials: Credentials, region: str, service: str = "s3") -> None:
         self._credentials = credentials
         self.region = region
+        self._service = service
+        self._key: tuple[str, str, bytes] = ("", "", b"")
+        self._second = -1
+        self._stamp = ""
+
+    def _timestamp(self, now: float | None) -> str:
+        """The request's X-Amz-Date, formatted once per second."""
+        second = int(time.time() if now is None else now)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
+        return self._stamp
+
+    def _signing_key(self, date: str, secret: str) -> bytes:
+        day, known, key = self._key
+        if day != date or known != secret:
+            key = _hmac(f"AWS4{secret}".encode(), date)
+            for part in (self.region, self._service, "aws4_request"):
+                key = _hmac(key, part)
+            self._key = (date, secret, key)
+        return key
 
     def sign(
-        self, method: str, url: str, headers: dict[str, str], payload_hash: str
+        self,
+        method: str,
+        host: str,
+        target: str,
+        headers: Mapping[str, str],
+        payload_hash: str,
+        now: float | None = None,
     ) -> dict[str, str]:
-        """Headers to send: the given ones plus X-Amz-Date, X-Amz-Content-SHA256, Authorization.
+        """Headers to send for `method target` to `host` (the Host header as sent): the given
+        ones plus X-Amz-Date, X-Amz-Content-SHA256, a session's X-Amz-Security-Token and
+        Authorization. `target` is the path and query as sent, already percent-encoded.
 
         Bulk bodies are sent as UNSIGNED-PAYLOAD (as the AWS SDKs do over TLS): hashing every
         byte would cost more CPU than moving it, and GET bodies are verified end to end anyway.
         """
-        request = AWSRequest(method=method, url=url, headers=dict(headers))
-        request.headers["X-Amz-Content-SHA256"] = payload_hash
         frozen = self._credentials.get_frozen_credentials()
-        _S3Auth(frozen, "s3", self.region).add_auth(request)
-        return dict(request.headers.items())
+        stamp = self._timestamp(now)
+        signed = dict(headers)
+        signed["X-Amz-Date"] = stamp
+        signed["X-Amz-Content-SHA256"] = payload_hash
+        if frozen.token:
+            signed["X-Amz-Security-Token"] = frozen.token
+        values: dict[str, list[str]] = {}
+        for name, value in signed.items():
+            lower = name.lower()
+            if lower not in NOT_SIGNED:
+                values.setdefault(lower, []).append(" ".join(value.split()))
+        values.setdefault("host", [host])
+        names = sorted(values)
+        canonical_headers = "".join(f"{n}:{','.join(values[n])}\n" for n in names)
+        signed_names = ";".join(names)
+        path, _, query = target.partition("?")
+        canonical = (
+            f"{method.upper()}\n{path}\n{_canonical_query(query)}\n{canonical_headers}\n"
+            f"{signed_names}\n{payload_hash}"
+        )
+        date = stamp[:8]
+        scope = f"{date}/{self.region}/{self._service}/aws4_request"
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{digest}"
+        key = self._signing_key(date, frozen.secret_key)
+        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        signed["Authorization"] = (
+            f"AWS4-HMAC-SHA256 Credential={frozen.access_key}/{scope}, "
+            f"SignedHeaders={signed_names}, Signature={signature}"
+        )
+        return signed
+
+
+def _hmac(key: bytes, message: str) -> bytes:
+    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+
+
+def _canonical_query(query: str) -> str:
+    """The query's pairs sorted, each KEY=VALUE as sent (a bare key gets an empty value)."""
+    if not query:
+        return ""
+    pairs = sorted(pair.partition("=")[::2] for pair in query.split("&"))
+    return "&".join(f"{key}={value}" for key, value in pairs)
