@@ -26,7 +26,7 @@ from s3dlio_ray.s3.errors import S3ConnectionError, S3Error, parse_error
 from s3dlio_ray.s3.http1 import Http1Transport
 from s3dlio_ray.s3.http2 import Http2Transport
 from s3dlio_ray.s3.retry import RetryPolicy
-from s3dlio_ray.s3.signing import UNSIGNED_PAYLOAD, Signer, payload_sha256
+from s3dlio_ray.s3.signing import EMPTY_PAYLOAD, UNSIGNED_PAYLOAD, Signer, payload_sha256
 from s3dlio_ray.s3.transport import (
     Buffer,
     CertificateError,
@@ -284,7 +284,7 @@ class S3Client:
             body = (small_body,)
             payload_hash = payload_sha256(small_body)
         else:
-            payload_hash = UNSIGNED_PAYLOAD if body else payload_sha256(b"")
+            payload_hash = UNSIGNED_PAYLOAD if body else EMPTY_PAYLOAD
         policy, rotation = self.options.retry, self.rotation
         attempt, avoid = 0, None
         while True:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import botocore.session
-from botocore.credentials import Credentials
+from botocore.credentials import Credentials, RefreshableCredentials
 from botocore.exceptions import BotoCoreError
 
 from s3dlio_ray.errors import S3DlioRayError
@@ -66,6 +66,9 @@ def payload_sha256(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+EMPTY_PAYLOAD = payload_sha256(b"")
+
+
 NOT_SIGNED = frozenset(
     {
         "baggage",
@@ -100,6 +103,9 @@ class Signer:
 
     def __init__(self, credentials: Credentials, region: str, service: str = "s3") -> None:
         self._credentials = credentials
+        refreshed = isinstance(credentials, RefreshableCredentials)
+        self._frozen = None if refreshed else credentials.get_frozen_credentials()
+        """Credentials that never change, frozen once; refreshable ones are asked each time."""
         self.region = region
         self._service = service
         self._key: tuple[str, str, bytes] = ("", "", b"")
@@ -139,7 +145,7 @@ class Signer:
         Bulk bodies are sent as UNSIGNED-PAYLOAD (as the AWS SDKs do over TLS): hashing every
         byte would cost more CPU than moving it, and GET bodies are verified end to end anyway.
         """
-        frozen = self._credentials.get_frozen_credentials()
+        frozen = self._frozen or self._credentials.get_frozen_credentials()
         stamp = self._timestamp(now)
         signed = dict(headers)
         signed["X-Amz-Date"] = stamp
@@ -165,7 +171,7 @@ class Signer:
         digest = hashlib.sha256(canonical.encode()).hexdigest()
         to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{digest}"
         key = self._signing_key(date, frozen.secret_key)
-        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        signature = hmac.digest(key, to_sign.encode(), "sha256").hex()
         signed["Authorization"] = (
             f"AWS4-HMAC-SHA256 Credential={frozen.access_key}/{scope}, "
             f"SignedHeaders={signed_names}, Signature={signature}"
@@ -174,7 +180,7 @@ class Signer:
 
 
 def _hmac(key: bytes, message: str) -> bytes:
-    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+    return hmac.digest(key, message.encode(), "sha256")
 
 
 def _canonical_query(query: str) -> str:
