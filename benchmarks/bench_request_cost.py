@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
-import resource
 import statistics
 import sys
 
 sys.path.insert(0, os.environ.get("TREE", os.path.dirname(os.path.dirname(__file__))))
+
+from bench_transfer import cpu_seconds
 
 from s3dlio_ray.engine import Engine
 from s3dlio_ray.keys import KeyRange
@@ -32,30 +33,32 @@ from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy, Mode
 OBJECTS = 5000
 
 
-def cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def main() -> None:
+def small_object_engine(url: str) -> Engine:
+    """One engine on the endpoint at `url`, 16 requests in flight, as both request-cost
+    benchmarks measure it."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     signer = Signer(resolve_credentials(), "us-east-1")
-    url = sys.argv[1]
     # Revisions before many endpoints (issue 11) name their one endpoint `endpoint`.
     named = "endpoints" in inspect.signature(ClientOptions).parameters
     options = ClientOptions(endpoints=(url,)) if named else ClientOptions(endpoint=url)
     client = S3Client(options, signer)
     policy = ConcurrencyPolicy(Mode.FIXED, 16)
-    engine = Engine(S3Store(client, 10 * 2**20), lambda phase: policy)
+    return Engine(S3Store(client, 10 * 2**20), lambda phase: policy)
+
+
+def main() -> None:
+    engine = small_object_engine(sys.argv[1])
     keys = KeyRange.of("", "bench", OBJECTS)
     loop = asyncio.new_event_loop()
     per_request: dict[str, list[float]] = {}
     for phase in (Phase.PUT, Phase.GET) * 3:
         spec = PhaseSpec(phase, "bench", ObjectSizes.fixed(4096), 1, verify=False)
-        started = cpu_s()
+        started = cpu_seconds()
         result = loop.run_until_complete(engine.run_share(spec, keys))
-        per_request.setdefault(str(phase), []).append((cpu_s() - started) / result.stats.ops * 1e6)
+        per_request.setdefault(str(phase), []).append(
+            (cpu_seconds() - started) / result.stats.ops * 1e6
+        )
     print({phase: round(statistics.median(v), 1) for phase, v in per_request.items()})
 
 

@@ -13,41 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import os
-import resource
 import statistics
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
 
+from bench_request_cost import small_object_engine
+from bench_transfer import cpu_seconds
+
 from s3dlio_ray.dataset import Dataset
-from s3dlio_ray.engine import Engine
 from s3dlio_ray.keys import KeyRange
 from s3dlio_ray.phases.base import PhaseSpec, TrainingSpec
 from s3dlio_ray.results import Phase
-from s3dlio_ray.s3.client import ClientOptions, S3Client
-from s3dlio_ray.s3.signing import Signer, resolve_credentials
 from s3dlio_ray.sizes import ObjectSizes
-from s3dlio_ray.store import S3Store
-from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy, Mode
 
 OBJECTS = 4096
 SIZE = 4096
 
 
-def cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def main() -> None:
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    client = S3Client(
-        ClientOptions(endpoints=(sys.argv[1],)), Signer(resolve_credentials(), "us-east-1")
-    )
-    policy = ConcurrencyPolicy(Mode.FIXED, 16)
-    engine = Engine(S3Store(client, 10 * 2**20), lambda phase: policy)
+    engine = small_object_engine(sys.argv[1])
     sizes = ObjectSizes.fixed(SIZE)
     get = (PhaseSpec(Phase.GET, "bench", sizes, 1, verify=False), KeyRange.of("", "bench", OBJECTS))
     dataset = Dataset("bench/", OBJECTS, 1, SIZE)
@@ -57,11 +43,11 @@ def main() -> None:
     cpu: dict[str, list[float]] = {}
     rate: dict[str, list[float]] = {}
     for spec, keys in [get, train] * 5:
-        started, wall = cpu_s(), time.perf_counter()
+        started, wall = cpu_seconds(), time.perf_counter()
         result = loop.run_until_complete(engine.run_share(spec, keys))
         assert result.stats.ops == OBJECTS and not result.stats.errors, result.failed
         name = str(spec.phase)
-        cpu.setdefault(name, []).append((cpu_s() - started) / OBJECTS * 1e6)
+        cpu.setdefault(name, []).append((cpu_seconds() - started) / OBJECTS * 1e6)
         rate.setdefault(name, []).append(OBJECTS / (time.perf_counter() - wall))
     medians = {name: (statistics.median(cpu[name]), statistics.median(rate[name])) for name in cpu}
     for name, (us, per_s) in medians.items():
