@@ -46,12 +46,11 @@ def _reads_existing(settings: Settings) -> bool:
 
 def _reads_earlier_dataset(settings: Settings) -> bool:
     """A train phase reading the dataset an earlier run's datagen wrote under this run id."""
-    trains = [
-        i
+    trains = any(
+        phase == Phase.TRAIN and settings.for_phase(i).source == Source.GENERATED
         for i, phase in enumerate(settings.phase_names)
-        if phase == Phase.TRAIN and settings.for_phase(i).source == Source.GENERATED
-    ]
-    return bool(trains) and Phase.DATAGEN not in settings.phase_names
+    )
+    return trains and Phase.DATAGEN not in settings.phase_names
 
 
 DATASET_KEYS = (
@@ -60,6 +59,11 @@ DATASET_KEYS = (
     "record_length_bytes",
     "record_length_bytes_stdev",
 )
+
+
+def _dataset(settings: Settings) -> dict[str, int]:
+    """The settings a dataset's layout follows from (with the seed), as its journal keeps them."""
+    return {key: getattr(settings, key) for key in DATASET_KEYS}
 
 
 def _same_dataset(settings: Settings, journal: dict | None, where: str) -> None:
@@ -71,7 +75,7 @@ def _same_dataset(settings: Settings, journal: dict | None, where: str) -> None:
             f"train: {where} holds no dataset (no datagen's journal): run one with a datagen "
             "phase first, or check bucket, prefix and run_id"
         )
-    wanted = {key: getattr(settings, key) for key in DATASET_KEYS}
+    wanted = _dataset(settings)
     differs = [key for key in DATASET_KEYS if written.get(key) != wanted[key]]
     if differs:
         key = differs[0]
@@ -173,7 +177,7 @@ async def claim_prefix(run: RunContext) -> None:
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if Phase.DATAGEN in settings.phase_names:
-        record["dataset"] = {key: getattr(settings, key) for key in DATASET_KEYS}
+        record["dataset"] = _dataset(settings)
     await write_journal(client, run.bucket, settings.prefix, run.run_id, record)
 
 
