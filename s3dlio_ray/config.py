@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from s3dlio_ray.dataset import sample_sizes
 from s3dlio_ray.errors import ConfigError
 from s3dlio_ray.results import Phase
 from s3dlio_ray.sizes import DISTRIBUTIONS, ObjectSizes
@@ -852,7 +853,7 @@ class Settings:
     @property
     def largest_sample(self) -> int:
         """The largest sample the dataset's size distribution draws."""
-        return self.record_length_bytes + 3 * self.record_length_bytes_stdev
+        return sample_sizes(self.record_length_bytes, self.record_length_bytes_stdev)[1]
 
     @property
     def memory_budget(self) -> int | None:
@@ -957,11 +958,7 @@ def dlio_sections(raw: Mapping[str, Any], source: str) -> tuple[dict[str, Any], 
             unused.append(key)
             continue
         if key == "workflow" and "phases" not in raw:
-            flat["phases"] = [
-                str(phase)
-                for name, phase in WORKFLOW
-                if value.get(name) and _parse_bool(value[name])
-            ] or _phase_missing(source)
+            flat["phases"] = _workflow_phases(value, source)
             unused += [f"workflow.{k}" for k in value if k not in dict(WORKFLOW)]
             continue
         for inner, item in value.items():
@@ -973,8 +970,20 @@ def dlio_sections(raw: Mapping[str, Any], source: str) -> tuple[dict[str, Any], 
     return flat, unused
 
 
-def _phase_missing(source: str) -> list[str]:
-    raise ConfigError(f"{source}: workflow: turn on generate_data, train or checkpoint")
+def _workflow_phases(workflow: Mapping[str, Any], source: str) -> list[str]:
+    """The phases DLIO's `workflow` switches on, in DLIO's order."""
+    phases = []
+    for name, phase in WORKFLOW:
+        value = workflow.get(name)
+        try:
+            on = bool(value) and _parse_bool(value)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: workflow.{name}: {exc}") from None
+        if on:
+            phases.append(str(phase))
+    if not phases:
+        raise ConfigError(f"{source}: workflow: turn on generate_data, train or checkpoint")
+    return phases
 
 
 def _apply(values: dict[str, Any], raw: Mapping[str, Any], source: str) -> None:

@@ -22,6 +22,14 @@ from typing import NamedTuple
 
 from s3dlio_ray.keys import ListedKeys
 
+DEVIATIONS = 3
+"""Drawn sample sizes stay within this many standard deviations of the mean."""
+
+
+def sample_sizes(mean: int, stdev: int) -> tuple[int, int]:
+    """The smallest and largest size a sample of this mean and deviation is drawn at."""
+    return max(1, mean - DEVIATIONS * stdev), mean + DEVIATIONS * stdev
+
 
 class SampleRead(NamedTuple):
     """One sample: the file holding it, where in the file, and how many bytes."""
@@ -61,7 +69,7 @@ class Dataset:
 
     @property
     def largest_sample(self) -> int:
-        return self.record_length + 3 * self.record_stdev
+        return sample_sizes(self.record_length, self.record_stdev)[1]
 
     def key(self, file: int) -> str:
         if self.listed is not None:
@@ -75,10 +83,10 @@ class Dataset:
             return [size + (1 if i < extra else 0) for i in range(count)]
         if not self.record_stdev:
             return [self.record_length] * count
-        low = max(1, self.record_length - 3 * self.record_stdev)
+        low, high = sample_sizes(self.record_length, self.record_stdev)
         first = file * count
         return [
-            min(max(round(self.record_length + self.record_stdev * z), low), self.largest_sample)
+            min(max(round(self.record_length + self.record_stdev * z), low), high)
             for z in (_normal(self.seed, first + i) for i in range(count))
         ]
 

@@ -310,6 +310,8 @@ def test_training_settings_that_cannot_work_are_refused_in_one_line(moto_url, bu
         load_settings({"phases": ["train"]}, environ={})
     with pytest.raises(ConfigError, match="workflow: turn on generate_data, train or checkpoint"):
         load_settings({"workflow": {"generate_data": False}}, environ={})
+    with pytest.raises(ConfigError, match=r"workflow\.train: expected true or false"):
+        load_settings({"workflow": {"train": "maybe"}}, environ={})
     with pytest.raises(ConfigError, match="holds no dataset"):
         run(train_settings(bucket, executor="local", phases="train"), moto_url)
     written = run(train_settings(bucket, executor="local", phases="datagen"), moto_url)
