@@ -224,11 +224,16 @@ class TrainingResult:
     def samples(self) -> int:
         return sum(e.samples for e in self.epochs)
 
+    def _grouped(self, by: str) -> list[tuple[int, list[AcceleratorEpoch]]]:
+        """The records grouped by `by` (epoch or rank) in one pass, in that order."""
+        groups: dict[int, list[AcceleratorEpoch]] = {}
+        for record in self.epochs:
+            groups.setdefault(getattr(record, by), []).append(record)
+        return sorted(groups.items())
+
     def by_epoch(self) -> list[EpochSummary]:
-        numbers = sorted({e.epoch for e in self.epochs})
         summaries = []
-        for number in numbers:
-            parts = [e for e in self.epochs if e.epoch == number]
+        for number, parts in self._grouped("epoch"):
             au = _utilization(parts)
             summaries.append(
                 EpochSummary(
@@ -246,8 +251,7 @@ class TrainingResult:
     def by_accelerator(self) -> list[AcceleratorEpoch]:
         """Each accelerator's epochs added up (epoch -1: all of them)."""
         totals = []
-        for rank in sorted({e.rank for e in self.epochs}):
-            parts = [e for e in self.epochs if e.rank == rank]
+        for rank, parts in self._grouped("rank"):
             totals.append(
                 AcceleratorEpoch(
                     rank,
