@@ -152,15 +152,18 @@ class Signer:
         signed["X-Amz-Content-SHA256"] = payload_hash
         if frozen.token:
             signed["X-Amz-Security-Token"] = frozen.token
-        values: dict[str, list[str]] = {}
-        for name, value in signed.items():
-            lower = name.lower()
-            if lower not in NOT_SIGNED:
-                values.setdefault(lower, []).append(" ".join(value.split()))
-        values.setdefault("host", [host])
-        names = sorted(values)
-        canonical_headers = "".join(f"{n}:{','.join(values[n])}\n" for n in names)
-        signed_names = ";".join(names)
+        if headers:
+            canonical_headers, signed_names = _canonical_headers(signed, host)
+        else:
+            # Most requests carry only the headers added here: their canonical form, sorted,
+            # without the general path's lists and sort (a quarter of a signature's CPU).
+            canonical_headers = (
+                f"host:{host}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{stamp}\n"
+            )
+            signed_names = "host;x-amz-content-sha256;x-amz-date"
+            if frozen.token:
+                canonical_headers += f"x-amz-security-token:{' '.join(frozen.token.split())}\n"
+                signed_names += ";x-amz-security-token"
         path, _, query = target.partition("?")
         canonical = (
             f"{method.upper()}\n{path}\n{_canonical_query(query)}\n{canonical_headers}\n"
@@ -177,6 +180,18 @@ class Signer:
             f"SignedHeaders={signed_names}, Signature={signature}"
         )
         return signed
+
+
+def _canonical_headers(headers: Mapping[str, str], host: str) -> tuple[str, str]:
+    """The canonical headers block and the signed header names, from every header to send."""
+    values: dict[str, list[str]] = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower not in NOT_SIGNED:
+            values.setdefault(lower, []).append(" ".join(value.split()))
+    values.setdefault("host", [host])
+    names = sorted(values)
+    return "".join(f"{n}:{','.join(values[n])}\n" for n in names), ";".join(names)
 
 
 def _hmac(key: bytes, message: str) -> bytes:
