@@ -1,11 +1,14 @@
 """CPU per small request of the engine: PUT and GET of 4 KiB objects at concurrency 16, one
 process, verification off, against the null endpoint given as the first argument.
 
-    TREE=/path/to/checkout .venv/bin/python benchmarks/bench_request_cost.py http://127.0.0.1:PORT
+    TREE=/path/to/checkout .venv/bin/python benchmarks/bench_request_cost.py http://127.0.0.1:PORT \
+        [uvloop] [asyncio]
 
 `TREE` names the checkout whose s3dlio_ray is measured, so two revisions can be compared in
-alternation on one endpoint (see BENCHMARKS.md). Prints the median over three passes of each,
-of the process's user + system CPU per request, in microseconds.
+alternation on one endpoint (see BENCHMARKS.md). For each event loop named (both when none is;
+uvloop: the one Ray gives the actors when it is installed; asyncio: the fallback) prints the
+median over three passes of PUT and of GET of the process's user + system CPU per request, in
+microseconds.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import inspect
 import os
 import statistics
 import sys
+
+import uvloop
 
 sys.path.insert(0, os.environ.get("TREE", os.path.dirname(os.path.dirname(__file__))))
 
@@ -47,10 +52,11 @@ def small_object_engine(url: str) -> Engine:
     return Engine(S3Store(client, 10 * 2**20), lambda phase: policy)
 
 
-def main() -> None:
-    engine = small_object_engine(sys.argv[1])
+def cpu_per_request(url: str, loop: asyncio.AbstractEventLoop) -> dict[str, float]:
+    """Median microseconds of CPU per request for PUT and GET on `loop`."""
+    asyncio.set_event_loop(loop)
+    engine = small_object_engine(url)
     keys = KeyRange.of("", "bench", OBJECTS)
-    loop = asyncio.new_event_loop()
     per_request: dict[str, list[float]] = {}
     for phase in (Phase.PUT, Phase.GET) * 3:
         spec = PhaseSpec(phase, "bench", ObjectSizes.fixed(4096), 1, verify=False)
@@ -59,7 +65,17 @@ def main() -> None:
         per_request.setdefault(str(phase), []).append(
             (cpu_seconds() - started) / result.stats.ops * 1e6
         )
-    print({phase: round(statistics.median(v), 1) for phase, v in per_request.items()})
+    loop.run_until_complete(engine.aclose())
+    loop.close()
+    return {phase: round(statistics.median(v), 1) for phase, v in per_request.items()}
+
+
+LOOPS = {"uvloop": uvloop.new_event_loop, "asyncio": asyncio.new_event_loop}
+
+
+def main() -> None:
+    for name in sys.argv[2:] or LOOPS:
+        print(name, cpu_per_request(sys.argv[1], LOOPS[name]()))
 
 
 if __name__ == "__main__":

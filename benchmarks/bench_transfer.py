@@ -10,8 +10,10 @@ the transfer and counting the worker's CPU seconds (user + system, all threads) 
 span. GET bodies are read into memory and dropped by every client (s3dlio: get_many_stats). Rounds
 interleave clients, so drift on a noisy machine hits all alike. Endpoints: `null`
 (benchmarks/null_endpoint.py: the client's own ceiling), `moto` (moto server), and `moto-h2` (moto
-under hypercorn, where this engine runs HTTP/1.1 and HTTP/2 against the same server). Client
-`engine-oplog` (not in the default set) is engine-h1 writing the zstd op-log of every request.
+under hypercorn, where this engine runs HTTP/1.1 and HTTP/2 against the same server). The engine
+runs on uvloop, the loop Ray gives the actors when it is installed; client `engine-asyncio` (not
+in the default set) is engine-h1 on asyncio's own loop, and `engine-oplog` (nor that) is engine-h1
+writing the zstd op-log of every request.
 Prints medians, CPU seconds per GB, and each client's ratio to the s3dlio wheel.
 """
 
@@ -68,7 +70,7 @@ def boto3_client(endpoint: str, concurrency: int):
     )
 
 
-def run_engine(endpoint, bucket, keys, size, concurrency, http2, op_log):
+def run_engine(endpoint, bucket, keys, size, concurrency, http2, op_log, on_asyncio=False):
     from s3dlio_ray.engine import Engine
     from s3dlio_ray.oplog import OpLog
     from s3dlio_ray.phases.base import PhaseSpec
@@ -81,7 +83,10 @@ def run_engine(endpoint, bucket, keys, size, concurrency, http2, op_log):
 
     sizes = ObjectSizes.fixed(size)
     policy = ConcurrencyPolicy(Mode.FIXED, concurrency)
-    loop = asyncio.new_event_loop()
+    import uvloop
+
+    loop = asyncio.new_event_loop() if on_asyncio else uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
     signer = Signer(resolve_credentials(), "us-east-1")
     s3 = S3Client(ClientOptions(endpoints=(endpoint,), http2=http2), signer)
     log = OpLog(Path(tempfile.mkdtemp()) / "bench.tsv.zst") if op_log else None
@@ -174,6 +179,7 @@ def worker(args: argparse.Namespace) -> None:
             args.concurrency,
             args.worker == "engine-h2",
             args.worker == "engine-oplog",
+            args.worker == "engine-asyncio",
         )
     else:
         runner = {"boto3": run_boto3, "s3transfer": run_s3transfer, "s3dlio": run_s3dlio}
