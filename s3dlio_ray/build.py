@@ -15,6 +15,7 @@ from s3dlio_ray.s3.client import ClientOptions, S3Client
 from s3dlio_ray.s3.retry import RetryPolicy
 from s3dlio_ray.s3.signing import Signer, StaticCredentials, resolve_credentials, resolve_region
 from s3dlio_ray.store import S3Store
+from s3dlio_ray.tuning.cluster import ClusterPolicy
 from s3dlio_ray.tuning.profiles import Direction, Profile, select_profile, start_concurrency
 from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy, Mode
 
@@ -34,12 +35,27 @@ def concurrency_policy(settings: Settings, profile: Profile, phase: Phase) -> Co
         return ConcurrencyPolicy(Mode.FIXED, train_ceiling(settings), minimum=1, maximum=4096)
     if settings.concurrency is not None:
         return ConcurrencyPolicy(Mode.FIXED, settings.concurrency, **common)
+    if settings.cluster_controlled:
+        return ConcurrencyPolicy(Mode.CLUSTER, lo, minimum=1, maximum=hi)
     if settings.target_gbps:
         target = settings.target_gbps * 1e9
         direction = PHASE_DIRECTION.get(phase, Direction.DOWNLOAD)
         start = start_concurrency(profile, direction, target, lo, hi)
         return ConcurrencyPolicy(Mode.TARGET, start, target_bytes_per_s=target, **common)
     return ConcurrencyPolicy(Mode.AUTO, lo, **common)
+
+
+def cluster_policy(settings: Settings, phase: Phase) -> ClusterPolicy | None:
+    """The driver's controller for a phase, when it steers the cluster (never a train phase:
+    the accelerators pace it)."""
+    if not settings.cluster_controlled or phase == Phase.TRAIN:
+        return None
+    target = settings.cluster_target_gbps
+    return ClusterPolicy(
+        start_each=settings.min_concurrency,
+        maximum_each=settings.max_concurrency,
+        target_bytes_per_s=target * 1e9 if target else None,
+    )
 
 
 def train_ceiling(settings: Settings) -> int:

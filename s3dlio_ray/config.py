@@ -98,6 +98,8 @@ CONFIGURATION_KEYS = (
     "client",
     "concurrency",
     "target_gbps",
+    "controller",
+    "cluster_target_gbps",
     "min_concurrency",
     "max_concurrency",
     "http2",
@@ -673,6 +675,21 @@ class Settings:
         "target throughput: start concurrency from it and adapt toward it",
         env=("S3DLIO_TARGET_GBPS",),
     )
+    controller: str | None = setting(
+        None,
+        _optional(_choice("actor", "cluster")),
+        "tuning",
+        "actor (each actor adapts alone) or cluster (the driver steers all actors as one); "
+        "cluster when cluster_target_gbps is set, else actor",
+        env=("S3DLIO_CONTROLLER",),
+    )
+    cluster_target_gbps: float | None = setting(
+        None,
+        _optional(_float_range(0.001, 1_000_000)),
+        "tuning",
+        "target throughput of the whole cluster (GB/s), steered by the driver",
+        env=("S3DLIO_CLUSTER_TARGET_GBPS",),
+    )
     min_concurrency: int = setting(8, _int_range(1, 4096), "tuning", "lowest concurrency (auto)")
     max_concurrency: int = setting(256, _int_range(1, 4096), "tuning", "highest concurrency (auto)")
     profile: str = setting(
@@ -848,7 +865,15 @@ class Settings:
     def concurrency_mode(self) -> str:
         if self.concurrency is not None:
             return "fixed"
+        if self.cluster_controlled:
+            return "cluster"
         return "target" if self.target_gbps else "auto"
+
+    @property
+    def cluster_controlled(self) -> bool:
+        """Whether the driver steers every actor's concurrency as one cluster."""
+        chosen = self.controller or ("cluster" if self.cluster_target_gbps else "actor")
+        return chosen == "cluster"
 
     @property
     def largest_sample(self) -> int:
@@ -1041,6 +1066,7 @@ def _check(settings: Settings) -> None:
             f"min_concurrency ({settings.min_concurrency}) must not exceed max_concurrency "
             f"({settings.max_concurrency})"
         )
+    _check_controller(settings)
     for index, entry in enumerate(settings.phases):
         phase = settings.for_phase(index)
         if entry.phase == Phase.MIXED and phase.duration_s is None:
@@ -1093,6 +1119,26 @@ LISTED_IN_ORDER = 10**8
 """Up to here a run's object names (eight digits) sort as their indices."""
 
 READS_EXISTING = (Phase.GET, Phase.STAT, Phase.DELETE, Phase.LIST, Phase.MIXED, Phase.TRAIN)
+
+
+def _check_controller(settings: Settings) -> None:
+    if settings.cluster_target_gbps and settings.controller == "actor":
+        raise ConfigError(
+            "cluster_target_gbps: the driver steers the cluster to it; leave controller unset "
+            "(or cluster), or give each actor target_gbps instead"
+        )
+    if not settings.cluster_controlled:
+        return
+    if settings.concurrency is not None:
+        raise ConfigError(
+            "controller: cluster steers the concurrency; a fixed concurrency leaves it nothing "
+            "to steer: unset concurrency, or the cluster controller"
+        )
+    if settings.target_gbps:
+        raise ConfigError(
+            "target_gbps is each actor's own target; with the cluster controller give "
+            "cluster_target_gbps (the whole cluster's) instead"
+        )
 
 
 def _check_train(settings: Settings, phase: Settings, index: int) -> None:

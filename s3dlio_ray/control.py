@@ -49,6 +49,8 @@ class Admission:
         self.started = time.perf_counter()
         self._deadline = self.started + control.duration_s if control.duration_s else None
         self._pacer = Pacer(control.rate) if control.rate else None
+        self._steering: Pacer | None = None
+        """The driver's pace for this engine (the cluster controller's), besides the cap."""
         self._cost = cost
         self.stopped_by: EndedBy | None = None
         """Set to end the phase early: autoterm, an interruption, or another share's error."""
@@ -104,11 +106,18 @@ class Admission:
             release()
         return False
 
+    def steer(self, bytes_per_s: float | None) -> None:
+        """Keep to `bytes_per_s` from now on (None: no pace but the cap)."""
+        current = None if self._steering is None else self._steering.limit.per_s
+        if bytes_per_s != current:
+            self._steering = None if bytes_per_s is None else Pacer(RateLimit("bytes", bytes_per_s))
+
     async def _pace(self, item: Any) -> None:
-        if self._pacer is None:
+        if self._pacer is None and self._steering is None:
             return
         now = time.perf_counter()
-        wait = self._pacer.delay(self._cost(item), now)
+        cost = self._cost(item)
+        wait = max(pacer.delay(cost, now) for pacer in (self._pacer, self._steering) if pacer)
         if self._deadline is not None:
             wait = min(wait, self._deadline - now)
         if wait > 0:

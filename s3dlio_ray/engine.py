@@ -25,6 +25,7 @@ from s3dlio_ray.s3.client import PartGate
 from s3dlio_ray.s3.errors import S3ConnectionError, S3Error
 from s3dlio_ray.s3.signing import CredentialsError
 from s3dlio_ray.stats import OpStats
+from s3dlio_ray.tuning.cluster import Steer
 from s3dlio_ray.tuning.scheduler import ConcurrencyController, ConcurrencyPolicy
 from s3dlio_ray.utilization import UtilizationProgress
 
@@ -113,6 +114,8 @@ class EngineSnapshot:
     by_endpoint: dict[str, OpStats] = field(default_factory=dict)
     training: UtilizationProgress | None = None
     """A train phase's accelerators, cumulative (compute and counted time, samples, epoch)."""
+    throttles: int = 0
+    """Retries the endpoint asked for by throttling (503 SlowDown, 5xx, timeouts)."""
 
 
 @dataclass
@@ -122,8 +125,10 @@ class _Live:
     limiter: AdaptiveLimiter
     admission: Admission
     transfer: Transfer
+    controller: ConcurrencyController
     by_endpoint: dict[str, OpStats] = field(default_factory=dict)
     throttled: bool = False
+    throttles: int = 0
 
     def at(self, endpoint: str) -> OpStats:
         stats = self.by_endpoint.get(endpoint)
@@ -161,7 +166,15 @@ class Engine:
             None if fatal is None else str(fatal),
             copy.deepcopy(live.by_endpoint),
             live.transfer.progress() if hasattr(live.transfer, "progress") else None,
+            live.throttles,
         )
+
+    def steer(self, steer: Steer) -> None:
+        """The driver's ceiling and pace for the running share (the cluster controller's)."""
+        live = self._live
+        if live is not None:
+            live.limiter.set_limit(live.controller.assign(steer.ceiling))
+            live.admission.steer(steer.bytes_per_s)
 
     def stop(self, reason: EndedBy = EndedBy.AUTOTERM) -> None:
         """End the running share early: start nothing new, let what runs finish."""
@@ -177,6 +190,7 @@ class Engine:
             live.stats.retries += 1
             live.at(self.store.answered_by()).retries += 1
             live.throttled = live.throttled or throttled
+            live.throttles += throttled
 
     async def run_share(
         self,
@@ -200,7 +214,7 @@ class Engine:
         stats = OpStats()
         failed: dict[str, str] = {}
         admission = Admission(control, transfer.cost)
-        live = self._live = _Live(phase, stats, limiter, admission, transfer)
+        live = self._live = _Live(phase, stats, limiter, admission, transfer, controller)
         samples: list[ConcurrencySample] = []
 
         async def one(operation: object) -> None:

@@ -4,7 +4,9 @@ stops them all on autoterm, and gives a lost worker's whole share to the others.
 The same code drives Ray actors across a cluster and one engine in this process: a worker is
 anything that runs a share and answers snapshots (`Worker`), and a pool says which exceptions
 mean a worker is gone. A lost worker's partial work stays in the live totals but not in the
-result, so nothing is counted twice; a key no worker could take is listed as failed.
+result, so nothing is counted twice; a key no worker could take is listed as failed. With the
+cluster controller, each snapshot request also carries the actor's ceiling and pace from the
+previous second's readings (one call per actor per second).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from s3dlio_ray.sharding import shard
 from s3dlio_ray.stats import OpStats
 from s3dlio_ray.telemetry import Progress, Telemetry
 from s3dlio_ray.tuning.autoterm import SteadyDetector
+from s3dlio_ray.tuning.cluster import ActorReading, ClusterController, ClusterPolicy, Steer
 from s3dlio_ray.utilization import UtilizationProgress
 
 log = logging.getLogger(__name__)
@@ -45,7 +48,12 @@ class Worker(Protocol):
         self, task_id: int, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl
     ) -> ShareResult: ...
 
-    async def snapshot(self) -> tuple[int, EngineSnapshot | None]: ...
+    async def snapshot(
+        self, steer: tuple[int, Steer] | None = None
+    ) -> tuple[int, EngineSnapshot | None]:
+        """(task id, statistics) of the running share; `steer` (task id, how) steers that share
+        first, if it is the one running."""
+        ...
 
     def stop(self, task_id: int, reason: EndedBy) -> None:
         """Ask share `task_id` to end early; answers at once."""
@@ -104,9 +112,11 @@ class EngineHost:
         elif task_id > self._task_id:
             self._stopped[task_id] = reason
 
-    def snapshot(self) -> tuple[int, EngineSnapshot | None]:
+    def snapshot(self, steer: tuple[int, Steer] | None = None) -> tuple[int, EngineSnapshot | None]:
         if self.engine is None:
             return self._task_id, None
+        if steer is not None and steer[0] == self._task_id:
+            self.engine.steer(steer[1])
         return self._task_id, self.engine.snapshot()
 
     async def close(self) -> None:
@@ -129,8 +139,10 @@ class LocalWorker:
     ) -> ShareResult:
         return await self._host.run_share(task_id, spec, keys, control)
 
-    async def snapshot(self) -> tuple[int, EngineSnapshot | None]:
-        return self._host.snapshot()
+    async def snapshot(
+        self, steer: tuple[int, Steer] | None = None
+    ) -> tuple[int, EngineSnapshot | None]:
+        return self._host.snapshot(steer)
 
     def stop(self, task_id: int, reason: EndedBy) -> None:
         self._host.stop(task_id, reason)
@@ -155,6 +167,46 @@ class LocalPool:
     async def close(self) -> None:
         for worker in self.workers:
             await worker.close()
+
+
+class _Steering:
+    """The cluster controller fed from the shares' cumulative snapshots: one reading per share
+    per tick (what changed since the last), and the steer each share gets with its next."""
+
+    def __init__(self, controller: ClusterController) -> None:
+        self.controller = controller
+        self._last: dict[int, EngineSnapshot] = {}
+        self._steers: dict[int, Steer] = {}
+
+    def of(self, task_id: int) -> tuple[int, Steer] | None:
+        steer = self._steers.get(task_id)
+        return None if steer is None else (task_id, steer)
+
+    def observe(self, snapshots: dict[int, EngineSnapshot], interval_s: float) -> None:
+        readings = {}
+        for task_id, now in snapshots.items():
+            before = self._last.get(task_id)
+            ops, nbytes, latency, throttles = _counts(now)
+            if before is not None:
+                ops0, nbytes0, latency0, throttles0 = _counts(before)
+                ops, nbytes, latency, throttles = (
+                    ops - ops0,
+                    nbytes - nbytes0,
+                    latency - latency0,
+                    throttles - throttles0,
+                )
+            readings[str(task_id)] = ActorReading(
+                ops, nbytes, latency, now.in_flight, throttles > 0
+            )
+        self._last.update(snapshots)
+        steers = self.controller.observe(readings, interval_s)
+        self._steers = {int(task_id): steer for task_id, steer in steers.items()}
+
+
+def _counts(snapshot: EngineSnapshot) -> tuple[int, int, float, int]:
+    """Requests, bytes, summed latency and throttles of a share so far."""
+    latency = snapshot.stats.latency
+    return latency.count, snapshot.stats.bytes, latency.total_s, snapshot.throttles
 
 
 def phase_control(spec: PhaseSpec, engines: int, elapsed_s: float = 0.0) -> PhaseControl:
@@ -185,9 +237,15 @@ ProgressHook = Callable[[Progress], None]
 class PhaseExecutor:
     """Runs the transfer phases of a run on a pool's workers, keeping the live telemetry."""
 
-    def __init__(self, pool: WorkerPool, tick_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        pool: WorkerPool,
+        tick_s: float = 1.0,
+        cluster_policy: Callable[[Phase], ClusterPolicy | None] = lambda phase: None,
+    ) -> None:
         self.pool = pool
         self._tick_s = tick_s
+        self._cluster_policy = cluster_policy
         self._alive = {worker.name: True for worker in pool.workers}
         self._task_ids = itertools.count()
         self.telemetry = Telemetry()
@@ -362,14 +420,18 @@ class PhaseExecutor:
             if spec.autoterm_window_s
             else None
         )
-        started = time.perf_counter()
+        policy = self._cluster_policy(phase)
+        steering = None if policy is None else _Steering(ClusterController(policy))
+        started = last = time.perf_counter()
         while True:
             await asyncio.sleep(self._tick_s)
             cpu0 = time.process_time()
             running = list({t.worker.name: t for t in tasks}.values())
             replies = await asyncio.gather(
-                *(t.worker.snapshot() for t in running), return_exceptions=True
+                *(t.worker.snapshot(steering and steering.of(t.task_id)) for t in running),
+                return_exceptions=True,
             )
+            snapshots: dict[int, EngineSnapshot] = {}
             for task, reply in zip(running, replies, strict=True):
                 if isinstance(reply, BaseException):
                     continue
@@ -377,6 +439,12 @@ class PhaseExecutor:
                 self.telemetry.totals.observe(task_id, task.worker.node, snapshot)
                 if snapshot is not None and snapshot.fatal:
                     self._fail(snapshot.fatal)
+                if snapshot is not None and task_id == task.task_id and snapshot.phase == phase:
+                    snapshots[task_id] = snapshot
+            now = time.perf_counter()
+            if steering is not None:
+                steering.observe(snapshots, now - last)
+            last = now
             rate = self.telemetry.sample(phase)
             if detector is not None and detector.add(time.perf_counter() - started, rate):
                 detector = None

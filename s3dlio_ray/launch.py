@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from s3dlio_ray import __version__
-from s3dlio_ray.build import build_engine
+from s3dlio_ray.build import build_engine, cluster_policy
 from s3dlio_ray.config import Executor, Settings
 from s3dlio_ray.errors import ConfigError
 from s3dlio_ray.executor import LocalPool, PhaseExecutor, ProgressHook, WorkerPool
@@ -133,7 +133,7 @@ async def execute(
     pool: WorkerPool | None = None
     try:
         pool = _pool(settings, target)
-        executor = PhaseExecutor(pool)
+        executor = PhaseExecutor(pool, cluster_policy=lambda phase: cluster_policy(settings, phase))
         executor.on_progress = on_progress
         if control is not None:
             control.attach(executor.interrupt)

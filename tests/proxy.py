@@ -1,4 +1,5 @@
-"""A real TCP proxy for tests: adds latency to responses and records request lines."""
+"""A real TCP proxy for tests: adds latency to responses, can pass them through one shared link
+of limited bandwidth, and records request lines."""
 
 from __future__ import annotations
 
@@ -10,9 +11,18 @@ REQUEST_LINE = re.compile(rb"(GET|PUT|POST|DELETE|HEAD) (/\S*) HTTP/1\.1\r\n")
 
 
 class TcpProxy:
-    def __init__(self, host: str, port: int, response_delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        response_delay_s: float = 0.0,
+        response_bytes_per_s: float | None = None,
+    ) -> None:
         self.target = (host, port)
         self.delay = response_delay_s
+        self.bandwidth = response_bytes_per_s
+        self._link_free_at = 0.0
+        """When the shared link has sent everything booked on it (monotonic clock)."""
         self.request_lines: list[str] = []
         self._server: asyncio.AbstractServer | None = None
         self.port = 0
@@ -38,11 +48,20 @@ class TcpProxy:
             return
         await asyncio.gather(
             self._pump(client_r, server_w, record=True),
-            self._pump(server_r, client_w, delay=self.delay),
+            self._pump(server_r, client_w, delay=self.delay, limited=True),
             return_exceptions=True,
         )
 
-    async def _pump(self, reader, writer, record: bool = False, delay: float = 0.0) -> None:
+    async def _link(self, nbytes: int) -> None:
+        """Wait for `nbytes` to pass the shared link: every response's bytes take their turn."""
+        now = time.monotonic()
+        start = max(now, self._link_free_at)
+        self._link_free_at = start + nbytes / self.bandwidth
+        await asyncio.sleep(self._link_free_at - now)
+
+    async def _pump(
+        self, reader, writer, record: bool = False, delay: float = 0.0, limited: bool = False
+    ) -> None:
         tail = b""
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
@@ -54,6 +73,8 @@ class TcpProxy:
                 wait = arrived + delay - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
+                if limited and self.bandwidth:
+                    await self._link(len(data))
                 writer.write(data)
                 await writer.drain()
             writer.close()

@@ -184,7 +184,7 @@ class DyingWorker:
         await asyncio.sleep(0.05)
         raise Lost
 
-    async def snapshot(self):
+    async def snapshot(self, steer=None):
         return -1, None
 
     def stop(self, task_id, reason):

@@ -17,6 +17,7 @@ from s3dlio_ray.executor import EngineHost
 from s3dlio_ray.phases.base import PhaseSpec
 from s3dlio_ray.results import EndedBy, ShareResult
 from s3dlio_ray.s3.signing import StaticCredentials
+from s3dlio_ray.tuning.cluster import Steer
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,12 @@ class TransferActor:
         """End share `task_id` early (autoterm, interruption), if it is the one running."""
         self._host.stop(task_id, reason)
 
-    async def snapshot(self) -> tuple[int, EngineSnapshot | None]:
-        """(task id, running statistics) of the share in progress."""
-        return self._host.snapshot()
+    async def snapshot(
+        self, steer: tuple[int, Steer] | None = None
+    ) -> tuple[int, EngineSnapshot | None]:
+        """(task id, running statistics) of the share in progress; `steer` first steers it
+        (the cluster controller's ceiling and pace), if it is the share named."""
+        return self._host.snapshot(steer)
 
     async def close(self) -> None:
         await self._host.close()

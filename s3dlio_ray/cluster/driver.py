@@ -32,6 +32,7 @@ from s3dlio_ray.executor import Worker
 from s3dlio_ray.phases.base import PhaseSpec
 from s3dlio_ray.results import EndedBy, ShareResult
 from s3dlio_ray.s3.signing import StaticCredentials, resolve_credentials
+from s3dlio_ray.tuning.cluster import Steer
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +182,10 @@ class RayWorker:
         ref = self.handle.run_share.remote(task_id, spec, keys, control)
         return await asyncio.wrap_future(ref.future())
 
-    async def snapshot(self) -> tuple[int, EngineSnapshot | None]:
-        return await self.handle.snapshot.remote()
+    async def snapshot(
+        self, steer: tuple[int, Steer] | None = None
+    ) -> tuple[int, EngineSnapshot | None]:
+        return await self.handle.snapshot.remote(steer)
 
     def stop(self, task_id: int, reason: EndedBy) -> None:
         self.handle.stop.remote(task_id, reason)

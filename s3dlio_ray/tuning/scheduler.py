@@ -25,6 +25,10 @@ the sum stays flat. A far endpoint's long but steady round trip does not trip it
 Throttling (503 SlowDown, 5xx, timeouts) cuts the limit by `backoff` at once and lowers a ceiling
 (halfway between the old and the new limit) that the climb respects, which recovers slowly while
 the endpoint stays quiet.
+
+In `Mode.CLUSTER` the driver's controller (tuning.cluster) assigns the limit; this one only cuts
+it by `backoff` at once on throttling, until the driver's next assignment backs the whole
+cluster off.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class Mode(Enum):
     FIXED = "fixed"
     TARGET = "target"
     AUTO = "auto"
+    CLUSTER = "cluster"
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,11 @@ class ConcurrencyController:
     def limit(self) -> int:
         return self._limit
 
+    def assign(self, limit: int) -> int:
+        """The driver's ceiling (`Mode.CLUSTER`); answers the limit to use from now on."""
+        self._limit = min(max(1, limit), self.policy.maximum)
+        return self._limit
+
     def observe(
         self,
         nbytes: int,
@@ -108,6 +118,11 @@ class ConcurrencyController:
         """
         p = self.policy
         if p.mode is Mode.FIXED:
+            return self._limit
+        if p.mode is Mode.CLUSTER:
+            if throttled:
+                self.throttle_events += 1
+                self._limit = max(1, math.floor(self._limit * p.backoff))
             return self._limit
         if throttled:
             self._back_off()
