@@ -252,6 +252,9 @@ class PhaseExecutor:
         self.on_progress: ProgressHook | None = None
         self.gather_cpu_s = 0.0
         self.gathers = 0
+        self.gather_wall_s: list[float] = []
+        """Each tick's gather, from asking the first share to the sample taken."""
+        self._said_slow = False
         self._interrupted = asyncio.Event()
         self._running: list[_Task] = []
         self._stopped_by: EndedBy | None = None
@@ -370,6 +373,19 @@ class PhaseExecutor:
         found = ListedKeys.joined(listed) if spec.collect else None
         return PhaseOutcome(merged, stored, self._fatal, found)
 
+    def _took(self, seconds: float, workers: int) -> None:
+        """Keep a gather's wall time; say once when gathering takes half the tick."""
+        self.gather_wall_s.append(seconds)
+        if seconds > self._tick_s / 2 and not self._said_slow:
+            self._said_slow = True
+            log.warning(
+                "gathering %d actors' statistics took %.0f ms of the %.0f ms tick: the "
+                "per-second series may miss seconds (fewer actors per node would help)",
+                workers,
+                seconds * 1000,
+                self._tick_s * 1000,
+            )
+
     def _fail(self, message: str) -> None:
         """The phase's first fatal error: every other share stops too."""
         if self._fatal is None:
@@ -422,13 +438,14 @@ class PhaseExecutor:
         )
         policy = self._cluster_policy(phase)
         steering = None if policy is None else _Steering(ClusterController(policy))
-        started = last = time.perf_counter()
+        started = last = due = time.perf_counter()
         while True:
-            await asyncio.sleep(self._tick_s)
-            cpu0 = time.process_time()
+            due += self._tick_s
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            began, cpu0 = time.perf_counter(), time.process_time()
             running = list({t.worker.name: t for t in tasks}.values())
             replies = await asyncio.gather(
-                *(t.worker.snapshot(steering and steering.of(t.task_id)) for t in running),
+                *(t.worker.snapshot(steering.of(t.task_id) if steering else None) for t in running),
                 return_exceptions=True,
             )
             snapshots: dict[int, EngineSnapshot] = {}
@@ -451,5 +468,7 @@ class PhaseExecutor:
                 self._stop_all(EndedBy.AUTOTERM)
             self.gather_cpu_s += time.process_time() - cpu0
             self.gathers += 1
+            self._took(time.perf_counter() - began, len(running))
+            due = max(due, time.perf_counter() - self._tick_s)
             if self.on_progress is not None:
                 self.on_progress(self.telemetry.progress(phase, self.nodes))

@@ -269,3 +269,28 @@ def test_a_fatal_share_stops_every_other_share_and_its_work_is_kept():
     assert result.ended_by == EndedBy.ERROR and result.elapsed_s < 3
     assert {a.actor for a in result.actors} == {"n1/0", "n1/1", "n2/0"}
     assert result.objects == len(store.objects) + 2
+
+
+class SlowToAnswer(FailingWorker):
+    """A share whose snapshots take 0.03 s to come back (a driver with many actors)."""
+
+    async def run_share(self, task_id, spec, keys, control):
+        await asyncio.sleep(1.0)
+        return ShareResult(spec.phase, 1.0, recorded(1, 100))
+
+    async def snapshot(self, steer=None):
+        await asyncio.sleep(0.03)
+        return -1, None
+
+
+def test_gathering_keeps_its_cadence_and_says_once_when_it_is_slow(caplog):
+    pool = MemoryPool(MemoryStore())
+    pool.workers[1] = SlowToAnswer()
+    executor = PhaseExecutor(pool, tick_s=0.05)
+    asyncio.run(executor.run_phase(spec(Phase.PUT), keys(4)))
+    # Gathers start every 0.05 s however long each takes: about 20 in the share's second, not
+    # the 12 a sleep of a tick after each gather would fit.
+    assert 16 <= executor.gathers <= 21
+    assert all(0.03 <= took < 0.05 for took in executor.gather_wall_s)
+    slow = [r for r in caplog.records if "statistics took" in r.getMessage()]
+    assert len(slow) == 1 and "of the 50 ms tick" in slow[0].getMessage()
