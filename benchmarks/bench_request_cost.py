@@ -2,13 +2,15 @@
 process, verification off, against the null endpoint given as the first argument.
 
     TREE=/path/to/checkout .venv/bin/python benchmarks/bench_request_cost.py http://127.0.0.1:PORT \
-        [uvloop] [asyncio]
+        [uvloop] [asyncio] [floor] [s3dlio]
 
 `TREE` names the checkout whose s3dlio_ray is measured, so two revisions can be compared in
 alternation on one endpoint (see BENCHMARKS.md). For each event loop named (both when none is;
 uvloop: the one Ray gives the actors when it is installed; asyncio: the fallback) prints the
 median over three passes of PUT and of GET of the process's user + system CPU per request, in
-microseconds.
+microseconds. `floor` instead measures the least an asyncio client can spend on each loop: a
+protocol that writes one prebuilt, already signed GET and counts the response's bytes, 16
+connections; `s3dlio` measures the s3dlio wheel (its put_many / get_many_stats, 16 in flight).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from s3dlio_ray.keys import KeyRange
 from s3dlio_ray.phases.base import PhaseSpec
 from s3dlio_ray.results import Phase
 from s3dlio_ray.s3.client import ClientOptions, S3Client
-from s3dlio_ray.s3.signing import Signer, resolve_credentials
+from s3dlio_ray.s3.signing import EMPTY_PAYLOAD, Signer, resolve_credentials
 from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.store import S3Store
 from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy, Mode
@@ -70,12 +72,85 @@ def cpu_per_request(url: str, loop: asyncio.AbstractEventLoop) -> dict[str, floa
     return {phase: round(statistics.median(v), 1) for phase, v in per_request.items()}
 
 
+class _Counting(asyncio.Protocol):
+    """Counts a response's bytes and wakes the request when they are all in."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.received = 0
+        self.done: asyncio.Future[None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        if self.received >= self.expected and self.done is not None:
+            self.done.set_result(None)
+
+
+async def _bare_gets(url: str) -> float:
+    """CPU microseconds per GET of the bare client; median of three passes."""
+    host, port = url.removeprefix("http://").split(":")
+    engine = small_object_engine(url)
+    target = "/bench/00000001"
+    headers = engine.store.client._signer.sign("GET", f"{host}:{port}", target, {}, EMPTY_PAYLOAD)
+    head = f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in headers.items()
+    )
+    request = (head + "\r\n").encode()
+    loop = asyncio.get_running_loop()
+    reply = await asyncio.open_connection(host, int(port))
+    reply[1].write(request)
+    response = await reply[0].readuntil(b"\r\n\r\n")
+    expected = len(response) + 4096
+    reply[1].close()
+
+    async def one_connection(requests: int) -> None:
+        transport, protocol = await loop.create_connection(
+            lambda: _Counting(expected), host, int(port)
+        )
+        for _ in range(requests):
+            protocol.received, protocol.done = 0, loop.create_future()
+            transport.write(request)
+            await protocol.done
+        transport.close()
+
+    passes = []
+    for _ in range(3):
+        started = cpu_seconds()
+        await asyncio.gather(*(one_connection(OBJECTS // 16) for _ in range(16)))
+        passes.append((cpu_seconds() - started) / (OBJECTS // 16 * 16) * 1e6)
+    return round(statistics.median(passes), 1)
+
+
+def s3dlio_per_request(url: str) -> dict[str, float]:
+    import s3dlio
+
+    s3dlio.configure_s3(endpoint_url=url, region="us-east-1")
+    uris = [f"s3://bench/{key}" for key in KeyRange.of("", "bench", OBJECTS)]
+    payload = bytes(4096)
+    per_request: dict[str, list[float]] = {"put": [], "get": []}
+    for _ in range(3):
+        started = cpu_seconds()
+        s3dlio.put_many([(uri, payload) for uri in uris], max_in_flight=16)
+        put_done = cpu_seconds()
+        s3dlio.get_many_stats(uris, max_in_flight=16)
+        per_request["put"].append((put_done - started) / OBJECTS * 1e6)
+        per_request["get"].append((cpu_seconds() - put_done) / OBJECTS * 1e6)
+    return {op: round(statistics.median(v), 1) for op, v in per_request.items()}
+
+
 LOOPS = {"uvloop": uvloop.new_event_loop, "asyncio": asyncio.new_event_loop}
 
 
 def main() -> None:
+    url = sys.argv[1]
     for name in sys.argv[2:] or LOOPS:
-        print(name, cpu_per_request(sys.argv[1], LOOPS[name]()))
+        if name == "floor":
+            for loop_name, make in LOOPS.items():
+                print(f"floor {loop_name}", {"get": make().run_until_complete(_bare_gets(url))})
+        elif name == "s3dlio":
+            print("s3dlio", s3dlio_per_request(url))
+        else:
+            print(name, cpu_per_request(url, LOOPS[name]()))
 
 
 if __name__ == "__main__":
