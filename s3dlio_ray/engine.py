@@ -10,7 +10,6 @@ module under `phases/`; the engine only starts, times and counts.
 from __future__ import annotations
 
 import asyncio
-import copy
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -160,11 +159,11 @@ class Engine:
         fatal = live.admission.fatal
         return EngineSnapshot(
             live.phase,
-            copy.deepcopy(live.stats),
+            live.stats.copy(),
             live.limiter.limit,
             live.limiter.in_flight,
             None if fatal is None else str(fatal),
-            copy.deepcopy(live.by_endpoint),
+            {endpoint: stats.copy() for endpoint, stats in live.by_endpoint.items()},
             live.transfer.progress() if hasattr(live.transfer, "progress") else None,
             live.throttles,
         )

@@ -7,7 +7,6 @@ it ends), so a local run has the same time series and metrics as a Ray run.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -151,7 +150,7 @@ class Telemetry:
         for (node, op), stats in self.totals.totals.items():
             delta = stats.since(self._sampled.get((node, op), OpStats()))
             self.rates[(node, op)] = delta.bytes / elapsed
-            self._sampled[(node, op)] = copy.deepcopy(stats)
+            self._sampled[(node, op)] = stats.copy()
             if op == phase:
                 moved_bytes += delta.bytes
                 moved_ops += delta.ops

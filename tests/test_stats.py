@@ -46,3 +46,18 @@ def test_round_trip_through_dict():
 def test_empty_histogram_reports_zero():
     assert LatencyHistogram().percentile(0.99) == 0.0
     assert LatencyHistogram().summary()["max_s"] == 0.0
+
+
+def test_a_copy_is_equal_and_independent():
+    """Snapshots of live statistics are copies: what the engine records next must not change
+    the snapshot the driver holds, nor the other way round."""
+    live = OpStats()
+    for i in range(100):
+        live.record(4096, 0.001 * (i % 7 + 1), 0.0002)
+    snapshot = live.copy()
+    assert snapshot == live
+    live.record(1, 0.5, 0.1)
+    snapshot.merge(snapshot)
+    assert live.ops == 101 and snapshot.ops == 200
+    assert live.latency.counts != snapshot.latency.counts
+    assert sum(live.latency.counts) == 101 and sum(live.ttfb.counts) == 101
