@@ -9,8 +9,12 @@ per process), which PUTs and GETs the objects twice and reports the second, warm
 the transfer and counting the worker's CPU seconds (user + system, all threads) over the same
 span. GET bodies are read into memory and dropped by every client (s3dlio: get_many_stats). Rounds
 interleave clients, so drift on a noisy machine hits all alike. Endpoints: `null`
-(benchmarks/null_endpoint.py: the client's own ceiling), `moto` (moto server), and `moto-h2` (moto
-under hypercorn, where this engine runs HTTP/1.1 and HTTP/2 against the same server). The engine
+(benchmarks/null_endpoint.py: the client's own ceiling), `null-tls` (the same over HTTPS, with a
+certificate from a CA made for the run; every client is given the CA as AWS_CA_BUNDLE), `moto`
+(moto server), and `moto-h2` (moto under hypercorn, where this engine runs HTTP/1.1 and HTTP/2
+against the same server). With both `null` and `null-tls` it also prints each client's extra CPU
+per GB for TLS beside the floor: what `openssl speed -evp` needs for the cipher the endpoint
+negotiated. The engine
 runs on uvloop, the loop Ray gives the actors when it is installed; client `engine-asyncio` (not
 in the default set) is engine-h1 on asyncio's own loop, and `engine-oplog` (nor that) is engine-h1
 writing the zstd op-log of every request.
@@ -27,6 +31,7 @@ import json
 import os
 import resource
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -88,7 +93,10 @@ def run_engine(endpoint, bucket, keys, size, concurrency, http2, op_log, on_asyn
     loop = asyncio.new_event_loop() if on_asyncio else uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     signer = Signer(resolve_credentials(), "us-east-1")
-    s3 = S3Client(ClientOptions(endpoints=(endpoint,), http2=http2), signer)
+    options = ClientOptions(
+        endpoints=(endpoint,), http2=http2, ca_bundle=os.environ.get("AWS_CA_BUNDLE")
+    )
+    s3 = S3Client(options, signer)
     log = OpLog(Path(tempfile.mkdtemp()) / "bench.tsv.zst") if op_log else None
     engine = Engine(S3Store(s3, 10 * 2**20, log), lambda phase: policy)
 
@@ -207,29 +215,78 @@ def wait_for_port(port: int, timeout_s: float = 30) -> None:
     raise RuntimeError(f"endpoint on port {port} did not start")
 
 
-def start_endpoint(name: str, object_size_mib: int) -> tuple[subprocess.Popen, str]:
+def test_ca(folder: Path) -> tuple[str, str, str]:
+    """(CA bundle, certificate chain, key) for 127.0.0.1, from a CA made now (trustme)."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    cert.private_key_pem.write_to_path(str(folder / "key.pem"))
+    cert.private_key_and_cert_chain_pem.write_to_path(str(folder / "chain.pem"))
+    return str(folder / "ca.pem"), str(folder / "chain.pem"), str(folder / "key.pem")
+
+
+def negotiated_cipher(port: int, ca_bundle: str) -> str:
+    context = ssl.create_default_context(cafile=ca_bundle)
+    with (
+        socket.create_connection(("127.0.0.1", port)) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        return tls.cipher()[0]
+
+
+OPENSSL_NAMES = {"AES_256_GCM": "aes-256-gcm", "AES_128_GCM": "aes-128-gcm"}
+
+
+def openssl_floor(cipher: str) -> tuple[str, float]:
+    """(EVP name, CPU seconds per GB) OpenSSL needs to encrypt 16 KiB records with the cipher
+    (TLS 1.3 names like TLS_AES_256_GCM_SHA384 map to aes-256-gcm; ChaCha to chacha20-poly1305)."""
+    name = next((v for k, v in OPENSSL_NAMES.items() if k in cipher), "chacha20-poly1305")
+    out = subprocess.run(
+        ["openssl", "speed", "-evp", name, "-bytes", "16384", "-seconds", "2"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    row = [line for line in out.splitlines() if line.lower().startswith(name.split("-")[0])][-1]
+    kbytes_per_s = float(row.split()[-1].rstrip("k"))
+    return name, 1e9 / (kbytes_per_s * 1000)
+
+
+def start_endpoint(
+    name: str, object_size_mib: int, tls: tuple[str, str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
     from s3dlio_ray.embedded import free_port
 
     port = free_port()
+    null = [
+        sys.executable,
+        str(HERE / "null_endpoint.py"),
+        "--port",
+        str(port),
+        "--object-size",
+        f"{object_size_mib}MiB",
+    ]
     commands = {
-        "null": [
-            sys.executable,
-            str(HERE / "null_endpoint.py"),
-            "--port",
-            str(port),
-            "--object-size",
-            f"{object_size_mib}MiB",
-        ],
+        "null": null,
         "moto": [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         "moto-h2": [sys.executable, str(HERE / "h2_moto.py"), "--port", str(port)],
     }
-    process = subprocess.Popen(commands[name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if name == "null-tls":
+        assert tls is not None
+        command, scheme = [*null, "--tls-cert", tls[1], "--tls-key", tls[2]], "https"
+    else:
+        command, scheme = commands[name], "http"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port(port)
-    return process, f"http://127.0.0.1:{port}"
+    return process, f"{scheme}://127.0.0.1:{port}"
 
 
-def measure(client: str, endpoint: str, args: argparse.Namespace, concurrency: int) -> dict:
-    env = {**os.environ, **CREDENTIALS}
+def measure(
+    client: str, endpoint: str, args: argparse.Namespace, concurrency: int, ca_bundle: str
+) -> dict:
+    env = {**os.environ, **CREDENTIALS, "AWS_CA_BUNDLE": ca_bundle}
     command = [
         sys.executable,
         __file__,
@@ -274,15 +331,20 @@ def main() -> None:
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     gb = args.objects * args.object_size * MIB / 1e9
     samples: dict[tuple[str, str, int, str], list[tuple[float, float]]] = {}
+    tls = test_ca(Path(tempfile.mkdtemp()))
+    floor: tuple[str, str, float] | None = None
     for name in args.endpoints.split(","):
-        process, url = start_endpoint(name, args.object_size)
+        process, url = start_endpoint(name, args.object_size, tls)
+        if name == "null-tls":
+            cipher = negotiated_cipher(int(url.rsplit(":", 1)[1]), tls[0])
+            floor = (cipher, *openssl_floor(cipher))
         clients = H2_CLIENTS if name == "moto-h2" else args.clients.split(",")
         levels = concurrencies[:1] if name == "moto-h2" else concurrencies
         try:
             for round_no in range(args.rounds):
                 for concurrency in levels:
                     for client in clients:
-                        result = measure(client, url, args, concurrency)
+                        result = measure(client, url, args, concurrency, tls[0])
                         for op, m in result.items():
                             samples.setdefault((name, op, concurrency, client), []).append(
                                 (gb / m["seconds"], m["cpu_s"] / gb)
@@ -333,6 +395,8 @@ def main() -> None:
             f"| {r['endpoint']} | {r['op'].upper()} | {r['concurrency']} | {r['client']} | "
             f"{r['gbps']:.2f} | {r['cpu_s_per_gb']:.2f} | {ratio} |"
         )
+    if floor is not None:
+        print_tls_cost(rows, *floor)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(
         json.dumps(
@@ -345,6 +409,28 @@ def main() -> None:
             indent=2,
         )
     )
+
+
+def print_tls_cost(rows: list[dict], cipher: str, evp: str, floor_s_per_gb: float) -> None:
+    """Each client's CPU per GB over HTTPS less over plain HTTP, beside OpenSSL's own."""
+    plain = {(r["op"], r["concurrency"], r["client"]): r for r in rows if r["endpoint"] == "null"}
+    print()
+    print(
+        f"TLS: the endpoint negotiated {cipher}; `openssl speed -evp {evp}` (16 KiB records) "
+        f"needs {floor_s_per_gb:.3f} CPU s/GB"
+    )
+    print("| op | conc | client | CPU s/GB plain | CPU s/GB TLS | TLS extra | extra / floor |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        base = plain.get((r["op"], r["concurrency"], r["client"]))
+        if r["endpoint"] != "null-tls" or base is None:
+            continue
+        extra = r["cpu_s_per_gb"] - base["cpu_s_per_gb"]
+        print(
+            f"| {r['op'].upper()} | {r['concurrency']} | {r['client']} | "
+            f"{base['cpu_s_per_gb']:.2f} | {r['cpu_s_per_gb']:.2f} | {extra:.2f} | "
+            f"{extra / floor_s_per_gb:.1f} |"
+        )
 
 
 if __name__ == "__main__":

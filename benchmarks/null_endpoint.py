@@ -6,15 +6,25 @@ for the clients in the benchmark, and does as little work per byte as Python all
 client's own ceiling shows when moto is the bottleneck. It stores nothing and checks no signature.
 
     python benchmarks/null_endpoint.py --port 9100 --object-size 10MiB
+    python benchmarks/null_endpoint.py --port 9443 --tls-cert cert.pem --tls-key key.pem \
+        --processes 4
+
+`--processes K` runs K processes sharing the port (SO_REUSEPORT: the kernel spreads connections
+over them), so a many-core host's clients meet an endpoint that is not one core. It runs on
+uvloop.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
+import ssl
 import time
 from urllib.parse import parse_qs, urlsplit
+
+import uvloop
 
 from s3dlio_ray.s3.http1 import ChunkedDecoder
 from s3dlio_ray.units import parse_size
@@ -36,8 +46,7 @@ class NullS3(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.scratch
@@ -182,20 +191,41 @@ class NullS3(asyncio.BufferedProtocol):
             self.transport.write(body)
 
 
-async def serve(port: int, object_size: int) -> None:
+async def serve(port: int, object_size: int, tls: tuple[str, str] | None) -> None:
     payload = memoryview(bytes(object_size))
+    context = None
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*tls)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: NullS3(payload), "127.0.0.1", port, backlog=1024)
+    server = await loop.create_server(
+        lambda: NullS3(payload), "127.0.0.1", port, backlog=1024, ssl=context, reuse_port=True
+    )
     async with server:
         await server.serve_forever()
+
+
+def run(port: int, object_size: int, tls: tuple[str, str] | None) -> None:
+    uvloop.run(serve(port, object_size, tls))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--object-size", default="10MiB")
+    parser.add_argument("--tls-cert", help="PEM certificate chain: serve HTTPS")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument("--processes", type=int, default=1)
     args = parser.parse_args()
-    asyncio.run(serve(args.port, parse_size(args.object_size)))
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+    size = parse_size(args.object_size)
+    others = [
+        multiprocessing.Process(target=run, args=(args.port, size, tls), daemon=True)
+        for _ in range(args.processes - 1)
+    ]
+    for process in others:
+        process.start()
+    run(args.port, size, tls)
 
 
 if __name__ == "__main__":
