@@ -173,7 +173,7 @@ def run_s3dlio(endpoint, bucket, keys, size, concurrency):
 def worker(args: argparse.Namespace) -> None:
     """One measurement: create the bucket, PUT all, GET all; print seconds and CPU seconds."""
     keys = [f"bench/{args.worker}/{i:05d}" for i in range(args.objects)]
-    size = args.object_size * MIB
+    size = object_bytes(args.object_size)
     s3 = boto3_client(args.endpoint, 4)
     bucket = "bench"
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
@@ -202,6 +202,17 @@ def worker(args: argparse.Namespace) -> None:
             Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]]}
         )
     print(json.dumps(result))
+
+
+def object_bytes(text: str) -> int:
+    """`--object-size`: a number of MiB, or a size with its unit."""
+    from s3dlio_ray.units import parse_size
+
+    return int(text) * MIB if text.isdigit() else parse_size(text)
+
+
+def describe(text: str) -> str:
+    return f"{text} MiB" if text.isdigit() else text
 
 
 def wait_for_port(port: int, timeout_s: float = 30) -> None:
@@ -255,7 +266,7 @@ def openssl_floor(cipher: str) -> tuple[str, float]:
 
 
 def start_endpoint(
-    name: str, object_size_mib: int, tls: tuple[str, str, str] | None = None
+    name: str, object_size: str, tls: tuple[str, str, str] | None = None
 ) -> tuple[subprocess.Popen, str]:
     from s3dlio_ray.embedded import free_port
 
@@ -266,7 +277,7 @@ def start_endpoint(
         "--port",
         str(port),
         "--object-size",
-        f"{object_size_mib}MiB",
+        f"{object_bytes(object_size)}",
     ]
     commands = {
         "null": null,
@@ -315,7 +326,7 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--objects", type=int, default=100)
-    parser.add_argument("--object-size", type=int, default=10, help="MiB")
+    parser.add_argument("--object-size", default="10", help="MiB, or a size such as 128KiB")
     parser.add_argument("--concurrency", default="8,16,32")
     parser.add_argument("--endpoints", default="null,moto,moto-h2")
     parser.add_argument("--clients", default=",".join(CLIENTS))
@@ -329,7 +340,7 @@ def main() -> None:
         return
 
     concurrencies = [int(c) for c in args.concurrency.split(",")]
-    gb = args.objects * args.object_size * MIB / 1e9
+    gb = args.objects * object_bytes(args.object_size) / 1e9
     samples: dict[tuple[str, str, int, str], list[tuple[float, float]]] = {}
     tls = test_ca(Path(tempfile.mkdtemp()))
     floor: tuple[str, str, float] | None = None
@@ -382,8 +393,8 @@ def main() -> None:
     }
     print()
     print(
-        f"{args.objects} x {args.object_size} MiB, medians of {args.rounds}; ratio = GB/s over "
-        "s3dlio's (over engine-h1's on moto-h2)"
+        f"{args.objects} x {describe(args.object_size)}, medians of {args.rounds}; "
+        "ratio = GB/s over s3dlio's (over engine-h1's on moto-h2)"
     )
     print("| endpoint | op | conc | client | GB/s | CPU s/GB | ratio |")
     print("|---|---|---|---|---|---|---|")
@@ -402,7 +413,7 @@ def main() -> None:
         json.dumps(
             {
                 "objects": args.objects,
-                "object_size_mib": args.object_size,
+                "object_size": describe(args.object_size),
                 "rounds": args.rounds,
                 "rows": rows,
             },
