@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -29,11 +28,11 @@ from ray.cluster_utils import Cluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+import null_endpoint
 from bench_transfer import wait_for_port
 from proxy import TcpProxy
 
 from s3dlio_ray.config import load_settings
-from s3dlio_ray.embedded import free_port
 from s3dlio_ray.launch import Target, execute
 from s3dlio_ray.s3.signing import StaticCredentials
 
@@ -93,19 +92,7 @@ def main() -> None:
     args = parser.parse_args()
     link, delay = args.link_mb * 1e6, args.delay_ms / 1000
     bdp = link * (delay + OBJECT / link) / OBJECT
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            str(HERE / "null_endpoint.py"),
-            "--port",
-            str(port),
-            "--object-size",
-            "64KiB",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    port, server = null_endpoint.launch("64KiB")
     cluster = Cluster(
         initialize_head=True,
         connect=True,

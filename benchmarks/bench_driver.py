@@ -22,20 +22,18 @@ import asyncio
 import itertools
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
+import null_endpoint
 import ray
 from ray.cluster_utils import Cluster
 
 from s3dlio_ray.build import cluster_policy
 from s3dlio_ray.cluster.driver import RayPool
 from s3dlio_ray.config import load_settings
-from s3dlio_ray.embedded import free_port
 from s3dlio_ray.executor import PhaseExecutor
 from s3dlio_ray.runner import run_workload
 from s3dlio_ray.s3.signing import StaticCredentials
@@ -125,19 +123,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--rate", default="1000 ops/s", help="the whole cluster's cap")
     args = parser.parse_args()
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            str(HERE / "null_endpoint.py"),
-            "--port",
-            str(port),
-            "--object-size",
-            "1KiB",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    port, server = null_endpoint.launch("1KiB")
     cluster = Cluster(
         initialize_head=True,
         connect=True,

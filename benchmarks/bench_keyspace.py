@@ -27,7 +27,8 @@ import psutil
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_memory import MIB, actors, start_null_endpoint  # noqa: E402
+import null_endpoint  # noqa: E402
+from bench_memory import MIB, actors  # noqa: E402
 
 
 def cpu_s(process: psutil.Process) -> float:
@@ -101,7 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--objects", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     args = parser.parse_args()
-    port, server = start_null_endpoint("16")
+    port, server = null_endpoint.launch("16")
     try:
         time.sleep(1)
         print(

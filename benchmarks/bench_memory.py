@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import null_endpoint
 import psutil
 
 HERE = Path(__file__).resolve().parent
@@ -44,23 +45,12 @@ def rss_mib(processes: list[psutil.Process]) -> list[float]:
     return sizes
 
 
-def start_null_endpoint(object_size: str) -> tuple[int, subprocess.Popen]:
-    """The null endpoint on a free loopback port, serving objects of `object_size`."""
-    sys.path.insert(0, str(HERE.parent))
-    from s3dlio_ray.embedded import free_port
-
-    port = free_port()
-    command = [sys.executable, str(HERE / "null_endpoint.py"), "--port", str(port)]
-    server = subprocess.Popen([*command, "--object-size", object_size], stdout=subprocess.DEVNULL)
-    return port, server
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=float, default=1200)
     parser.add_argument("--warmup", type=float, default=60, help="seconds before the first sample")
     args = parser.parse_args()
-    port, server = start_null_endpoint("1MiB")
+    port, server = null_endpoint.launch("1MiB")
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
     driver = subprocess.Popen(
         [

@@ -4,16 +4,18 @@
     .venv/bin/python benchmarks/bench_node.py                  # K = half the cores, at least 2
     .venv/bin/python benchmarks/bench_node.py --processes 8 --rounds 3
 
-The endpoint is benchmarks/null_endpoint.py as K processes on one port (SO_REUSEPORT), over
-HTTPS with a certificate from a CA made for the run. A bare process is one bench_transfer.py
-worker: PUT then GET of its own keys at concurrency 16, twice, the warm second pass timed, with
-its own CPU seconds. K processes start together; their rates add up (they run side by side) and
-so do their CPU seconds. The Ray layouts are the real workload path (driver, actors, live
+The endpoint is benchmarks/null_endpoint.py as K processes on one port (SO_REUSEPORT), over HTTPS
+with a certificate from a CA made for the run. A bare process is one bench_transfer.py worker: PUT
+then GET of its keys at concurrency 16, twice, the warm second pass timed, with its own CPU
+seconds. K processes meet before each pass and operation (a barrier), so they run side by side; the
+node's rate is everything they moved over the span from the first start to the last end, its CPU
+their CPU seconds added up. The Ray layouts are the real workload path (driver, actors, live
 gathering) on a local Ray cluster of K CPUs with `actors_per_node` 1 and K, concurrency 16 per
-actor, verification off, their second GET timed. Prints GB/s, ops/s and CPU s/GB per layout,
-then the ratios the node targets: K engine processes over s3dlio's best layout, and one actor
-over one bare engine process. On a box of few cores the endpoint shares them with the clients,
-so the node ratios mean little there; CPU per GB and per request still compare.
+actor, verification off: a PUT and a GET phase of `--seconds` each (timed, so a phase's start and
+end weigh little). Prints GB/s, ops/s and CPU s/GB per layout, then the ratios the node targets: K
+engine processes over s3dlio's best layout, and one actor over one bare engine process. On a box of
+few cores the endpoint shares them with the clients, so the node ratios mean little there; CPU per
+GB and per request still compare.
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ from pathlib import Path
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
+import null_endpoint
 import ray
 from bench_transfer import CREDENTIALS, object_bytes, test_ca, wait_for_port
 
 from s3dlio_ray.config import load_settings
-from s3dlio_ray.embedded import free_port
 from s3dlio_ray.launch import Target, execute
 from s3dlio_ray.s3.signing import StaticCredentials
 
@@ -61,30 +63,35 @@ def bare(client: str, processes: int, url: str, size: str, objects: int, ca: str
         "--object-size",
         size,
     ]
+    command += ["--barrier", tempfile.mkdtemp(), "--parties", str(processes)]
     workers = [
         subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
         for _ in range(processes)
     ]
     outputs = [json.loads(w.communicate()[0].strip().splitlines()[-1]) for w in workers]
     gb = objects * object_bytes(size) / 1e9
-    return {
-        op: {
-            "gbps": sum(gb / out[op]["seconds"] for out in outputs),
-            "ops": sum(objects / out[op]["seconds"] for out in outputs),
+    measured = {}
+    for op in ("put", "get"):
+        span = max(out[op]["ended"] for out in outputs) - min(out[op]["began"] for out in outputs)
+        measured[op] = {
+            "gbps": gb * processes / span,
+            "ops": objects * processes / span,
             "cpu_s_per_gb": sum(out[op]["cpu_s"] for out in outputs) / (gb * processes),
         }
-        for op in ("put", "get")
-    }
+    return measured
 
 
-def through_ray(actors: int, url: str, size: str, objects: int, ca: str) -> dict:
-    """The workload path with `actors` actors on the local node: the second GET's rates."""
+def through_ray(actors: int, url: str, size: str, objects: int, ca: str, seconds: float) -> dict:
+    """The workload path with `actors` actors on the local node: timed PUT and GET phases."""
     settings = load_settings(
         HERE.parent / "configs" / "quick.yaml",
         {
             "objects": objects * actors,
             "object_size": str(object_bytes(size)),
-            "phases": ["put", {"get": {"verify": False}}, {"get": {"verify": False}}],
+            "phases": [
+                {"put": {"duration_s": seconds}},
+                {"get": {"verify": False, "duration_s": seconds}},
+            ],
             "metrics_port": "off",
             "actors_per_node": actors,
             "concurrency": CONCURRENCY,
@@ -95,7 +102,7 @@ def through_ray(actors: int, url: str, size: str, objects: int, ca: str) -> dict
     target = Target((url,), StaticCredentials("bench", "bench-secret"))
     result = asyncio.run(execute(settings, target))
     assert result.ok, result.error
-    put, get = result.phases[0], result.phases[2]
+    put, get = result.phases
     return {
         op: {"gbps": phase.gbps, "ops": phase.stats.ops / phase.elapsed_s, "cpu_s_per_gb": None}
         for op, phase in (("put", put), ("get", get))
@@ -107,6 +114,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=max(2, (os.cpu_count() or 2) // 2))
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--sizes", default=",".join(SIZES))
+    parser.add_argument("--seconds", type=float, default=8, help="each Ray phase")
     args = parser.parse_args()
     k = args.processes
     ca, chain, key = test_ca(Path(tempfile.mkdtemp()))
@@ -114,20 +122,18 @@ def main() -> None:
     layouts = {
         "engine x1": lambda url, size, n: bare("engine-h1", 1, url, size, n, ca),
         f"engine x{k}": lambda url, size, n: bare("engine-h1", k, url, size, n, ca),
-        "ray 1 actor": lambda url, size, n: through_ray(1, url, size, n, ca),
-        f"ray {k} actors": lambda url, size, n: through_ray(k, url, size, n, ca),
+        "ray 1 actor": lambda url, size, n: through_ray(1, url, size, n, ca, args.seconds),
+        f"ray {k} actors": lambda url, size, n: through_ray(k, url, size, n, ca, args.seconds),
         "s3dlio x1": lambda url, size, n: bare("s3dlio", 1, url, size, n, ca),
         f"s3dlio x{k}": lambda url, size, n: bare("s3dlio", k, url, size, n, ca),
     }
     samples: dict[tuple[str, str, str, str], list[dict]] = {}
     for size in args.sizes.split(","):
         for scheme in ("http", "https"):
-            port = free_port()
-            command = [sys.executable, str(HERE / "null_endpoint.py"), "--port", str(port)]
-            command += ["--object-size", str(object_bytes(size)), "--processes", str(k)]
+            options = ["--processes", str(k)]
             if scheme == "https":
-                command += ["--tls-cert", chain, "--tls-key", key]
-            endpoint = subprocess.Popen(command)
+                options += ["--tls-cert", chain, "--tls-key", key]
+            port, endpoint = null_endpoint.launch(str(object_bytes(size)), *options)
             try:
                 wait_for_port(port)
                 url = f"{scheme}://127.0.0.1:{port}"

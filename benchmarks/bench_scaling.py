@@ -16,17 +16,15 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
+import null_endpoint
 import ray
 from ray.cluster_utils import Cluster
 
 from s3dlio_ray.config import load_settings
-from s3dlio_ray.embedded import free_port
 from s3dlio_ray.launch import Target, execute
 from s3dlio_ray.s3.signing import StaticCredentials
 
@@ -80,12 +78,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--objects", type=int, default=200)
     args = parser.parse_args()
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, str(HERE / "null_endpoint.py"), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    port, server = null_endpoint.launch("10MiB")
     endpoint = f"http://127.0.0.1:{port}"
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in LAYOUTS}
     try:

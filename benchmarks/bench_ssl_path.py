@@ -16,18 +16,14 @@ import argparse
 import socket
 import ssl
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+import null_endpoint
 from bench_transfer import cpu_seconds, test_ca, wait_for_port
 
-from s3dlio_ray.embedded import free_port
-
-HERE = Path(__file__).resolve().parent
 SIZE = 10 * 1024 * 1024
 GETS_PER_THREAD = 8
 
@@ -69,14 +65,12 @@ def main() -> None:
     args = parser.parse_args()
     ca, chain, key = test_ca(Path(tempfile.mkdtemp()))
     context = ssl.create_default_context(cafile=ca)
-    ports = {"http": free_port(), "https": free_port()}
-    endpoints = []
-    for scheme, port in ports.items():
-        command = [sys.executable, str(HERE / "null_endpoint.py"), "--port", str(port)]
-        command += ["--object-size", str(SIZE)]
-        if scheme == "https":
-            command += ["--tls-cert", chain, "--tls-key", key]
-        endpoints.append(subprocess.Popen(command))
+    plain, secure = (
+        null_endpoint.launch(str(SIZE)),
+        null_endpoint.launch(str(SIZE), "--tls-cert", chain, "--tls-key", key),
+    )
+    ports = {"http": plain[0], "https": secure[0]}
+    endpoints = [plain[1], secure[1]]
     samples: dict[str, list[float]] = {"http": [], "https": []}
     try:
         for port in ports.values():

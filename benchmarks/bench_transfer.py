@@ -193,15 +193,27 @@ def worker(args: argparse.Namespace) -> None:
         runner = {"boto3": run_boto3, "s3transfer": run_s3transfer, "s3dlio": run_s3dlio}
         put, get = runner[args.worker](args.endpoint, bucket, keys, size, args.concurrency)
     result = {}
-    for _warm_up_then_measure in range(2):
+    for attempt in ("warm-up", "measured"):
         for op, fn in (("put", put), ("get", get)):
+            meet(args.barrier, args.parties, f"{attempt}-{op}")
+            began = time.time()
             seconds, cpu = timed(fn)
-            result[op] = {"seconds": seconds, "cpu_s": cpu}
+            result[op] = {"seconds": seconds, "cpu_s": cpu, "began": began, "ended": time.time()}
     for start in range(0, len(keys), 1000):
         s3.delete_objects(
             Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]]}
         )
     print(json.dumps(result))
+
+
+def meet(folder: str | None, parties: int, name: str) -> None:
+    """Wait until `parties` workers have reached `name` (a file each in `folder`), so workers
+    run side by side time the same span (bench_node.py); no folder, no wait."""
+    if folder is None:
+        return
+    Path(folder, f"{name}-{os.getpid()}").touch()
+    while len(list(Path(folder).glob(f"{name}-*"))) < parties:
+        time.sleep(0.002)
 
 
 def object_bytes(text: str) -> int:
@@ -268,30 +280,25 @@ def openssl_floor(cipher: str) -> tuple[str, float]:
 def start_endpoint(
     name: str, object_size: str, tls: tuple[str, str, str] | None = None
 ) -> tuple[subprocess.Popen, str]:
+    import null_endpoint
+
     from s3dlio_ray.embedded import free_port
 
-    port = free_port()
-    null = [
-        sys.executable,
-        str(HERE / "null_endpoint.py"),
-        "--port",
-        str(port),
-        "--object-size",
-        f"{object_bytes(object_size)}",
-    ]
-    commands = {
-        "null": null,
-        "moto": [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        "moto-h2": [sys.executable, str(HERE / "h2_moto.py"), "--port", str(port)],
-    }
-    if name == "null-tls":
-        assert tls is not None
-        command, scheme = [*null, "--tls-cert", tls[1], "--tls-key", tls[2]], "https"
+    size = str(object_bytes(object_size))
+    if name in ("null", "null-tls"):
+        options = ["--tls-cert", tls[1], "--tls-key", tls[2]] if name == "null-tls" and tls else []
+        port, process = null_endpoint.launch(size, *options)
     else:
-        command, scheme = commands[name], "http"
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port = free_port()
+        commands = {
+            "moto": [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            "moto-h2": [sys.executable, str(HERE / "h2_moto.py"), "--port", str(port)],
+        }
+        process = subprocess.Popen(
+            commands[name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
     wait_for_port(port)
-    return process, f"{scheme}://127.0.0.1:{port}"
+    return process, f"{'https' if name == 'null-tls' else 'http'}://127.0.0.1:{port}"
 
 
 def measure(
@@ -333,6 +340,8 @@ def main() -> None:
     parser.add_argument("--output", default=str(HERE / "results" / "transfer.json"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
+    parser.add_argument("--barrier", help=argparse.SUPPRESS)
+    parser.add_argument("--parties", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         args.concurrency = int(args.concurrency)

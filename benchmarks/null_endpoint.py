@@ -21,6 +21,8 @@ import asyncio
 import multiprocessing
 import os
 import ssl
+import subprocess
+import sys
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -203,6 +205,17 @@ async def serve(port: int, object_size: int, tls: tuple[str, str] | None) -> Non
     )
     async with server:
         await server.serve_forever()
+
+
+def launch(object_size: str, *options: str) -> tuple[int, subprocess.Popen]:
+    """This endpoint as a process on a free loopback port, serving objects of `object_size`
+    (`options`: more of its flags, --tls-cert, --processes ...); (port, process)."""
+    from s3dlio_ray.embedded import free_port
+
+    port = free_port()
+    command = [sys.executable, __file__, "--port", str(port), "--object-size", object_size]
+    process = subprocess.Popen([*command, *options], stdout=subprocess.DEVNULL)
+    return port, process
 
 
 def run(port: int, object_size: int, tls: tuple[str, str] | None) -> None:
