@@ -2,11 +2,11 @@
 stops them all on autoterm, and gives a lost worker's whole share to the others.
 
 The same code drives Ray actors across a cluster and one engine in this process: a worker is
-anything that runs a share and answers snapshots (`Worker`), and a pool says which exceptions
-mean a worker is gone. A lost worker's partial work stays in the live totals but not in the
-result, so nothing is counted twice; a key no worker could take is listed as failed. With the
-cluster controller, each snapshot request also carries the actor's ceiling and pace from the
-previous second's readings (one call per actor per second).
+anything that runs a share (`Worker`), and a pool gathers their snapshots (a Ray pool one call
+per node) and says which exceptions mean a worker is gone. A lost worker's partial work stays in
+the live totals but not in the result, so nothing is counted twice; a key no worker could take is
+listed as failed. With the cluster controller, each snapshot request also carries the actor's
+ceiling and pace from the previous second's readings.
 """
 
 from __future__ import annotations
@@ -48,13 +48,6 @@ class Worker(Protocol):
         self, task_id: int, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl
     ) -> ShareResult: ...
 
-    async def snapshot(
-        self, steer: tuple[int, Steer] | None = None
-    ) -> tuple[int, EngineSnapshot | None]:
-        """(task id, statistics) of the running share; `steer` (task id, how) steers that share
-        first, if it is the one running."""
-        ...
-
     def stop(self, task_id: int, reason: EndedBy) -> None:
         """Ask share `task_id` to end early; answers at once."""
         ...
@@ -70,7 +63,32 @@ class WorkerPool(Protocol):
     node_cpus: dict[str, float]
     lost: tuple[type[BaseException], ...]
 
+    async def snapshots(self, asks: Sequence[Ask]) -> list[Reply | BaseException]:
+        """Each asked worker's (task id, statistics) of its running share, in order, or the
+        exception that kept it from answering; a steer (task id, how) steers that share first,
+        if it is the one running."""
+        ...
+
     async def close(self) -> None: ...
+
+
+Ask = tuple[Worker, tuple[int, Steer] | None]
+Reply = tuple[int, EngineSnapshot | None]
+
+
+class Answering(Protocol):
+    """A worker in this process that answers for itself."""
+
+    async def snapshot(self, steer: tuple[int, Steer] | None = None) -> Reply: ...
+
+
+async def ask_each(
+    asks: Sequence[tuple[Answering, tuple[int, Steer] | None]],
+) -> list[Reply | BaseException]:
+    """Snapshots from workers that answer for themselves: one call each."""
+    return await asyncio.gather(
+        *(worker.snapshot(steer) for worker, steer in asks), return_exceptions=True
+    )
 
 
 class EngineHost:
@@ -160,9 +178,12 @@ class LocalPool:
     def __init__(self, build: Callable[[], Engine], cpus: float) -> None:
         host = EngineHost(build)
         host.prepare()
-        worker = LocalWorker(host)
+        worker = self._worker = LocalWorker(host)
         self.workers: list[Worker] = [worker]
         self.node_cpus = {worker.node: cpus}
+
+    async def snapshots(self, asks: Sequence[Ask]) -> list[Reply | BaseException]:
+        return await ask_each([(self._worker, steer) for _, steer in asks])
 
     async def close(self) -> None:
         for worker in self.workers:
@@ -444,9 +465,8 @@ class PhaseExecutor:
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             began, cpu0 = time.perf_counter(), time.process_time()
             running = list({t.worker.name: t for t in tasks}.values())
-            replies = await asyncio.gather(
-                *(t.worker.snapshot(steering.of(t.task_id) if steering else None) for t in running),
-                return_exceptions=True,
+            replies = await self.pool.snapshots(
+                [(t.worker, steering.of(t.task_id) if steering else None) for t in running]
             )
             snapshots: dict[int, EngineSnapshot] = {}
             for task, reply in zip(running, replies, strict=True):

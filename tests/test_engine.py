@@ -13,7 +13,7 @@ from conftest import recorded
 
 from s3dlio_ray.control import Admission, PhaseControl
 from s3dlio_ray.engine import Engine
-from s3dlio_ray.executor import EngineHost, LocalWorker, PhaseExecutor
+from s3dlio_ray.executor import EngineHost, LocalWorker, PhaseExecutor, ask_each
 from s3dlio_ray.keys import KeyRange
 from s3dlio_ray.phases.base import PhaseSpec
 from s3dlio_ray.results import EndedBy, Phase, ShareResult
@@ -206,6 +206,9 @@ class MemoryPool:
             worker.name, worker.node = f"n1/{index}", "n1"
         self.workers.insert(1, DyingWorker())
         self.node_cpus = {"n1": 2.0, "n2": 1.0}
+
+    async def snapshots(self, asks):
+        return await ask_each(asks)
 
     async def close(self):
         pass

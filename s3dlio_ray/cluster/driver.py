@@ -24,15 +24,14 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from s3dlio_ray.build import Seat
 from s3dlio_ray.cluster.actor import TransferActor
+from s3dlio_ray.cluster.gatherer import NodeGatherer
 from s3dlio_ray.config import Settings
 from s3dlio_ray.control import PhaseControl
-from s3dlio_ray.engine import EngineSnapshot
 from s3dlio_ray.errors import S3DlioRayError
-from s3dlio_ray.executor import Worker
+from s3dlio_ray.executor import Ask, Reply, Worker
 from s3dlio_ray.phases.base import PhaseSpec
 from s3dlio_ray.results import EndedBy, ShareResult
 from s3dlio_ray.s3.signing import StaticCredentials, resolve_credentials
-from s3dlio_ray.tuning.cluster import Steer
 
 log = logging.getLogger(__name__)
 
@@ -169,11 +168,12 @@ def free_cpus() -> dict[str, float]:
 
 
 class RayWorker:
-    """A transfer actor, as the executor's Worker."""
+    """A transfer actor, as the executor's Worker; `seat`: its index among its node's actors."""
 
-    def __init__(self, name: str, node: str, handle: ray.actor.ActorHandle) -> None:
+    def __init__(self, name: str, node: str, seat: int, handle: ray.actor.ActorHandle) -> None:
         self.name = name
         self.node = node
+        self.seat = seat
         self.handle = handle
 
     async def run_share(
@@ -181,11 +181,6 @@ class RayWorker:
     ) -> ShareResult:
         ref = self.handle.run_share.remote(task_id, spec, keys, control)
         return await asyncio.wrap_future(ref.future())
-
-    async def snapshot(
-        self, steer: tuple[int, Steer] | None = None
-    ) -> tuple[int, EngineSnapshot | None]:
-        return await self.handle.snapshot.remote(steer)
 
     def stop(self, task_id: int, reason: EndedBy) -> None:
         self.handle.stop.remote(task_id, reason)
@@ -216,6 +211,7 @@ class RayPool:
         self.elsewhere: list[str] = []
         """Nodes on other machines than the driver's (they cannot reach its loopback)."""
         self._held = 0.0
+        self._gatherers: dict[str, ray.actor.ActorHandle] = {}
 
     def _actor_credentials(self) -> StaticCredentials:
         """The driver's credentials, handed to every actor so all nodes act as one identity."""
@@ -247,8 +243,11 @@ class RayPool:
                     credentials,
                     Seat(len(self.workers), index),
                 )
-                self.workers.append(RayWorker(f"{slot.label}/{index}", slot.label, handle))
+                self.workers.append(RayWorker(f"{slot.label}/{index}", slot.label, index, handle))
                 self._held += slot.cpus_each
+            self._gatherers[slot.label] = NodeGatherer.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(slot.node_id, soft=False)
+            ).remote([w.handle for w in self.workers if w.node == slot.label])
         try:
             ray.get([w.handle.info.remote() for w in self.workers], timeout=PLACEMENT_TIMEOUT_S)
         except RayTaskError as exc:
@@ -263,6 +262,25 @@ class RayPool:
             ) from None
         return self
 
+    async def snapshots(self, asks: Sequence[Ask]) -> list[Reply | BaseException]:
+        """One call per node: each node's gatherer asks its own actors."""
+        by_node: dict[str, list[int]] = {}
+        for position, (worker, _) in enumerate(asks):
+            by_node.setdefault(worker.node, []).append(position)
+        calls = [
+            self._gatherers[node].snapshots.remote(
+                [(asks[p][0].seat, asks[p][1]) for p in positions]  # type: ignore[attr-defined]
+            )
+            for node, positions in by_node.items()
+        ]
+        answers = await asyncio.gather(*calls, return_exceptions=True)
+        replies: list[Reply | BaseException] = [LookupError("not asked")] * len(asks)
+        for positions, answer in zip(by_node.values(), answers, strict=True):
+            for index, position in enumerate(positions):
+                reply = answer if isinstance(answer, BaseException) else answer[index]
+                replies[position] = LookupError("did not answer") if reply is None else reply
+        return replies
+
     async def close(self) -> None:
         """Stop the actors (their connections close with them) and wait until Ray has their
         CPUs back, so a next run in this process finds them free; safe to call twice."""
@@ -272,6 +290,9 @@ class RayPool:
         for worker in self.workers:
             await worker.close()
         self.workers.clear()
+        for gatherer in self._gatherers.values():
+            ray.kill(gatherer)
+        self._gatherers.clear()
         deadline = time.monotonic() + RELEASE_TIMEOUT_S
         while sum(free_cpus().values()) < before + self._held - 1e-6:
             if time.monotonic() > deadline:
