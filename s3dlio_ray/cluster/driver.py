@@ -16,6 +16,7 @@ import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import ray
 from ray._common.utils import get_ray_address_file
@@ -245,9 +246,10 @@ class RayPool:
                 )
                 self.workers.append(RayWorker(f"{slot.label}/{index}", slot.label, index, handle))
                 self._held += slot.cpus_each
-            self._gatherers[slot.label] = NodeGatherer.options(
-                scheduling_strategy=NodeAffinitySchedulingStrategy(slot.node_id, soft=False)
-            ).remote([w.handle for w in self.workers if w.node == slot.label])
+            if slot.actors > 1:
+                self._gatherers[slot.label] = NodeGatherer.options(
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(slot.node_id, soft=False)
+                ).remote([w.handle for w in self.workers if w.node == slot.label])
         try:
             ray.get([w.handle.info.remote() for w in self.workers], timeout=PLACEMENT_TIMEOUT_S)
         except RayTaskError as exc:
@@ -263,23 +265,31 @@ class RayPool:
         return self
 
     async def snapshots(self, asks: Sequence[Ask]) -> list[Reply | BaseException]:
-        """One call per node: each node's gatherer asks its own actors."""
+        """One call per node: a node's gatherer asks its own actors (a node of one actor, which
+        has no gatherer, is asked directly)."""
         by_node: dict[str, list[int]] = {}
         for position, (worker, _) in enumerate(asks):
             by_node.setdefault(worker.node, []).append(position)
-        calls = [
-            self._gatherers[node].snapshots.remote(
-                [(asks[p][0].seat, asks[p][1]) for p in positions]  # type: ignore[attr-defined]
-            )
-            for node, positions in by_node.items()
-        ]
-        answers = await asyncio.gather(*calls, return_exceptions=True)
+        answers = await asyncio.gather(
+            *(
+                self._ask_node(node, [asks[p] for p in positions])
+                for node, positions in by_node.items()
+            ),
+            return_exceptions=True,
+        )
         replies: list[Reply | BaseException] = [LookupError("not asked")] * len(asks)
         for positions, answer in zip(by_node.values(), answers, strict=True):
             for index, position in enumerate(positions):
                 reply = answer if isinstance(answer, BaseException) else answer[index]
                 replies[position] = LookupError("did not answer") if reply is None else reply
         return replies
+
+    async def _ask_node(self, node: str, asks: Sequence[Ask]) -> list[Reply | None]:
+        seated = [(cast(RayWorker, worker), steer) for worker, steer in asks]
+        gatherer = self._gatherers.get(node)
+        if gatherer is None:
+            return [await worker.handle.snapshot.remote(steer) for worker, steer in seated]
+        return await gatherer.snapshots.remote([(worker.seat, steer) for worker, steer in seated])
 
     async def close(self) -> None:
         """Stop the actors (their connections close with them) and wait until Ray has their
