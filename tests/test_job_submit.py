@@ -35,10 +35,31 @@ def stop_processes_under(folder: str) -> None:
         process.kill()
 
 
+def distinct_free_ports(count: int) -> list[int]:
+    """`count` different free ports: free_port() alone may give one it gave a moment ago (a run
+    once handed the dashboard and the metrics export the same port, and `ray start` failed)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 @pytest.fixture
 def ray_head(moto_url):
     temp_dir = tempfile.mkdtemp(prefix="s3r-")
-    dashboard = free_port()
+    names = (
+        "--port",
+        "--node-manager-port",
+        "--object-manager-port",
+        "--ray-client-server-port",
+        "--dashboard-agent-listen-port",
+        "--dashboard-agent-grpc-port",
+        "--metrics-export-port",
+        "--runtime-env-agent-port",
+    )
+    dashboard, *others = distinct_free_ports(1 + len(names))
     env = {
         **os.environ,
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
@@ -52,19 +73,7 @@ def ray_head(moto_url):
         "AWS_SECRET_ACCESS_KEY": TEST_CREDENTIALS.secret_access_key,
     }
     env.pop("RAY_ADDRESS", None)
-    ports = {
-        name: free_port()
-        for name in (
-            "--port",
-            "--node-manager-port",
-            "--object-manager-port",
-            "--ray-client-server-port",
-            "--dashboard-agent-listen-port",
-            "--dashboard-agent-grpc-port",
-            "--metrics-export-port",
-            "--runtime-env-agent-port",
-        )
-    }
+    ports = dict(zip(names, others, strict=True))
     first_worker = 20000 + (os.getpid() % 2000) * 10
     command = [
         RAY,
