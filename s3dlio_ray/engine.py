@@ -126,8 +126,8 @@ class _Live:
     transfer: Transfer
     controller: ConcurrencyController
     by_endpoint: dict[str, OpStats] = field(default_factory=dict)
-    throttled: bool = False
     throttles: int = 0
+    """Retries the endpoint asked for by throttling, so far."""
 
     def at(self, endpoint: str) -> OpStats:
         stats = self.by_endpoint.get(endpoint)
@@ -188,7 +188,6 @@ class Engine:
         if live is not None:
             live.stats.retries += 1
             live.at(self.store.answered_by()).retries += 1
-            live.throttled = live.throttled or throttled
             live.throttles += throttled
 
     async def run_share(
@@ -272,7 +271,7 @@ class Engine:
     ) -> None:
         stats, limiter = live.stats, live.limiter
         started = live.admission.started
-        last_bytes, last_ops, last_requests, last_total_s = 0, 0, 0, 0.0
+        last_bytes, last_ops, last_requests, last_total_s, last_throttles = 0, 0, 0, 0.0, 0
         last_t = time.perf_counter()
         latency = 0.0
         while True:
@@ -289,7 +288,7 @@ class Engine:
                 stats.latency.total_s,
                 now,
             )
-            throttled, live.throttled = live.throttled, False
+            throttled, last_throttles = live.throttles > last_throttles, live.throttles
             limiter.set_limit(controller.observe(nbytes, ops, elapsed, throttled, latency))
             samples.append(
                 ConcurrencySample(now - started, limiter.limit, limiter.in_flight, nbytes / elapsed)

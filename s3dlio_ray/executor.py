@@ -196,7 +196,8 @@ class _Steering:
 
     def __init__(self, controller: ClusterController) -> None:
         self.controller = controller
-        self._last: dict[int, EngineSnapshot] = {}
+        self._last: dict[int, tuple[int, int, float, int]] = {}
+        """Each share's requests, bytes, summed latency and throttles at its last reading."""
         self._steers: dict[int, Steer] = {}
 
     def of(self, task_id: int) -> tuple[int, Steer] | None:
@@ -205,29 +206,19 @@ class _Steering:
 
     def observe(self, snapshots: dict[int, EngineSnapshot], interval_s: float) -> None:
         readings = {}
-        for task_id, now in snapshots.items():
-            before = self._last.get(task_id)
-            ops, nbytes, latency, throttles = _counts(now)
-            if before is not None:
-                ops0, nbytes0, latency0, throttles0 = _counts(before)
-                ops, nbytes, latency, throttles = (
-                    ops - ops0,
-                    nbytes - nbytes0,
-                    latency - latency0,
-                    throttles - throttles0,
-                )
-            readings[str(task_id)] = ActorReading(
-                ops, nbytes, latency, now.in_flight, throttles > 0
+        for task_id, snapshot in snapshots.items():
+            stats = snapshot.stats
+            counts = (stats.latency.count, stats.bytes, stats.latency.total_s, snapshot.throttles)
+            before = self._last.get(task_id, (0, 0, 0.0, 0))
+            ops, nbytes, latency, throttles = (
+                now - then for now, then in zip(counts, before, strict=True)
             )
-        self._last.update(snapshots)
+            self._last[task_id] = counts
+            readings[str(task_id)] = ActorReading(
+                ops, nbytes, latency, snapshot.in_flight, throttles > 0
+            )
         steers = self.controller.observe(readings, interval_s)
         self._steers = {int(task_id): steer for task_id, steer in steers.items()}
-
-
-def _counts(snapshot: EngineSnapshot) -> tuple[int, int, float, int]:
-    """Requests, bytes, summed latency and throttles of a share so far."""
-    latency = snapshot.stats.latency
-    return latency.count, snapshot.stats.bytes, latency.total_s, snapshot.throttles
 
 
 def phase_control(spec: PhaseSpec, engines: int, elapsed_s: float = 0.0) -> PhaseControl:
@@ -272,7 +263,6 @@ class PhaseExecutor:
         self.telemetry = Telemetry()
         self.on_progress: ProgressHook | None = None
         self.gather_cpu_s = 0.0
-        self.gathers = 0
         self.gather_wall_s: list[float] = []
         """Each tick's gather, from asking the first share to the sample taken."""
         self._said_slow = False
@@ -394,6 +384,10 @@ class PhaseExecutor:
         found = ListedKeys.joined(listed) if spec.collect else None
         return PhaseOutcome(merged, stored, self._fatal, found)
 
+    @property
+    def gathers(self) -> int:
+        return len(self.gather_wall_s)
+
     def _took(self, seconds: float, workers: int) -> None:
         """Keep a gather's wall time; say once when gathering takes half the tick."""
         self.gather_wall_s.append(seconds)
@@ -487,7 +481,6 @@ class PhaseExecutor:
                 detector = None
                 self._stop_all(EndedBy.AUTOTERM)
             self.gather_cpu_s += time.process_time() - cpu0
-            self.gathers += 1
             self._took(time.perf_counter() - began, len(running))
             due = max(due, time.perf_counter() - self._tick_s)
             if self.on_progress is not None:

@@ -98,7 +98,6 @@ class ClusterController:
         self._probe: tuple[int, float] | None = None
         self._grew_from: tuple[int, float] | None = None
         self._held = 0
-        self.throttle_events = 0
 
     @property
     def floor_s(self) -> float:
@@ -192,7 +191,6 @@ class ClusterController:
 
     def _back_off(self, n: int) -> None:
         p = self.policy
-        self.throttle_events += 1
         self._ceiling = self._bounded(math.floor(self.window * (1 + p.backoff) / 2), n)
         self._quiet = 0
         self._descending = False

@@ -93,7 +93,6 @@ class ConcurrencyController:
         self._quiet = 0
         self._latency = 0.0
         self._min_latency = math.inf
-        self.throttle_events = 0
 
     @property
     def limit(self) -> int:
@@ -121,7 +120,6 @@ class ConcurrencyController:
             return self._limit
         if p.mode is Mode.CLUSTER:
             if throttled:
-                self.throttle_events += 1
                 self._limit = max(1, math.floor(self._limit * p.backoff))
             return self._limit
         if throttled:
@@ -214,7 +212,6 @@ class ConcurrencyController:
 
     def _back_off(self) -> None:
         p = self.policy
-        self.throttle_events += 1
         self._ceiling = max(p.minimum, math.floor(self._limit * (1 + p.backoff) / 2))
         self._quiet = 0
         self._baseline = None
