@@ -32,6 +32,7 @@ from s3dlio_ray.keys import KeyRange
 from s3dlio_ray.phases.base import PhaseSpec
 from s3dlio_ray.results import Phase
 from s3dlio_ray.s3.client import ClientOptions, S3Client
+from s3dlio_ray.s3.http1 import Http1Transport
 from s3dlio_ray.s3.signing import EMPTY_PAYLOAD, Signer, resolve_credentials
 from s3dlio_ray.sizes import ObjectSizes
 from s3dlio_ray.store import S3Store
@@ -92,10 +93,7 @@ async def _bare_gets(url: str) -> float:
     engine = small_object_engine(url)
     target = "/bench/00000001"
     headers = engine.store.client._signer.sign("GET", f"{host}:{port}", target, {}, EMPTY_PAYLOAD)
-    head = f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\n" + "".join(
-        f"{name}: {value}\r\n" for name, value in headers.items()
-    )
-    request = (head + "\r\n").encode()
+    request = Http1Transport(host, int(port))._head("GET", target, headers, 0)
     loop = asyncio.get_running_loop()
     reply = await asyncio.open_connection(host, int(port))
     reply[1].write(request)

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 import ray
 
-from s3dlio_ray.engine import EngineSnapshot
+from s3dlio_ray.executor import Reply
 from s3dlio_ray.tuning.cluster import Steer
 
-Ask = tuple[int, tuple[int, Steer] | None]
+SeatAsk = tuple[int, tuple[int, Steer] | None]
 """An actor's index on the node, and the steer its share gets first (task id, how)."""
 
 
@@ -25,9 +25,7 @@ class NodeGatherer:
     def __init__(self, actors: Sequence[ray.actor.ActorHandle]) -> None:
         self._actors = list(actors)
 
-    async def snapshots(
-        self, asks: Sequence[Ask]
-    ) -> list[tuple[int, EngineSnapshot | None] | None]:
+    async def snapshots(self, asks: Sequence[SeatAsk]) -> list[Reply | None]:
         """Each asked actor's (task id, snapshot), or None for an actor that did not answer."""
         replies = await asyncio.gather(
             *(self._actors[index].snapshot.remote(steer) for index, steer in asks),
