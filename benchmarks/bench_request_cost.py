@@ -52,7 +52,7 @@ def small_object_engine(url: str) -> Engine:
     options = ClientOptions(endpoints=(url,)) if named else ClientOptions(endpoint=url)
     client = S3Client(options, signer)
     policy = ConcurrencyPolicy(Mode.FIXED, 16)
-    return Engine(S3Store(client, 10 * 2**20), lambda phase: policy)
+    return Engine(S3Store(client, 10 * 2**20), lambda phase, overrides: policy)
 
 
 def cpu_per_request(url: str, loop: asyncio.AbstractEventLoop) -> dict[str, float]:

@@ -98,7 +98,7 @@ def run_engine(endpoint, bucket, keys, size, concurrency, http2, op_log, on_asyn
     )
     s3 = S3Client(options, signer)
     log = OpLog(Path(tempfile.mkdtemp()) / "bench.tsv.zst") if op_log else None
-    engine = Engine(S3Store(s3, 10 * 2**20, log), lambda phase: policy)
+    engine = Engine(S3Store(s3, 10 * 2**20, log), lambda phase, overrides: policy)
 
     def put():
         spec = PhaseSpec(Phase.PUT, bucket, sizes, 1)

@@ -21,6 +21,7 @@ from s3dlio_ray.compare import Difference, Named
 from s3dlio_ray.compare import compare as compare_results
 from s3dlio_ray.config import Settings
 from s3dlio_ray.config import load_settings as _load_settings
+from s3dlio_ray.control_channel import Changer
 from s3dlio_ray.embedded import EMBEDDED_CREDENTIALS, EmbeddedS3
 from s3dlio_ray.errors import ConfigError, S3DlioRayError
 from s3dlio_ray.executor import ProgressHook
@@ -123,11 +124,13 @@ class RunReport:
 @dataclass(frozen=True)
 class Hooks:
     """What a watching program is told while a run goes: progress every second, the port
-    /metrics is served on, the embedded endpoint's URL when one is started."""
+    /metrics is served on, the embedded endpoint's URL when one is started, the run's id once
+    it takes changes (`s3dlio-ray control --run-id ID`)."""
 
     progress: ProgressHook | None = None
     metrics: MetricsHook | None = None
     embedded: Callable[[str], None] | None = None
+    control: Callable[[str], None] | None = None
 
 
 async def run_async(
@@ -153,7 +156,7 @@ async def _run(settings: Settings, hooks: Hooks, control: RunControl | None) -> 
             endpoints = settings.endpoint
             target = Target(resolve_hosts(endpoints) if settings.resolve_host else endpoints)
         results = await execute_configurations(
-            settings, target, hooks.progress, hooks.metrics, control
+            settings, target, hooks.progress, hooks.metrics, control, hooks.control
         )
     return RunReport(settings, tuple(results))
 
@@ -178,13 +181,15 @@ def run(workload: Workload, /, **overrides: Any) -> RunReport:
 class RunControl:
     """Stops a run from another thread or a signal handler: the running phase stops starting
     operations (what is in flight gets a few seconds), no further phase starts, and cleanup still
-    runs unless `skip_cleanup` (a second, impatient stop)."""
+    runs unless `skip_cleanup` (a second, impatient stop). Changes settings of the running run
+    from another thread (`change`)."""
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[Callable[[bool], None]] = []
         self.stopped = False
         self.skip_cleanup = False
+        self._changer: Changer | None = None
 
     def attach(self, listener: Callable[[bool], None]) -> None:
         """`listener(skip_cleanup)` is called on the run's event loop when a stop is asked for
@@ -193,6 +198,20 @@ class RunControl:
         self._listeners.append(listener)
         if self.stopped:
             listener(self.skip_cleanup)
+
+    def attach_changes(self, changer: Changer | None) -> None:
+        """Changes go to `changer` from now on (None: the run takes none now)."""
+        self._changer = changer
+
+    def change(self, **changes: Any) -> dict[str, Any]:
+        """Change settings of the running run (see RunHandle.control)."""
+        changer = self._changer
+        if changer is None:
+            raise S3DlioRayError(
+                "control: the run takes changes once it has started, until it ends: "
+                "try again when it runs"
+            )
+        return changer.change(changes)
 
     def stop(self, skip_cleanup: bool = False) -> None:
         self.stopped = True
@@ -228,6 +247,14 @@ class RunHandle:
     def stop(self) -> None:
         """Stop the run early; its result says `interrupted`. Returns at once: wait() after."""
         self._control.stop()
+
+    def control(self, **changes: Any) -> dict[str, Any]:
+        """Change the running run's settings: `target_gbps`, `cluster_target_gbps`,
+        `concurrency` ("auto" or a number), `min_concurrency`, `max_concurrency`, `rate_limit`
+        ("1 GB/s", "500 ops/s", None), and `paused` (True / False); every actor has them within
+        a second. Answers what changed; ConfigError, and nothing changed, for a change the run
+        cannot take."""
+        return self._control.change(**changes)
 
     def wait(self, timeout_s: float | None = None) -> RunReport:
         """The report once the run is over; raises what the run raised. A KeyboardInterrupt

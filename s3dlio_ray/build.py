@@ -119,12 +119,12 @@ def build_engine(
         region = settings.region or resolve_region(settings.aws_profile)
         store = Boto3Store(endpoint, region, credentials, threads)
         fixed = ConcurrencyPolicy(Mode.FIXED, threads, minimum=threads, maximum=threads)
-        return Engine(store, lambda phase: fixed, settings.adapt_interval_s)
+        return Engine(store, lambda phase, overrides: fixed, settings.adapt_interval_s)
     profile = select_profile(settings.profile, endpoint)
     client = build_client(settings, endpoints, credentials, seat)
     op_log = OpLog(settings.op_log) if settings.op_log else None
     return Engine(
         S3Store(client, settings.part_size, op_log, settings.memory_budget),
-        lambda phase: concurrency_policy(settings, profile, phase),
+        lambda phase, overrides: concurrency_policy(overrides.onto(settings), profile, phase),
         settings.adapt_interval_s,
     )

@@ -1,4 +1,5 @@
-"""The command line: `s3dlio-ray run WORKLOAD.yaml [overrides]`, `report`, `compare`.
+"""The command line: `s3dlio-ray run WORKLOAD.yaml [overrides]`, `control`, `report`, `compare`,
+`cleanup`.
 
 A thin layer over the Python API: its flags come from the settings' own declarations, and it
 adds what only a command line does (logging set-up, the progress line, the summary, exit codes).
@@ -103,6 +104,25 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
         if field.name in CLEANUP_KEYS:
             _add_flag(clean, field)
     clean.add_argument("--insecure", action="store_const", const=True)
+    control = commands.add_parser(
+        "control",
+        help="change a running run's targets, concurrency or rate limit, or pause / resume it",
+    )
+    control.add_argument(
+        "--run-id", help="the run to change (default: the one run going for this user here)"
+    )
+    from s3dlio_ray.changes import CHANGEABLE
+
+    for field in fields(Settings):
+        if field.name in CHANGEABLE:
+            _add_flag(control, field)
+    pause = control.add_mutually_exclusive_group()
+    pause.add_argument(
+        "--pause", dest="paused", action="store_const", const=True, help="start no new request"
+    )
+    pause.add_argument(
+        "--resume", dest="paused", action="store_const", const=False, help="go on after --pause"
+    )
     cmp = commands.add_parser("compare", help="compare two result files, B against A")
     cmp.add_argument("a", help="result JSON file A (the reference)")
     cmp.add_argument("b", help="result JSON file B")
@@ -176,6 +196,11 @@ def _run(args: argparse.Namespace, keys: list[str], console: Console) -> int:
                 f"metrics: http://{settings.metrics_host}:{port}/metrics"
             ),
             embedded=lambda url: console.print(f"embedded S3 endpoint (moto) at {url}"),
+            control=lambda run_id: console.print(
+                f"run {run_id}: change it while it goes with s3dlio-ray control --run-id "
+                f"{run_id} --target-gbps N | --pause | --resume ...",
+                highlight=False,
+            ),
         )
         signals = _Signals()
         report = asyncio.run(api.run_async(settings, hooks=hooks, control=signals))
@@ -318,7 +343,31 @@ def _cleanup(args: argparse.Namespace, keys: list[str], console: Console) -> int
     return 1 if result.failed else 0
 
 
-COMMANDS = {"run": _run, "report": _report, "compare": _compare, "cleanup": _cleanup}
+def _control(args: argparse.Namespace, keys: list[str], console: Console) -> int:
+    from s3dlio_ray.changes import CHANGEABLE
+    from s3dlio_ray.control_channel import find, send
+
+    request = {k: getattr(args, k) for k in CHANGEABLE if getattr(args, k) is not None}
+    if args.paused is not None:
+        request["paused"] = args.paused
+    registration = find(args.run_id)
+    answer = send(registration, request)
+    changed = ", ".join(f"{k}={v}" for k, v in answer["changed"].items()) or "nothing changed"
+    console.print(
+        f"run {registration.run_id}: {changed} (change {answer['version']}; every actor has it "
+        "within a second)",
+        highlight=False,
+    )
+    return 0
+
+
+COMMANDS = {
+    "run": _run,
+    "control": _control,
+    "report": _report,
+    "compare": _compare,
+    "cleanup": _cleanup,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

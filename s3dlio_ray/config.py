@@ -1011,6 +1011,13 @@ def _workflow_phases(workflow: Mapping[str, Any], source: str) -> list[str]:
     return phases
 
 
+def parse_values(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Each setting of `raw` read by its own parser; ConfigError naming the first bad one."""
+    values: dict[str, Any] = {}
+    _apply(values, raw, source)
+    return values
+
+
 def _apply(values: dict[str, Any], raw: Mapping[str, Any], source: str) -> None:
     for key, value in raw.items():
         parse = _PARSERS.get(key)
@@ -1066,7 +1073,7 @@ def _check(settings: Settings) -> None:
             f"min_concurrency ({settings.min_concurrency}) must not exceed max_concurrency "
             f"({settings.max_concurrency})"
         )
-    _check_controller(settings)
+    check_controller(settings)
     for index, entry in enumerate(settings.phases):
         phase = settings.for_phase(index)
         if entry.phase == Phase.MIXED and phase.duration_s is None:
@@ -1121,7 +1128,7 @@ LISTED_IN_ORDER = 10**8
 READS_EXISTING = (Phase.GET, Phase.STAT, Phase.DELETE, Phase.LIST, Phase.MIXED, Phase.TRAIN)
 
 
-def _check_controller(settings: Settings) -> None:
+def check_controller(settings: Settings) -> None:
     if settings.cluster_target_gbps and settings.controller == "actor":
         raise ConfigError(
             "cluster_target_gbps: the driver steers the cluster to it; leave controller unset "

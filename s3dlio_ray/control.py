@@ -2,7 +2,8 @@
 
 A phase ends when its items run out, when its duration is over, when it is asked to stop
 (autoterm), or when an error says every further request would fail too. Operations already in
-flight always finish and count.
+flight always finish and count. A paused phase starts nothing until it is resumed, and its
+paused time counts toward neither its duration nor its elapsed time.
 """
 
 from __future__ import annotations
@@ -10,11 +11,49 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from s3dlio_ray.changes import UNCHANGED, Overrides
 from s3dlio_ray.results import EndedBy
 from s3dlio_ray.tuning.pacing import Pacer, RateLimit
+
+
+class ActiveClock:
+    """perf_counter less the time paused: what a share's duration, elapsed time and its
+    accelerators' utilization count."""
+
+    def __init__(self, paused: bool = False) -> None:
+        self._paused_s = 0.0
+        self._paused_at: float | None = None
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self.pause(paused)
+
+    def __call__(self) -> float:
+        now = time.perf_counter()
+        return now - self._paused_s - (0.0 if self._paused_at is None else now - self._paused_at)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_at is not None
+
+    def pause(self, paused: bool) -> None:
+        now = time.perf_counter()
+        if paused and self._paused_at is None:
+            self._paused_at = now
+            self._resumed.clear()
+        elif not paused and self._paused_at is not None:
+            self._paused_s += now - self._paused_at
+            self._paused_at = None
+            self._resumed.set()
+
+    async def resumed(self) -> None:
+        """Until resumed, or woken (a stop)."""
+        await self._resumed.wait()
+
+    def wake(self) -> None:
+        self._resumed.set()
 
 
 @dataclass(frozen=True)
@@ -22,11 +61,15 @@ class PhaseControl:
     """What ends a phase besides running out of keys, and how fast this engine may go.
 
     With `duration_s` a phase runs for that long: PUT goes on past its keys with new ones (see
-    keys.KeyRange.cycled), GET reads its keys again. `rate` is this engine's share of the cap.
+    keys.KeyRange.cycled), GET reads its keys again. `rate` is this engine's share of the cap;
+    `overrides`: the run's changes so far (see changes.py), pause included.
     """
 
     duration_s: float | None = None
     rate: RateLimit | None = None
+    overrides: Overrides = UNCHANGED
+    clock: ActiveClock | None = field(default=None, compare=False)
+    """The share's own clock, which the engine gives it (paused time does not count)."""
 
 
 WHOLE_PHASE = PhaseControl()
@@ -46,8 +89,9 @@ class Admission:
     """Asked before each operation starts: wait for the rate limit, then say whether to stop."""
 
     def __init__(self, control: PhaseControl, cost: Callable[[Any], int]) -> None:
-        self.started = time.perf_counter()
-        self._deadline = self.started + control.duration_s if control.duration_s else None
+        self.clock = control.clock or ActiveClock(control.overrides.paused)
+        self.started = self.clock()
+        self._duration_s = control.duration_s
         self._pacer = Pacer(control.rate) if control.rate else None
         self._steering: Pacer | None = None
         """The driver's pace for this engine (the cluster controller's), besides the cap."""
@@ -97,7 +141,10 @@ class Admission:
     async def _admit(
         self, item: Any, acquire: Callable[[], Awaitable[None]], release: Callable[[], None]
     ) -> bool:
-        """Wait for the rate limit, then a free slot; False (no slot held) once the phase ends."""
+        """Wait out a pause and the rate limit, then take a free slot; False (no slot held) once
+        the phase ends."""
+        while self.clock.paused and self.ended_by() is None:
+            await self.clock.resumed()
         await self._pace(item)
         if self.ended_by() is None:
             await acquire()
@@ -105,6 +152,21 @@ class Admission:
                 return True
             release()
         return False
+
+    def adjust(self, control: PhaseControl) -> None:
+        """Take a changed share of the rate cap, and a pause or a resume."""
+        if control.rate != (None if self._pacer is None else self._pacer.limit):
+            self._pacer = None if control.rate is None else Pacer(control.rate)
+        self.clock.pause(control.overrides.paused)
+
+    def active_s(self) -> float:
+        """Seconds since the phase started, less the time it was paused."""
+        return self.clock() - self.started
+
+    def stop(self, reason: EndedBy) -> None:
+        """End the phase early (a pause included): start nothing more."""
+        self.stopped_by = reason
+        self.clock.wake()
 
     def steer(self, bytes_per_s: float | None) -> None:
         """Keep to `bytes_per_s` from now on (None: no pace but the cap)."""
@@ -118,8 +180,8 @@ class Admission:
         now = time.perf_counter()
         cost = self._cost(item)
         wait = max(pacer.delay(cost, now) for pacer in (self._pacer, self._steering) if pacer)
-        if self._deadline is not None:
-            wait = min(wait, self._deadline - now)
+        if self._duration_s is not None:
+            wait = min(wait, self._duration_s - self.active_s())
         if wait > 0:
             await asyncio.sleep(wait)
 
@@ -129,6 +191,6 @@ class Admission:
             return EndedBy.ERROR
         if self.stopped_by is not None:
             return self.stopped_by
-        if self._deadline is not None and time.perf_counter() >= self._deadline:
+        if self._duration_s is not None and self.active_s() >= self._duration_s:
             return EndedBy.DURATION
         return None

@@ -10,12 +10,14 @@ module under `phases/`; the engine only starts, times and counts.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from s3dlio_ray.control import WHOLE_PHASE, Admission, PhaseControl
+from s3dlio_ray.changes import Overrides
+from s3dlio_ray.control import WHOLE_PHASE, ActiveClock, Admission, PhaseControl
 from s3dlio_ray.errors import ConfigError, S3DlioRayError
 from s3dlio_ray.phases import transfer_for
 from s3dlio_ray.phases.base import ObjectStore, PhaseSpec, Transfer
@@ -25,7 +27,7 @@ from s3dlio_ray.s3.errors import S3ConnectionError, S3Error
 from s3dlio_ray.s3.signing import CredentialsError
 from s3dlio_ray.stats import OpStats
 from s3dlio_ray.tuning.cluster import Steer
-from s3dlio_ray.tuning.scheduler import ConcurrencyController, ConcurrencyPolicy
+from s3dlio_ray.tuning.scheduler import ConcurrencyController, ConcurrencyPolicy, Mode
 from s3dlio_ray.utilization import UtilizationProgress
 
 FATAL_CODES = frozenset(
@@ -39,6 +41,10 @@ FATAL_CODES = frozenset(
         "NoSuchBucket",
     }
 )
+
+
+PolicyFor = Callable[[Phase, Overrides], ConcurrencyPolicy]
+"""A phase's concurrency policy, under the run's changes so far."""
 
 
 class AdaptiveLimiter(PartGate):
@@ -142,13 +148,15 @@ class Engine:
     def __init__(
         self,
         store: ObjectStore,
-        policy_for: Callable[[Phase], ConcurrencyPolicy],
+        policy_for: PolicyFor,
         adapt_interval_s: float = 0.5,
     ) -> None:
         self.store = store
         self._policy_for = policy_for
         self._interval = adapt_interval_s
         self._live: _Live | None = None
+        self.overrides = Overrides()
+        """The run's latest changes this engine has taken."""
         store.on_retry = self._on_retry
 
     def snapshot(self) -> EngineSnapshot | None:
@@ -178,7 +186,27 @@ class Engine:
     def stop(self, reason: EndedBy = EndedBy.AUTOTERM) -> None:
         """End the running share early: start nothing new, let what runs finish."""
         if self._live is not None:
-            self._live.admission.stopped_by = reason
+            self._live.admission.stop(reason)
+
+    def adjust(self, control: PhaseControl) -> None:
+        """Take the run's changes (control.overrides), if newer than those taken: the running
+        share gets a new concurrency policy (from the limit it has, where the policy adapts), its
+        new share of the rate cap, and is paused or resumed."""
+        if control.overrides.version <= self.overrides.version:
+            return
+        self.overrides = control.overrides
+        live = self._live
+        if live is None:
+            return
+        live.admission.adjust(control)
+        policy = self._policy_for(live.phase, control.overrides)
+        running = live.controller.policy
+        if dataclasses.replace(policy, initial=running.initial) != running:
+            if policy.mode in (Mode.AUTO, Mode.CLUSTER):
+                keep = min(max(live.limiter.limit, policy.minimum), policy.maximum)
+                policy = dataclasses.replace(policy, initial=keep)
+            live.controller = ConcurrencyController(policy)
+            live.limiter.set_limit(live.controller.limit)
 
     async def aclose(self) -> None:
         await self.store.aclose()
@@ -197,7 +225,9 @@ class Engine:
         control: PhaseControl = WHOLE_PHASE,
         task_id: int = 0,
     ) -> ShareResult:
-        """Run this engine's share `keys` of the phase `spec` describes."""
+        """Run this engine's share `keys` of the phase `spec` describes, on a clock of its own
+        that a pause stops."""
+        control = dataclasses.replace(control, clock=ActiveClock(control.overrides.paused))
         return await self.run(transfer_for(spec, keys, control, task_id), control)
 
     async def run(self, transfer: Transfer, control: PhaseControl) -> ShareResult:
@@ -206,7 +236,9 @@ class Engine:
         in the answer); answer what the share did."""
         phase = transfer.phase
         store = self.store
-        controller = ConcurrencyController(self._policy_for(phase))
+        if control.overrides.version > self.overrides.version:
+            self.overrides = control.overrides
+        controller = ConcurrencyController(self._policy_for(phase, self.overrides))
         start_concurrency = controller.limit
         limiter = AdaptiveLimiter(start_concurrency)
         stats = OpStats()
@@ -232,7 +264,7 @@ class Engine:
             finally:
                 limiter.release()
 
-        ticker = asyncio.ensure_future(self._adapt(live, controller, samples))
+        ticker = asyncio.ensure_future(self._adapt(live, samples))
         try:
             dispatched, ended_by = await admission.run(
                 transfer.operations(), limiter.acquire, limiter.release, one
@@ -245,7 +277,7 @@ class Engine:
         stats.errors += len(outcome.failed)
         return ShareResult(
             phase=phase,
-            elapsed_s=time.perf_counter() - admission.started,
+            elapsed_s=admission.active_s(),
             stats=stats,
             ended_by=ended_by,
             dispatched=dispatched,
@@ -266,9 +298,7 @@ class Engine:
             buffered_peak=outcome.buffered_peak,
         )
 
-    async def _adapt(
-        self, live: _Live, controller: ConcurrencyController, samples: list[ConcurrencySample]
-    ) -> None:
+    async def _adapt(self, live: _Live, samples: list[ConcurrencySample]) -> None:
         stats, limiter = live.stats, live.limiter
         started = live.admission.started
         last_bytes, last_ops, last_requests, last_total_s, last_throttles = 0, 0, 0, 0.0, 0
@@ -289,7 +319,7 @@ class Engine:
                 now,
             )
             throttled, last_throttles = live.throttles > last_throttles, live.throttles
-            limiter.set_limit(controller.observe(nbytes, ops, elapsed, throttled, latency))
+            limiter.set_limit(live.controller.observe(nbytes, ops, elapsed, throttled, latency))
             samples.append(
                 ConcurrencySample(now - started, limiter.limit, limiter.in_flight, nbytes / elapsed)
             )

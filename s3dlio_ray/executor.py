@@ -6,7 +6,9 @@ anything that runs a share (`Worker`), and a pool gathers their snapshots (a Ray
 per node) and says which exceptions mean a worker is gone. A lost worker's partial work stays in
 the live totals but not in the result, so nothing is counted twice; a key no worker could take is
 listed as failed. With the cluster controller, each snapshot request also carries the actor's
-ceiling and pace from the previous second's readings.
+ceiling and pace from the previous second's readings; after a change of settings while the run
+goes (changes.py), each carries the run's latest changes too, and a paused run's time counts
+toward neither a phase's duration, its elapsed time nor the autoterm window.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import itertools
 import logging
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+from s3dlio_ray.changes import UNCHANGED, Overrides
 from s3dlio_ray.control import PhaseControl
 from s3dlio_ray.engine import Engine, EngineSnapshot
 from s3dlio_ray.errors import S3DlioRayError
@@ -63,10 +66,12 @@ class WorkerPool(Protocol):
     node_cpus: dict[str, float]
     lost: tuple[type[BaseException], ...]
 
-    async def snapshots(self, asks: Sequence[Ask]) -> list[Reply | BaseException]:
+    async def snapshots(
+        self, asks: Sequence[Ask], adjust: PhaseControl | None = None
+    ) -> list[Reply | BaseException]:
         """Each asked worker's (task id, statistics) of its running share, in order, or the
         exception that kept it from answering; a steer (task id, how) steers that share first,
-        if it is the one running."""
+        if it is the one running, and `adjust` gives every asked engine the run's changes."""
         ...
 
     async def close(self) -> None: ...
@@ -79,15 +84,17 @@ Reply = tuple[int, EngineSnapshot | None]
 class Answering(Protocol):
     """A worker in this process that answers for itself."""
 
-    async def snapshot(self, steer: tuple[int, Steer] | None = None) -> Reply: ...
+    async def snapshot(
+        self, steer: tuple[int, Steer] | None = None, adjust: PhaseControl | None = None
+    ) -> Reply: ...
 
 
 async def ask_each(
-    asks: Sequence[tuple[Answering, tuple[int, Steer] | None]],
+    asks: Sequence[tuple[Answering, tuple[int, Steer] | None]], adjust: PhaseControl | None = None
 ) -> list[Reply | BaseException]:
     """Snapshots from workers that answer for themselves: one call each."""
     return await asyncio.gather(
-        *(worker.snapshot(steer) for worker, steer in asks), return_exceptions=True
+        *(worker.snapshot(steer, adjust) for worker, steer in asks), return_exceptions=True
     )
 
 
@@ -130,9 +137,13 @@ class EngineHost:
         elif task_id > self._task_id:
             self._stopped[task_id] = reason
 
-    def snapshot(self, steer: tuple[int, Steer] | None = None) -> tuple[int, EngineSnapshot | None]:
+    def snapshot(
+        self, steer: tuple[int, Steer] | None = None, adjust: PhaseControl | None = None
+    ) -> tuple[int, EngineSnapshot | None]:
         if self.engine is None:
             return self._task_id, None
+        if adjust is not None:
+            self.engine.adjust(adjust)
         if steer is not None and steer[0] == self._task_id:
             self.engine.steer(steer[1])
         return self._task_id, self.engine.snapshot()
@@ -158,9 +169,9 @@ class LocalWorker:
         return await self._host.run_share(task_id, spec, keys, control)
 
     async def snapshot(
-        self, steer: tuple[int, Steer] | None = None
+        self, steer: tuple[int, Steer] | None = None, adjust: PhaseControl | None = None
     ) -> tuple[int, EngineSnapshot | None]:
-        return self._host.snapshot(steer)
+        return self._host.snapshot(steer, adjust)
 
     def stop(self, task_id: int, reason: EndedBy) -> None:
         self._host.stop(task_id, reason)
@@ -182,8 +193,10 @@ class LocalPool:
         self.workers: list[Worker] = [worker]
         self.node_cpus = {worker.node: cpus}
 
-    async def snapshots(self, asks: Sequence[Ask]) -> list[Reply | BaseException]:
-        return await ask_each([(self._worker, steer) for _, steer in asks])
+    async def snapshots(
+        self, asks: Sequence[Ask], adjust: PhaseControl | None = None
+    ) -> list[Reply | BaseException]:
+        return await ask_each([(self._worker, steer) for _, steer in asks], adjust)
 
     async def close(self) -> None:
         for worker in self.workers:
@@ -221,13 +234,16 @@ class _Steering:
         self._steers = {int(task_id): steer for task_id, steer in steers.items()}
 
 
-def phase_control(spec: PhaseSpec, engines: int, elapsed_s: float = 0.0) -> PhaseControl:
-    """One of `engines` engines' share of the rate cap, and of the duration what is left after
-    `elapsed_s` (a share reassigned from a lost worker starts late)."""
-    rate = spec.rate_limit.share(engines) if spec.rate_limit else None
+def phase_control(
+    spec: PhaseSpec, engines: int, elapsed_s: float = 0.0, overrides: Overrides = UNCHANGED
+) -> PhaseControl:
+    """One of `engines` engines' share of the rate cap (changed or not), and of the duration
+    what is left after `elapsed_s` (a share reassigned from a lost worker starts late)."""
+    limit = overrides.rate_limit(spec.rate_limit)
+    rate = limit.share(engines) if limit else None
     if not spec.duration_s:
-        return PhaseControl(None, rate)
-    return PhaseControl(max(0.1, spec.duration_s - elapsed_s), rate)
+        return PhaseControl(None, rate, overrides)
+    return PhaseControl(max(0.1, spec.duration_s - elapsed_s), rate, overrides)
 
 
 def successful_writes(share: KeyRange, result: ShareResult) -> KeyRange:
@@ -253,7 +269,7 @@ class PhaseExecutor:
         self,
         pool: WorkerPool,
         tick_s: float = 1.0,
-        cluster_policy: Callable[[Phase], ClusterPolicy | None] = lambda phase: None,
+        cluster_policy: Callable[[Phase, Overrides], ClusterPolicy | None] = lambda phase, o: None,
     ) -> None:
         self.pool = pool
         self._tick_s = tick_s
@@ -271,6 +287,10 @@ class PhaseExecutor:
         self._stopped_by: EndedBy | None = None
         self._fatal: str | None = None
         self.skip_cleanup = False
+        self.overrides = Overrides()
+        """The run's changes so far: shares start with them, running ones get them each tick."""
+        self._paused_s = 0.0
+        self._paused_at: float | None = None
 
     @property
     def engines(self) -> int:
@@ -298,6 +318,26 @@ class PhaseExecutor:
     def interrupted(self) -> bool:
         return self._interrupted.is_set()
 
+    def adjust(self, overrides: Overrides, changes: Mapping[str, Any]) -> None:
+        """Take a change of settings (checked by Overrides.change) and mark it on the series;
+        every running engine gets it with its next statistics request."""
+        self.overrides = overrides
+        now = time.perf_counter()
+        if overrides.paused and self._paused_at is None:
+            self._paused_at = now
+        elif not overrides.paused and self._paused_at is not None:
+            self._paused_s += now - self._paused_at
+            self._paused_at = None
+        self.telemetry.mark(changes)
+
+    def _paused_total(self) -> float:
+        now = time.perf_counter()
+        return self._paused_s + (0.0 if self._paused_at is None else now - self._paused_at)
+
+    def _active_since(self, started: float, paused_then: float) -> float:
+        """Seconds since `started` less the time paused since (`paused_then`: the total then)."""
+        return time.perf_counter() - started - (self._paused_total() - paused_then)
+
     async def pause(self, seconds: float) -> None:
         """Sleep between phases, ending early when the run is interrupted."""
         with contextlib.suppress(TimeoutError):
@@ -306,10 +346,10 @@ class PhaseExecutor:
     def _live(self) -> list[Worker]:
         return [w for w in self.pool.workers if self._alive[w.name]]
 
-    def _spread(self, spec: PhaseSpec, keys: Sequence[str], started: float) -> list[_Task]:
+    def _spread(self, spec: PhaseSpec, keys: Sequence[str], elapsed_s: float) -> list[_Task]:
         """Shard `keys` over the live workers and start a share on each."""
         live = self._live()
-        control = phase_control(spec, len(live), time.perf_counter() - started)
+        control = phase_control(spec, len(live), elapsed_s, self.overrides)
         tasks = []
         for worker, share in zip(live, shard(keys, len(live)), strict=True):
             if share:
@@ -325,10 +365,10 @@ class PhaseExecutor:
         phase = spec.phase
         if not self._live():
             raise S3DlioRayError(f"{phase}: no transfer actor is left alive in the cluster")
-        started = time.perf_counter()
+        started, paused_then = time.perf_counter(), self._paused_total()
         self._fatal = None
         self._stopped_by = EndedBy.INTERRUPTED if self.interrupted else None
-        tasks = self._running = self._spread(spec, keys, started)
+        tasks = self._running = self._spread(spec, keys, 0.0)
         written: list[KeyRange] = []
         listed: list[tuple[Sequence[str], Sequence[int]]] = []
         parts: list[tuple[str, str, ShareResult]] = []
@@ -343,7 +383,8 @@ class PhaseExecutor:
                     try:
                         result = task.future.result()
                     except self.pool.lost as exc:
-                        tasks += self._reassign(task, spec, started, exc, unassigned)
+                        elapsed = self._active_since(started, paused_then)
+                        tasks += self._reassign(task, spec, elapsed, exc, unassigned)
                         self._stop_again()
                         continue
                     except S3DlioRayError as exc:
@@ -377,7 +418,8 @@ class PhaseExecutor:
         if broken is not None:
             raise broken
         self.telemetry.sample(phase)
-        merged = PhaseResult.merge(phase, time.perf_counter() - started, parts, unassigned)
+        elapsed = self._active_since(started, paused_then)
+        merged = PhaseResult.merge(phase, elapsed, parts, unassigned)
         if self._fatal is not None:
             merged = dataclasses.replace(merged, ended_by=EndedBy.ERROR)
         stored = KeyRange.joined(as_key_range(keys).prefix, written) if phase == Phase.PUT else None
@@ -421,7 +463,7 @@ class PhaseExecutor:
         self,
         task: _Task,
         spec: PhaseSpec,
-        started: float,
+        elapsed_s: float,
         exc: BaseException,
         unassigned: dict[str, str],
     ) -> list[_Task]:
@@ -440,7 +482,7 @@ class PhaseExecutor:
             reason = f"actor {task.worker.name} died and no live actor was left to take the key"
             unassigned.update(dict.fromkeys(task.keys, reason))
             return []
-        return self._spread(spec, task.keys, started)
+        return self._spread(spec, task.keys, elapsed_s)
 
     async def _watch(self, spec: PhaseSpec, tasks: list[_Task]) -> None:
         """Every tick: gather snapshots from the running shares, then take a sample; with
@@ -451,16 +493,24 @@ class PhaseExecutor:
             if spec.autoterm_window_s
             else None
         )
-        policy = self._cluster_policy(phase)
+        policy = self._cluster_policy(phase, self.overrides)
         steering = None if policy is None else _Steering(ClusterController(policy))
         started = last = due = time.perf_counter()
+        paused_then = self._paused_total()
         while True:
             due += self._tick_s
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             began, cpu0 = time.perf_counter(), time.process_time()
             running = list({t.worker.name: t for t in tasks}.values())
+            adjust = None
+            if self.overrides.version:
+                adjust = phase_control(spec, len(self._live()), 0.0, self.overrides)
+                policy = self._cluster_policy(phase, self.overrides)
+                if steering is not None and policy is not None:
+                    steering.controller.policy = policy
             replies = await self.pool.snapshots(
-                [(t.worker, steering.of(t.task_id) if steering else None) for t in running]
+                [(t.worker, steering.of(t.task_id) if steering else None) for t in running],
+                adjust,
             )
             snapshots: dict[int, EngineSnapshot] = {}
             for task, reply in zip(running, replies, strict=True):
@@ -477,7 +527,8 @@ class PhaseExecutor:
                 steering.observe(snapshots, now - last)
             last = now
             rate = self.telemetry.sample(phase)
-            if detector is not None and detector.add(time.perf_counter() - started, rate):
+            counts = detector is not None and self._paused_at is None
+            if counts and detector.add(self._active_since(started, paused_then), rate):
                 detector = None
                 self._stop_all(EndedBy.AUTOTERM)
             self.gather_cpu_s += time.process_time() - cpu0

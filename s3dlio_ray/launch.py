@@ -1,5 +1,6 @@
 """One run set up and torn down: the worker pool (Ray actors, or one local engine), the phase
-executor, the metrics exporter and the progress hook, for each configuration in turn.
+executor, the driver's listener (metrics, control) and the progress hook, for each configuration
+in turn.
 
 Ray is imported here only when the Ray executor is asked for, so `executor: local`, `report` and
 `compare` never load it.
@@ -7,18 +8,22 @@ Ray is imported here only when the Ray executor is asked for, so `executor: loca
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import os
 import secrets
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 from s3dlio_ray import __version__
 from s3dlio_ray.build import build_engine, cluster_policy
 from s3dlio_ray.config import Executor, Settings
+from s3dlio_ray.control_channel import Changer, control_app, new_token, register
 from s3dlio_ray.errors import ConfigError
 from s3dlio_ray.executor import LocalPool, PhaseExecutor, ProgressHook, WorkerPool
+from s3dlio_ray.listener import Listener
 from s3dlio_ray.metrics import MetricsExporter, MetricsView
 from s3dlio_ray.results import Phase, RunResult
 from s3dlio_ray.runner import new_run_id, run_workload
@@ -44,6 +49,12 @@ def run_info(settings: Settings, endpoints: Sequence[str]) -> dict[str, str]:
     }
 
 
+def targets(settings: Settings) -> dict[str, float]:
+    """The throughput targets set, GB/s, by scope: each actor's, the cluster's."""
+    scopes = {"actor": settings.target_gbps, "cluster": settings.cluster_target_gbps}
+    return {scope: gbps for scope, gbps in scopes.items() if gbps}
+
+
 @dataclasses.dataclass(frozen=True)
 class Target:
     """Where a run's requests go and as whom; `embedded`: our own loopback endpoint, which only
@@ -55,10 +66,14 @@ class Target:
 
 
 class Stoppable(Protocol):
-    """Something another thread can ask to stop the run (the API's RunControl)."""
+    """Something another thread can ask to stop or change the run (the API's RunControl)."""
 
     def attach(self, listener: Callable[[bool], None]) -> None:
         """`listener(skip_cleanup)` is called when the run is to stop."""
+        ...
+
+    def attach_changes(self, changer: Changer | None) -> None:
+        """Changes go to `changer` from now on (None: the run takes none now)."""
         ...
 
 
@@ -68,6 +83,7 @@ async def execute_configurations(
     on_progress: ProgressHook | None = None,
     on_metrics: MetricsHook | None = None,
     control: Stoppable | None = None,
+    on_control: Callable[[str], None] | None = None,
 ) -> list[RunResult]:
     """Each configuration in turn on the same keys, sizes and content; cleanup after the last.
 
@@ -75,7 +91,7 @@ async def execute_configurations(
     configuration starts.
     """
     if not settings.configurations:
-        return [await execute(settings, target, on_progress, on_metrics, control)]
+        return [await execute(settings, target, on_progress, on_metrics, control, on_control)]
     run_id = settings.run_id or new_run_id()
     seed = settings.seed if settings.seed is not None else secrets.randbits(32)
     shared = dataclasses.replace(settings, run_id=run_id, seed=seed, configurations=())
@@ -90,7 +106,15 @@ async def execute_configurations(
             **dict(configuration.overrides),
         )
         result = await execute(
-            one, target, on_progress, on_metrics, control, created, configuration.name, index == 0
+            one,
+            target,
+            on_progress,
+            on_metrics,
+            control,
+            on_control,
+            created,
+            configuration.name,
+            index == 0,
         )
         created = created or result.bucket_created
         results.append(result)
@@ -121,22 +145,35 @@ async def execute(
     on_progress: ProgressHook | None = None,
     on_metrics: MetricsHook | None = None,
     control: Stoppable | None = None,
+    on_control: Callable[[str], None] | None = None,
     bucket_created_earlier: bool = False,
     configuration: str | None = None,
     first_of_run: bool = True,
 ) -> RunResult:
-    """Run the workload on the configured executor, serving metrics while it runs.
+    """Run the workload on the configured executor, serving metrics and taking changes
+    (s3dlio-ray control) while it runs.
 
-    `on_metrics` is told the port /metrics is served on, once it is.
+    `on_metrics` is told the port /metrics is served on, once it is; `on_control` the run's id,
+    once the run takes changes.
     """
     exporter = None
+    listener: Listener | None = None
+    registered: Path | None = None
     pool: WorkerPool | None = None
+    run_id = settings.run_id or new_run_id()
     try:
         pool = _pool(settings, target)
-        executor = PhaseExecutor(pool, cluster_policy=lambda phase: cluster_policy(settings, phase))
+        executor = PhaseExecutor(
+            pool,
+            cluster_policy=lambda phase, overrides: cluster_policy(overrides.onto(settings), phase),
+        )
         executor.on_progress = on_progress
+        changer = Changer(settings, executor.adjust, asyncio.get_running_loop())
+        token = new_token()
+        routes = {"/control": control_app(changer, token)}
         if control is not None:
             control.attach(executor.interrupt)
+            control.attach_changes(changer)
         if settings.metrics_port is not None:
             telemetry = executor.telemetry
             view = MetricsView(
@@ -147,17 +184,28 @@ async def execute(
                 executor.actors_per_node(),
                 telemetry.totals.training,
                 telemetry.au,
+                telemetry.events,
+                lambda: targets(executor.overrides.onto(settings)),
+                lambda: executor.overrides.paused,
             )
             exporter = MetricsExporter(
                 view,
-                run_info(settings, target.endpoints),
+                run_info(dataclasses.replace(settings, run_id=run_id), target.endpoints),
                 settings.metrics_host,
                 settings.metrics_port,
                 settings.metrics_linger,
                 settings.pushgateway_url,
+                routes,
             ).start()
             if on_metrics is not None and exporter.port is not None:
                 on_metrics(exporter.port)
+        port = exporter.port if exporter is not None else None
+        if port is None:
+            listener = Listener(settings.metrics_host, 0, routes)
+            port = listener.port
+        registered = register(run_id, settings.metrics_host, port, token)
+        if on_control is not None:
+            on_control(run_id)
         result = await run_workload(
             settings,
             target.endpoints,
@@ -166,11 +214,18 @@ async def execute(
             bucket_created_earlier,
             configuration,
             first_of_run,
+            run_id,
         )
         await pool.close()
         if exporter is not None:
             exporter.finish()
     finally:
+        if control is not None:
+            control.attach_changes(None)
+        if registered is not None:
+            registered.unlink(missing_ok=True)
+        if listener is not None:
+            listener.stop()
         if pool is not None:
             with contextlib.suppress(Exception):
                 await pool.close()

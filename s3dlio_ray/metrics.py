@@ -9,12 +9,11 @@ anyone scraped during the run) and can be pushed to a Pushgateway, so the last n
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, push_to_gateway, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app, push_to_gateway
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -23,6 +22,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from s3dlio_ray.listener import Listener, WsgiApp
+from s3dlio_ray.results import ConfigEvent
 from s3dlio_ray.stats import SUB_BUCKETS, LatencyHistogram, OpStats, bucket_upper_bound
 from s3dlio_ray.utilization import UtilizationProgress
 
@@ -50,6 +51,11 @@ class MetricsView:
     """A train phase's accelerators per node, cumulative."""
     au: Mapping[str, float] = field(default_factory=dict)
     """Each node's accelerator utilization over the last gathering interval."""
+    events: Sequence[ConfigEvent] = ()
+    """Settings changed while the run goes (`s3dlio-ray control`)."""
+    targets: Callable[[], Mapping[str, float]] = dict
+    """The throughput targets now set, GB/s, by scope (actor: each actor's; cluster)."""
+    paused: Callable[[], bool] = bool
 
 
 def histogram_buckets(hist: LatencyHistogram) -> list[tuple[str, float]]:
@@ -124,9 +130,28 @@ class RunCollector(Collector):
         for (op, endpoint), hist in sorted(latency.items()):
             histogram.add_metric([op, endpoint], histogram_buckets(hist), sum_value=hist.total_s)
         yield histogram
+        yield from _changes(view)
         info = InfoMetricFamily(f"{PREFIX}_run", "The run: id, workload, configuration")
         info.add_metric([], self.run_info)
         yield info
+
+
+def _changes(view: MetricsView) -> Iterator:
+    """Settings changed while the run goes, and what the targets and pause are now."""
+    changes = CounterMetricFamily(
+        f"{PREFIX}_config_changes", "Settings changed while the run went (s3dlio-ray control)"
+    )
+    changes.add_metric([], len(view.events))
+    targets = GaugeMetricFamily(
+        f"{PREFIX}_target_gbps",
+        "The throughput target now set, GB/s (scope actor: each actor's; cluster: the whole's)",
+        labels=["scope"],
+    )
+    for scope, gbps in sorted(view.targets().items()):
+        targets.add_metric([scope], gbps)
+    paused = GaugeMetricFamily(f"{PREFIX}_paused", "1 while the run is paused")
+    paused.add_metric([], 1.0 if view.paused() else 0.0)
+    yield from (changes, targets, paused)
 
 
 def _training(view: MetricsView) -> Iterator:
@@ -163,6 +188,7 @@ class MetricsExporter:
         port: int = 0,
         linger_s: float = 30.0,
         pushgateway_url: str | None = None,
+        routes: Mapping[str, WsgiApp] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.collector = RunCollector(view, run_info)
@@ -170,20 +196,19 @@ class MetricsExporter:
         self._host, self._port = host, port
         self._linger_s = linger_s
         self._pushgateway = pushgateway_url
-        self._server = None
-        self._thread: threading.Thread | None = None
+        self._routes = {**(routes or {}), "/metrics": make_wsgi_app(self.registry)}
+        self._listener: Listener | None = None
 
     @property
     def port(self) -> int | None:
         """Where /metrics is served; None when it could not be."""
-        return self._server.server_port if self._server else None
+        return self._listener.port if self._listener else None
 
     def start(self) -> MetricsExporter:
-        """Serve /metrics; a port that cannot be had is a warning and the run goes on without."""
+        """Serve /metrics (and the other routes); a port that cannot be had is a warning and the
+        run goes on without."""
         try:
-            self._server, self._thread = start_http_server(
-                self._port, addr=self._host, registry=self.registry
-            )
+            self._listener = Listener(self._host, self._port, self._routes)
         except OSError as exc:
             log.warning(
                 "metrics: cannot serve on %s:%s (%s); the run goes on without /metrics (choose "
@@ -214,7 +239,6 @@ class MetricsExporter:
         self.stop()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None

@@ -4,7 +4,8 @@ API read, and the one place that knows the result file's shape.
 It sits on the ground floor (it imports only `stats`), so the engine, both executors, the
 reports and `compare` share it without importing each other. Records are frozen: an executor
 builds them once a phase is done. `RunResult.to_json()` / `from_json()` round-trip exactly;
-`from_json` also reads schema versions 1 (no latency histograms below the phase), 2 and 3.
+`from_json` also reads schema versions 1 (no latency histograms below the phase) to 4 (no
+`events`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any
 
 from s3dlio_ray.stats import LatencyHistogram, OpStats
 
-SCHEMA_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+SCHEMA_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 
 
 class Phase(StrEnum):
@@ -576,6 +577,26 @@ class SeriesRow:
     in_flight: int
     au: float | None = None
     """A train phase: the node's accelerator utilization over this second."""
+    event: str | None = None
+    """The settings changed during this second (`s3dlio-ray control`), as `key=value, ...`."""
+
+
+@dataclass(frozen=True)
+class ConfigEvent:
+    """Settings changed while the run went (`s3dlio-ray control`), on the time series' clock."""
+
+    time: float
+    t_s: float
+    changes: Mapping[str, Any]
+
+    def describe(self) -> str:
+        return ", ".join(f"{key}={_setting(value)}" for key, value in self.changes.items())
+
+
+def _setting(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 SERIES_COLUMNS = tuple(f.name for f in fields(SeriesRow))
@@ -642,6 +663,7 @@ class RunResult:
     tool_version: str = ""
     endpoints: tuple[str, ...] = ()
     """Every endpoint the run spread its requests over (`endpoint` is the first)."""
+    events: tuple[ConfigEvent, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -681,6 +703,7 @@ class RunResult:
             },
             "phases": [p.to_dict() for p in self.phases],
             "timeseries": [asdict(row) for row in self.timeseries],
+            "events": [{**asdict(event), "changes": dict(event.changes)} for event in self.events],
             "cleanup": self.cleanup.to_dict() if self.cleanup else None,
         }
 
@@ -689,7 +712,7 @@ class RunResult:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> RunResult:
-        """A result document of schema version 1 to 4 (KeyError or ValueError when it is not)."""
+        """A result document of schema version 1 to 5 (KeyError or ValueError when it is not)."""
         if doc["schema_version"] not in READABLE_VERSIONS:
             raise ValueError(f"schema version {doc['schema_version']} is not readable")
         cleanup = doc["cleanup"]
@@ -709,6 +732,7 @@ class RunResult:
             cluster=ClusterInfo(**{**cluster, "nodes": tuple(cluster["nodes"])}),
             phases=tuple(PhaseResult.from_dict(p) for p in doc["phases"]),
             timeseries=tuple(SeriesRow(**row) for row in doc["timeseries"]),
+            events=tuple(ConfigEvent(**event) for event in doc.get("events", ())),
             cleanup=CleanupResult(**{**cleanup, "failed": tuple(cleanup["failed"])})
             if cleanup
             else None,

@@ -189,14 +189,16 @@ async def run_workload(
     bucket_created_earlier: bool = False,
     configuration: str | None = None,
     first_of_run: bool = True,
+    run_id: str | None = None,
 ) -> RunResult:
     """Run every phase the settings name, then build the result.
 
     `bucket_created_earlier`: an earlier configuration of the same run created the bucket, so
     cleanup may remove it; `first_of_run`: no earlier configuration wrote under the run's prefix
-    (so a run that writes checks that it is free, and records its journal).
+    (so a run that writes checks that it is free, and records its journal); `run_id`: the id a
+    new run gets (settings.run_id, an earlier run's, wins).
     """
-    run_id = settings.run_id or new_run_id()
+    run_id = settings.run_id or run_id or new_run_id()
     seed = settings.seed if settings.seed is not None else secrets.randbits(32)
     client = build_client(settings, endpoints, credentials)
     run = RunContext(
@@ -267,6 +269,7 @@ async def run_workload(
         ),
         phases=tuple(run.phases),
         timeseries=tuple(executor.telemetry.series),
+        events=tuple(executor.telemetry.events),
         cleanup=run.cleanup,
         error=error,
         configuration=configuration,

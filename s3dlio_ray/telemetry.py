@@ -10,9 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from s3dlio_ray.engine import EngineSnapshot
-from s3dlio_ray.results import Phase, SeriesRow
+from s3dlio_ray.results import ConfigEvent, Phase, SeriesRow
 from s3dlio_ray.stats import OpStats
 from s3dlio_ray.tuning.autoterm import steadiness_rate
 from s3dlio_ray.utilization import UtilizationProgress
@@ -134,6 +135,16 @@ class Telemetry:
         self._sampled_training: dict[str, UtilizationProgress] = {}
         self.au: dict[str, float] = {}
         """Each node's accelerator utilization over the last sample (a train phase)."""
+        self.events: list[ConfigEvent] = []
+        self._unmarked: list[ConfigEvent] = []
+        """Changes not yet on a row of the series: the next sample's rows carry them."""
+
+    def mark(self, changes: Mapping[str, Any]) -> ConfigEvent:
+        """Record settings changed while the run goes."""
+        event = ConfigEvent(time.time(), time.perf_counter() - self._started, dict(changes))
+        self.events.append(event)
+        self._unmarked.append(event)
+        return event
 
     def sample(self, phase: Phase) -> float:
         """Rates since the previous sample, and one time-series row per node for this phase.
@@ -147,6 +158,8 @@ class Telemetry:
         concurrency = self.totals.concurrency()
         self._utilization()
         moved_bytes = moved_ops = 0
+        event = "; ".join(e.describe() for e in self._unmarked) or None
+        marked = False
         for (node, op), stats in self.totals.totals.items():
             delta = stats.since(self._sampled.get((node, op), OpStats()))
             self.rates[(node, op)] = delta.bytes / elapsed
@@ -168,8 +181,12 @@ class Telemetry:
                         limit,
                         in_flight,
                         self.au.get(node) if op == Phase.TRAIN else None,
+                        event,
                     )
                 )
+                marked = True
+        if marked:
+            self._unmarked.clear()
         self._last_sample = now
         return steadiness_rate(moved_bytes, moved_ops, elapsed)
 

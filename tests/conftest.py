@@ -118,7 +118,7 @@ def make_client(url: str, **options) -> S3Client:
 
 def make_engine(url: str, policy: ConcurrencyPolicy, **options) -> Engine:
     """This project's engine on the S3 client make_client builds, at `policy` for every phase."""
-    return Engine(S3Store(make_client(url), 10 * 2**20), lambda phase: policy, **options)
+    return Engine(S3Store(make_client(url), 10 * 2**20), lambda phase, overrides: policy, **options)
 
 
 @pytest.fixture

@@ -84,7 +84,7 @@ def keys(n: int) -> KeyRange:
 
 def test_put_then_get_stores_exact_content_and_verifies_every_object():
     store = MemoryStore()
-    engine = Engine(store, lambda phase: FIXED)
+    engine = Engine(store, lambda phase, overrides: FIXED)
 
     async def main():
         put = await engine.run_share(spec(Phase.PUT), keys(40))
@@ -107,7 +107,7 @@ def test_put_then_get_stores_exact_content_and_verifies_every_object():
 
 def test_a_wrong_object_is_a_verification_failure_not_a_pass():
     store = MemoryStore()
-    engine = Engine(store, lambda phase: FIXED)
+    engine = Engine(store, lambda phase, overrides: FIXED)
     asyncio.run(engine.run_share(spec(Phase.PUT), keys(5)))
     store.objects["r/obj-00000002"] = store.objects["r/obj-00000003"]
     get = asyncio.run(engine.run_share(spec(Phase.GET), keys(5)))
@@ -117,7 +117,7 @@ def test_a_wrong_object_is_a_verification_failure_not_a_pass():
 
 def test_an_error_for_one_key_is_counted_and_the_phase_goes_on():
     store = MemoryStore()
-    engine = Engine(store, lambda phase: FIXED)
+    engine = Engine(store, lambda phase, overrides: FIXED)
     get = asyncio.run(engine.run_share(spec(Phase.GET), keys(10)))
     assert get.stats.errors == 10 and len(get.failed) == 10
     assert "NoSuchKey" in get.failed["r/obj-00000000"] and get.ended_by == EndedBy.KEYS
@@ -125,7 +125,7 @@ def test_an_error_for_one_key_is_counted_and_the_phase_goes_on():
 
 def test_a_fatal_error_stops_starting_operations_and_keeps_what_was_measured():
     store = MemoryStore(refuse={"r/obj-00000003": "AccessDenied"}, delay_s=0.01)
-    engine = Engine(store, lambda phase: FIXED)
+    engine = Engine(store, lambda phase, overrides: FIXED)
     put = asyncio.run(engine.run_share(spec(Phase.PUT), keys(200)))
     assert (
         put.ended_by == EndedBy.ERROR
@@ -139,7 +139,7 @@ def test_a_fatal_error_stops_starting_operations_and_keeps_what_was_measured():
 
 def test_stop_ends_a_timed_share_early_with_its_reason():
     store = MemoryStore(delay_s=0.005)
-    engine = Engine(store, lambda phase: FIXED)
+    engine = Engine(store, lambda phase, overrides: FIXED)
 
     async def main():
         running = asyncio.ensure_future(
@@ -184,7 +184,7 @@ class DyingWorker:
         await asyncio.sleep(0.05)
         raise Lost
 
-    async def snapshot(self, steer=None):
+    async def snapshot(self, steer=None, adjust=None):
         return -1, None
 
     def stop(self, task_id, reason):
@@ -200,14 +200,14 @@ class MemoryPool:
 
     def __init__(self, store):
         self.workers = [
-            LocalWorker(EngineHost(lambda: Engine(store, lambda p: FIXED))) for _ in "ab"
+            LocalWorker(EngineHost(lambda: Engine(store, lambda p, overrides: FIXED))) for _ in "ab"
         ]
         for index, worker in enumerate(self.workers):
             worker.name, worker.node = f"n1/{index}", "n1"
         self.workers.insert(1, DyingWorker())
         self.node_cpus = {"n1": 2.0, "n2": 1.0}
 
-    async def snapshots(self, asks):
+    async def snapshots(self, asks, adjust=None):
         return await ask_each(asks)
 
     async def close(self):
@@ -281,7 +281,7 @@ class SlowToAnswer(FailingWorker):
         await asyncio.sleep(1.0)
         return ShareResult(spec.phase, 1.0, recorded(1, 100))
 
-    async def snapshot(self, steer=None):
+    async def snapshot(self, steer=None, adjust=None):
         await asyncio.sleep(0.03)
         return -1, None
 

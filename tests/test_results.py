@@ -52,6 +52,7 @@ def test_time_series_has_a_row_per_second_per_node_and_adds_up(scraped_run, tmp_
         "concurrency",
         "in_flight",
         "au",
+        "event",
     }
     for phase in result.phases:
         mine = [r for r in rows if r["op"] == phase.phase]

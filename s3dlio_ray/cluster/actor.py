@@ -59,11 +59,12 @@ class TransferActor:
         self._host.stop(task_id, reason)
 
     async def snapshot(
-        self, steer: tuple[int, Steer] | None = None
+        self, steer: tuple[int, Steer] | None = None, adjust: PhaseControl | None = None
     ) -> tuple[int, EngineSnapshot | None]:
         """(task id, running statistics) of the share in progress; `steer` first steers it
-        (the cluster controller's ceiling and pace), if it is the share named."""
-        return self._host.snapshot(steer)
+        (the cluster controller's ceiling and pace), if it is the share named, and `adjust`
+        gives the engine the run's latest changes."""
+        return self._host.snapshot(steer, adjust)
 
     async def close(self) -> None:
         await self._host.close()

@@ -264,7 +264,9 @@ class RayPool:
             ) from None
         return self
 
-    async def snapshots(self, asks: Sequence[Ask]) -> list[Reply | BaseException]:
+    async def snapshots(
+        self, asks: Sequence[Ask], adjust: PhaseControl | None = None
+    ) -> list[Reply | BaseException]:
         """One call per node: a node's gatherer asks its own actors (a node of one actor, which
         has no gatherer, is asked directly)."""
         by_node: dict[str, list[int]] = {}
@@ -272,7 +274,7 @@ class RayPool:
             by_node.setdefault(worker.node, []).append(position)
         answers = await asyncio.gather(
             *(
-                self._ask_node(node, [asks[p] for p in positions])
+                self._ask_node(node, [asks[p] for p in positions], adjust)
                 for node, positions in by_node.items()
             ),
             return_exceptions=True,
@@ -284,12 +286,15 @@ class RayPool:
                 replies[position] = LookupError("did not answer") if reply is None else reply
         return replies
 
-    async def _ask_node(self, node: str, asks: Sequence[Ask]) -> list[Reply | None]:
+    async def _ask_node(
+        self, node: str, asks: Sequence[Ask], adjust: PhaseControl | None
+    ) -> list[Reply | None]:
         seated = [(cast(RayWorker, worker), steer) for worker, steer in asks]
         gatherer = self._gatherers.get(node)
         if gatherer is None:
-            return [await worker.handle.snapshot.remote(steer) for worker, steer in seated]
-        return await gatherer.snapshots.remote([(worker.seat, steer) for worker, steer in seated])
+            return [await worker.handle.snapshot.remote(steer, adjust) for worker, steer in seated]
+        seats = [(worker.seat, steer) for worker, steer in seated]
+        return await gatherer.snapshots.remote(seats, adjust)
 
     async def close(self) -> None:
         """Stop the actors (their connections close with them) and wait until Ray has their

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import ray
 
+from s3dlio_ray.control import PhaseControl
 from s3dlio_ray.executor import Reply
 from s3dlio_ray.tuning.cluster import Steer
 
@@ -25,10 +26,13 @@ class NodeGatherer:
     def __init__(self, actors: Sequence[ray.actor.ActorHandle]) -> None:
         self._actors = list(actors)
 
-    async def snapshots(self, asks: Sequence[SeatAsk]) -> list[Reply | None]:
-        """Each asked actor's (task id, snapshot), or None for an actor that did not answer."""
+    async def snapshots(
+        self, asks: Sequence[SeatAsk], adjust: PhaseControl | None = None
+    ) -> list[Reply | None]:
+        """Each asked actor's (task id, snapshot), or None for an actor that did not answer;
+        `adjust`: the run's latest changes, for every actor asked."""
         replies = await asyncio.gather(
-            *(self._actors[index].snapshot.remote(steer) for index, steer in asks),
+            *(self._actors[index].snapshot.remote(steer, adjust) for index, steer in asks),
             return_exceptions=True,
         )
         return [None if isinstance(reply, BaseException) else reply for reply in replies]

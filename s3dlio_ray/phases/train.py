@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from s3dlio_ray.checks import ReadCheck
@@ -113,14 +114,16 @@ class _Read:
 
 
 class Train:
-    def __init__(self, spec: PhaseSpec, ranks: Sequence[int]) -> None:
+    def __init__(
+        self, spec: PhaseSpec, ranks: Sequence[int], clock: Callable[[], float] = time.perf_counter
+    ) -> None:
         if spec.training is None:
             raise ValueError("a train phase needs its TrainingSpec")
         self.phase = spec.phase
         self._spec = spec
         self._training = spec.training
         self._ranks = list(ranks)
-        self._clocks = [AcceleratorClock(rank) for rank in self._ranks]
+        self._clocks = [AcceleratorClock(rank, clock) for rank in self._ranks]
         self._check = ReadCheck(ObjectData(spec.seed), spec.generated)
         self._budget = ByteBudget(spec.training.memory_budget)
         self._orders: dict[int, list[int]] = {}
@@ -265,7 +268,7 @@ class Train:
 
 
 def transfer(spec: PhaseSpec, keys: Sequence[int], control: PhaseControl, task_id: int) -> Train:
-    return Train(spec, keys)
+    return Train(spec, keys, control.clock or time.perf_counter)
 
 
 def training_spec(

@@ -1,0 +1,126 @@
+"""Changes to a running run's settings: which are taken, which refused, and what they change."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from conftest import ROOT
+
+from s3dlio_ray.changes import Overrides
+from s3dlio_ray.config import load_settings
+from s3dlio_ray.control import ActiveClock, Admission, PhaseControl
+from s3dlio_ray.errors import ConfigError
+from s3dlio_ray.results import EndedBy
+from s3dlio_ray.tuning.pacing import RateLimit
+
+
+def settings(**values):
+    return load_settings(ROOT / "configs" / "quick.yaml", values, environ={})
+
+
+def test_changes_merge_count_and_say_what_they_changed():
+    started = settings(target_gbps=2)
+    first, changed = Overrides().change(started, {"target_gbps": "0.5", "max_concurrency": 64})
+    assert changed == {"target_gbps": 0.5, "max_concurrency": 64}
+    second, changed = first.change(started, {"paused": True, "rate_limit": "100 MiB/s"})
+    assert changed == {"paused": True, "rate_limit": RateLimit("bytes", 100 * 2**20).describe()}
+    assert second.version == 2 and second.paused
+    now = second.onto(started)
+    assert (now.target_gbps, now.max_concurrency) == (0.5, 64)
+    assert second.rate_limit(None) == RateLimit("bytes", 100 * 2**20)
+    third, changed = second.change(started, {"rate_limit": None, "paused": False})
+    assert third.rate_limit(RateLimit("ops", 5)) is None
+    assert changed == {"rate_limit": None, "paused": False}
+
+
+def test_a_change_to_what_is_already_set_changes_nothing():
+    started = settings(target_gbps=2)
+    _, changed = Overrides().change(started, {"target_gbps": 2, "paused": False})
+    assert changed == {}
+
+
+@pytest.mark.parametrize(
+    ("started", "request_", "says"),
+    [
+        ({}, {"target_gbps": "fast"}, "target_gbps"),
+        ({}, {"min_concurrency": 300}, "must not exceed max_concurrency"),
+        ({}, {"objects": 5}, "objects cannot change while a run goes"),
+        ({}, {"paused": "yes"}, "paused: expected true or false"),
+        ({}, {}, "nothing to change"),
+        ({}, {"cluster_target_gbps": 1}, "the controller is chosen when a run starts"),
+        ({"cluster_target_gbps": 1}, {"target_gbps": 1}, "target_gbps is each actor's own"),
+        ({"cluster_target_gbps": 1}, {"concurrency": 32}, "a fixed concurrency"),
+        ({"client": "boto3"}, {"concurrency": 32}, "boto3 baseline's thread pool"),
+    ],
+)
+def test_a_change_the_run_cannot_take_is_refused_in_one_line(started, request_, says):
+    before = Overrides()
+    with pytest.raises(ConfigError, match=says) as refused:
+        before.change(settings(**started), request_)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_paused_clock_stands_still_and_counts_on_after_resume():
+    clock = ActiveClock()
+    time.sleep(0.05)
+    clock.pause(True)
+    paused_at = clock()
+    time.sleep(0.1)
+    assert clock() == pytest.approx(paused_at, abs=0.005)
+    clock.pause(False)
+    time.sleep(0.05)
+    assert clock() - paused_at == pytest.approx(0.05, abs=0.03)
+
+
+def test_a_paused_phase_admits_nothing_and_its_duration_waits():
+    async def main():
+        paused = Overrides((), True, 1)
+        admission = Admission(PhaseControl(0.3, None, paused), lambda item: 1)
+        started: list[float] = []
+
+        async def start(item):
+            started.append(time.perf_counter())
+
+        async def slot():
+            await asyncio.sleep(0.01)
+
+        async def resume_later():
+            await asyncio.sleep(0.4)
+            admission.adjust(PhaseControl(0.3, None, Overrides((), False, 2)))
+
+        began = time.perf_counter()
+        resumer = asyncio.ensure_future(resume_later())
+        _, ended_by = await admission.run(
+            (i for i in range(10**9)), slot, lambda: None, start
+        )
+        await resumer
+        return began, started, ended_by, time.perf_counter() - began
+
+    began, started, ended_by, wall = asyncio.run(main())
+    assert started and started[0] - began >= 0.39
+    assert ended_by == EndedBy.DURATION
+    # The 0.3 s of the phase are the time after the resume: it started operations throughout.
+    assert wall >= 0.65 and started[-1] - started[0] == pytest.approx(0.3, abs=0.05)
+
+
+def test_a_stop_ends_a_paused_phase():
+    async def main():
+        admission = Admission(PhaseControl(None, None, Overrides((), True, 1)), lambda item: 1)
+
+        async def slot():
+            pass
+
+        async def stop_later():
+            await asyncio.sleep(0.1)
+            admission.stop(EndedBy.INTERRUPTED)
+
+        stopper = asyncio.ensure_future(stop_later())
+        result = await asyncio.wait_for(
+            admission.run(range(5), slot, lambda: None, lambda item: asyncio.sleep(0)), 2
+        )
+        await stopper
+        return result
+
+    assert asyncio.run(main()) == (0, EndedBy.INTERRUPTED)
