@@ -92,9 +92,7 @@ def test_a_paused_phase_admits_nothing_and_its_duration_waits():
 
         began = time.perf_counter()
         resumer = asyncio.ensure_future(resume_later())
-        _, ended_by = await admission.run(
-            (i for i in range(10**9)), slot, lambda: None, start
-        )
+        _, ended_by = await admission.run((i for i in range(10**9)), slot, lambda: None, start)
         await resumer
         return began, started, ended_by, time.perf_counter() - began
 
