@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 PHASE_SHADES = ["#e8eef7", "#f7efe6", "#eaf5ea", "#f3eaf5", "#f5f5e4"]
+EVENT_COLOR = "#8e44ad"
 SIZE = (10.0, 3.6)
 
 STYLE = """
@@ -128,6 +129,44 @@ def _shade_phases(axes: Axes, spans: Sequence[tuple[str, float, float]]) -> None
         )
 
 
+def _backdrop(axes: Axes, result: RunResult) -> None:
+    """Phases shaded, and each change of settings while the run went (`s3dlio-ray control`) a
+    numbered line, as the changes table numbers it."""
+    _shade_phases(axes, phase_spans(result.timeseries))
+    for number, event in enumerate(result.events, 1):
+        axes.axvline(
+            event.t_s,
+            color=EVENT_COLOR,
+            linestyle="-.",
+            linewidth=1,
+            zorder=3,
+            gid=f"event-{number}",
+        )
+        axes.annotate(
+            str(number),
+            xy=(event.t_s, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -26),
+            textcoords="offset points",
+            fontsize=8,
+            color=EVENT_COLOR,
+        )
+
+
+def changes_section(result: RunResult) -> str:
+    """The settings changed while the run went, numbered as the charts mark them."""
+    if not result.events:
+        return ""
+    rows = "".join(
+        f"<tr><td>{number}</td><td>{event.t_s:.1f}</td><td>{_esc(event.describe())}</td></tr>"
+        for number, event in enumerate(result.events, 1)
+    )
+    return (
+        "<h2>Changes while the run went</h2><table><tr><th>#</th><th>seconds since start</th>"
+        f"<th>change</th></tr>{rows}</table>"
+    )
+
+
 def _lines(rows: Sequence[SeriesRow], value: str) -> dict[str, list[tuple[float, float]]]:
     lines: dict[str, list[tuple[float, float]]] = {}
     for row in rows:
@@ -148,7 +187,7 @@ def throughput_chart(result: RunResult) -> str:
     unit, scale = rate_unit(max(total.values()))
     figure = _figure()
     axes = figure.axes[0]
-    _shade_phases(axes, phase_spans(rows))
+    _backdrop(axes, result)
     for index, (node, points) in enumerate(sorted(per_node.items())):
         xs, ys = zip(*sorted(points), strict=True)
         axes.plot(
@@ -185,7 +224,7 @@ def concurrency_chart(result: RunResult) -> str:
         return "<p class='meta'>concurrency over time: no samples</p>"
     figure = _figure()
     axes = figure.axes[0]
-    _shade_phases(axes, phase_spans(rows))
+    _backdrop(axes, result)
     limits, in_flight = _lines(rows, "concurrency"), _lines(rows, "in_flight")
     for index, node in enumerate(sorted(limits)):
         color = COLORS[index % len(COLORS)]
@@ -309,7 +348,7 @@ def au_chart(result: RunResult) -> str:
         return "<p class='meta'>accelerator utilization over time: no samples</p>"
     figure = _figure()
     axes = figure.axes[0]
-    _shade_phases(axes, phase_spans(result.timeseries))
+    _backdrop(axes, result)
     for index, (node, points) in enumerate(sorted(_lines(rows, "au").items())):
         xs, ys = zip(*sorted(points), strict=True)
         axes.plot(
@@ -394,6 +433,7 @@ s3dlio-ray {_esc(result.tool_version)}</p>{error}
 <h2>By node</h2>{_table(NODE_COLUMNS, node_rows(result))}
 {by_endpoint}
 {training_section(result)}
+{changes_section(result)}
 <h2>Throughput over time</h2>
 {throughput_chart(result)}
 <h2>Latency per operation</h2>

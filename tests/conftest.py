@@ -262,6 +262,12 @@ def chromium():
     return binary
 
 
+def drawn(dom: str, gid: str) -> int:
+    """How many points the line with this id has in the page (0 when it is not drawn)."""
+    match = re.search(rf'<g id="{re.escape(gid)}"[^>]*>\s*<path[^>]* d="([^"]*)"', dom)
+    return len(re.findall(r"[ML]\s*-?\d", match.group(1))) if match else 0
+
+
 def headless(chromium: str, profile, *args: str) -> subprocess.CompletedProcess:
     """Chromium without a display, sandbox, GPU or network chatter; profile: a fresh folder."""
     return subprocess.run(

@@ -9,10 +9,11 @@ import csv
 import statistics
 
 import httpx
-from conftest import CLI, TEST_CREDENTIALS, settings_for
+from conftest import CLI, TEST_CREDENTIALS, drawn, headless, settings_for
 
 from s3dlio_ray.api import RunControl
 from s3dlio_ray.control_channel import find
+from s3dlio_ray.html_report import render_html
 from s3dlio_ray.launch import Target, execute
 from s3dlio_ray.report import write_csv
 
@@ -28,7 +29,7 @@ async def cli(*args: str) -> tuple[int, str]:
 
 
 def test_a_running_cluster_follows_its_target_down_and_up_and_pauses(
-    ray_cluster, moto_url, bucket, tmp_path, monkeypatch
+    ray_cluster, moto_url, bucket, chromium, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     settings = settings_for(
@@ -127,3 +128,11 @@ def test_a_running_cluster_follows_its_target_down_and_up_and_pauses(
     marked = [row["event"] for row in rows if row["event"]]
     assert any("paused=true" in event for event in marked)
     assert any(f"cluster_target_gbps={LOW_GBPS:g}" in event for event in marked)
+
+    page = tmp_path / "report.html"
+    page.write_text(render_html(result))
+    dom = headless(chromium, tmp_path / "profile", "--dump-dom", page.as_uri()).stdout
+    for number in range(1, 5):
+        assert drawn(dom, f"throughput-event-{number}") >= 2
+        assert drawn(dom, f"concurrency-event-{number}") >= 2
+    assert "Changes while the run went" in dom and "paused=true" in dom

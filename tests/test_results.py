@@ -9,7 +9,7 @@ import re
 
 import jsonschema
 import pytest
-from conftest import ROOT, headless, recorded, result_of, run_cli
+from conftest import ROOT, drawn, headless, recorded, result_of, run_cli
 
 from s3dlio_ray.compare import compare
 from s3dlio_ray.html_report import render_html
@@ -69,12 +69,6 @@ def test_time_series_has_a_row_per_second_per_node_and_adds_up(scraped_run, tmp_
 
 
 V1_RESULT = json.loads((ROOT / "tests" / "data" / "result-v1.json").read_text())
-
-
-def drawn(dom: str, gid: str) -> int:
-    """How many points the line with this id has in the page (0 when it is not drawn)."""
-    match = re.search(rf'<g id="{re.escape(gid)}"[^>]*>\s*<path[^>]* d="([^"]*)"', dom)
-    return len(re.findall(r"[ML]\s*-?\d", match.group(1))) if match else 0
 
 
 def test_html_report_renders_its_charts_in_chromium(scraped_run, chromium, tmp_path):
