@@ -50,9 +50,8 @@ def run_info(settings: Settings, endpoints: Sequence[str]) -> dict[str, str]:
 
 
 def targets(settings: Settings) -> dict[str, float]:
-    """The throughput targets set, GB/s, by scope: each actor's, the cluster's."""
-    scopes = {"actor": settings.target_gbps, "cluster": settings.cluster_target_gbps}
-    return {scope: gbps for scope, gbps in scopes.items() if gbps}
+    """The throughput targets, GB/s, by scope (each actor's, the cluster's); 0: none set."""
+    return {"actor": settings.target_gbps or 0.0, "cluster": settings.cluster_target_gbps or 0.0}
 
 
 @dataclasses.dataclass(frozen=True)

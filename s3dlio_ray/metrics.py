@@ -54,7 +54,7 @@ class MetricsView:
     events: Sequence[ConfigEvent] = ()
     """Settings changed while the run goes (`s3dlio-ray control`)."""
     targets: Callable[[], Mapping[str, float]] = dict
-    """The throughput targets now set, GB/s, by scope (actor: each actor's; cluster)."""
+    """The throughput targets now, GB/s, by scope (actor: each actor's; cluster); 0: none."""
     paused: Callable[[], bool] = bool
 
 
@@ -144,7 +144,8 @@ def _changes(view: MetricsView) -> Iterator:
     changes.add_metric([], len(view.events))
     targets = GaugeMetricFamily(
         f"{PREFIX}_target_gbps",
-        "The throughput target now set, GB/s (scope actor: each actor's; cluster: the whole's)",
+        "The throughput target now, GB/s (scope actor: each actor's; cluster: the whole's); 0: "
+        "none set",
         labels=["scope"],
     )
     for scope, gbps in sorted(view.targets().items()):
