@@ -201,10 +201,12 @@ class Engine:
         live.admission.adjust(control)
         policy = self._policy_for(live.phase, control.overrides)
         running = live.controller.policy
-        if dataclasses.replace(policy, initial=running.initial) != running:
-            if policy.mode in (Mode.AUTO, Mode.CLUSTER):
-                keep = min(max(live.limiter.limit, policy.minimum), policy.maximum)
-                policy = dataclasses.replace(policy, initial=keep)
+        if policy.mode in (Mode.AUTO, Mode.CLUSTER):
+            # An adapting controller goes on from the limit it has, within the new bounds.
+            keep = min(max(live.limiter.limit, policy.minimum), policy.maximum)
+            policy = dataclasses.replace(policy, initial=keep)
+            running = dataclasses.replace(running, initial=keep)
+        if policy != running:
             live.controller = ConcurrencyController(policy)
             live.limiter.set_limit(live.controller.limit)
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import stat
+import statistics
+import threading
 import time
 
 import pytest
 from conftest import ROOT
 
+import s3dlio_ray
 from s3dlio_ray.changes import Overrides
 from s3dlio_ray.config import load_settings
 from s3dlio_ray.control import ActiveClock, Admission, PhaseControl
+from s3dlio_ray.control_channel import registry_dir
 from s3dlio_ray.errors import ConfigError
 from s3dlio_ray.results import EndedBy
 from s3dlio_ray.tuning.pacing import RateLimit
@@ -122,3 +127,42 @@ def test_a_stop_ends_a_paused_phase():
         return result
 
     assert asyncio.run(main()) == (0, EndedBy.INTERRUPTED)
+
+
+def test_a_local_run_takes_a_fixed_concurrency_and_a_rate_limit_while_it_goes(
+    moto_url, bucket, credentials, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    going = threading.Event()
+    handle = s3dlio_ray.start(
+        ROOT / "configs" / "quick.yaml",
+        hooks=s3dlio_ray.Hooks(progress=lambda progress: going.set()),
+        endpoint=moto_url,
+        bucket=bucket,
+        executor="local",
+        phases="put,cleanup",
+        duration_s=10,
+        objects=20,
+        object_size="16KiB",
+        concurrency=2,
+        metrics_port="off",
+    )
+    assert going.wait(30)
+    (registered,) = registry_dir().glob("*.json")
+    assert stat.S_IMODE(registered.stat().st_mode) == 0o600
+    time.sleep(3)
+    assert handle.control(concurrency=12)["changed"] == {"concurrency": 12}
+    time.sleep(3)
+    handle.control(rate_limit="64 KiB/s")
+    result = handle.wait(60).result
+    assert result.ok, result.error
+    assert not registered.exists()
+    raised, capped = (event.t_s for event in result.events)
+    rows = [row for row in result.timeseries if row.op == "put"]
+    assert all(row.concurrency == 2 and row.in_flight <= 2 for row in rows if row.t_s <= raised)
+    wider = [row for row in rows if raised + 1.5 < row.t_s <= capped]
+    assert wider and all(row.concurrency == 12 for row in wider)
+    assert max(row.in_flight for row in wider) > 2
+    slow = [row.bytes for row in rows if row.t_s > capped + 2]
+    assert slow and statistics.mean(slow) <= 2 * 64 * 1024
+    assert statistics.mean(row.bytes for row in wider) > 3 * statistics.mean(slow)
