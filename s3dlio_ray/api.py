@@ -161,6 +161,27 @@ async def _run(settings: Settings, hooks: Hooks, control: RunControl | None) -> 
     return RunReport(settings, tuple(results))
 
 
+def copy_workload(source: str, destination: str) -> dict[str, Any]:
+    """The workload of one copy (`s3dlio-ray cp SOURCE DESTINATION`): an upload when the
+    destination is s3://BUCKET/PREFIX, else a download."""
+    upward = destination.startswith("s3://")
+    remote = destination if upward else source
+    return {
+        "name": "cp",
+        "phases": ["upload" if upward else "download"],
+        "copy_from": source,
+        "copy_to": destination,
+        "bucket": remote.removeprefix("s3://").split("/", 1)[0] or None,
+    }
+
+
+def copy(source: str, destination: str, /, **overrides: Any) -> RunReport:
+    """Copy files between a local path and s3://BUCKET/PREFIX over the cluster, as `s3dlio-ray
+    cp` does: `recursive`, `include` / `exclude`, `per_node`, `sync`, `clobber` and every
+    run setting are keyword overrides. Its report is a run's (result files, summary)."""
+    return run(copy_workload(source, destination), **overrides)
+
+
 def run(workload: Workload, /, **overrides: Any) -> RunReport:
     """Run a workload to the end (its cleanup included) and answer what it measured.
 

@@ -1,5 +1,5 @@
-"""The command line: `s3dlio-ray run WORKLOAD.yaml [overrides]`, `control`, `report`, `compare`,
-`cleanup`.
+"""The command line: `s3dlio-ray run WORKLOAD.yaml [overrides]`, `cp`, `control`, `report`,
+`compare`, `cleanup`.
 
 A thin layer over the Python API: its flags come from the settings' own declarations, and it
 adds what only a command line does (logging set-up, the progress line, the summary, exit codes).
@@ -26,6 +26,7 @@ from s3dlio_ray.keys import run_prefix
 from s3dlio_ray.results import Phase
 
 if TYPE_CHECKING:
+    from s3dlio_ray.config import Settings
     from s3dlio_ray.telemetry import Progress
 
 NO_FLAG = ("name", "mix", "configurations")
@@ -39,14 +40,18 @@ def flag_name(key: str) -> str:
     return "--" + key.removesuffix("_s").replace("_", "-")
 
 
-def _add_setting_flags(run: argparse.ArgumentParser) -> list[str]:
-    """One flag per setting, grouped as the settings are; answers the keys they set."""
+def _add_setting_flags(
+    run: argparse.ArgumentParser, only: tuple[str, ...] | None = None, leave: tuple[str, ...] = ()
+) -> list[str]:
+    """One flag per setting (of the groups `only` names, when given), grouped as the settings
+    are; answers the keys they set."""
     from s3dlio_ray.config import GROUPS, Settings
 
-    groups = {group: run.add_argument_group(f"{group} settings") for group in GROUPS}
+    shown = [group for group in GROUPS if only is None or group in only]
+    groups = {group: run.add_argument_group(f"{group} settings") for group in shown}
     keys = []
     for field in fields(Settings):
-        if field.name not in NO_FLAG:
+        if field.name not in (*NO_FLAG, *leave) and field.metadata["group"] in groups:
             _add_flag(groups[field.metadata["group"]], field)
             keys.append(field.name)
     return keys
@@ -69,6 +74,10 @@ def _add_flag(parser: argparse._ActionsContainer, field: Field[Any]) -> None:
     )
 
 
+COPY_GROUPS = ("copy", "tuning", "transport", "cluster", "metrics", "output")
+"""The settings `cp` takes flags for (its source and destination are its arguments)."""
+
+
 def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
     parser = argparse.ArgumentParser(prog="s3dlio-ray", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"s3dlio-ray {__version__}")
@@ -86,6 +95,21 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
     )
     run.add_argument("--quiet", action="store_true", help="no live progress line")
     keys = _add_setting_flags(run)
+    cp = commands.add_parser(
+        "cp",
+        help="copy files between a local path and s3://BUCKET/PREFIX over the cluster",
+    )
+    cp.add_argument(
+        "copy_from", metavar="SOURCE", help="a local file or folder, or s3://BUCKET/PREFIX"
+    )
+    cp.add_argument(
+        "copy_to", metavar="DESTINATION", help="s3://BUCKET/PREFIX, or a local path ({node})"
+    )
+    cp.add_argument("--quiet", action="store_true", help="no live progress line")
+    cp.set_defaults(extra=[])
+    keys += [
+        k for k in _add_setting_flags(cp, COPY_GROUPS, ("copy_from", "copy_to")) if k not in keys
+    ]
     report = commands.add_parser(
         "report", help="re-render result files: summary and HTML (several: side by side too)"
     )
@@ -132,7 +156,7 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
 def _overrides(args: argparse.Namespace, keys: list[str]) -> dict[str, Any]:
     from s3dlio_ray.config import parse_assignment
 
-    values = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    values = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     for item in args.extra:
         for key, value in parse_assignment(item).items():
             both = isinstance(value, dict) and isinstance(values.get(key), dict)
@@ -183,15 +207,33 @@ class _ProgressLine:
 
 def _run(args: argparse.Namespace, keys: list[str], console: Console) -> int:
     from s3dlio_ray import api
+
+    settings = api.load_settings(args.workload, **_overrides(args, keys))
+    return _execute(settings, args.quiet, console)
+
+
+def _cp(args: argparse.Namespace, keys: list[str], console: Console) -> int:
+    from s3dlio_ray import api
+    from s3dlio_ray.phases.copy import plan
+
+    workload = api.copy_workload(args.copy_from, args.copy_to)
+    settings = api.load_settings(workload, **_overrides(args, keys))
+    plan(settings)
+    return _execute(settings, args.quiet, console)
+
+
+def _execute(settings: Settings, quiet: bool, console: Console) -> int:
+    """Run the settings' workload with the progress line, then its summary and files."""
+    from s3dlio_ray import api
     from s3dlio_ray.compare import configuration_table
     from s3dlio_ray.oplog import oplog_pattern
     from s3dlio_ray.report import print_summary
 
-    settings = api.load_settings(args.workload, **_overrides(args, keys))
-    total = None if settings.duration_s or settings.autoterm else settings.objects
+    copying = {Phase.UPLOAD, Phase.DOWNLOAD} & set(settings.phase_names)
+    total = None if settings.duration_s or settings.autoterm or copying else settings.objects
     with _ProgressLine(console, total) as progress:
         hooks = api.Hooks(
-            progress=None if args.quiet else progress,
+            progress=None if quiet else progress,
             metrics=lambda port: console.print(
                 f"metrics: http://{settings.metrics_host}:{port}/metrics"
             ),
@@ -363,6 +405,7 @@ def _control(args: argparse.Namespace, keys: list[str], console: Console) -> int
 
 COMMANDS = {
     "run": _run,
+    "cp": _cp,
     "control": _control,
     "report": _report,
     "compare": _compare,

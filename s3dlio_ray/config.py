@@ -71,7 +71,7 @@ class BucketRemoval(StrEnum):
     NEVER = "never"
 
 
-GROUPS = ("workload", "training", "tuning", "transport", "cluster", "metrics", "output")
+GROUPS = ("workload", "training", "copy", "tuning", "transport", "cluster", "metrics", "output")
 MIX_OPERATIONS = ("get", "put", "stat", "delete")
 PHASE_OPTIONS = (
     "duration_s",
@@ -422,6 +422,20 @@ def _endpoints(value: Any) -> tuple[str, ...]:
     return parsed
 
 
+def _copy_location(value: Any) -> str:
+    """A local path, or s3://bucket[/prefix]."""
+    text = _parse_str(value).strip()
+    if text.startswith("s3://") and not text.removeprefix("s3://").split("/", 1)[0]:
+        raise ValueError("expected s3://BUCKET/PREFIX")
+    if "://" in text and not text.startswith("s3://"):
+        raise ValueError("expected a local path or s3://BUCKET/PREFIX")
+    return text
+
+
+def _patterns(value: Any) -> tuple[str, ...]:
+    return () if _unset(value) else tuple(_listed(value))
+
+
 def _bind_addresses(value: Any) -> tuple[str, ...]:
     """Local IP addresses or interface names (resolved on each node); none by default."""
     if _unset(value):
@@ -659,6 +673,53 @@ class Settings:
     )
     client: Client = setting(
         Client.ENGINE, _enum(Client), "workload", "engine (this project) or boto3 (the baseline)"
+    )
+    # copy (s3dlio-ray cp: phases upload or download)
+    copy_from: str | None = setting(
+        None,
+        _optional(_copy_location),
+        "copy",
+        "what an upload or download phase copies: a local file or folder, or s3://BUCKET/PREFIX",
+    )
+    copy_to: str | None = setting(
+        None,
+        _optional(_copy_location),
+        "copy",
+        "where it copies to: s3://BUCKET/PREFIX, or a local path ({node}: each node's name)",
+    )
+    recursive: bool = setting(
+        False, _parse_bool, "copy", "copy a whole folder, or every object under the prefix"
+    )
+    include: tuple[str, ...] = setting(
+        (),
+        _patterns,
+        "copy",
+        "copy what matches this pattern (of the path below the source) even if excluded",
+        repeat=True,
+    )
+    exclude: tuple[str, ...] = setting(
+        (), _patterns, "copy", "leave out what matches this pattern (*.tmp, logs/*)", repeat=True
+    )
+    per_node: bool = setting(
+        False,
+        _parse_bool,
+        "copy",
+        "download: every node gets the whole set on its own local path (a training cache)",
+    )
+    sync: bool = setting(
+        False,
+        _parse_bool,
+        "copy",
+        "skip what is already at the destination with the same size and checksum (a resume)",
+    )
+    clobber: bool = setting(
+        True, _parse_bool, "copy", "overwrite what is at the destination (--no-clobber: skip it)"
+    )
+    checksum_headers: bool = setting(
+        True,
+        _parse_bool,
+        "copy",
+        "send each object's CRC32 (per part) for the store to check; the manifest is kept anyway",
     )
     # tuning
     concurrency: int | None = setting(
@@ -1096,6 +1157,8 @@ def _check(settings: Settings) -> None:
                 f"to {LISTED_IN_ORDER:,} objects (obj-NNNNNNNN); use fewer objects for a list "
                 "phase, or list them as existing data (source: existing)"
             )
+    if {Phase.UPLOAD, Phase.DOWNLOAD} & set(settings.phase_names):
+        _check_copy(settings)
     if settings.find_max_accelerators and Phase.TRAIN not in settings.phase_names:
         raise ConfigError("find_max_accelerators: it searches a train phase; add one to phases")
     if settings.op_log and settings.client == Client.BOTO3:
@@ -1126,6 +1189,22 @@ LISTED_IN_ORDER = 10**8
 """Up to here a run's object names (eight digits) sort as their indices."""
 
 READS_EXISTING = (Phase.GET, Phase.STAT, Phase.DELETE, Phase.LIST, Phase.MIXED, Phase.TRAIN)
+
+
+def _check_copy(settings: Settings) -> None:
+    if settings.copy_from is None or settings.copy_to is None:
+        raise ConfigError("phases: upload and download copy files: set copy_from and copy_to")
+    if settings.endpoint is None:
+        raise ConfigError(
+            "cp: give the endpoint (--endpoint URL, or AWS_ENDPOINT_URL): a copy into an "
+            "embedded endpoint would vanish with it"
+        )
+    if settings.client == Client.BOTO3:
+        raise ConfigError("cp: the boto3 baseline does not copy files; set client: engine")
+    if settings.sync and not settings.clobber:
+        raise ConfigError(
+            "sync overwrites what differs, no_clobber skips whatever is there: choose one"
+        )
 
 
 def check_controller(settings: Settings) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from s3dlio_ray.changes import Overrides
 from s3dlio_ray.control import WHOLE_PHASE, ActiveClock, Admission, PhaseControl
 from s3dlio_ray.errors import ConfigError, S3DlioRayError
+from s3dlio_ray.file_io import FileError
 from s3dlio_ray.phases import transfer_for
 from s3dlio_ray.phases.base import ObjectStore, PhaseSpec, Transfer
 from s3dlio_ray.results import ConcurrencySample, EndedBy, Phase, ShareResult
@@ -103,6 +104,8 @@ def is_fatal(error: BaseException) -> bool:
     """Errors that every further request would hit too: stop the phase, tell the user."""
     if isinstance(error, ConfigError | CredentialsError | S3ConnectionError):
         return True
+    if isinstance(error, FileError):
+        return error.fatal
     return isinstance(error, S3Error) and error.code in FATAL_CODES
 
 
@@ -298,6 +301,7 @@ class Engine:
             fatal=None if admission.fatal is None else str(admission.fatal),
             training=outcome.training,
             buffered_peak=outcome.buffered_peak,
+            digests=outcome.digests,
         )
 
     async def _adapt(self, live: _Live, samples: list[ConcurrencySample]) -> None:

@@ -346,15 +346,25 @@ class PhaseExecutor:
     def _live(self) -> list[Worker]:
         return [w for w in self.pool.workers if self._alive[w.name]]
 
-    def _spread(self, spec: PhaseSpec, keys: Sequence[str], elapsed_s: float) -> list[_Task]:
-        """Shard `keys` over the live workers and start a share on each."""
-        live = self._live()
-        control = phase_control(spec, len(live), elapsed_s, self.overrides)
+    def _spread(
+        self, spec: PhaseSpec, keys: Sequence[str], elapsed_s: float, node: str | None = None
+    ) -> list[_Task]:
+        """Shard `keys` over the live workers (of `node` only, when given) and start a share on
+        each; a per-node phase gives every node all of them."""
+        live = [w for w in self._live() if node is None or w.node == node]
+        if spec.per_node and node is None:
+            return [
+                t
+                for n in sorted({w.node for w in live})
+                for t in self._spread(spec, keys, elapsed_s, n)
+            ]
+        control = phase_control(spec, len(self._live()), elapsed_s, self.overrides)
         tasks = []
         for worker, share in zip(live, shard(keys, len(live)), strict=True):
             if share:
                 task_id = next(self._task_ids)
-                future = asyncio.ensure_future(worker.run_share(task_id, spec, share, control))
+                on_node = spec.for_node(worker.node)
+                future = asyncio.ensure_future(worker.run_share(task_id, on_node, share, control))
                 tasks.append(_Task(task_id, worker, share, future))
         return tasks
 
@@ -371,6 +381,7 @@ class PhaseExecutor:
         tasks = self._running = self._spread(spec, keys, 0.0)
         written: list[KeyRange] = []
         listed: list[tuple[Sequence[str], Sequence[int]]] = []
+        digests: dict[str, tuple[int, int]] = {}
         parts: list[tuple[str, str, ShareResult]] = []
         unassigned: dict[str, str] = {}
         broken: BaseException | None = None
@@ -407,6 +418,7 @@ class PhaseExecutor:
                         written.append(successful_writes(as_key_range(task.keys), result))
                     if result.listed is not None:
                         listed.append(result.listed)
+                    digests.update(result.digests)
                     parts.append((worker.name, worker.node, result))
                     if result.fatal:
                         self._fail(result.fatal)
@@ -424,7 +436,7 @@ class PhaseExecutor:
             merged = dataclasses.replace(merged, ended_by=EndedBy.ERROR)
         stored = KeyRange.joined(as_key_range(keys).prefix, written) if phase == Phase.PUT else None
         found = ListedKeys.joined(listed) if spec.collect else None
-        return PhaseOutcome(merged, stored, self._fatal, found)
+        return PhaseOutcome(merged, stored, self._fatal, found, digests)
 
     @property
     def gathers(self) -> int:
@@ -469,7 +481,8 @@ class PhaseExecutor:
     ) -> list[_Task]:
         self._alive[task.worker.name] = False
         self.telemetry.totals.abandon(task.task_id)
-        live = len(self._live())
+        node = task.worker.node if spec.per_node else None
+        live = len([w for w in self._live() if node is None or w.node == node])
         log.warning(
             "actor %s died during %s (%s); giving its %d keys to %d other actors",
             task.worker.name,
@@ -480,9 +493,11 @@ class PhaseExecutor:
         )
         if not live:
             reason = f"actor {task.worker.name} died and no live actor was left to take the key"
+            if node is not None:
+                reason += f" on node {node}"
             unassigned.update(dict.fromkeys(task.keys, reason))
             return []
-        return self._spread(spec, task.keys, elapsed_s)
+        return self._spread(spec, task.keys, elapsed_s, node)
 
     async def _watch(self, spec: PhaseSpec, tasks: list[_Task]) -> None:
         """Every tick: gather snapshots from the running shares, then take a sample; with

@@ -90,7 +90,7 @@ def summary_rows(result: RunResult) -> list[list[str]]:
     rows = []
     for phase in result.phases:
         s = phase.summary
-        reads = phase.phase in (Phase.GET, Phase.RESTORE, Phase.TRAIN)
+        reads = phase.phase in (Phase.GET, Phase.RESTORE, Phase.TRAIN, Phase.DOWNLOAD)
         verified = f"{phase.verified}/{s.objects + s.errors}" if reads else "-"
         rows.append(
             [
@@ -338,7 +338,9 @@ def print_summary(result: RunResult, console: Console, paths: Sequence[Path] = (
     for phase in result.phases:
         reasons = list(phase.failed.values())
         for reason in reasons[:5]:
-            console.print(f"[red]{phase.phase} failed[/red] {reason}", highlight=False)
+            console.print(
+                f"[red]{phase.phase} failed[/red] {reason}", highlight=False, soft_wrap=True
+            )
         if len(reasons) > 5:
             console.print(f"... and {len(reasons) - 5} more {phase.phase} failures")
     for path in paths:

@@ -38,6 +38,8 @@ class Phase(StrEnum):
     RESTORE = "restore"
     DATAGEN = "datagen"
     TRAIN = "train"
+    UPLOAD = "upload"
+    DOWNLOAD = "download"
     SLEEP = "sleep"
     CLEANUP = "cleanup"
 
@@ -339,6 +341,8 @@ class ShareResult:
     """A train phase's epochs, one per simulated accelerator of the share and epoch."""
     buffered_peak: int = 0
     """The most bytes the share held at once for reads in flight and read ahead."""
+    digests: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    """What an upload stored: each name's size and CRC32 (the copy's manifest)."""
 
 
 @dataclass(frozen=True)

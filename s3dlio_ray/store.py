@@ -3,14 +3,17 @@ ranged GETs into pooled buffers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable, Mapping, Sequence
 
+from s3dlio_ray import crc
 from s3dlio_ray.checks import CHECKSUM_MODE
+from s3dlio_ray.file_io import FileError, SourceFile, TargetFile
 from s3dlio_ray.keys import Listing
 from s3dlio_ray.oplog import OpLog
 from s3dlio_ray.phases.base import Check
-from s3dlio_ray.s3.client import ObjectInfo, PartGate, S3Client, answered_by
-from s3dlio_ray.tuning.parts import calculate_optimal_part_size
+from s3dlio_ray.s3.client import ObjectInfo, PartGate, S3Client, answered_by, in_parts
+from s3dlio_ray.tuning.parts import calculate_optimal_part_size, part_ranges
 from s3dlio_ray.workload import ObjectData
 
 
@@ -124,6 +127,61 @@ class S3Store:
             return len(result.body), result.ttfb_s
         finally:
             self._buffers.release(buffer)
+
+    async def upload(
+        self, bucket: str, key: str, source: SourceFile, gate: PartGate, send_crc32: bool
+    ) -> int:
+        """Upload the file, multipart above the part size, its parts read straight into the
+        buffers sent; answer its CRC32 (with `send_crc32` also sent, per part, for the store
+        to check and keep)."""
+        size = source.size
+        part_size = calculate_optimal_part_size(size, self._part_size)
+        if size > part_size:
+
+            async def part(offset: int, length: int) -> list[bytearray]:
+                return [await source.read(offset, length)]
+
+            uploaded = await self.client.put_object_multipart(
+                bucket, key, size, part, part_size, gate, crc32=True, send_crc32=send_crc32
+            )
+            assert uploaded.crc32 is not None
+            return uploaded.crc32
+        body = await source.read(0, size)
+        checksum = zlib.crc32(body)
+        await self.client.put_object(bucket, key, [body], checksum if send_crc32 else None)
+        return checksum
+
+    async def download(
+        self, bucket: str, key: str, size: int, target: TargetFile, gate: PartGate
+    ) -> tuple[int, Mapping[str, str]]:
+        """GET the object into the file, as concurrent ranges above the part size, each written
+        from the buffer it filled; answer its CRC32 and the response headers of a single GET
+        (where the store's own full-object checksum is)."""
+        part_size = calculate_optimal_part_size(size, self._part_size)
+        ranges = part_ranges(size, part_size) if size > part_size else [(0, size)]
+        crcs = [0] * len(ranges)
+        headers: dict[str, str] = {}
+
+        async def one(index: int, offset: int, length: int) -> None:
+            buffer = self._buffers.acquire(length)
+            try:
+                byte_range = (offset, offset + length - 1) if len(ranges) > 1 else None
+                extra = CHECKSUM_MODE if byte_range is None else None
+                result = await self.client.get_object(bucket, key, buffer, byte_range, extra)
+                if len(result.body) != length:
+                    raise FileError(
+                        f"s3://{bucket}/{key}: {len(result.body)} bytes where the listing said "
+                        f"{length}: it changed while it was copied"
+                    )
+                crcs[index] = zlib.crc32(result.body)
+                if byte_range is None:
+                    headers.update(result.headers)
+                await target.write(offset, result.body)
+            finally:
+                self._buffers.release(buffer)
+
+        await in_parts(ranges, gate, one)
+        return crc.of(zip(crcs, (n for _, n in ranges), strict=True)), headers
 
     async def stat(self, bucket: str, key: str) -> int:
         return (await self.client.head_object(bucket, key)).size

@@ -37,6 +37,7 @@ def test_the_public_names_are_exactly_these():
             "__version__",
             "cleanup_run",
             "compare",
+            "copy",
             "load_result",
             "load_settings",
             "report",

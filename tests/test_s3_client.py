@@ -31,7 +31,7 @@ def test_multipart_put_of_64_mib_with_10_mib_parts(moto_url, boto3_s3, bucket):
 
     async def main():
         client = make_client(moto_url)
-        etag, parts = await client.put_object_multipart(
+        etag, parts, _ = await client.put_object_multipart(
             bucket,
             "big",
             size,

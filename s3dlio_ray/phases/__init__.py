@@ -1,5 +1,6 @@
 """The phases a workload runs, one module each: put, get, mixed, listing (list), stat, delete,
-checkpoint (with restore), train (with datagen), sleep, cleanup.
+checkpoint (with restore), train (with datagen), copy (upload and download: `cp`), sleep,
+cleanup.
 
 Every phase is a `Step` of the run; all but sleep and cleanup are also a `Transfer` each engine
 runs over its share of the keys, through the engine's one run loop.
@@ -13,6 +14,7 @@ from s3dlio_ray.control import PhaseControl
 from s3dlio_ray.phases import (
     checkpoint,
     cleanup,
+    copy,
     delete,
     get,
     listing,
@@ -36,6 +38,8 @@ STEPS: Mapping[Phase, Step] = {
     Phase.RESTORE: checkpoint.RESTORE,
     Phase.DATAGEN: train.DATAGEN,
     Phase.TRAIN: train.TRAIN,
+    Phase.UPLOAD: copy.UPLOAD,
+    Phase.DOWNLOAD: copy.DOWNLOAD,
     Phase.SLEEP: sleep.STEP,
     Phase.CLEANUP: cleanup.STEP,
 }
@@ -51,6 +55,8 @@ TRANSFERS: Mapping[Phase, TransferFactory] = {
     Phase.RESTORE: get.transfer,
     Phase.DATAGEN: put.transfer,
     Phase.TRAIN: train.transfer,
+    Phase.UPLOAD: copy.transfer,
+    Phase.DOWNLOAD: copy.transfer,
 }
 
 

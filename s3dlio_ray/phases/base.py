@@ -8,12 +8,14 @@ or the boto3 baseline) is underneath. Every phase, transfer or not, is a `Step` 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from s3dlio_ray.config import Settings, Source
 from s3dlio_ray.control import PhaseControl
+from s3dlio_ray.copy_plan import CopySpec
 from s3dlio_ray.dataset import Dataset, steps_per_epoch
 from s3dlio_ray.errors import ConfigError, S3DlioRayError
 from s3dlio_ray.keys import (
@@ -140,6 +142,15 @@ class PhaseSpec:
     collect: bool = False
     """A LIST that keeps what it lists (names and sizes), for the phases that read it."""
     training: TrainingSpec | None = None
+    copy: CopySpec | None = None
+    per_node: bool = False
+    """Every node does all the keys (shared among its own engines), not the cluster once."""
+
+    def for_node(self, node: str) -> PhaseSpec:
+        """The spec as the engines of `node` run it (a copy's local path names its node)."""
+        if self.copy is None:
+            return self
+        return dataclasses.replace(self, copy=self.copy.for_node(node))
 
     def generated(self, key: str) -> bool:
         """Whether the object under `key` is the seed's content (checked byte for byte)."""
@@ -161,6 +172,8 @@ class TransferOutcome:
     training: tuple[AcceleratorEpoch, ...] = ()
     buffered_peak: int = 0
     """The most bytes the share held at once for reads in flight and read ahead."""
+    digests: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    """What an upload stored: each name's size and CRC32."""
 
 
 class Done(NamedTuple):
@@ -204,6 +217,8 @@ class PhaseOutcome:
     written: KeyRange | None
     fatal: str | None = None
     listed: ListedKeys | None = None
+    digests: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    """What an upload stored: each name's size and CRC32, from every share."""
 
 
 class Transfers(Protocol):

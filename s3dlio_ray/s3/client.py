@@ -12,15 +12,18 @@ import base64
 import contextlib
 import contextvars
 import hashlib
+import inspect
 import logging
 import re
 import ssl
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
+from s3dlio_ray import crc
 from s3dlio_ray.errors import ConfigError
 from s3dlio_ray.s3.errors import S3ConnectionError, S3Error, parse_error
 from s3dlio_ray.s3.http1 import Http1Transport
@@ -68,6 +71,18 @@ class ClientOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     ca_bundle: str | None = None
     insecure: bool = False
+
+
+CRC32_HEADER = "x-amz-checksum-crc32"
+
+
+class Uploaded(NamedTuple):
+    """A multipart upload done: its ETag, its parts, and the whole object's CRC32 when its parts
+    carried theirs."""
+
+    etag: str
+    parts: int
+    crc32: int | None = None
 
 
 @dataclass
@@ -428,34 +443,64 @@ class S3Client:
     async def delete_bucket(self, bucket: str) -> None:
         await self._send("DeleteBucket", "DELETE", bucket)
 
-    async def put_object(self, bucket: str, key: str, body: Sequence[Buffer]) -> str:
-        response = await self._send("PutObject", "PUT", bucket, key, body=body)
+    async def put_object(
+        self, bucket: str, key: str, body: Sequence[Buffer], crc32: int | None = None
+    ) -> str:
+        """PUT the object; with `crc32` the store checks the body against it and keeps it."""
+        headers = None
+        if crc32 is not None:
+            headers = {"x-amz-sdk-checksum-algorithm": "CRC32", CRC32_HEADER: crc.header(crc32)}
+        response = await self._send("PutObject", "PUT", bucket, key, headers=headers, body=body)
         return response.headers.get("etag", "")
 
-    async def create_multipart_upload(self, bucket: str, key: str) -> str:
+    async def create_multipart_upload(self, bucket: str, key: str, crc32: bool = False) -> str:
+        """Start an upload; with `crc32` each part must carry its CRC32 (and the store keeps the
+        object's composite one)."""
+        headers = {"x-amz-checksum-algorithm": "CRC32"} if crc32 else None
         response = await self._send(
-            "CreateMultipartUpload", "POST", bucket, key, query={"uploads": ""}, small_body=b""
+            "CreateMultipartUpload",
+            "POST",
+            bucket,
+            key,
+            query={"uploads": ""},
+            headers=headers,
+            small_body=b"",
         )
         return _text(ET.fromstring(bytes(response.body)), "UploadId")
 
     async def upload_part(
-        self, bucket: str, key: str, upload_id: str, number: int, body: Sequence[Buffer]
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        number: int,
+        body: Sequence[Buffer],
+        crc32: int | None = None,
     ) -> str:
+        headers = None if crc32 is None else {CRC32_HEADER: crc.header(crc32)}
         response = await self._send(
             "UploadPart",
             "PUT",
             bucket,
             key,
             query={"partNumber": str(number), "uploadId": upload_id},
+            headers=headers,
             body=body,
         )
         return response.headers.get("etag", "")
 
     async def complete_multipart_upload(
-        self, bucket: str, key: str, upload_id: str, etags: list[str]
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        etags: list[str],
+        crc32s: Sequence[int] | None = None,
     ) -> str:
+        checksums = [f"<ChecksumCRC32>{crc.header(c)}</ChecksumCRC32>" for c in crc32s or ()]
         parts = "".join(
-            f"<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
+            f"<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag>"
+            f"{checksums[n - 1] if checksums else ''}</Part>"
             for n, etag in enumerate(etags, start=1)
         )
         xml = f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
@@ -484,48 +529,42 @@ class S3Client:
         bucket: str,
         key: str,
         size: int,
-        body_for: Callable[[int, int], Sequence[Buffer]],
+        body_for: Callable[[int, int], Sequence[Buffer] | Awaitable[Sequence[Buffer]]],
         part_size: int,
         gate: PartGate | None = None,
-    ) -> tuple[str, int]:
+        crc32: bool = False,
+        send_crc32: bool = True,
+    ) -> Uploaded:
         """Upload in parts, as many at once as `gate` has spare; abort the upload on failure.
-
-        Returns the ETag and the number of parts.
-        """
-        gate = gate or PartGate()
+        `body_for(offset, length)` answers a part's buffers, or awaits them (read from a file).
+        With `crc32` the answer has the whole object's CRC32, and (`send_crc32`) every part
+        carries its own for the store to check."""
         ranges = part_ranges(size, part_size)
-        upload_id = await self.create_multipart_upload(bucket, key)
+        send = crc32 and send_crc32
+        upload_id = await self.create_multipart_upload(bucket, key, send)
         etags: list[str] = [""] * len(ranges)
-        pending = iter(enumerate(ranges))
+        crcs: list[int] = [0] * len(ranges)
 
-        async def worker(extra: bool) -> None:
-            try:
-                for index, (offset, length) in pending:
-                    etags[index] = await self.upload_part(
-                        bucket, key, upload_id, index + 1, body_for(offset, length)
-                    )
-            finally:
-                if extra:
-                    gate.release()
+        async def one(index: int, offset: int, length: int) -> None:
+            body = body_for(offset, length)
+            if inspect.isawaitable(body):
+                body = await body
+            if crc32:
+                crcs[index] = crc.of_buffers(body)
+            etags[index] = await self.upload_part(
+                bucket, key, upload_id, index + 1, body, crcs[index] if send else None
+            )
 
         try:
-            workers = [asyncio.ensure_future(worker(False))]
-            for _ in range(len(ranges) - 1):
-                if not gate.try_acquire():
-                    break
-                workers.append(asyncio.ensure_future(worker(True)))
-            try:
-                await asyncio.gather(*workers)
-            except BaseException:
-                for task in workers:
-                    task.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
-                raise
-            etag = await self.complete_multipart_upload(bucket, key, upload_id, etags)
+            await in_parts(ranges, gate or PartGate(), one)
+            etag = await self.complete_multipart_upload(
+                bucket, key, upload_id, etags, crcs if send else None
+            )
         except BaseException:
             await asyncio.shield(self._abort_quietly(bucket, key, upload_id))
             raise
-        return etag, len(ranges)
+        whole = crc.of(zip(crcs, (n for _, n in ranges), strict=True)) if crc32 else None
+        return Uploaded(etag, len(ranges), whole)
 
     async def _abort_quietly(self, bucket: str, key: str, upload_id: str) -> None:
         with contextlib.suppress(Exception):
@@ -592,7 +631,6 @@ class S3Client:
         Without a span the first range tells the size (Content-Range); the rest run as many at
         once as `gate` has spare, each straight into its slice of one buffer from `allocate`.
         """
-        gate = gate or PartGate()
         start, wanted = span if span is not None else (0, None)
         first_end = start + min(part_size, wanted or part_size) - 1
         first = await self.get_object(bucket, key, byte_range=(start, first_end), extra=extra)
@@ -602,33 +640,18 @@ class S3Client:
         buffer = allocate(size)
         view = memoryview(buffer)[:size]
         view[: len(first.body)] = first.body
-        pending = iter(part_ranges(size, part_size)[1:])
 
-        async def worker(extra: bool) -> None:
-            try:
-                for offset, length in pending:
-                    part = await self.get_object(
-                        bucket,
-                        key,
-                        into=view[offset : offset + length],
-                        byte_range=(start + offset, start + offset + length - 1),
-                    )
-                    if part.body.obj is not view.obj:
-                        view[offset : offset + length] = part.body
-            finally:
-                if extra:
-                    gate.release()
+        async def one(index: int, offset: int, length: int) -> None:
+            part = await self.get_object(
+                bucket,
+                key,
+                into=view[offset : offset + length],
+                byte_range=(start + offset, start + offset + length - 1),
+            )
+            if part.body.obj is not view.obj:
+                view[offset : offset + length] = part.body
 
-        workers = [asyncio.ensure_future(worker(False))]
-        while len(workers) < -(-size // part_size) - 1 and gate.try_acquire():
-            workers.append(asyncio.ensure_future(worker(True)))
-        try:
-            await asyncio.gather(*workers)
-        except BaseException:
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            raise
+        await in_parts(part_ranges(size, part_size)[1:], gate or PartGate(), one)
         return GetResult(view, size, first.etag, first.ttfb_s, first.http_version, first.headers)
 
     async def head_object(self, bucket: str, key: str) -> ObjectInfo:
@@ -730,6 +753,36 @@ class S3Client:
 
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+async def in_parts(
+    ranges: Sequence[tuple[int, int]],
+    gate: PartGate,
+    one: Callable[[int, int, int], Awaitable[None]],
+) -> None:
+    """`one(index, offset, length)` for each range: one at a time, and as many more at once as
+    `gate` has spare slots (each released when its worker runs out of ranges); the first error
+    cancels the rest and is raised."""
+    pending = iter(enumerate(ranges))
+
+    async def worker(extra: bool) -> None:
+        try:
+            for index, (offset, length) in pending:
+                await one(index, offset, length)
+        finally:
+            if extra:
+                gate.release()
+
+    workers = [asyncio.ensure_future(worker(False))]
+    while len(workers) < len(ranges) and gate.try_acquire():
+        workers.append(asyncio.ensure_future(worker(True)))
+    try:
+        await asyncio.gather(*workers)
+    except BaseException:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        raise
 
 
 def wrong_range(
