@@ -11,7 +11,9 @@ client's own ceiling shows when moto is the bottleneck. It stores nothing and ch
 
 `--processes K` runs K processes sharing the port (SO_REUSEPORT: the kernel spreads connections
 over them), so a many-core host's clients meet an endpoint that is not one core. It runs on
-uvloop.
+uvloop. `--listed N` makes every bucket list N objects of the object size (`PREFIXf000000`...,
+1,000 a page) for the clients that download what they list; a GET of any other key is then
+NoSuchKey.
 """
 
 from __future__ import annotations
@@ -37,9 +39,14 @@ XML = "application/xml"
 LAST_MODIFIED = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
 
 
+def listed_name(index: int) -> str:
+    return f"f{index:06d}"
+
+
 class NullS3(asyncio.BufferedProtocol):
-    def __init__(self, payload: memoryview) -> None:
+    def __init__(self, payload: memoryview, listed: int = 0) -> None:
         self.payload = payload
+        self.listed = listed
         self.scratch = memoryview(bytearray(SCRATCH))
         self.head = bytearray()
         self.remaining = 0
@@ -148,14 +155,9 @@ class NullS3(asyncio.BufferedProtocol):
                 ).encode(),
             )
         elif method == "GET" and not key:
-            self._send(
-                200,
-                {"Content-Type": XML},
-                (
-                    f"<ListBucketResult><Name>{bucket}</Name><KeyCount>0</KeyCount>"
-                    "<IsTruncated>false</IsTruncated></ListBucketResult>"
-                ).encode(),
-            )
+            self._send(200, {"Content-Type": XML}, self._listing(bucket, query))
+        elif self.listed and not key.rsplit("/", 1)[-1].startswith("f"):
+            self._send(404, {"Content-Type": XML}, b"<Error><Code>NoSuchKey</Code></Error>")
         elif method in ("GET", "HEAD"):
             first, last = 0, size - 1
             status = 200
@@ -179,11 +181,31 @@ class NullS3(asyncio.BufferedProtocol):
         else:
             self._send(400, {}, b"")
 
+    def _listing(self, bucket: str, query: dict[str, list[str]]) -> bytes:
+        prefix = query.get("prefix", [""])[0]
+        start = int(query.get("continuation-token", ["0"])[0])
+        end = min(self.listed, start + 1000)
+        contents = "".join(
+            f"<Contents><Key>{prefix}{listed_name(i)}</Key><Size>{len(self.payload)}</Size>"
+            '<ETag>"0123456789abcdef0123456789abcdef"</ETag></Contents>'
+            for i in range(start, end)
+        )
+        more = (
+            f"<IsTruncated>true</IsTruncated><NextContinuationToken>{end}</NextContinuationToken>"
+            if end < self.listed
+            else "<IsTruncated>false</IsTruncated>"
+        )
+        return (
+            f"<ListBucketResult><Name>{bucket}</Name><KeyCount>{end - start}</KeyCount>"
+            f"{contents}{more}</ListBucketResult>"
+        ).encode()
+
     def _send(
         self, status: int, headers: dict[str, str], body: bytes | memoryview | None = b""
     ) -> None:
         assert self.transport is not None
-        reason = {200: "OK", 204: "No Content", 206: "Partial Content"}.get(status, "Bad Request")
+        reasons = {200: "OK", 204: "No Content", 206: "Partial Content", 404: "Not Found"}
+        reason = reasons.get(status, "Bad Request")
         lines = [f"HTTP/1.1 {status} {reason}", "x-amz-request-id: null"]
         if body is not None and "Content-Length" not in headers and status != 204:
             lines.append(f"Content-Length: {len(body)}")
@@ -193,7 +215,7 @@ class NullS3(asyncio.BufferedProtocol):
             self.transport.write(body)
 
 
-async def serve(port: int, object_size: int, tls: tuple[str, str] | None) -> None:
+async def serve(port: int, object_size: int, tls: tuple[str, str] | None, listed: int = 0) -> None:
     payload = memoryview(bytes(object_size))
     context = None
     if tls is not None:
@@ -201,7 +223,12 @@ async def serve(port: int, object_size: int, tls: tuple[str, str] | None) -> Non
         context.load_cert_chain(*tls)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: NullS3(payload), "127.0.0.1", port, backlog=1024, ssl=context, reuse_port=True
+        lambda: NullS3(payload, listed),
+        "127.0.0.1",
+        port,
+        backlog=1024,
+        ssl=context,
+        reuse_port=True,
     )
     async with server:
         await server.serve_forever()
@@ -218,8 +245,8 @@ def launch(object_size: str, *options: str) -> tuple[int, subprocess.Popen]:
     return port, process
 
 
-def run(port: int, object_size: int, tls: tuple[str, str] | None) -> None:
-    uvloop.run(serve(port, object_size, tls))
+def run(port: int, object_size: int, tls: tuple[str, str] | None, listed: int = 0) -> None:
+    uvloop.run(serve(port, object_size, tls, listed))
 
 
 def main() -> None:
@@ -229,16 +256,17 @@ def main() -> None:
     parser.add_argument("--tls-cert", help="PEM certificate chain: serve HTTPS")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--listed", type=int, default=0, help="objects every bucket lists")
     args = parser.parse_args()
     tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
     size = parse_size(args.object_size)
     others = [
-        multiprocessing.Process(target=run, args=(args.port, size, tls), daemon=True)
+        multiprocessing.Process(target=run, args=(args.port, size, tls, args.listed), daemon=True)
         for _ in range(args.processes - 1)
     ]
     for process in others:
         process.start()
-    run(args.port, size, tls)
+    run(args.port, size, tls, args.listed)
 
 
 if __name__ == "__main__":

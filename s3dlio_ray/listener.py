@@ -43,8 +43,13 @@ class Listener:
             address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
         self._server = make_server(host, port, _router(dict(routes)), Server, handler_class=_Quiet)
+        # A short poll: stop() waits for the loop to notice (half a second by default, at the
+        # end of every run).
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="s3dlio-ray-listener", daemon=True
+            target=self._server.serve_forever,
+            args=(0.05,),
+            name="s3dlio-ray-listener",
+            daemon=True,
         )
         self._thread.start()
 
