@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from s3dlio_ray.changes import UNCHANGED, Overrides
-from s3dlio_ray.control import PhaseControl
+from s3dlio_ray.control import ActiveClock, PhaseControl
 from s3dlio_ray.engine import Engine, EngineSnapshot
 from s3dlio_ray.errors import S3DlioRayError
 from s3dlio_ray.keys import KeyRange, ListedKeys, as_key_range
@@ -289,8 +289,8 @@ class PhaseExecutor:
         self.skip_cleanup = False
         self.overrides = Overrides()
         """The run's changes so far: shares start with them, running ones get them each tick."""
-        self._paused_s = 0.0
-        self._paused_at: float | None = None
+        self._clock = ActiveClock()
+        """The run's time less its paused time: what phases' elapsed time and autoterm count."""
 
     @property
     def engines(self) -> int:
@@ -322,21 +322,8 @@ class PhaseExecutor:
         """Take a change of settings (checked by Overrides.change) and mark it on the series;
         every running engine gets it with its next statistics request."""
         self.overrides = overrides
-        now = time.perf_counter()
-        if overrides.paused and self._paused_at is None:
-            self._paused_at = now
-        elif not overrides.paused and self._paused_at is not None:
-            self._paused_s += now - self._paused_at
-            self._paused_at = None
+        self._clock.pause(overrides.paused)
         self.telemetry.mark(changes)
-
-    def _paused_total(self) -> float:
-        now = time.perf_counter()
-        return self._paused_s + (0.0 if self._paused_at is None else now - self._paused_at)
-
-    def _active_since(self, started: float, paused_then: float) -> float:
-        """Seconds since `started` less the time paused since (`paused_then`: the total then)."""
-        return time.perf_counter() - started - (self._paused_total() - paused_then)
 
     async def pause(self, seconds: float) -> None:
         """Sleep between phases, ending early when the run is interrupted."""
@@ -375,7 +362,7 @@ class PhaseExecutor:
         phase = spec.phase
         if not self._live():
             raise S3DlioRayError(f"{phase}: no transfer actor is left alive in the cluster")
-        started, paused_then = time.perf_counter(), self._paused_total()
+        started = self._clock()
         self._fatal = None
         self._stopped_by = EndedBy.INTERRUPTED if self.interrupted else None
         tasks = self._running = self._spread(spec, keys, 0.0)
@@ -394,7 +381,7 @@ class PhaseExecutor:
                     try:
                         result = task.future.result()
                     except self.pool.lost as exc:
-                        elapsed = self._active_since(started, paused_then)
+                        elapsed = self._clock() - started
                         tasks += self._reassign(task, spec, elapsed, exc, unassigned)
                         self._stop_again()
                         continue
@@ -430,7 +417,7 @@ class PhaseExecutor:
         if broken is not None:
             raise broken
         self.telemetry.sample(phase)
-        elapsed = self._active_since(started, paused_then)
+        elapsed = self._clock() - started
         merged = PhaseResult.merge(phase, elapsed, parts, unassigned)
         if self._fatal is not None:
             merged = dataclasses.replace(merged, ended_by=EndedBy.ERROR)
@@ -510,8 +497,8 @@ class PhaseExecutor:
         )
         policy = self._cluster_policy(phase, self.overrides)
         steering = None if policy is None else _Steering(ClusterController(policy))
-        started = last = due = time.perf_counter()
-        paused_then = self._paused_total()
+        last = due = time.perf_counter()
+        started = self._clock()
         while True:
             due += self._tick_s
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
@@ -542,8 +529,8 @@ class PhaseExecutor:
                 steering.observe(snapshots, now - last)
             last = now
             rate = self.telemetry.sample(phase)
-            counts = detector is not None and self._paused_at is None
-            if counts and detector.add(self._active_since(started, paused_then), rate):
+            counts = detector is not None and not self._clock.paused
+            if counts and detector.add(self._clock() - started, rate):
                 detector = None
                 self._stop_all(EndedBy.AUTOTERM)
             self.gather_cpu_s += time.process_time() - cpu0

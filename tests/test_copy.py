@@ -203,6 +203,14 @@ def leftovers(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if ".s3dlio-ray-" in p.name]
 
 
+def cp_cli(source, destination, endpoint: str, output: Path) -> subprocess.CompletedProcess:
+    """`s3dlio-ray cp --recursive` on one local engine, its result files at `output`."""
+    return run_cli(
+        "cp", str(source), str(destination), "--recursive", "--endpoint", endpoint,
+        "--executor", "local", "--quiet", "--output", str(output),
+    )  # fmt: skip
+
+
 def test_bad_input_is_one_line_and_leaves_nothing_half_written(moto_url, bucket, tmp_path):
     missing = run_cli("cp", str(tmp_path / "nope"), f"s3://{bucket}/x", "--endpoint", moto_url)
     assert missing.returncode == 2 and "no such file or folder" in missing.stderr
@@ -215,36 +223,12 @@ def test_bad_input_is_one_line_and_leaves_nothing_half_written(moto_url, bucket,
     assert no_bucket.returncode == 2 and "does not exist" in no_bucket.stderr
 
     tree = make_tree(tmp_path / "src")
-    upload = run_cli(
-        "cp",
-        str(tmp_path / "src"),
-        f"s3://{bucket}/set",
-        "--recursive",
-        "--endpoint",
-        moto_url,
-        "--executor",
-        "local",
-        "--quiet",
-        "--output",
-        str(tmp_path / "up.json"),
-    )
+    upload = cp_cli(tmp_path / "src", f"s3://{bucket}/set", moto_url, tmp_path / "up.json")
     assert upload.returncode == 0, upload.stderr
     blocked = tmp_path / "blocked"
     blocked.mkdir()
     (blocked / "a").write_bytes(b"a file where a folder should be")
-    down = run_cli(
-        "cp",
-        f"s3://{bucket}/set",
-        str(blocked),
-        "--recursive",
-        "--endpoint",
-        moto_url,
-        "--executor",
-        "local",
-        "--quiet",
-        "--output",
-        str(tmp_path / "down.json"),
-    )
+    down = cp_cli(f"s3://{bucket}/set", blocked, moto_url, tmp_path / "down.json")
     assert down.returncode == 1 and "Traceback" not in down.stderr
     assert "a file stands where a folder of its path should be" in down.stdout + down.stderr
     assert (blocked / "a").read_bytes() == b"a file where a folder should be"
