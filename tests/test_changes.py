@@ -19,6 +19,7 @@ from s3dlio_ray.control_channel import registry_dir
 from s3dlio_ray.errors import ConfigError
 from s3dlio_ray.results import EndedBy
 from s3dlio_ray.tuning.pacing import RateLimit
+from s3dlio_ray.utilization import AcceleratorClock
 
 
 def settings(**values):
@@ -166,3 +167,22 @@ def test_a_local_run_takes_a_fixed_concurrency_and_a_rate_limit_while_it_goes(
     slow = [row.bytes for row in rows if row.t_s > capped + 2]
     assert slow and statistics.mean(slow) <= 2 * 64 * 1024
     assert statistics.mean(row.bytes for row in wider) > 3 * statistics.mean(slow)
+
+
+def test_paused_time_counts_toward_no_accelerators_utilization():
+    clock = ActiveClock()
+    accelerator = AcceleratorClock(0, clock)
+    accelerator.begin_epoch(1)
+    accelerator.ready()
+    time.sleep(0.05)
+    accelerator.computed(1, 100)
+    accelerator.waiting()
+    clock.pause(True)  # starved of data while paused: not an I/O stall
+    time.sleep(0.2)
+    clock.pause(False)
+    accelerator.ready()
+    time.sleep(0.05)
+    accelerator.computed(1, 100)
+    epoch = accelerator.end_epoch()
+    assert epoch.counted_s == pytest.approx(0.1, abs=0.03)
+    assert epoch.wait_s < 0.02 and epoch.compute_s / epoch.counted_s > 0.8
