@@ -218,8 +218,9 @@ def test_bad_input_is_one_line_and_leaves_nothing_half_written(moto_url, bucket,
     folder = run_cli("cp", str(ROOT / "configs"), f"s3://{bucket}/x", "--endpoint", moto_url)
     assert folder.returncode == 2 and "add --recursive" in folder.stderr
     no_bucket = run_cli(
-        "cp", str(ROOT / "README.md"), "s3://no-such-bucket-here/x", "--endpoint", moto_url
-    )
+        "cp", str(ROOT / "README.md"), "s3://no-such-bucket-here/x", "--endpoint", moto_url,
+        "--executor", "local",
+    )  # fmt: skip
     assert no_bucket.returncode == 2 and "does not exist" in no_bucket.stderr
 
     tree = make_tree(tmp_path / "src")
