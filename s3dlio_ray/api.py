@@ -22,6 +22,7 @@ from s3dlio_ray.compare import compare as compare_results
 from s3dlio_ray.config import Settings
 from s3dlio_ray.config import load_settings as _load_settings
 from s3dlio_ray.control_channel import Changer
+from s3dlio_ray.copy_plan import S3Location
 from s3dlio_ray.embedded import EMBEDDED_CREDENTIALS, EmbeddedS3
 from s3dlio_ray.errors import ConfigError, S3DlioRayError
 from s3dlio_ray.executor import ProgressHook
@@ -171,7 +172,7 @@ def copy_workload(source: str, destination: str) -> dict[str, Any]:
         "phases": ["upload" if upward else "download"],
         "copy_from": source,
         "copy_to": destination,
-        "bucket": remote.removeprefix("s3://").split("/", 1)[0] or None,
+        "bucket": S3Location.parse(remote).bucket or None,
     }
 
 

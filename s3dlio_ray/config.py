@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from s3dlio_ray.copy_plan import S3Location
 from s3dlio_ray.dataset import sample_sizes
 from s3dlio_ray.errors import ConfigError
 from s3dlio_ray.results import Phase
@@ -425,7 +426,7 @@ def _endpoints(value: Any) -> tuple[str, ...]:
 def _copy_location(value: Any) -> str:
     """A local path, or s3://bucket[/prefix]."""
     text = _parse_str(value).strip()
-    if text.startswith("s3://") and not text.removeprefix("s3://").split("/", 1)[0]:
+    if text.startswith("s3://") and not S3Location.parse(text).bucket:
         raise ValueError("expected s3://BUCKET/PREFIX")
     if "://" in text and not text.startswith("s3://"):
         raise ValueError("expected a local path or s3://BUCKET/PREFIX")

@@ -17,7 +17,6 @@ import json
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import overload
 
@@ -28,11 +27,6 @@ NODE = "{node}"
 """In a download's local destination: the node's name (each node's copy apart)."""
 
 
-class Direction(StrEnum):
-    UPLOAD = "upload"
-    DOWNLOAD = "download"
-
-
 @dataclass(frozen=True)
 class S3Location:
     bucket: str
@@ -40,6 +34,7 @@ class S3Location:
 
     @classmethod
     def parse(cls, url: str) -> S3Location:
+        """From s3://BUCKET[/PREFIX]."""
         bucket, _, prefix = url.removeprefix("s3://").partition("/")
         return cls(bucket, prefix)
 
@@ -55,7 +50,6 @@ class CopySpec:
     when they do not end in `/`, else to its own name inside them.
     """
 
-    direction: Direction
     local: str
     remote: S3Location
     single: bool = False
@@ -81,6 +75,10 @@ class CopySpec:
         if self.single and self.remote.prefix and not self.remote.prefix.endswith("/"):
             return self.remote.prefix
         return self.folder + name
+
+    def remote_name(self, name: str) -> str:
+        """The object's name below the copy's prefix (as listings and the manifest name it)."""
+        return self.key_for(name)[len(self.folder) :]
 
     def path_for(self, name: str) -> str:
         """The local file a relative name comes from (or goes to)."""

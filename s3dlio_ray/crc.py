@@ -54,10 +54,10 @@ def combine(first: int, second: int, second_length: int) -> int:
     return _times(_appending(second_length), first) ^ second
 
 
-def of(parts: Iterable[tuple[int, int]]) -> int:
-    """The CRC of the concatenation of parts given as (crc, length), in order."""
+def of(crcs: Iterable[int], ranges: Iterable[tuple[int, int]]) -> int:
+    """The CRC of a whole from its parts' CRCs and their (offset, length) ranges, in order."""
     total = 0
-    for crc, length in parts:
+    for crc, (_, length) in zip(crcs, ranges, strict=True):
         total = combine(total, crc, length)
     return total
 

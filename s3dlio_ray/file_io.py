@@ -79,7 +79,10 @@ class SourceFile:
             checksum = zlib.crc32(await self.read(offset, min(piece, self.size - offset)), checksum)
         return checksum
 
-    def close(self) -> None:
+    def __enter__(self) -> SourceFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         os.close(self._fd)
 
 

@@ -19,7 +19,7 @@ from conftest import CLI, ROOT, TEST_CREDENTIALS, cli_env, run_cli
 from s3dlio_ray import crc
 from s3dlio_ray.api import copy_workload
 from s3dlio_ray.config import load_settings
-from s3dlio_ray.copy_plan import MANIFEST, CopyItems, CopySpec, Direction, S3Location, selected
+from s3dlio_ray.copy_plan import MANIFEST, CopyItems, CopySpec, S3Location, selected
 from s3dlio_ray.launch import Target, execute
 
 MIB = 1024 * 1024
@@ -30,9 +30,9 @@ def test_crc_of_parts_is_the_crc_of_the_whole():
     data = rng.randbytes(3 * MIB + 123)
     for _ in range(40):
         cuts = sorted(rng.sample(range(len(data)), rng.randint(0, 6)))
-        pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
-        parts = [(zlib.crc32(piece), len(piece)) for piece in pieces]
-        assert crc.of(parts) == zlib.crc32(data)
+        ranges = [(a, b - a) for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+        crcs = [zlib.crc32(data[a : a + n]) for a, n in ranges]
+        assert crc.of(crcs, ranges) == zlib.crc32(data)
     assert crc.combine(zlib.crc32(b"abc"), zlib.crc32(b""), 0) == zlib.crc32(b"abc")
     assert crc.from_header(crc.header(0xDEADBEEF)) == 0xDEADBEEF
     assert crc.from_header("AAAAAA==-3") is None
@@ -42,15 +42,15 @@ def test_include_wins_over_exclude_and_names_map_both_ways():
     assert selected("a/b.jpg", (), ())
     assert not selected("a/b.tmp", (), ("*.tmp",))
     assert selected("a/b.jpg", ("*.jpg",), ("*",)) and not selected("a/b.txt", ("*.jpg",), ("*",))
-    folder = CopySpec(Direction.UPLOAD, "/data", S3Location.parse("s3://b/set"))
+    folder = CopySpec("/data", S3Location.parse("s3://b/set"))
     assert (folder.key_for("x/y.bin"), folder.path_for("x/y.bin")) == (
         "set/x/y.bin",
         "/data/x/y.bin",
     )
     assert folder.manifest_key == f"set/{MANIFEST}"
-    one = CopySpec(Direction.UPLOAD, "/data/f.bin", S3Location.parse("s3://b/k/g.bin"), single=True)
+    one = CopySpec("/data/f.bin", S3Location.parse("s3://b/k/g.bin"), single=True)
     assert (one.key_for("f.bin"), one.manifest_key) == ("k/g.bin", f"k/{MANIFEST}")
-    into = CopySpec(Direction.DOWNLOAD, "/d/{node}/", S3Location.parse("s3://b/k/g"), single=True)
+    into = CopySpec("/d/{node}/", S3Location.parse("s3://b/k/g"), single=True)
     assert into.for_node("n1").path_for("g") == "/d/n1/g"
     items = CopyItems(["a", "b", "c"], [1, 2, 3], [-1, 5, -1])
     share = pickle.loads(pickle.dumps(items[1:]))

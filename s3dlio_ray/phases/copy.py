@@ -16,7 +16,7 @@ import dataclasses
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, cast
 
 from s3dlio_ray import crc
 from s3dlio_ray.config import Settings
@@ -26,7 +26,6 @@ from s3dlio_ray.copy_plan import (
     NODE,
     CopyItems,
     CopySpec,
-    Direction,
     S3Location,
     manifest_entries,
     manifest_text,
@@ -48,9 +47,9 @@ from s3dlio_ray.s3.client import CRC32_HEADER, PartGate, S3Client
 from s3dlio_ray.s3.errors import S3Error
 
 
-@runtime_checkable
 class FileStore(Protocol):
-    """An object store that moves files (this project's; not the boto3 baseline)."""
+    """An object store that moves files: this project's. The boto3 baseline does not; the
+    settings refuse a copy with it (config: _check_copy), so every copy's store is one."""
 
     async def upload(
         self, bucket: str, key: str, source: SourceFile, gate: PartGate, send_crc32: bool
@@ -70,12 +69,6 @@ class CopyOp(NamedTuple):
 
     def __str__(self) -> str:
         return self.label
-
-
-def _files(store: ObjectStore) -> FileStore:
-    if not isinstance(store, FileStore):
-        raise ConfigError("cp: the boto3 baseline does not copy files; set client: engine")
-    return store
 
 
 REFUSED_CHECKSUMS = ("NotImplemented", "InvalidRequest", "InvalidArgument")
@@ -112,14 +105,13 @@ class Upload(_Copy):
 
     async def perform(self, op: CopyOp, store: ObjectStore, gate: PartGate) -> Done:
         copy = self._copy
-        source = SourceFile(Path(copy.path_for(op.name)), op.size)
-        try:
+        with SourceFile(Path(copy.path_for(op.name)), op.size) as source:
             if op.crc is not None and await source.crc32() == op.crc:
                 self._count("skipped: same size and crc32")
                 self._digests[op.name] = (op.size, op.crc)
                 return Done(0)
             try:
-                checksum = await _files(store).upload(
+                checksum = await cast(FileStore, store).upload(
                     copy.remote.bucket, copy.key_for(op.name), source, gate, copy.checksum_headers
                 )
             except S3Error as exc:
@@ -130,8 +122,6 @@ class Upload(_Copy):
                         "verifies every file"
                     ) from None
                 raise
-        finally:
-            source.close()
         self._digests[op.name] = (op.size, checksum)
         self._count("crc32 sent" if copy.checksum_headers else "crc32 in the manifest")
         return Done(op.size)
@@ -151,18 +141,15 @@ class Download(_Copy):
                 self._count("skipped: already there")
                 return Done(0)
             if copy.sync and op.crc is not None and path.stat().st_size == op.size:
-                source = SourceFile(path, op.size)
-                try:
+                with SourceFile(path, op.size) as source:
                     same = await source.crc32() == op.crc
-                finally:
-                    source.close()
                 if same:
                     self._count("skipped: same size and crc32")
                     return Done(0)
         target = TargetFile(path)
         try:
             key = copy.key_for(op.name)
-            got, headers = await _files(store).download(
+            got, headers = await cast(FileStore, store).download(
                 copy.remote.bucket, key, op.size, target, gate
             )
             expected, against = op.crc, "the manifest"
@@ -226,7 +213,6 @@ def plan(settings: Settings) -> CopySpec:
                 f"cp: {remote} names no object: add --recursive to copy what is under it"
             )
     return CopySpec(
-        Direction.UPLOAD if upward else Direction.DOWNLOAD,
         local,
         location,
         single,
@@ -306,7 +292,7 @@ class UploadStep:
         there = await _remote_objects(client, copy) if copy.sync or not copy.clobber else {}
         names, sizes, crcs, skipped = [], [], [], 0
         for name, size, _ in files.items():
-            key_name = copy.key_for(name)[len(copy.folder) :]
+            key_name = copy.remote_name(name)
             if not copy.clobber and key_name in there:
                 skipped += 1
                 continue
@@ -316,7 +302,7 @@ class UploadStep:
             crcs.append(kept[key_name][1] if copy.sync and same_size else -1)
         spec = spec_of(run, settings, Phase.UPLOAD, copy=copy)
         outcome = await _run_copy(run, spec, CopyItems(names, sizes, crcs), skipped)
-        stored = {copy.key_for(name)[len(copy.folder) :]: d for name, d in outcome.digests.items()}
+        stored = {copy.remote_name(name): d for name, d in outcome.digests.items()}
         if stored:
             merged = {**kept, **stored}
             await client.put_object(copy.remote.bucket, copy.manifest_key, [manifest_text(merged)])
