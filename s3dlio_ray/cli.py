@@ -23,7 +23,7 @@ from s3dlio_ray import __version__
 from s3dlio_ray.api import RunControl, RunReport
 from s3dlio_ray.errors import S3DlioRayError
 from s3dlio_ray.keys import run_prefix
-from s3dlio_ray.results import Phase
+from s3dlio_ray.results import Phase, describe_changes
 
 if TYPE_CHECKING:
     from s3dlio_ray.config import Settings
@@ -394,7 +394,7 @@ def _control(args: argparse.Namespace, keys: list[str], console: Console) -> int
         request["paused"] = args.paused
     registration = find(args.run_id)
     answer = send(registration, request)
-    changed = ", ".join(f"{k}={v}" for k, v in answer["changed"].items()) or "nothing changed"
+    changed = describe_changes(answer["changed"]) or "nothing changed"
     console.print(
         f"run {registration.run_id}: {changed} (change {answer['version']}; every actor has it "
         "within a second)",

@@ -26,6 +26,7 @@ import httpx
 from s3dlio_ray.changes import Overrides
 from s3dlio_ray.config import Settings
 from s3dlio_ray.errors import ConfigError, S3DlioRayError
+from s3dlio_ray.listener import WsgiApp
 
 MAX_REQUEST_BYTES = 64 * 1024
 
@@ -57,7 +58,7 @@ class Changer:
         return {"changed": changed, "version": self._overrides.version}
 
 
-def control_app(changer: Changer, token: str) -> Callable[..., Iterable[bytes]]:
+def control_app(changer: Changer, token: str) -> WsgiApp:
     """POST /control: a JSON object of settings to change (and `paused`), the run's token in
     the Authorization header; answers JSON: what changed, or `error` in one line."""
 

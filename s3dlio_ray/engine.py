@@ -306,7 +306,7 @@ class Engine:
 
     async def _adapt(self, live: _Live, samples: list[ConcurrencySample]) -> None:
         stats, limiter = live.stats, live.limiter
-        started = live.admission.started
+        started = time.perf_counter()
         last_bytes, last_ops, last_requests, last_total_s, last_throttles = 0, 0, 0, 0.0, 0
         last_t = time.perf_counter()
         latency = 0.0

@@ -594,7 +594,12 @@ class ConfigEvent:
     changes: Mapping[str, Any]
 
     def describe(self) -> str:
-        return ", ".join(f"{key}={_setting(value)}" for key, value in self.changes.items())
+        return describe_changes(self.changes)
+
+
+def describe_changes(changes: Mapping[str, Any]) -> str:
+    """`key=value, ...` as the CSV, the report and `s3dlio-ray control` print changes."""
+    return ", ".join(f"{key}={_setting(value)}" for key, value in changes.items())
 
 
 def _setting(value: Any) -> str:

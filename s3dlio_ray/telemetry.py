@@ -136,15 +136,14 @@ class Telemetry:
         self.au: dict[str, float] = {}
         """Each node's accelerator utilization over the last sample (a train phase)."""
         self.events: list[ConfigEvent] = []
-        self._unmarked: list[ConfigEvent] = []
-        """Changes not yet on a row of the series: the next sample's rows carry them."""
+        self._first_unmarked = 0
+        """The first event not yet on a row of the series: the next sample's rows carry it."""
 
-    def mark(self, changes: Mapping[str, Any]) -> ConfigEvent:
+    def mark(self, changes: Mapping[str, Any]) -> None:
         """Record settings changed while the run goes."""
-        event = ConfigEvent(time.time(), time.perf_counter() - self._started, dict(changes))
-        self.events.append(event)
-        self._unmarked.append(event)
-        return event
+        self.events.append(
+            ConfigEvent(time.time(), time.perf_counter() - self._started, dict(changes))
+        )
 
     def sample(self, phase: Phase) -> float:
         """Rates since the previous sample, and one time-series row per node for this phase.
@@ -158,7 +157,8 @@ class Telemetry:
         concurrency = self.totals.concurrency()
         self._utilization()
         moved_bytes = moved_ops = 0
-        event = "; ".join(e.describe() for e in self._unmarked) or None
+        unmarked = self.events[self._first_unmarked :]
+        event = "; ".join(e.describe() for e in unmarked) or None
         marked = False
         for (node, op), stats in self.totals.totals.items():
             delta = stats.since(self._sampled.get((node, op), OpStats()))
@@ -186,7 +186,7 @@ class Telemetry:
                 )
                 marked = True
         if marked:
-            self._unmarked.clear()
+            self._first_unmarked = len(self.events)
         self._last_sample = now
         return steadiness_rate(moved_bytes, moved_ops, elapsed)
 
