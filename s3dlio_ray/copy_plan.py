@@ -21,6 +21,7 @@ from pathlib import PurePosixPath
 from typing import overload
 
 from s3dlio_ray.errors import ConfigError
+from s3dlio_ray.keys import ListedKeys
 
 MANIFEST = ".s3dlio-ray-manifest.json"
 NODE = "{node}"
@@ -97,21 +98,17 @@ def selected(name: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
     return not any(fnmatch.fnmatchcase(name, pattern) for pattern in exclude)
 
 
-class CopyItems(Sequence[str]):
-    """The files of a copy: relative names, sizes and the CRC32 the destination is known to
-    hold for each (-1: none), so a share carries what `sync` compares against."""
+class CopyItems(ListedKeys):
+    """The files of a copy: relative names and sizes, and the CRC32 the destination is known
+    to hold for each (-1: none), so a share carries what `sync` compares against."""
 
-    __slots__ = ("crcs", "names", "sizes")
+    __slots__ = ("crcs",)
 
     def __init__(self, names: Sequence[str], sizes: Sequence[int], crcs: Sequence[int]) -> None:
-        if not len(names) == len(sizes) == len(crcs):
-            raise ValueError("every name needs its size and checksum")
-        self.names = list(names)
-        self.sizes = sizes if isinstance(sizes, array) else array("q", sizes)
+        super().__init__(names, sizes)
+        if len(crcs) != len(self.keys):
+            raise ValueError("every name needs its checksum")
         self.crcs = crcs if isinstance(crcs, array) else array("q", crcs)
-
-    def __len__(self) -> int:
-        return len(self.names)
 
     @overload
     def __getitem__(self, index: int) -> str: ...
@@ -121,14 +118,14 @@ class CopyItems(Sequence[str]):
 
     def __getitem__(self, index: int | slice) -> str | CopyItems:
         if isinstance(index, slice):
-            return CopyItems(self.names[index], self.sizes[index], self.crcs[index])
-        return self.names[index]
+            return CopyItems(self.keys[index], self.sizes[index], self.crcs[index])
+        return self.keys[index]
 
     def __reduce__(self) -> tuple[type[CopyItems], tuple[list[str], array, array]]:
-        return CopyItems, (self.names, self.sizes, self.crcs)
+        return CopyItems, (self.keys, self.sizes, self.crcs)
 
     def items(self) -> Iterable[tuple[str, int, int | None]]:
-        for name, size, crc in zip(self.names, self.sizes, self.crcs, strict=True):
+        for name, size, crc in zip(self.keys, self.sizes, self.crcs, strict=True):
             yield name, size, None if crc < 0 else crc
 
 
