@@ -32,9 +32,9 @@ import null_endpoint
 from bench_transfer import wait_for_port
 from proxy import TcpProxy
 
-from s3dlio_ray.config import load_settings
-from s3dlio_ray.launch import Target, execute
-from s3dlio_ray.s3.signing import StaticCredentials
+from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.settings.load import load_settings
+from s3dlio_ray._internal.storage.s3.signing import StaticCredentials
 
 HERE = Path(__file__).resolve().parent
 OBJECT = 64 * 1024

@@ -48,8 +48,8 @@ def make_set(root: Path, files: int, size: int) -> None:
 
 def engine(endpoint: str, source: Path, bucket: str, target: Path, concurrency: int, inline: bool):
     import s3dlio_ray
-    import s3dlio_ray.api  # imported here, not in the timed call (the package imports it lazily)
-    from s3dlio_ray import file_io
+    import s3dlio_ray._api  # imported here, not in the timed call (the package imports it lazily)
+    from s3dlio_ray._internal.storage import files as file_io
 
     if inline:
         file_io.THREAD_BYTES = 1 << 62
@@ -128,7 +128,7 @@ def start_endpoint(kind: str, files: int, size: int) -> tuple[str, subprocess.Po
     if kind == "null":
         port, process = null_endpoint.launch(str(size), "--listed", str(files))
     else:
-        from s3dlio_ray.embedded import free_port
+        from s3dlio_ray._internal.storage.embedded import free_port
 
         port = free_port()
         command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]

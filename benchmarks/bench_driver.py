@@ -31,12 +31,12 @@ import null_endpoint
 import ray
 from ray.cluster_utils import Cluster
 
-from s3dlio_ray.build import cluster_policy
-from s3dlio_ray.cluster.driver import RayPool
-from s3dlio_ray.config import load_settings
-from s3dlio_ray.executor import PhaseExecutor
-from s3dlio_ray.runner import run_workload
-from s3dlio_ray.s3.signing import StaticCredentials
+from s3dlio_ray._internal.cluster.driver import RayPool
+from s3dlio_ray._internal.execution.build import cluster_policy
+from s3dlio_ray._internal.live.executor import PhaseExecutor
+from s3dlio_ray._internal.run.runner import run_workload
+from s3dlio_ray._internal.settings.load import load_settings
+from s3dlio_ray._internal.storage.s3.signing import StaticCredentials
 
 HERE = Path(__file__).resolve().parent
 NODES = 3

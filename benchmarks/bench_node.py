@@ -36,9 +36,9 @@ import null_endpoint
 import ray
 from bench_transfer import CREDENTIALS, object_bytes, test_ca, wait_for_port
 
-from s3dlio_ray.config import load_settings
-from s3dlio_ray.launch import Target, execute
-from s3dlio_ray.s3.signing import StaticCredentials
+from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.settings.load import load_settings
+from s3dlio_ray._internal.storage.s3.signing import StaticCredentials
 
 HERE = Path(__file__).resolve().parent
 SIZES = {"10MiB": 48, "128KiB": 2000, "4KiB": 5000}

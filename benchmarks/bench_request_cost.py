@@ -27,16 +27,16 @@ sys.path.insert(0, os.environ.get("TREE", os.path.dirname(os.path.dirname(__file
 
 from bench_transfer import cpu_seconds
 
-from s3dlio_ray.engine import Engine
-from s3dlio_ray.keys import KeyRange
-from s3dlio_ray.phases.base import PhaseSpec
-from s3dlio_ray.results import Phase
-from s3dlio_ray.s3.client import ClientOptions, S3Client
-from s3dlio_ray.s3.http1 import Http1Transport
-from s3dlio_ray.s3.signing import EMPTY_PAYLOAD, Signer, resolve_credentials
-from s3dlio_ray.sizes import ObjectSizes
-from s3dlio_ray.store import S3Store
-from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy, Mode
+from s3dlio_ray._internal.execution.engine import Engine
+from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
+from s3dlio_ray._internal.model.keys import KeyRange
+from s3dlio_ray._internal.model.sizes import ObjectSizes
+from s3dlio_ray._internal.model.vocabulary import Phase
+from s3dlio_ray._internal.storage.s3.client import ClientOptions, S3Client
+from s3dlio_ray._internal.storage.s3.http1 import Http1Transport
+from s3dlio_ray._internal.storage.s3.signing import EMPTY_PAYLOAD, Signer, resolve_credentials
+from s3dlio_ray._internal.storage.store import S3Store
+from s3dlio_ray._internal.tuning.scheduler import ConcurrencyPolicy, Mode
 
 OBJECTS = 5000
 

@@ -24,9 +24,9 @@ import null_endpoint
 import ray
 from ray.cluster_utils import Cluster
 
-from s3dlio_ray.config import load_settings
-from s3dlio_ray.launch import Target, execute
-from s3dlio_ray.s3.signing import StaticCredentials
+from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.settings.load import load_settings
+from s3dlio_ray._internal.storage.s3.signing import StaticCredentials
 
 HERE = Path(__file__).resolve().parent
 LAYOUTS = {"1 node x 1 actor": (1, 1), "1 node x 2 actors": (1, 2), "3 nodes x 1 actor": (3, 1)}

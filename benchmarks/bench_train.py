@@ -22,11 +22,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
 from bench_request_cost import small_object_engine
 from bench_transfer import cpu_seconds
 
-from s3dlio_ray.dataset import Dataset
-from s3dlio_ray.keys import KeyRange
-from s3dlio_ray.phases.base import PhaseSpec, TrainingSpec
-from s3dlio_ray.results import Phase
-from s3dlio_ray.sizes import ObjectSizes
+from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec, TrainingSpec
+from s3dlio_ray._internal.model.dataset import Dataset
+from s3dlio_ray._internal.model.keys import KeyRange
+from s3dlio_ray._internal.model.sizes import ObjectSizes
+from s3dlio_ray._internal.model.vocabulary import Phase
 
 OBJECTS = 4096
 SIZE = 4096

@@ -76,15 +76,15 @@ def boto3_client(endpoint: str, concurrency: int):
 
 
 def run_engine(endpoint, bucket, keys, size, concurrency, http2, op_log, on_asyncio=False):
-    from s3dlio_ray.engine import Engine
-    from s3dlio_ray.oplog import OpLog
-    from s3dlio_ray.phases.base import PhaseSpec
-    from s3dlio_ray.results import Phase
-    from s3dlio_ray.s3.client import ClientOptions, S3Client
-    from s3dlio_ray.s3.signing import Signer, resolve_credentials
-    from s3dlio_ray.sizes import ObjectSizes
-    from s3dlio_ray.store import S3Store
-    from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy, Mode
+    from s3dlio_ray._internal.execution.engine import Engine
+    from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
+    from s3dlio_ray._internal.model.sizes import ObjectSizes
+    from s3dlio_ray._internal.model.vocabulary import Phase
+    from s3dlio_ray._internal.storage.oplog import OpLog
+    from s3dlio_ray._internal.storage.s3.client import ClientOptions, S3Client
+    from s3dlio_ray._internal.storage.s3.signing import Signer, resolve_credentials
+    from s3dlio_ray._internal.storage.store import S3Store
+    from s3dlio_ray._internal.tuning.scheduler import ConcurrencyPolicy, Mode
 
     sizes = ObjectSizes.fixed(size)
     policy = ConcurrencyPolicy(Mode.FIXED, concurrency)
@@ -218,7 +218,7 @@ def meet(folder: str | None, parties: int, name: str) -> None:
 
 def object_bytes(text: str) -> int:
     """`--object-size`: a number of MiB, or a size with its unit."""
-    from s3dlio_ray.units import parse_size
+    from s3dlio_ray._internal.model.units import parse_size
 
     return int(text) * MIB if text.isdigit() else parse_size(text)
 
@@ -282,7 +282,7 @@ def start_endpoint(
 ) -> tuple[subprocess.Popen, str]:
     import null_endpoint
 
-    from s3dlio_ray.embedded import free_port
+    from s3dlio_ray._internal.storage.embedded import free_port
 
     size = str(object_bytes(object_size))
     if name in ("null", "null-tls"):

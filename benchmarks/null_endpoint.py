@@ -30,8 +30,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import uvloop
 
-from s3dlio_ray.s3.http1 import ChunkedDecoder
-from s3dlio_ray.units import parse_size
+from s3dlio_ray._internal.model.units import parse_size
+from s3dlio_ray._internal.storage.s3.http1 import ChunkedDecoder
 
 SCRATCH = 1 << 20
 LOG = bool(os.environ.get("NULL_ENDPOINT_LOG"))
@@ -237,7 +237,7 @@ async def serve(port: int, object_size: int, tls: tuple[str, str] | None, listed
 def launch(object_size: str, *options: str) -> tuple[int, subprocess.Popen]:
     """This endpoint as a process on a free loopback port, serving objects of `object_size`
     (`options`: more of its flags, --tls-cert, --processes ...); (port, process)."""
-    from s3dlio_ray.embedded import free_port
+    from s3dlio_ray._internal.storage.embedded import free_port
 
     port = free_port()
     command = [sys.executable, __file__, "--port", str(port), "--object-size", object_size]

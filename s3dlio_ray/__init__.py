@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from s3dlio_ray._internal.model.version import VERSION as __version__
 
 __all__ = [
     "ConfigError",
@@ -41,31 +41,31 @@ __all__ = [
 ]
 
 _WHERE = {
-    "ConfigError": "s3dlio_ray.errors",
-    "S3DlioRayError": "s3dlio_ray.errors",
-    "EmbeddedS3": "s3dlio_ray.embedded",
-    "EndedBy": "s3dlio_ray.results",
-    "Phase": "s3dlio_ray.results",
-    "PhaseResult": "s3dlio_ray.results",
-    "RunResult": "s3dlio_ray.results",
-    "Settings": "s3dlio_ray.config",
-    "TrainingResult": "s3dlio_ray.results",
-    "load_result": "s3dlio_ray.report",
-    "Hooks": "s3dlio_ray.api",
-    "RunHandle": "s3dlio_ray.api",
-    "RunReport": "s3dlio_ray.api",
-    "cleanup_run": "s3dlio_ray.api",
-    "compare": "s3dlio_ray.api",
-    "copy": "s3dlio_ray.api",
-    "load_settings": "s3dlio_ray.api",
-    "report": "s3dlio_ray.api",
-    "run": "s3dlio_ray.api",
-    "run_async": "s3dlio_ray.api",
-    "start": "s3dlio_ray.api",
+    "ConfigError": "s3dlio_ray._internal.model.errors",
+    "S3DlioRayError": "s3dlio_ray._internal.model.errors",
+    "EmbeddedS3": "s3dlio_ray._internal.storage.embedded",
+    "EndedBy": "s3dlio_ray._internal.model.vocabulary",
+    "Phase": "s3dlio_ray._internal.model.vocabulary",
+    "PhaseResult": "s3dlio_ray._internal.model.results",
+    "RunResult": "s3dlio_ray._internal.model.results",
+    "Settings": "s3dlio_ray._internal.settings.schema",
+    "TrainingResult": "s3dlio_ray._internal.model.results",
+    "load_result": "s3dlio_ray._internal.reports.files",
+    "Hooks": "s3dlio_ray._api",
+    "RunHandle": "s3dlio_ray._api",
+    "RunReport": "s3dlio_ray._api",
+    "cleanup_run": "s3dlio_ray._api",
+    "compare": "s3dlio_ray._api",
+    "copy": "s3dlio_ray._api",
+    "load_settings": "s3dlio_ray._api",
+    "report": "s3dlio_ray._api",
+    "run": "s3dlio_ray._api",
+    "run_async": "s3dlio_ray._api",
+    "start": "s3dlio_ray._api",
 }
 
 if TYPE_CHECKING:
-    from s3dlio_ray.api import (
+    from s3dlio_ray._api import (
         Hooks,
         RunHandle,
         RunReport,
@@ -78,11 +78,12 @@ if TYPE_CHECKING:
         run_async,
         start,
     )
-    from s3dlio_ray.config import Settings
-    from s3dlio_ray.embedded import EmbeddedS3
-    from s3dlio_ray.errors import ConfigError, S3DlioRayError
-    from s3dlio_ray.report import load_result
-    from s3dlio_ray.results import EndedBy, Phase, PhaseResult, RunResult, TrainingResult
+    from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
+    from s3dlio_ray._internal.model.results import PhaseResult, RunResult, TrainingResult
+    from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
+    from s3dlio_ray._internal.reports.files import load_result
+    from s3dlio_ray._internal.settings.schema import Settings
+    from s3dlio_ray._internal.storage.embedded import EmbeddedS3
 
 
 def __getattr__(name: str) -> Any:

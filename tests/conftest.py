@@ -24,17 +24,24 @@ import jsonschema
 import pytest
 from botocore.config import Config
 
-from s3dlio_ray.config import Settings, load_settings
-from s3dlio_ray.embedded import EmbeddedS3, free_port
-from s3dlio_ray.engine import Engine
-from s3dlio_ray.journal import JOURNAL_NAME
-from s3dlio_ray.results import ClusterInfo, Environment, PhaseResult, RunResult, result_schema
-from s3dlio_ray.s3.client import ClientOptions, S3Client
-from s3dlio_ray.s3.retry import RetryPolicy
-from s3dlio_ray.s3.signing import Signer, StaticCredentials, resolve_credentials
-from s3dlio_ray.stats import OpStats
-from s3dlio_ray.store import S3Store
-from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy
+from s3dlio_ray._internal.execution.engine import Engine
+from s3dlio_ray._internal.model.results import (
+    ClusterInfo,
+    Environment,
+    PhaseResult,
+    RunResult,
+    result_schema,
+)
+from s3dlio_ray._internal.model.stats import OpStats
+from s3dlio_ray._internal.settings.load import load_settings
+from s3dlio_ray._internal.settings.schema import Settings
+from s3dlio_ray._internal.storage.embedded import EmbeddedS3, free_port
+from s3dlio_ray._internal.storage.journal import JOURNAL_NAME
+from s3dlio_ray._internal.storage.s3.client import ClientOptions, S3Client
+from s3dlio_ray._internal.storage.s3.retry import RetryPolicy
+from s3dlio_ray._internal.storage.s3.signing import Signer, StaticCredentials, resolve_credentials
+from s3dlio_ray._internal.storage.store import S3Store
+from s3dlio_ray._internal.tuning.scheduler import ConcurrencyPolicy
 
 # Ray reads this when imported: without it Ray binds the machine's external address, not loopback.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
@@ -360,7 +367,7 @@ class ScrapedRun:
 def scraped_run(ray_cluster, prometheus, moto_url, boto3_s3, tmp_path_factory) -> ScrapedRun:
     from proxy import TcpProxy
 
-    from s3dlio_ray.launch import Target, execute
+    from s3dlio_ray._internal.run.launch import Target, execute
 
     prom_url, metrics_port = prometheus
     bucket = f"scraped-{uuid.uuid4().hex[:8]}"

@@ -7,10 +7,10 @@ import asyncio
 from conftest import make_engine
 from proxy import TcpProxy
 
-from s3dlio_ray.phases.base import PhaseSpec
-from s3dlio_ray.results import Phase
-from s3dlio_ray.sizes import ObjectSizes
-from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy, Mode
+from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
+from s3dlio_ray._internal.model.sizes import ObjectSizes
+from s3dlio_ray._internal.model.vocabulary import Phase
+from s3dlio_ray._internal.tuning.scheduler import ConcurrencyPolicy, Mode
 
 OBJECTS = 480
 SIZE = ObjectSizes.fixed(32 * 1024)

@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, cli_env, stored_objects, valid_result
 
 import s3dlio_ray
-from s3dlio_ray.results import EndedBy, Phase
+from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
 
 QUICK = ROOT / "configs" / "quick.yaml"
 
@@ -55,7 +55,7 @@ def test_the_public_names_are_exactly_these():
 NO_RAY = """
 import sys
 import s3dlio_ray
-from s3dlio_ray.cli import main
+from s3dlio_ray._cli import main
 assert "ray" not in sys.modules, "import"
 s3dlio_ray.load_settings("configs/quick.yaml", objects=3)
 for argv in (["--help"], ["run", "--help"]):

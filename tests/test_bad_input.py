@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from s3dlio_ray.cli import main
+from s3dlio_ray._cli import main
 
 AWS = "https://s3.us-east-1.amazonaws.com"
 

@@ -12,14 +12,14 @@ import pytest
 from conftest import ROOT
 
 import s3dlio_ray
-from s3dlio_ray.changes import Overrides
-from s3dlio_ray.config import load_settings
-from s3dlio_ray.control import ActiveClock, Admission, PhaseControl
-from s3dlio_ray.control_channel import registry_dir
-from s3dlio_ray.errors import ConfigError
-from s3dlio_ray.results import EndedBy
-from s3dlio_ray.tuning.pacing import RateLimit
-from s3dlio_ray.utilization import AcceleratorClock
+from s3dlio_ray._internal.execution.admission import ActiveClock, Admission, PhaseControl
+from s3dlio_ray._internal.live.control_channel import registry_dir
+from s3dlio_ray._internal.model.errors import ConfigError
+from s3dlio_ray._internal.model.utilization import AcceleratorClock
+from s3dlio_ray._internal.model.vocabulary import EndedBy
+from s3dlio_ray._internal.settings.changes import Overrides
+from s3dlio_ray._internal.settings.load import load_settings
+from s3dlio_ray._internal.tuning.pacing import RateLimit
 
 
 def settings(**values):

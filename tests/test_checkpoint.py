@@ -15,11 +15,11 @@ from conftest import (
 )
 from rich.console import Console
 
-from s3dlio_ray.errors import ConfigError
-from s3dlio_ray.journal import owned_key
-from s3dlio_ray.keys import checkpoint_shards, run_prefix
-from s3dlio_ray.launch import Target, execute
-from s3dlio_ray.report import print_summary
+from s3dlio_ray._internal.model.errors import ConfigError
+from s3dlio_ray._internal.model.keys import checkpoint_shards, run_prefix
+from s3dlio_ray._internal.reports.files import print_summary
+from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.storage.journal import owned_key
 
 MIB = 1024 * 1024
 

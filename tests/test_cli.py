@@ -13,8 +13,8 @@ import boto3
 import pytest
 from conftest import boto3_client, cli_env, headless, run_cli, valid_result
 
-from s3dlio_ray.embedded import EmbeddedS3, free_port
-from s3dlio_ray.s3.signing import StaticCredentials
+from s3dlio_ray._internal.storage.embedded import EmbeddedS3, free_port
+from s3dlio_ray._internal.storage.s3.signing import StaticCredentials
 
 
 @pytest.fixture(autouse=True)

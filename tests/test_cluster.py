@@ -13,9 +13,9 @@ from conftest import TEST_CREDENTIALS, server_process, settings_for, stored_obje
 from prometheus_client.parser import text_string_to_metric_families
 from proxy import TcpProxy
 
-from s3dlio_ray.embedded import free_port
-from s3dlio_ray.keys import KeyRange, run_prefix
-from s3dlio_ray.launch import Target, execute
+from s3dlio_ray._internal.model.keys import KeyRange, run_prefix
+from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.storage.embedded import free_port
 
 KIB = 1024
 

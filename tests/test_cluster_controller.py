@@ -17,8 +17,13 @@ import pytest
 from conftest import TEST_CREDENTIALS, settings_for
 from proxy import TcpProxy
 
-from s3dlio_ray.launch import Target, execute
-from s3dlio_ray.tuning.cluster import ActorReading, ClusterController, ClusterPolicy, Steer
+from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.tuning.cluster import (
+    ActorReading,
+    ClusterController,
+    ClusterPolicy,
+    Steer,
+)
 
 MIB = 1 << 20
 GB = 1e9

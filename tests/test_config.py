@@ -4,10 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from s3dlio_ray.config import ENVIRONMENT, GROUPS, Settings, load_settings, parse_assignment
-from s3dlio_ray.errors import ConfigError
-from s3dlio_ray.sizes import ObjectSizes
-from s3dlio_ray.units import parse_size
+from s3dlio_ray._internal.model.errors import ConfigError
+from s3dlio_ray._internal.model.sizes import ObjectSizes
+from s3dlio_ray._internal.model.units import parse_size
+from s3dlio_ray._internal.settings.load import load_settings, parse_assignment
+from s3dlio_ray._internal.settings.schema import ENVIRONMENT, Settings
+from s3dlio_ray._internal.settings.values import GROUPS
 
 
 @pytest.fixture
@@ -94,7 +96,7 @@ def test_endpoint_takes_one_url_a_list_or_warps_ranges(value, expected):
 
 
 def test_a_repeated_endpoint_flag_replaces_the_workloads_list(tmp_path):
-    from s3dlio_ray.cli import _parser
+    from s3dlio_ray._cli import _parser
 
     parser, _ = _parser()
     args = parser.parse_args(
@@ -221,7 +223,7 @@ def test_every_setting_is_declared_once_with_its_parser_help_and_group():
 
 
 def test_every_setting_has_a_flag_or_is_set_with_set_and_is_in_the_readme(capsys):
-    from s3dlio_ray.cli import NO_FLAG, _parser, flag_name, main
+    from s3dlio_ray._cli import NO_FLAG, _parser, flag_name, main
 
     _, keys = _parser()
     assert set(keys) | set(NO_FLAG) == {f.name for f in fields(Settings)}

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from conftest import CLI, ROOT, TEST_CREDENTIALS, cli_env, run_cli
 
-from s3dlio_ray import crc
-from s3dlio_ray.api import copy_workload
-from s3dlio_ray.config import load_settings
-from s3dlio_ray.copy_plan import MANIFEST, CopyItems, CopySpec, S3Location, selected
-from s3dlio_ray.launch import Target, execute
+from s3dlio_ray._api import copy_workload
+from s3dlio_ray._internal.model import crc
+from s3dlio_ray._internal.model.copy_plan import MANIFEST, CopyItems, CopySpec, S3Location, selected
+from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.settings.load import load_settings
 
 MIB = 1024 * 1024
 

@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from s3dlio_ray.dataset import Dataset, batches, epoch_order, steps_per_epoch
-from s3dlio_ray.journal import owned_key
-from s3dlio_ray.keys import ListedKeys
+from s3dlio_ray._internal.model.dataset import Dataset, batches, epoch_order, steps_per_epoch
+from s3dlio_ray._internal.model.keys import ListedKeys
+from s3dlio_ray._internal.storage.journal import owned_key
 
 
 def test_samples_lie_end_to_end_in_their_files_and_the_layout_repeats_from_the_seed():

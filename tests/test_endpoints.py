@@ -16,19 +16,19 @@ from conftest import TEST_CREDENTIALS, settings_for, stored_objects, valid_resul
 from faults import FaultProxy, Rule
 from rich.console import Console
 
-from s3dlio_ray.embedded import free_port
-from s3dlio_ray.engine import is_fatal
-from s3dlio_ray.errors import ConfigError
-from s3dlio_ray.html_report import render_html
-from s3dlio_ray.keys import KeyRange, run_prefix
-from s3dlio_ray.launch import Target, execute
-from s3dlio_ray.network import resolve_hosts, source_address
-from s3dlio_ray.report import print_summary
-from s3dlio_ray.s3.client import ClientOptions, S3Client
-from s3dlio_ray.s3.errors import S3ConnectionError
-from s3dlio_ray.s3.retry import RetryPolicy
-from s3dlio_ray.s3.signing import Signer, resolve_credentials
-from s3dlio_ray.tuning.endpoints import EndpointPolicy, Rotation
+from s3dlio_ray._internal.execution.engine import is_fatal
+from s3dlio_ray._internal.model.errors import ConfigError
+from s3dlio_ray._internal.model.keys import KeyRange, run_prefix
+from s3dlio_ray._internal.reports.files import print_summary
+from s3dlio_ray._internal.reports.html import render_html
+from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.storage.embedded import free_port
+from s3dlio_ray._internal.storage.network import resolve_hosts, source_address
+from s3dlio_ray._internal.storage.s3.client import ClientOptions, S3Client
+from s3dlio_ray._internal.storage.s3.errors import S3ConnectionError
+from s3dlio_ray._internal.storage.s3.retry import RetryPolicy
+from s3dlio_ray._internal.storage.s3.signing import Signer, resolve_credentials
+from s3dlio_ray._internal.tuning.endpoints import EndpointPolicy, Rotation
 
 GATEWAYS = ("127.0.0.1", "127.0.0.4", "127.0.0.5")
 

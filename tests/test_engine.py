@@ -11,17 +11,21 @@ import time
 
 from conftest import recorded
 
-from s3dlio_ray.control import Admission, PhaseControl
-from s3dlio_ray.engine import Engine
-from s3dlio_ray.executor import EngineHost, LocalWorker, PhaseExecutor, ask_each
-from s3dlio_ray.keys import KeyRange
-from s3dlio_ray.phases.base import PhaseSpec
-from s3dlio_ray.results import EndedBy, Phase, ShareResult
-from s3dlio_ray.s3.errors import S3Error
-from s3dlio_ray.sizes import ObjectSizes
-from s3dlio_ray.tuning.pacing import RateLimit
-from s3dlio_ray.tuning.scheduler import ConcurrencyPolicy, Mode
-from s3dlio_ray.workload import ObjectData
+from s3dlio_ray._internal.execution.admission import Admission, PhaseControl
+from s3dlio_ray._internal.execution.engine import Engine
+from s3dlio_ray._internal.execution.host import EngineHost
+from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
+from s3dlio_ray._internal.live.executor import PhaseExecutor
+from s3dlio_ray._internal.live.local_pool import LocalWorker
+from s3dlio_ray._internal.live.pool import ask_each
+from s3dlio_ray._internal.model.content import ObjectData
+from s3dlio_ray._internal.model.keys import KeyRange
+from s3dlio_ray._internal.model.results import ShareResult
+from s3dlio_ray._internal.model.sizes import ObjectSizes
+from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
+from s3dlio_ray._internal.storage.s3.errors import S3Error
+from s3dlio_ray._internal.tuning.pacing import RateLimit
+from s3dlio_ray._internal.tuning.scheduler import ConcurrencyPolicy, Mode
 
 SIZES = ObjectSizes.fixed(1000)
 FIXED = ConcurrencyPolicy(Mode.FIXED, 4)

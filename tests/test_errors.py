@@ -6,11 +6,16 @@ import pickle
 
 import pytest
 
-from s3dlio_ray.errors import ConfigError, S3DlioRayError
-from s3dlio_ray.s3.errors import S3ConnectionError, S3Error, parse_error
-from s3dlio_ray.s3.signing import CredentialsError
-from s3dlio_ray.s3.transport import CertificateError, ConnectError, RequestTimeout, TransportError
-from s3dlio_ray.workload import VerificationError
+from s3dlio_ray._internal.model.content import VerificationError
+from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
+from s3dlio_ray._internal.storage.s3.errors import S3ConnectionError, S3Error, parse_error
+from s3dlio_ray._internal.storage.s3.signing import CredentialsError
+from s3dlio_ray._internal.storage.s3.transport import (
+    CertificateError,
+    ConnectError,
+    RequestTimeout,
+    TransportError,
+)
 
 ERRORS = [
     S3DlioRayError("one line"),

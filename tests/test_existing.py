@@ -15,12 +15,12 @@ import pytest
 from conftest import TEST_CREDENTIALS, boto3_client, settings_for, stored_objects, valid_result
 from rich.console import Console
 
-from s3dlio_ray.checks import integrity_check
-from s3dlio_ray.errors import ConfigError
-from s3dlio_ray.keys import KeyRange, Listing, Span, listings
-from s3dlio_ray.launch import Target, execute
-from s3dlio_ray.report import print_summary
-from s3dlio_ray.workload import VerificationError
+from s3dlio_ray._internal.model.checks import integrity_check
+from s3dlio_ray._internal.model.content import VerificationError
+from s3dlio_ray._internal.model.errors import ConfigError
+from s3dlio_ray._internal.model.keys import KeyRange, Listing, Span, listings
+from s3dlio_ray._internal.reports.files import print_summary
+from s3dlio_ray._internal.run.launch import Target, execute
 
 MIB = 1024 * 1024
 STORED_AS = (("SHA256", "checksum-sha256"), ("CRC32", "checksum-crc32"), (None, "etag-md5"))

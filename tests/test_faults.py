@@ -11,7 +11,7 @@ import pytest
 from conftest import incomplete_uploads, stored_objects, valid_result
 from faults import FaultProxy, Rule
 
-from s3dlio_ray.cli import main
+from s3dlio_ray._cli import main
 
 OBJECTS = 4
 

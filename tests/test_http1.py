@@ -13,9 +13,14 @@ import trustme
 import uvloop
 from conftest import make_client
 
-from s3dlio_ray.s3.errors import S3ConnectionError
-from s3dlio_ray.s3.http1 import ChunkedDecoder, Http1Transport
-from s3dlio_ray.s3.transport import CertificateError, ConnectError, RequestTimeout, TransportError
+from s3dlio_ray._internal.storage.s3.errors import S3ConnectionError
+from s3dlio_ray._internal.storage.s3.http1 import ChunkedDecoder, Http1Transport
+from s3dlio_ray._internal.storage.s3.transport import (
+    CertificateError,
+    ConnectError,
+    RequestTimeout,
+    TransportError,
+)
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

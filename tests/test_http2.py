@@ -10,11 +10,11 @@ import pytest
 import trustme
 from conftest import ROOT, TEST_CREDENTIALS, server_process
 
-from s3dlio_ray.embedded import free_port
-from s3dlio_ray.errors import ConfigError
-from s3dlio_ray.s3.client import ClientOptions, S3Client
-from s3dlio_ray.s3.signing import Signer, resolve_credentials
-from s3dlio_ray.workload import ObjectData
+from s3dlio_ray._internal.model.content import ObjectData
+from s3dlio_ray._internal.model.errors import ConfigError
+from s3dlio_ray._internal.storage.embedded import free_port
+from s3dlio_ray._internal.storage.s3.client import ClientOptions, S3Client
+from s3dlio_ray._internal.storage.s3.signing import Signer, resolve_credentials
 
 MIB = 1024 * 1024
 

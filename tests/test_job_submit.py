@@ -17,7 +17,7 @@ import pytest
 import yaml
 from conftest import ROOT, TEST_CREDENTIALS
 
-from s3dlio_ray.embedded import free_port
+from s3dlio_ray._internal.storage.embedded import free_port
 
 RAY = str(Path(sys.executable).with_name("ray"))
 

@@ -8,8 +8,13 @@ import asyncio
 import pytest
 from conftest import answering, incomplete_uploads, make_client
 
-from s3dlio_ray.errors import ConfigError
-from s3dlio_ray.journal import cleanup, read_journal, refuse_a_used_prefix, write_journal
+from s3dlio_ray._internal.model.errors import ConfigError
+from s3dlio_ray._internal.storage.journal import (
+    cleanup,
+    read_journal,
+    refuse_a_used_prefix,
+    write_journal,
+)
 
 OURS = ["p/r1/obj-00000000", "p/r1/obj-00000001.2", "p/r1/mixed-3-00000007"]
 

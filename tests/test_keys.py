@@ -6,13 +6,21 @@ import tracemalloc
 
 import pytest
 
-from s3dlio_ray.executor import successful_writes
-from s3dlio_ray.journal import owned_key
-from s3dlio_ray.keys import KeyRange, ListedKeys, Span, repeated, run_prefix, with_sizes
-from s3dlio_ray.results import Phase, ShareResult
-from s3dlio_ray.sharding import shard
-from s3dlio_ray.sizes import ObjectSizes
-from s3dlio_ray.stats import OpStats
+from s3dlio_ray._internal.live.executor import successful_writes
+from s3dlio_ray._internal.model.keys import (
+    KeyRange,
+    ListedKeys,
+    Span,
+    repeated,
+    run_prefix,
+    with_sizes,
+)
+from s3dlio_ray._internal.model.results import ShareResult
+from s3dlio_ray._internal.model.sharding import shard
+from s3dlio_ray._internal.model.sizes import ObjectSizes
+from s3dlio_ray._internal.model.stats import OpStats
+from s3dlio_ray._internal.model.vocabulary import Phase
+from s3dlio_ray._internal.storage.journal import owned_key
 
 
 def names(prefix, indices, round_=0):

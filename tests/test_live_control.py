@@ -11,11 +11,11 @@ import statistics
 import httpx
 from conftest import CLI, TEST_CREDENTIALS, drawn, headless, settings_for
 
-from s3dlio_ray.api import RunControl
-from s3dlio_ray.control_channel import find
-from s3dlio_ray.html_report import render_html
-from s3dlio_ray.launch import Target, execute
-from s3dlio_ray.report import write_csv
+from s3dlio_ray._api import RunControl
+from s3dlio_ray._internal.live.control_channel import find
+from s3dlio_ray._internal.reports.files import write_csv
+from s3dlio_ray._internal.reports.html import render_html
+from s3dlio_ray._internal.run.launch import Target, execute
 
 HIGH_GBPS, LOW_GBPS = 0.004, 0.001
 

@@ -5,8 +5,8 @@ import urllib.request
 from conftest import recorded
 from prometheus_client.parser import text_string_to_metric_families
 
-from s3dlio_ray.metrics import MetricsExporter, MetricsView, histogram_buckets
-from s3dlio_ray.stats import LatencyHistogram
+from s3dlio_ray._internal.live.metrics import MetricsExporter, MetricsView, histogram_buckets
+from s3dlio_ray._internal.model.stats import LatencyHistogram
 
 
 def test_prometheus_buckets_are_cumulative_and_end_with_the_count():

@@ -10,9 +10,9 @@ import io
 import zstandard
 from conftest import TEST_CREDENTIALS, settings_for
 
-from s3dlio_ray.launch import Target, execute
-from s3dlio_ray.oplog import COLUMNS, OpLog, oplog_path
-from s3dlio_ray.s3.client import RequestRecord
+from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.storage.oplog import COLUMNS, OpLog, oplog_path
+from s3dlio_ray._internal.storage.s3.client import RequestRecord
 
 
 def read_oplog(path) -> list[dict[str, str]]:

@@ -1,6 +1,6 @@
 import pytest
 
-from s3dlio_ray.tuning.parts import (
+from s3dlio_ray._internal.tuning.parts import (
     GIB,
     MAX_PARTS,
     MIB,

@@ -2,8 +2,8 @@
 
 import pytest
 
-from s3dlio_ray.cluster.driver import node_labels, nodes_elsewhere, plan_slots
-from s3dlio_ray.sharding import shard
+from s3dlio_ray._internal.cluster.driver import node_labels, nodes_elsewhere, plan_slots
+from s3dlio_ray._internal.model.sharding import shard
 
 
 @pytest.mark.parametrize(("count", "parts"), [(0, 3), (1, 3), (10, 3), (100, 7), (5, 5)])

@@ -1,7 +1,7 @@
 import pytest
 
-from s3dlio_ray.errors import ConfigError
-from s3dlio_ray.tuning.profiles import (
+from s3dlio_ray._internal.model.errors import ConfigError
+from s3dlio_ray._internal.tuning.profiles import (
     AWS,
     HIGH_PERFORMANCE,
     Direction,

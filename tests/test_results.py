@@ -11,10 +11,11 @@ import jsonschema
 import pytest
 from conftest import ROOT, drawn, headless, recorded, result_of, run_cli
 
-from s3dlio_ray.compare import compare
-from s3dlio_ray.html_report import render_html
-from s3dlio_ray.report import write_csv
-from s3dlio_ray.results import Phase, PhaseResult, RunResult, result_schema
+from s3dlio_ray._internal.model.results import PhaseResult, RunResult, result_schema
+from s3dlio_ray._internal.model.vocabulary import Phase
+from s3dlio_ray._internal.reports.compare import compare
+from s3dlio_ray._internal.reports.files import write_csv
+from s3dlio_ray._internal.reports.html import render_html
 
 
 def test_result_files_follow_the_schema_and_round_trip(scraped_run):

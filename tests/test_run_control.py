@@ -9,12 +9,12 @@ import pytest
 from conftest import TEST_CREDENTIALS, settings_for, stored_objects
 from proxy import TcpProxy
 
-from s3dlio_ray.build import build_engine
-from s3dlio_ray.keys import KeyRange, run_prefix
-from s3dlio_ray.launch import Target, execute
-from s3dlio_ray.phases.base import PhaseSpec
-from s3dlio_ray.results import EndedBy, Phase
-from s3dlio_ray.sizes import ObjectSizes
+from s3dlio_ray._internal.execution.build import build_engine
+from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
+from s3dlio_ray._internal.model.keys import KeyRange, run_prefix
+from s3dlio_ray._internal.model.sizes import ObjectSizes
+from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
+from s3dlio_ray._internal.run.launch import Target, execute
 
 
 def run(settings, url):

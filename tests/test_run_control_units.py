@@ -5,12 +5,12 @@ import random
 
 import pytest
 
-from s3dlio_ray.config import load_settings
-from s3dlio_ray.errors import ConfigError
-from s3dlio_ray.keys import KeyRange, Span
-from s3dlio_ray.phases.base import is_timed
-from s3dlio_ray.tuning.autoterm import SteadyDetector, steadiness_rate
-from s3dlio_ray.tuning.pacing import Pacer, RateLimit
+from s3dlio_ray._internal.execution.phases.step import is_timed
+from s3dlio_ray._internal.model.errors import ConfigError
+from s3dlio_ray._internal.model.keys import KeyRange, Span
+from s3dlio_ray._internal.settings.load import load_settings
+from s3dlio_ray._internal.tuning.autoterm import SteadyDetector, steadiness_rate
+from s3dlio_ray._internal.tuning.pacing import Pacer, RateLimit
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,10 @@ import pytest
 from conftest import answering, make_client
 from proxy import TcpProxy
 
-from s3dlio_ray.engine import AdaptiveLimiter
-from s3dlio_ray.s3.errors import S3Error
-from s3dlio_ray.s3.retry import RetryPolicy
-from s3dlio_ray.workload import ObjectData
+from s3dlio_ray._internal.execution.engine import AdaptiveLimiter
+from s3dlio_ray._internal.model.content import ObjectData
+from s3dlio_ray._internal.storage.s3.errors import S3Error
+from s3dlio_ray._internal.storage.s3.retry import RetryPolicy
 
 MIB = 1024 * 1024
 

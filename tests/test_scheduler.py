@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import pytest
 
-from s3dlio_ray.tuning.scheduler import ConcurrencyController, ConcurrencyPolicy, Mode
+from s3dlio_ray._internal.tuning.scheduler import ConcurrencyController, ConcurrencyPolicy, Mode
 
 MB = 1e6
 INTERVAL = 0.5

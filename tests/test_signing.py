@@ -16,8 +16,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, RefreshableCredentials
 
-from s3dlio_ray.s3.client import _query
-from s3dlio_ray.s3.signing import UNSIGNED_PAYLOAD, Signer, payload_sha256
+from s3dlio_ray._internal.storage.s3.client import _query
+from s3dlio_ray._internal.storage.s3.signing import UNSIGNED_PAYLOAD, Signer, payload_sha256
 
 KEY_CHARACTERS = string.ascii_letters + string.digits + " !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~é日本"
 QUERIES = [

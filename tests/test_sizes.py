@@ -5,9 +5,9 @@ import statistics
 
 import pytest
 
-from s3dlio_ray.config import load_settings
-from s3dlio_ray.sizes import ObjectSizes
-from s3dlio_ray.store import BufferPool
+from s3dlio_ray._internal.model.sizes import ObjectSizes
+from s3dlio_ray._internal.settings.load import load_settings
+from s3dlio_ray._internal.storage.store import BufferPool
 
 KEYS = [f"run/obj-{i:08d}" for i in range(20_000)]
 

@@ -1,6 +1,6 @@
 import random
 
-from s3dlio_ray.stats import LatencyHistogram, OpStats
+from s3dlio_ray._internal.model.stats import LatencyHistogram, OpStats
 
 
 def test_percentiles_within_bucket_precision():

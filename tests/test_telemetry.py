@@ -2,9 +2,9 @@
 
 from conftest import recorded
 
-from s3dlio_ray.engine import EngineSnapshot
-from s3dlio_ray.results import Phase
-from s3dlio_ray.telemetry import LiveTotals, Telemetry
+from s3dlio_ray._internal.execution.engine import EngineSnapshot
+from s3dlio_ray._internal.live.telemetry import LiveTotals, Telemetry
+from s3dlio_ray._internal.model.vocabulary import Phase
 
 
 def test_live_totals_add_only_what_is_new_and_never_go_back():

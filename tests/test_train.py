@@ -18,15 +18,15 @@ from proxy import TcpProxy
 from rich.console import Console
 from test_oplog import read_oplog
 
-from s3dlio_ray.cli import _overrides, _parser
-from s3dlio_ray.config import load_settings
-from s3dlio_ray.dataset import Dataset, batches, epoch_order, steps_per_epoch
-from s3dlio_ray.errors import ConfigError
-from s3dlio_ray.html_report import render_html
-from s3dlio_ray.keys import run_prefix
-from s3dlio_ray.launch import Target, execute
-from s3dlio_ray.report import print_summary
-from s3dlio_ray.results import Phase
+from s3dlio_ray._cli import _overrides, _parser
+from s3dlio_ray._internal.model.dataset import Dataset, batches, epoch_order, steps_per_epoch
+from s3dlio_ray._internal.model.errors import ConfigError
+from s3dlio_ray._internal.model.keys import run_prefix
+from s3dlio_ray._internal.model.vocabulary import Phase
+from s3dlio_ray._internal.reports.files import print_summary
+from s3dlio_ray._internal.reports.html import render_html
+from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.settings.load import load_settings
 
 MIB = 1024 * 1024
 
@@ -269,7 +269,7 @@ def test_the_memory_budget_caps_what_is_buffered_under_a_slow_endpoint(moto_url,
 
 
 def test_dlio_workload_files_read_as_they_are_written(caplog):
-    with caplog.at_level(logging.WARNING, logger="s3dlio_ray.config"):
+    with caplog.at_level(logging.WARNING, logger="s3dlio_ray._internal.settings.schema"):
         unet3d = load_settings(ROOT / "configs" / "train-unet3d.yaml", environ={})
     assert unet3d.phase_names == (Phase.DATAGEN, Phase.TRAIN)
     assert (unet3d.num_files_train, unet3d.num_samples_per_file) == (168, 1)

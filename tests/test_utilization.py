@@ -6,9 +6,13 @@ import asyncio
 
 import pytest
 
-from s3dlio_ray.phases.train import ByteBudget
-from s3dlio_ray.results import AcceleratorEpoch, TrainingResult
-from s3dlio_ray.utilization import AcceleratorClock, UtilizationProgress, most_that_hold
+from s3dlio_ray._internal.execution.phases.train import ByteBudget
+from s3dlio_ray._internal.model.results import AcceleratorEpoch, TrainingResult
+from s3dlio_ray._internal.model.utilization import (
+    AcceleratorClock,
+    UtilizationProgress,
+    most_that_hold,
+)
 
 
 class FakeClock:

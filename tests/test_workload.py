@@ -1,7 +1,7 @@
 import pytest
 
-from s3dlio_ray.keys import KeyRange
-from s3dlio_ray.workload import POOL_SIZE, ObjectData, VerificationError
+from s3dlio_ray._internal.model.content import POOL_SIZE, ObjectData, VerificationError
+from s3dlio_ray._internal.model.keys import KeyRange
 
 
 def test_content_is_deterministic_per_seed_and_key():
@@ -54,8 +54,8 @@ def test_keys_live_under_the_run_prefix():
 def test_key_pool_adds_discards_and_picks_only_what_it_holds():
     import random
 
-    from s3dlio_ray.phases.mixed import KeyPool
-    from s3dlio_ray.sizes import ObjectSizes
+    from s3dlio_ray._internal.execution.phases.mixed import KeyPool
+    from s3dlio_ray._internal.model.sizes import ObjectSizes
 
     share = KeyRange.of("p", "r", 3)
     a, b, c = share

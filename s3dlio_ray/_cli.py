@@ -1,0 +1,441 @@
+"""The command line: `s3dlio-ray run WORKLOAD.yaml [overrides]`, `cp`, `control`, `report`,
+`compare`, `cleanup`.
+
+A thin layer over the Python API: its flags come from the settings' own declarations, and it
+adds what only a command line does (logging set-up, the progress line, the summary, exit codes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import Field, fields
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+from s3dlio_ray._api import RunControl, RunReport
+from s3dlio_ray._internal.model.errors import S3DlioRayError
+from s3dlio_ray._internal.model.exit_codes import ExitCode
+from s3dlio_ray._internal.model.keys import run_prefix
+from s3dlio_ray._internal.model.results import describe_changes
+from s3dlio_ray._internal.model.version import VERSION
+from s3dlio_ray._internal.model.vocabulary import Phase
+
+if TYPE_CHECKING:
+    from s3dlio_ray._internal.live.telemetry import Progress
+    from s3dlio_ray._internal.settings.schema import Settings
+
+NO_FLAG = ("name", "mix", "configurations")
+"""Keys set only in the workload file or with --set (they are lists or mappings)."""
+
+CLEANUP_KEYS = ("endpoint", "bucket", "prefix", "region", "aws_profile", "ca_bundle")
+"""What `cleanup` needs to find a run's journal, besides its id (and --insecure)."""
+
+
+def flag_name(key: str) -> str:
+    return "--" + key.removesuffix("_s").replace("_", "-")
+
+
+def _add_setting_flags(
+    run: argparse.ArgumentParser, only: tuple[str, ...] | None = None, leave: tuple[str, ...] = ()
+) -> list[str]:
+    """One flag per setting (of the groups `only` names, when given), grouped as the settings
+    are; answers the keys they set."""
+    from s3dlio_ray._internal.settings.schema import Settings
+    from s3dlio_ray._internal.settings.values import GROUPS
+
+    shown = [group for group in GROUPS if only is None or group in only]
+    groups = {group: run.add_argument_group(f"{group} settings") for group in shown}
+    keys = []
+    for field in fields(Settings):
+        if field.name not in (*NO_FLAG, *leave) and field.metadata["group"] in groups:
+            _add_flag(groups[field.metadata["group"]], field)
+            keys.append(field.name)
+    return keys
+
+
+def _add_flag(parser: argparse._ActionsContainer, field: Field[Any]) -> None:
+    """The flag of one setting: --KEY/--no-KEY for a switch; repeatable where the setting is a
+    list (each occurrence adds one)."""
+    if field.type == "bool":
+        action: Any = argparse.BooleanOptionalAction
+    else:
+        action = "append" if field.metadata["repeat"] else "store"
+    metavar = None if field.type == "bool" else "VALUE"
+    parser.add_argument(
+        flag_name(field.name),
+        dest=field.name,
+        action=action,
+        metavar=metavar,
+        help=field.metadata["help"],
+    )
+
+
+COPY_GROUPS = ("copy", "tuning", "transport", "cluster", "metrics", "output")
+"""The settings `cp` takes flags for (its source and destination are its arguments)."""
+
+
+def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
+    parser = argparse.ArgumentParser(prog="s3dlio-ray", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"s3dlio-ray {VERSION}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run a workload file")
+    run.add_argument("workload", help="workload YAML file, e.g. configs/quick.yaml")
+    run.add_argument(
+        "--set",
+        dest="extra",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set any workload key; VALUE is YAML (--set 'mix={get: 90, put: 10}'), a dotted "
+        "KEY sets inside a section",
+    )
+    run.add_argument("--quiet", action="store_true", help="no live progress line")
+    keys = _add_setting_flags(run)
+    cp = commands.add_parser(
+        "cp",
+        help="copy files between a local path and s3://BUCKET/PREFIX over the cluster",
+    )
+    cp.add_argument(
+        "copy_from", metavar="SOURCE", help="a local file or folder, or s3://BUCKET/PREFIX"
+    )
+    cp.add_argument(
+        "copy_to", metavar="DESTINATION", help="s3://BUCKET/PREFIX, or a local path ({node})"
+    )
+    cp.add_argument("--quiet", action="store_true", help="no live progress line")
+    cp.set_defaults(extra=[])
+    keys += [
+        k for k in _add_setting_flags(cp, COPY_GROUPS, ("copy_from", "copy_to")) if k not in keys
+    ]
+    report = commands.add_parser(
+        "report", help="re-render result files: summary and HTML (several: side by side too)"
+    )
+    report.add_argument(
+        "results", nargs="+", metavar="RESULT", help="result JSON files written by `run`"
+    )
+    report.add_argument("--html", help="where to write the HTML report (default: beside it)")
+    clean = commands.add_parser(
+        "cleanup",
+        help="remove what a run left behind (a killed run): its objects, uploads and journal",
+    )
+    clean.add_argument("--run-id", required=True, help="the run's id (in its result file's name)")
+    from s3dlio_ray._internal.settings.schema import Settings
+
+    for field in fields(Settings):
+        if field.name in CLEANUP_KEYS:
+            _add_flag(clean, field)
+    clean.add_argument("--insecure", action="store_const", const=True)
+    control = commands.add_parser(
+        "control",
+        help="change a running run's targets, concurrency or rate limit, or pause / resume it",
+    )
+    control.add_argument(
+        "--run-id", help="the run to change (default: the one run going for this user here)"
+    )
+    from s3dlio_ray._internal.settings.changes import CHANGEABLE
+
+    for field in fields(Settings):
+        if field.name in CHANGEABLE:
+            _add_flag(control, field)
+    pause = control.add_mutually_exclusive_group()
+    pause.add_argument(
+        "--pause", dest="paused", action="store_const", const=True, help="start no new request"
+    )
+    pause.add_argument(
+        "--resume", dest="paused", action="store_const", const=False, help="go on after --pause"
+    )
+    cmp = commands.add_parser("compare", help="compare two result files, B against A")
+    cmp.add_argument("a", help="result JSON file A (the reference)")
+    cmp.add_argument("b", help="result JSON file B")
+    return parser, keys
+
+
+def _overrides(args: argparse.Namespace, keys: list[str]) -> dict[str, Any]:
+    from s3dlio_ray._internal.settings.load import parse_assignment
+
+    values = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    for item in args.extra:
+        for key, value in parse_assignment(item).items():
+            both = isinstance(value, dict) and isinstance(values.get(key), dict)
+            values[key] = {**values[key], **value} if both else value
+    return values
+
+
+class _ProgressLine:
+    """One status line updated in place on a terminal; a line every few seconds in a log."""
+
+    def __init__(self, console: Console, total: int | None, log_every_s: float = 5.0) -> None:
+        self._console = console
+        self._total = total
+        self._status = console.status("") if console.is_terminal else None
+        self._log_every = log_every_s
+        self._last_log = 0.0
+
+    def __call__(self, progress: Progress) -> None:
+        nodes = "  ".join(f"{node} {gbps:.2f}" for node, gbps in progress.node_gbps.items())
+        total = self._total if progress.phase in (Phase.PUT, Phase.GET) else None
+        done = f"{progress.done}{'' if total is None else f'/{total}'} objects"
+        if progress.phase == Phase.TRAIN:
+            epoch = "" if progress.epoch is None else f"epoch {progress.epoch}  "
+            au = "" if progress.au is None else f"  AU {progress.au * 100:.1f}%"
+            done = f"{epoch}{progress.done} samples{au}"
+        text = (
+            f"{progress.phase}: {done}  {progress.gbps:.2f} GB/s"
+            f"  concurrency {progress.limit} ({progress.in_flight} in flight)"
+            f"  errors {progress.errors}" + (f"  | GB/s by node: {nodes}" if nodes else "")
+        )
+        if self._status is not None:
+            self._status.update(text)
+            return
+        now = time.monotonic()
+        if now - self._last_log >= self._log_every:
+            self._last_log = now
+            self._console.print(text, highlight=False)
+
+    def __enter__(self) -> _ProgressLine:
+        if self._status is not None:
+            self._status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+
+def _run(args: argparse.Namespace, keys: list[str], console: Console) -> int:
+    from s3dlio_ray import _api as api
+
+    settings = api.load_settings(args.workload, **_overrides(args, keys))
+    return _execute(settings, args.quiet, console)
+
+
+def _cp(args: argparse.Namespace, keys: list[str], console: Console) -> int:
+    from s3dlio_ray import _api as api
+    from s3dlio_ray._internal.execution.phases.copy import plan
+
+    workload = api.copy_workload(args.copy_from, args.copy_to)
+    settings = api.load_settings(workload, **_overrides(args, keys))
+    plan(settings)
+    return _execute(settings, args.quiet, console)
+
+
+def _execute(settings: Settings, quiet: bool, console: Console) -> int:
+    """Run the settings' workload with the progress line, then its summary and files."""
+    from s3dlio_ray import _api as api
+    from s3dlio_ray._internal.reports.compare import configuration_table
+    from s3dlio_ray._internal.reports.files import print_summary
+    from s3dlio_ray._internal.storage.oplog import oplog_pattern
+
+    copying = {Phase.UPLOAD, Phase.DOWNLOAD} & set(settings.phase_names)
+    total = None if settings.duration_s or settings.autoterm or copying else settings.objects
+    with _ProgressLine(console, total) as progress:
+        hooks = api.Hooks(
+            progress=None if quiet else progress,
+            metrics=lambda port: console.print(
+                f"metrics: http://{settings.metrics_host}:{port}/metrics"
+            ),
+            embedded=lambda url: console.print(f"embedded S3 endpoint (moto) at {url}"),
+            control=lambda run_id: console.print(
+                f"run {run_id}: change it while it goes with s3dlio-ray control --run-id "
+                f"{run_id} --target-gbps N | --pause | --resume ...",
+                highlight=False,
+            ),
+        )
+        signals = _Signals()
+        report = asyncio.run(api.run_async(settings, hooks=hooks, control=signals))
+    paths = report.write()
+    for index, result in enumerate(report.results):
+        if result.configuration is not None:
+            console.rule(f"configuration {result.configuration}")
+        print_summary(result, console, paths[3 * index : 3 * index + 3])
+    if report.settings.op_log:
+        console.print(f"op-log: one file per engine, {oplog_pattern(report.settings.op_log)}")
+    if len(report.results) > 1:
+        console.print(configuration_table(report.named()))
+    left = _left_behind(report)
+    kept = _dataset_kept(report)
+    if kept:
+        console.print(kept, highlight=False)
+    if signals.received is not None:
+        name = signal.Signals(signals.received).name
+        cleanup = report.result.cleanup
+        done = left or (f"cleanup: {cleanup.deleted} objects deleted" if cleanup else "no cleanup")
+        print(f"s3dlio-ray: interrupted by {name}: result in {paths[0]}; {done}", file=sys.stderr)
+        return ExitCode.stopped_by(signals.received)
+    if left:
+        console.print(left, highlight=False, soft_wrap=True)
+    if report.error:
+        raise S3DlioRayError(report.error)
+    return ExitCode.OK if report.ok else ExitCode.RUN_ERROR
+
+
+def _left_behind(report: RunReport) -> str | None:
+    """When a run meant to clean up but did not (skipped, or it failed): what is left where,
+    and the command that removes it."""
+    result, settings = report.result, report.settings
+    if Phase.CLEANUP not in settings.phase_names or (result.cleanup and not result.cleanup.failed):
+        return None
+    return (
+        f"not cleaned up: what the run wrote is left in s3://{result.bucket}/"
+        f"{run_prefix(settings.prefix, result.run_id)}, remove it with: {_cleanup_command(report)}"
+    )
+
+
+def _dataset_kept(report: RunReport) -> str | None:
+    """A datagen without a cleanup keeps its dataset for later train runs: where, and how to
+    use it and remove it."""
+    result, settings = report.result, report.settings
+    embedded = settings.endpoint is None
+    if result.phase(Phase.DATAGEN) is None or Phase.CLEANUP in settings.phase_names or embedded:
+        return None
+    return (
+        f"dataset kept in s3://{result.bucket}/{run_prefix(settings.prefix, result.run_id)}: "
+        f"train on it with --run-id {result.run_id} --bucket {result.bucket} (same dataset "
+        f"settings); remove it with: {_cleanup_command(report)}"
+    )
+
+
+def _cleanup_command(report: RunReport) -> str:
+    result, settings = report.result, report.settings
+    endpoint = (
+        "".join(f" --endpoint {url}" for url in result.endpoints) if settings.endpoint else ""
+    )
+    return f"s3dlio-ray cleanup --run-id {result.run_id} --bucket {result.bucket}{endpoint}"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM before the run could take it over."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+class _Signals(RunControl):
+    """The command line's stop: the first SIGINT or SIGTERM stops the run in order (requests in
+    flight get a few seconds, then cleanup); a second one skips cleanup. Installed once the run
+    has started (so after Ray's own handlers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: int | None = None
+
+    def attach(self, listener: Callable[[bool], None]) -> None:
+        super().attach(listener)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._signalled, signum)
+
+    def _signalled(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self.received is None:
+            self.received = signum
+            print(
+                f"s3dlio-ray: {name}: stopping: requests in flight get a few seconds, then "
+                f"cleanup ({name} again skips it)",
+                file=sys.stderr,
+            )
+            self.stop()
+        else:
+            print(f"s3dlio-ray: {name} again: skipping cleanup", file=sys.stderr)
+            self.stop(skip_cleanup=True)
+
+
+def _report(args: argparse.Namespace, keys: list[str], console: Console) -> int:
+    from s3dlio_ray._api import named_results, report_pages, write_pages
+    from s3dlio_ray._internal.reports.compare import configuration_table
+    from s3dlio_ray._internal.reports.files import print_summary
+
+    pages = report_pages(args.results, args.html)
+    named = named_results(args.results)
+    write_pages(named, pages)
+    for (_, result), page in zip(named, pages, strict=True):
+        print_summary(result, console, [page])
+    if len(named) > 1:
+        console.print(configuration_table(named))
+    return ExitCode.OK if all(result.ok for _, result in named) else ExitCode.RUN_ERROR
+
+
+def _compare(args: argparse.Namespace, keys: list[str], console: Console) -> int:
+    from s3dlio_ray._internal.reports.compare import compare, compare_table
+    from s3dlio_ray._internal.reports.files import load_result
+
+    a, b = load_result(args.a), load_result(args.b)
+    if not compare(a, b):
+        raise S3DlioRayError(f"{args.a} and {args.b} share no phase to compare")
+    console.print(compare_table(a, b))
+    return ExitCode.OK
+
+
+def _cleanup(args: argparse.Namespace, keys: list[str], console: Console) -> int:
+    from s3dlio_ray import _api as api
+
+    given = (*CLEANUP_KEYS, "insecure")
+    overrides = {k: getattr(args, k) for k in given if getattr(args, k) is not None}
+    result = api.cleanup_run(args.run_id, **overrides)
+    removed = "bucket removed" if result.bucket_removed else "bucket kept"
+    console.print(
+        f"cleanup of run {args.run_id}: {result.deleted} objects deleted, "
+        f"{result.aborted_uploads} uploads aborted, {removed}"
+        + (f", {len(result.failed)} deletes FAILED" if result.failed else "")
+    )
+    return ExitCode.RUN_ERROR if result.failed else ExitCode.OK
+
+
+def _control(args: argparse.Namespace, keys: list[str], console: Console) -> int:
+    from s3dlio_ray._internal.live.control_channel import find, send
+    from s3dlio_ray._internal.settings.changes import CHANGEABLE
+
+    request = {k: getattr(args, k) for k in CHANGEABLE if getattr(args, k) is not None}
+    if args.paused is not None:
+        request["paused"] = args.paused
+    registration = find(args.run_id)
+    answer = send(registration, request)
+    changed = describe_changes(answer["changed"]) or "nothing changed"
+    console.print(
+        f"run {registration.run_id}: {changed} (change {answer['version']}; every actor has it "
+        "within a second)",
+        highlight=False,
+    )
+    return ExitCode.OK
+
+
+COMMANDS = {
+    "run": _run,
+    "cp": _cp,
+    "control": _control,
+    "report": _report,
+    "compare": _compare,
+    "cleanup": _cleanup,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(format="s3dlio-ray: %(levelname)s: %(message)s", level=logging.WARNING)
+    signal.signal(signal.SIGTERM, _terminated)
+    parser, keys = _parser()
+    args = parser.parse_args(argv)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 140))
+    try:
+        return COMMANDS[args.command](args, keys, console)
+    except S3DlioRayError as exc:
+        print(f"s3dlio-ray: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Terminated:
+        print("s3dlio-ray: terminated before the run started", file=sys.stderr)
+        return ExitCode.SIGTERM
+    except KeyboardInterrupt:
+        print("s3dlio-ray: interrupted before the run started", file=sys.stderr)
+        return ExitCode.SIGINT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

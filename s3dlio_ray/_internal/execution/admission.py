@@ -1,0 +1,196 @@
+"""Run control shared by both engines: when a phase stops starting operations, and how fast it may.
+
+A phase ends when its items run out, when its duration is over, when it is asked to stop
+(autoterm), or when an error says every further request would fail too. Operations already in
+flight always finish and count. A paused phase starts nothing until it is resumed, and its
+paused time counts toward neither its duration nor its elapsed time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from s3dlio_ray._internal.model.vocabulary import EndedBy
+from s3dlio_ray._internal.settings.changes import UNCHANGED, Overrides
+from s3dlio_ray._internal.tuning.pacing import Pacer, RateLimit
+
+
+class ActiveClock:
+    """perf_counter less the time paused: what a share's duration, elapsed time and its
+    accelerators' utilization count."""
+
+    def __init__(self, paused: bool = False) -> None:
+        self._paused_s = 0.0
+        self._paused_at: float | None = None
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self.pause(paused)
+
+    def __call__(self) -> float:
+        now = time.perf_counter()
+        return now - self._paused_s - (0.0 if self._paused_at is None else now - self._paused_at)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_at is not None
+
+    def pause(self, paused: bool) -> None:
+        now = time.perf_counter()
+        if paused and self._paused_at is None:
+            self._paused_at = now
+            self._resumed.clear()
+        elif not paused and self._paused_at is not None:
+            self._paused_s += now - self._paused_at
+            self._paused_at = None
+            self._resumed.set()
+
+    async def resumed(self) -> None:
+        """Until resumed, or woken (a stop)."""
+        await self._resumed.wait()
+
+    def wake(self) -> None:
+        self._resumed.set()
+
+
+@dataclass(frozen=True)
+class PhaseControl:
+    """What ends a phase besides running out of keys, and how fast this engine may go.
+
+    With `duration_s` a phase runs for that long: PUT goes on past its keys with new ones (see
+    keys.KeyRange.cycled), GET reads its keys again. `rate` is this engine's share of the cap;
+    `overrides`: the run's changes so far (see changes.py), pause included.
+    """
+
+    duration_s: float | None = None
+    rate: RateLimit | None = None
+    overrides: Overrides = UNCHANGED
+    clock: ActiveClock | None = field(default=None, compare=False)
+    """The share's own clock, which the engine gives it (paused time does not count)."""
+
+
+WHOLE_PHASE = PhaseControl()
+"""Every key once, as fast as the endpoint allows."""
+
+
+async def _arrive(items: Iterable[Any]) -> AsyncIterator[Any]:
+    for item in items:
+        yield item
+
+
+STOP_GRACE_S = 5.0
+"""How long operations in flight may go on after an error or an interruption stopped the phase."""
+
+
+class Admission:
+    """Asked before each operation starts: wait for the rate limit, then say whether to stop."""
+
+    def __init__(self, control: PhaseControl, cost: Callable[[Any], int]) -> None:
+        self.clock = control.clock or ActiveClock(control.overrides.paused)
+        self.started = self.clock()
+        self._duration_s = control.duration_s
+        self._pacer = Pacer(control.rate) if control.rate else None
+        self._steering: Pacer | None = None
+        """The driver's pace for this engine (the cluster controller's), besides the cap."""
+        self._cost = cost
+        self.stopped_by: EndedBy | None = None
+        """Set to end the phase early: autoterm, an interruption, or another share's error."""
+        self.fatal: BaseException | None = None
+        """The first error every further request would hit too (engines set it)."""
+
+    async def run(
+        self,
+        items: Iterable[Any] | AsyncIterator[Any],
+        acquire: Callable[[], Awaitable[None]],
+        release: Callable[[], None],
+        start: Callable[[Any], Awaitable[None]],
+    ) -> tuple[int, EndedBy]:
+        """Start `start(item)` for each item admitted (it must release its slot when done) and
+        wait for all of them; answer how many started and what ended the phase. Items may come
+        as they become due (an async iterator, closed once the phase ends)."""
+        tasks: set[asyncio.Task[None]] = set()
+        started, ended_by = 0, EndedBy.KEYS
+        source = items if isinstance(items, AsyncIterator) else _arrive(items)
+        try:
+            async for item in source:
+                if not await self._admit(item, acquire, release):
+                    ended_by = self.ended_by() or EndedBy.KEYS
+                    break
+                started += 1
+                task = asyncio.ensure_future(start(item))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if tasks and ended_by in (EndedBy.ERROR, EndedBy.INTERRUPTED):
+                _, late = await asyncio.wait(set(tasks), timeout=STOP_GRACE_S)
+                for task in late:
+                    task.cancel()
+            for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(outcome, Exception):
+                    raise outcome
+        finally:
+            for task in tasks:
+                task.cancel()
+            close = getattr(source, "aclose", None)
+            if close is not None:
+                await close()
+        return started, ended_by
+
+    async def _admit(
+        self, item: Any, acquire: Callable[[], Awaitable[None]], release: Callable[[], None]
+    ) -> bool:
+        """Wait out a pause and the rate limit, then take a free slot; False (no slot held) once
+        the phase ends."""
+        while self.clock.paused and self.ended_by() is None:
+            await self.clock.resumed()
+        await self._pace(item)
+        if self.ended_by() is None:
+            await acquire()
+            if self.ended_by() is None:
+                return True
+            release()
+        return False
+
+    def adjust(self, control: PhaseControl) -> None:
+        """Take a changed share of the rate cap, and a pause or a resume."""
+        if control.rate != (None if self._pacer is None else self._pacer.limit):
+            self._pacer = None if control.rate is None else Pacer(control.rate)
+        self.clock.pause(control.overrides.paused)
+
+    def active_s(self) -> float:
+        """Seconds since the phase started, less the time it was paused."""
+        return self.clock() - self.started
+
+    def stop(self, reason: EndedBy) -> None:
+        """End the phase early (a pause included): start nothing more."""
+        self.stopped_by = reason
+        self.clock.wake()
+
+    def steer(self, bytes_per_s: float | None) -> None:
+        """Keep to `bytes_per_s` from now on (None: no pace but the cap)."""
+        current = None if self._steering is None else self._steering.limit.per_s
+        if bytes_per_s != current:
+            self._steering = None if bytes_per_s is None else Pacer(RateLimit("bytes", bytes_per_s))
+
+    async def _pace(self, item: Any) -> None:
+        if self._pacer is None and self._steering is None:
+            return
+        now = time.perf_counter()
+        cost = self._cost(item)
+        wait = max(pacer.delay(cost, now) for pacer in (self._pacer, self._steering) if pacer)
+        if self._duration_s is not None:
+            wait = min(wait, self._duration_s - self.active_s())
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def ended_by(self) -> EndedBy | None:
+        """Why the phase must start nothing more, or None while it may go on."""
+        if self.fatal is not None:
+            return EndedBy.ERROR
+        if self.stopped_by is not None:
+            return self.stopped_by
+        if self._duration_s is not None and self.active_s() >= self._duration_s:
+            return EndedBy.DURATION
+        return None

@@ -1,0 +1,338 @@
+"""Runs one share of a phase under the adaptive concurrency controller: the one run loop.
+
+One Engine owns one object store (this project's S3 client, or the boto3 baseline) and runs the
+transfers of every phase through the same loop: admission (rate limit, duration, stop), a
+limiter the controller resizes every `adapt_interval_s` from measured throughput, and the fatal
+error that ends a share for either store alike. What a phase does per operation lives in its own
+module under `phases/`; the engine only starts, times and counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from s3dlio_ray._internal.execution.admission import (
+    WHOLE_PHASE,
+    ActiveClock,
+    Admission,
+    PhaseControl,
+)
+from s3dlio_ray._internal.execution.phases import transfer_for
+from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec, Transfer
+from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
+from s3dlio_ray._internal.model.results import ConcurrencySample, ShareResult
+from s3dlio_ray._internal.model.stats import OpStats
+from s3dlio_ray._internal.model.utilization import UtilizationProgress
+from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
+from s3dlio_ray._internal.settings.changes import Overrides
+from s3dlio_ray._internal.storage.files import FileError
+from s3dlio_ray._internal.storage.object_store import ObjectStore
+from s3dlio_ray._internal.storage.s3.client import PartGate
+from s3dlio_ray._internal.storage.s3.errors import S3ConnectionError, S3Error
+from s3dlio_ray._internal.storage.s3.signing import CredentialsError
+from s3dlio_ray._internal.tuning.cluster import Steer
+from s3dlio_ray._internal.tuning.scheduler import ConcurrencyController, ConcurrencyPolicy, Mode
+
+FATAL_CODES = frozenset(
+    {
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "ExpiredToken",
+        "InvalidToken",
+        "AccessDenied",
+        "AllAccessDisabled",
+        "NoSuchBucket",
+    }
+)
+
+
+PolicyFor = Callable[[Phase, Overrides], ConcurrencyPolicy]
+"""A phase's concurrency policy, under the run's changes so far."""
+
+
+class AdaptiveLimiter(PartGate):
+    """A counting gate whose limit can change while tasks wait on it."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    def set_limit(self, limit: int) -> None:
+        self._limit = limit
+        self._wake()
+
+    async def acquire(self) -> None:
+        while self.in_flight >= self._limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                raise
+        self._take()
+
+    def try_acquire(self) -> bool:
+        if self.in_flight < self._limit and not self._waiters:
+            self._take()
+            return True
+        return False
+
+    def _take(self) -> None:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        free = self._limit - self.in_flight
+        while free > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
+
+
+def is_fatal(error: BaseException) -> bool:
+    """Errors that every further request would hit too: stop the phase, tell the user."""
+    if isinstance(error, ConfigError | CredentialsError | S3ConnectionError):
+        return True
+    if isinstance(error, FileError):
+        return error.fatal
+    return isinstance(error, S3Error) and error.code in FATAL_CODES
+
+
+@dataclass(frozen=True)
+class EngineSnapshot:
+    """The running share as it stands: cumulative since the share began; `fatal` once an error
+    every further request would hit has ended it."""
+
+    phase: Phase
+    stats: OpStats
+    limit: int
+    in_flight: int
+    fatal: str | None = None
+    by_endpoint: dict[str, OpStats] = field(default_factory=dict)
+    training: UtilizationProgress | None = None
+    """A train phase's accelerators, cumulative (compute and counted time, samples, epoch)."""
+    throttles: int = 0
+    """Retries the endpoint asked for by throttling (503 SlowDown, 5xx, timeouts)."""
+
+
+@dataclass
+class _Live:
+    phase: Phase
+    stats: OpStats
+    limiter: AdaptiveLimiter
+    admission: Admission
+    transfer: Transfer
+    controller: ConcurrencyController
+    by_endpoint: dict[str, OpStats] = field(default_factory=dict)
+    throttles: int = 0
+    """Retries the endpoint asked for by throttling, so far."""
+
+    def at(self, endpoint: str) -> OpStats:
+        stats = self.by_endpoint.get(endpoint)
+        if stats is None:
+            stats = self.by_endpoint[endpoint] = OpStats()
+        return stats
+
+
+class Engine:
+    """One object store driven by one concurrency controller per share."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        policy_for: PolicyFor,
+        adapt_interval_s: float = 0.5,
+    ) -> None:
+        self.store = store
+        self._policy_for = policy_for
+        self._interval = adapt_interval_s
+        self._live: _Live | None = None
+        self.overrides = Overrides()
+        """The run's latest changes this engine has taken."""
+        store.on_retry = self._on_retry
+
+    def snapshot(self) -> EngineSnapshot | None:
+        """A copy of the running share's statistics, or None between shares."""
+        live = self._live
+        if live is None:
+            return None
+        fatal = live.admission.fatal
+        return EngineSnapshot(
+            live.phase,
+            live.stats.copy(),
+            live.limiter.limit,
+            live.limiter.in_flight,
+            None if fatal is None else str(fatal),
+            {endpoint: stats.copy() for endpoint, stats in live.by_endpoint.items()},
+            live.transfer.progress() if hasattr(live.transfer, "progress") else None,
+            live.throttles,
+        )
+
+    def steer(self, steer: Steer) -> None:
+        """The driver's ceiling and pace for the running share (the cluster controller's)."""
+        live = self._live
+        if live is not None:
+            live.limiter.set_limit(live.controller.assign(steer.ceiling))
+            live.admission.steer(steer.bytes_per_s)
+
+    def stop(self, reason: EndedBy = EndedBy.AUTOTERM) -> None:
+        """End the running share early: start nothing new, let what runs finish."""
+        if self._live is not None:
+            self._live.admission.stop(reason)
+
+    def adjust(self, control: PhaseControl) -> None:
+        """Take the run's changes (control.overrides), if newer than those taken: the running
+        share gets a new concurrency policy (from the limit it has, where the policy adapts), its
+        new share of the rate cap, and is paused or resumed."""
+        if control.overrides.version <= self.overrides.version:
+            return
+        self.overrides = control.overrides
+        live = self._live
+        if live is None:
+            return
+        live.admission.adjust(control)
+        policy = self._policy_for(live.phase, control.overrides)
+        running = live.controller.policy
+        if policy.mode in (Mode.AUTO, Mode.CLUSTER):
+            # An adapting controller goes on from the limit it has, within the new bounds.
+            keep = min(max(live.limiter.limit, policy.minimum), policy.maximum)
+            policy = dataclasses.replace(policy, initial=keep)
+            running = dataclasses.replace(running, initial=keep)
+        if policy != running:
+            live.controller = ConcurrencyController(policy)
+            live.limiter.set_limit(live.controller.limit)
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
+
+    def _on_retry(self, throttled: bool) -> None:
+        live = self._live
+        if live is not None:
+            live.stats.retries += 1
+            live.at(self.store.answered_by()).retries += 1
+            live.throttles += throttled
+
+    async def run_share(
+        self,
+        spec: PhaseSpec,
+        keys: Sequence[str],
+        control: PhaseControl = WHOLE_PHASE,
+        task_id: int = 0,
+    ) -> ShareResult:
+        """Run this engine's share `keys` of the phase `spec` describes, on a clock of its own
+        that a pause stops."""
+        control = dataclasses.replace(control, clock=ActiveClock(control.overrides.paused))
+        return await self.run(transfer_for(spec, keys, control, task_id), control)
+
+    async def run(self, transfer: Transfer, control: PhaseControl) -> ShareResult:
+        """Start the transfer's operations while the limiter has room, until they run out, the
+        duration ends, a stop is asked for, or an error says every request would fail (`fatal`
+        in the answer); answer what the share did."""
+        phase = transfer.phase
+        store = self.store
+        if control.overrides.version > self.overrides.version:
+            self.overrides = control.overrides
+        controller = ConcurrencyController(self._policy_for(phase, self.overrides))
+        start_concurrency = controller.limit
+        limiter = AdaptiveLimiter(start_concurrency)
+        stats = OpStats()
+        failed: dict[str, str] = {}
+        admission = Admission(control, transfer.cost)
+        live = self._live = _Live(phase, stats, limiter, admission, transfer, controller)
+        samples: list[ConcurrencySample] = []
+
+        async def one(operation: object) -> None:
+            t0 = time.perf_counter()
+            try:
+                done = await transfer.perform(operation, store, limiter)
+            except S3DlioRayError as exc:
+                stats.errors += 1
+                live.at(store.answered_by()).errors += 1
+                failed[str(operation)] = str(exc)
+                if is_fatal(exc) and admission.fatal is None:
+                    admission.fatal = exc
+            else:
+                latency = time.perf_counter() - t0
+                stats.record(done.nbytes, latency, done.ttfb_s, done.objects)
+                live.at(store.answered_by()).record(done.nbytes, latency, done.ttfb_s, done.objects)
+            finally:
+                limiter.release()
+
+        ticker = asyncio.ensure_future(self._adapt(live, samples))
+        try:
+            dispatched, ended_by = await admission.run(
+                transfer.operations(), limiter.acquire, limiter.release, one
+            )
+        finally:
+            ticker.cancel()
+            self._live = None
+        outcome = transfer.outcome()
+        failed.update(outcome.failed)
+        stats.errors += len(outcome.failed)
+        return ShareResult(
+            phase=phase,
+            elapsed_s=admission.active_s(),
+            stats=stats,
+            ended_by=ended_by,
+            dispatched=dispatched,
+            failed=failed,
+            verified=outcome.verified,
+            verify_failures=outcome.verify_failures,
+            samples=tuple(samples),
+            start_concurrency=start_concurrency,
+            final_concurrency=limiter.limit,
+            peak_in_flight=limiter.peak_in_flight,
+            by_op=outcome.by_op,
+            by_endpoint=live.by_endpoint or {store.endpoint: stats},
+            checks=outcome.checks,
+            listed=None if outcome.listed is None else (outcome.listed.keys, outcome.listed.sizes),
+            source_address=store.source_address,
+            fatal=None if admission.fatal is None else str(admission.fatal),
+            training=outcome.training,
+            buffered_peak=outcome.buffered_peak,
+            digests=outcome.digests,
+        )
+
+    async def _adapt(self, live: _Live, samples: list[ConcurrencySample]) -> None:
+        stats, limiter = live.stats, live.limiter
+        started = time.perf_counter()
+        last_bytes, last_ops, last_requests, last_total_s, last_throttles = 0, 0, 0, 0.0, 0
+        last_t = time.perf_counter()
+        latency = 0.0
+        while True:
+            await asyncio.sleep(self._interval)
+            now = time.perf_counter()
+            nbytes, ops, elapsed = stats.bytes - last_bytes, stats.ops - last_ops, now - last_t
+            requests = stats.latency.count - last_requests
+            if requests:
+                latency = (stats.latency.total_s - last_total_s) / requests
+            last_bytes, last_ops, last_requests, last_total_s, last_t = (
+                stats.bytes,
+                stats.ops,
+                stats.latency.count,
+                stats.latency.total_s,
+                now,
+            )
+            throttled, last_throttles = live.throttles > last_throttles, live.throttles
+            limiter.set_limit(live.controller.observe(nbytes, ops, elapsed, throttled, latency))
+            samples.append(
+                ConcurrencySample(now - started, limiter.limit, limiter.in_flight, nbytes / elapsed)
+            )

@@ -1,0 +1,53 @@
+"""GET: read each key of the share (`epochs` times, or again and again when timed) and check
+it: byte for byte against the content this run's seed generates, or, for existing data, against
+the checksum or ETag the store keeps (see checks.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from s3dlio_ray._internal.execution.admission import PhaseControl
+from s3dlio_ray._internal.execution.phases.step import TransferStep
+from s3dlio_ray._internal.execution.phases.transfer import Done, PhaseSpec, TransferOutcome
+from s3dlio_ray._internal.model.checks import ReadCheck
+from s3dlio_ray._internal.model.content import ObjectData
+from s3dlio_ray._internal.model.keys import Sized, repeated
+from s3dlio_ray._internal.model.vocabulary import Phase
+from s3dlio_ray._internal.storage.object_store import ObjectStore
+from s3dlio_ray._internal.storage.s3.client import PartGate
+
+
+class Get:
+    def __init__(self, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl) -> None:
+        self.phase = spec.phase
+        self._spec = spec
+        self._objects = repeated(keys, spec.sizes, None if control.duration_s else spec.epochs)
+        self._check = ReadCheck(ObjectData(spec.seed), spec.generated)
+
+    def operations(self) -> Iterable[Sized]:
+        return self._objects
+
+    def cost(self, item: Sized) -> int:
+        return max(item.size, 0)
+
+    async def perform(self, item: Sized, store: ObjectStore, gate: PartGate) -> Done:
+        key, size = item
+        spec = self._spec
+        check = (
+            (lambda body, headers: self._check.check(key, size, body, headers))
+            if spec.verify
+            else None
+        )
+        nbytes, ttfb = await store.get(spec.bucket, key, size, gate, check, spec.existing)
+        return Done(nbytes, ttfb)
+
+    def outcome(self) -> TransferOutcome:
+        check = self._check
+        return TransferOutcome(check.verified, check.failures, checks=dict(check.checks))
+
+
+def transfer(spec: PhaseSpec, keys: Sequence[str], control: PhaseControl, task_id: int) -> Get:
+    return Get(spec, keys, control)
+
+
+STEP = TransferStep(Phase.GET)

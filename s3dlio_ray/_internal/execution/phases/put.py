@@ -1,0 +1,48 @@
+"""PUT: write each key of the share once with deterministic content (or, timed, go on with new
+keys past the share's own); objects above the part size go up as multipart uploads. A
+checkpoint's shards go up the same way, their sizes given with their keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from s3dlio_ray._internal.execution.admission import PhaseControl
+from s3dlio_ray._internal.execution.phases.step import TransferStep
+from s3dlio_ray._internal.execution.phases.transfer import Done, PhaseSpec, TransferOutcome
+from s3dlio_ray._internal.model.content import ObjectData
+from s3dlio_ray._internal.model.keys import KeyRange, Sized, with_sizes
+from s3dlio_ray._internal.model.vocabulary import Phase
+from s3dlio_ray._internal.storage.object_store import ObjectStore
+from s3dlio_ray._internal.storage.s3.client import PartGate
+
+
+class Put:
+    def __init__(self, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl) -> None:
+        self.phase = spec.phase
+        self._spec = spec
+        self._objects = with_sizes(keys, spec.sizes)
+        if control.duration_s:
+            if not isinstance(keys, KeyRange):
+                raise TypeError("a timed PUT writes a KeyRange's later rounds; got plain keys")
+            self._objects = with_sizes(keys.cycled(), spec.sizes)
+        self._data = ObjectData(spec.seed)
+
+    def operations(self) -> Iterable[Sized]:
+        return self._objects
+
+    def cost(self, item: Sized) -> int:
+        return item.size
+
+    async def perform(self, item: Sized, store: ObjectStore, gate: PartGate) -> Done:
+        await store.put(self._spec.bucket, item.key, item.size, self._data, gate)
+        return Done(item.size)
+
+    def outcome(self) -> TransferOutcome:
+        return TransferOutcome()
+
+
+def transfer(spec: PhaseSpec, keys: Sequence[str], control: PhaseControl, task_id: int) -> Put:
+    return Put(spec, keys, control)
+
+
+STEP = TransferStep(Phase.PUT)

@@ -1,0 +1,45 @@
+"""STAT: HEAD each key of the share (`epochs` times, or again and again when timed), as warp's
+stat benchmark does; a size other than the one the run wrote (or the listing gave) fails."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from s3dlio_ray._internal.execution.admission import PhaseControl
+from s3dlio_ray._internal.execution.phases.step import TransferStep
+from s3dlio_ray._internal.execution.phases.transfer import Done, PhaseSpec, TransferOutcome
+from s3dlio_ray._internal.model.content import VerificationError
+from s3dlio_ray._internal.model.keys import Sized, repeated
+from s3dlio_ray._internal.model.vocabulary import Phase
+from s3dlio_ray._internal.storage.object_store import ObjectStore
+from s3dlio_ray._internal.storage.s3.client import PartGate
+
+
+class Stat:
+    phase = Phase.STAT
+
+    def __init__(self, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl) -> None:
+        self._spec = spec
+        self._objects = repeated(keys, spec.sizes, None if control.duration_s else spec.epochs)
+
+    def operations(self) -> Iterable[Sized]:
+        return self._objects
+
+    def cost(self, item: Sized) -> int:
+        return 0
+
+    async def perform(self, item: Sized, store: ObjectStore, gate: PartGate) -> Done:
+        size = await store.stat(self._spec.bucket, item.key)
+        if item.size >= 0 and size != item.size:
+            raise VerificationError(f"{item.key}: HEAD says {size} bytes, expected {item.size}")
+        return Done()
+
+    def outcome(self) -> TransferOutcome:
+        return TransferOutcome()
+
+
+def transfer(spec: PhaseSpec, keys: Sequence[str], control: PhaseControl, task_id: int) -> Stat:
+    return Stat(spec, keys, control)
+
+
+STEP = TransferStep(Phase.STAT)

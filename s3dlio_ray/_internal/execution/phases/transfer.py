@@ -1,0 +1,141 @@
+"""What runs on an engine for a transfer phase (PUT, GET, MIXED, LIST, STAT, DELETE, ...): the
+phase's spec as executors hand it out, one `Transfer` per engine share (the operations it goes
+through, what each costs for the rate limit, how one is performed on an `ObjectStore`), and what
+a share counted. The engine's one run loop serves them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+from s3dlio_ray._internal.execution.admission import PhaseControl
+from s3dlio_ray._internal.model.copy_plan import CopySpec
+from s3dlio_ray._internal.model.dataset import Dataset, steps_per_epoch
+from s3dlio_ray._internal.model.keys import ListedKeys, named_by_run
+from s3dlio_ray._internal.model.results import AcceleratorEpoch
+from s3dlio_ray._internal.model.sizes import ObjectSizes
+from s3dlio_ray._internal.model.stats import OpStats
+from s3dlio_ray._internal.model.vocabulary import Phase
+from s3dlio_ray._internal.storage.object_store import ObjectStore
+from s3dlio_ray._internal.storage.s3.client import PartGate
+from s3dlio_ray._internal.tuning.pacing import RateLimit
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """A train phase: the dataset, the cluster's accelerators, and DLIO's reader and train
+    settings (a shuffle is the name its order is seeded by, or None)."""
+
+    dataset: Dataset
+    accelerators: int
+    batch_size: int
+    read_threads: int
+    prefetch_size: int
+    computation_time_s: float
+    epochs: int
+    file_shuffle: str | None
+    sample_shuffle: str | None
+    memory_budget: int | None
+
+    @property
+    def steps(self) -> int:
+        return steps_per_epoch(self.dataset.samples, self.batch_size, self.accelerators)
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """One transfer phase as executors hand it to engines (its keys travel apart: sharded).
+
+    With `duration_s` the phase is timed; `rate_limit` caps the whole cluster; with
+    `autoterm_window_s` the executor ends it once throughput is steady within `autoterm_pct`;
+    `mix` weighs a mixed phase's operations.
+    """
+
+    phase: Phase
+    bucket: str
+    sizes: ObjectSizes
+    seed: int
+    verify: bool = True
+    duration_s: float | None = None
+    rate_limit: RateLimit | None = None
+    autoterm_window_s: float | None = None
+    autoterm_pct: float = 7.5
+    mix: tuple[tuple[str, float], ...] = ()
+    key_prefix: str = ""
+    """The run's prefix, under which a phase's new keys go."""
+    existing: bool = False
+    """The keys are objects found in the bucket: only those named like this run's (under
+    `key_prefix`) have content known from the seed; a mixed phase never deletes the others."""
+    epochs: int = 1
+    page_size: int = 1000
+    delete_batch: int = 1000
+    collect: bool = False
+    """A LIST that keeps what it lists (names and sizes), for the phases that read it."""
+    training: TrainingSpec | None = None
+    copy: CopySpec | None = None
+    per_node: bool = False
+    """Every node does all the keys (shared among its own engines), not the cluster once."""
+
+    def for_node(self, node: str) -> PhaseSpec:
+        """The spec as the engines of `node` run it (a copy's local path names its node)."""
+        if self.copy is None:
+            return self
+        return dataclasses.replace(self, copy=self.copy.for_node(node))
+
+    def generated(self, key: str) -> bool:
+        """Whether the object under `key` is the seed's content (checked byte for byte)."""
+        return not self.existing or named_by_run(self.key_prefix, key)
+
+
+@dataclass(frozen=True)
+class TransferOutcome:
+    """What a transfer counted beyond the engine's own statistics: verification and the check
+    each object passed, per-operation statistics, and items that failed inside an operation
+    that succeeded (a key a DeleteObjects batch could not delete)."""
+
+    verified: int = 0
+    verify_failures: int = 0
+    by_op: Mapping[str, OpStats] = field(default_factory=dict)
+    checks: Mapping[str, int] = field(default_factory=dict)
+    failed: Mapping[str, str] = field(default_factory=dict)
+    listed: ListedKeys | None = None
+    training: tuple[AcceleratorEpoch, ...] = ()
+    buffered_peak: int = 0
+    """The most bytes the share held at once for reads in flight and read ahead."""
+    digests: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    """What an upload stored: each name's size and CRC32."""
+
+
+class Done(NamedTuple):
+    """One operation done: bytes moved, time to first byte, objects it covered."""
+
+    nbytes: int = 0
+    ttfb_s: float | None = None
+    objects: int = 1
+
+
+class Transfer(Protocol):
+    """One engine's share of a transfer phase."""
+
+    phase: Phase
+
+    def operations(self) -> Iterable[Any] | AsyncIterator[Any]:
+        """What to do, in order; an async iterator hands operations out as they become due."""
+        ...
+
+    def cost(self, operation: Any) -> int:
+        """Bytes the operation moves, for a byte rate limit."""
+        ...
+
+    async def perform(self, operation: Any, store: ObjectStore, gate: PartGate) -> Done:
+        """Do one operation."""
+        ...
+
+    def outcome(self) -> TransferOutcome: ...
+
+
+TransferFactory = Callable[[PhaseSpec, Sequence[str], PhaseControl, int], Transfer]
+"""(spec, this share's keys, its control, the share's task id) -> the share's Transfer."""

@@ -1,0 +1,220 @@
+"""The driver's live view of a run: cumulative per-(node, operation) totals that never go
+backwards, per-second rates, the CSV time series, and the progress line's numbers.
+
+Both executors feed it the same way (engine snapshots each tick, a share's final statistics when
+it ends), so a local run has the same time series and metrics as a Ray run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from s3dlio_ray._internal.execution.engine import EngineSnapshot
+from s3dlio_ray._internal.model.results import ConfigEvent, SeriesRow
+from s3dlio_ray._internal.model.stats import OpStats
+from s3dlio_ray._internal.model.utilization import UtilizationProgress
+from s3dlio_ray._internal.model.vocabulary import Phase
+from s3dlio_ray._internal.tuning.autoterm import steadiness_rate
+
+EndpointStats = Mapping[str, OpStats]
+
+
+@dataclass
+class _Task:
+    node: str
+    phase: str
+    seen: OpStats = field(default_factory=OpStats)
+    seen_endpoints: dict[str, OpStats] = field(default_factory=dict)
+    limit: int = 0
+    in_flight: int = 0
+    seen_training: UtilizationProgress = field(default_factory=UtilizationProgress)
+
+
+class LiveTotals:
+    """Cumulative per-(node, operation) statistics from the engines' running snapshots.
+
+    Each share (one task) reports cumulative statistics; only what is new since its previous
+    report is added, so totals only grow, a task that dies leaves what it did counted, and a late
+    snapshot of a finished task is ignored.
+    """
+
+    def __init__(self) -> None:
+        self.totals: dict[tuple[str, str], OpStats] = {}
+        self.endpoints: dict[tuple[str, str, str], OpStats] = {}
+        """The same per (node, operation, endpoint that answered)."""
+        self.training: dict[str, UtilizationProgress] = {}
+        """A train phase's accelerators per node: compute and counted time, samples, epoch."""
+        self._tasks: dict[int, _Task] = {}
+        self._finished: set[int] = set()
+
+    def observe(self, task_id: int, node: str, snapshot: EngineSnapshot | None) -> None:
+        if snapshot is None or task_id in self._finished:
+            return
+        task = self._tasks.setdefault(task_id, _Task(node, str(snapshot.phase)))
+        self._add(task, snapshot.stats, snapshot.by_endpoint)
+        task.limit, task.in_flight = snapshot.limit, snapshot.in_flight
+        if snapshot.training is not None:
+            self._add_training(task, snapshot.training)
+
+    def finish(
+        self,
+        task_id: int,
+        node: str,
+        phase: str,
+        final: OpStats,
+        by_endpoint: EndpointStats,
+        training: UtilizationProgress | None = None,
+    ) -> None:
+        """The task's own final statistics: count what the snapshots had not yet seen."""
+        if task_id in self._finished:
+            return
+        task = self._tasks.pop(task_id, None) or _Task(node, str(phase))
+        self._add(task, final, by_endpoint)
+        if training is not None:
+            self._add_training(task, training)
+        self._finished.add(task_id)
+
+    def _add_training(self, task: _Task, cumulative: UtilizationProgress) -> None:
+        seen, task.seen_training = task.seen_training, cumulative
+        total = self.training.get(task.node, UtilizationProgress())
+        self.training[task.node] = total + (cumulative - seen)
+
+    def abandon(self, task_id: int) -> None:
+        """A task whose engine died: keep what it did, stop expecting more."""
+        self._tasks.pop(task_id, None)
+        self._finished.add(task_id)
+
+    def _add(self, task: _Task, cumulative: OpStats, by_endpoint: EndpointStats) -> None:
+        if cumulative.ops < task.seen.ops or cumulative.errors < task.seen.errors:
+            return
+        delta = cumulative.since(task.seen)
+        self.totals.setdefault((task.node, task.phase), OpStats()).merge(delta)
+        task.seen = cumulative
+        for endpoint, stats in by_endpoint.items():
+            seen = task.seen_endpoints.get(endpoint, OpStats())
+            key = (task.node, task.phase, endpoint)
+            self.endpoints.setdefault(key, OpStats()).merge(stats.since(seen))
+            task.seen_endpoints[endpoint] = stats
+
+    def concurrency(self) -> dict[str, tuple[int, int]]:
+        """(limit, in flight) per node, summed over its running tasks."""
+        nodes: dict[str, tuple[int, int]] = {}
+        for task in self._tasks.values():
+            limit, in_flight = nodes.get(task.node, (0, 0))
+            nodes[task.node] = (limit + task.limit, in_flight + task.in_flight)
+        return nodes
+
+
+@dataclass
+class Progress:
+    """What the live progress line shows."""
+
+    phase: Phase
+    done: int
+    errors: int
+    gbps: float
+    limit: int
+    in_flight: int
+    node_gbps: dict[str, float] = field(default_factory=dict)
+    au: float | None = None
+    """A train phase: the cluster's accelerator utilization over the last second."""
+    epoch: int | None = None
+
+
+class Telemetry:
+    """Live totals, the rates since the previous sample, and the time series rows."""
+
+    def __init__(self) -> None:
+        self.totals = LiveTotals()
+        self.rates: dict[tuple[str, str], float] = {}
+        self.series: list[SeriesRow] = []
+        self._started = self._last_sample = time.perf_counter()
+        self._sampled: dict[tuple[str, str], OpStats] = {}
+        self._sampled_training: dict[str, UtilizationProgress] = {}
+        self.au: dict[str, float] = {}
+        """Each node's accelerator utilization over the last sample (a train phase)."""
+        self.events: list[ConfigEvent] = []
+        self._first_unmarked = 0
+        """The first event not yet on a row of the series: the next sample's rows carry it."""
+
+    def mark(self, changes: Mapping[str, Any]) -> None:
+        """Record settings changed while the run goes."""
+        self.events.append(
+            ConfigEvent(time.time(), time.perf_counter() - self._started, dict(changes))
+        )
+
+    def sample(self, phase: Phase) -> float:
+        """Rates since the previous sample, and one time-series row per node for this phase.
+
+        Taken every tick and once more when the phase ends, so the rows of a phase add up to
+        exactly what its result counts (when no engine died). Answers the phase's cluster-wide
+        rate for autoterm.
+        """
+        now = time.perf_counter()
+        elapsed = max(now - self._last_sample, 1e-9)
+        concurrency = self.totals.concurrency()
+        self._utilization()
+        moved_bytes = moved_ops = 0
+        unmarked = self.events[self._first_unmarked :]
+        event = "; ".join(e.describe() for e in unmarked) or None
+        marked = False
+        for (node, op), stats in self.totals.totals.items():
+            delta = stats.since(self._sampled.get((node, op), OpStats()))
+            self.rates[(node, op)] = delta.bytes / elapsed
+            self._sampled[(node, op)] = stats.copy()
+            if op == phase:
+                moved_bytes += delta.bytes
+                moved_ops += delta.ops
+                limit, in_flight = concurrency.get(node, (0, 0))
+                self.series.append(
+                    SeriesRow(
+                        time.time(),
+                        now - self._started,
+                        node,
+                        op,
+                        delta.bytes,
+                        delta.ops,
+                        delta.errors,
+                        self.rates[(node, op)] / 1e9,
+                        limit,
+                        in_flight,
+                        self.au.get(node) if op == Phase.TRAIN else None,
+                        event,
+                    )
+                )
+                marked = True
+        if marked:
+            self._first_unmarked = len(self.events)
+        self._last_sample = now
+        return steadiness_rate(moved_bytes, moved_ops, elapsed)
+
+    def _utilization(self) -> None:
+        """Each node's AU since the previous sample: compute time over counted time."""
+        for node, progress in self.totals.training.items():
+            delta = progress - self._sampled_training.get(node, UtilizationProgress())
+            self._sampled_training[node] = progress
+            if delta.counted_s > 0:
+                self.au[node] = min(1.0, delta.compute_s / delta.counted_s)
+            else:
+                self.au.pop(node, None)
+
+    def progress(self, phase: Phase, nodes: list[str]) -> Progress:
+        phase_totals = [s for (_, op), s in self.totals.totals.items() if op == phase]
+        node_gbps = {node: self.rates.get((node, phase), 0.0) / 1e9 for node in nodes}
+        concurrency = self.totals.concurrency()
+        return Progress(
+            phase,
+            sum(s.ops for s in phase_totals),
+            sum(s.errors for s in phase_totals),
+            sum(node_gbps.values()),
+            sum(limit for limit, _ in concurrency.values()),
+            sum(in_flight for _, in_flight in concurrency.values()),
+            node_gbps,
+            sum(self.au.values()) / len(self.au) if phase == Phase.TRAIN and self.au else None,
+            max((p.epoch for p in self.totals.training.values()), default=None)
+            if phase == Phase.TRAIN
+            else None,
+        )

@@ -1,0 +1,347 @@
+"""Result files and the summary a person reads in five seconds, all from the run model."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from s3dlio_ray._internal.model.errors import S3DlioRayError
+from s3dlio_ray._internal.model.results import (
+    READABLE_VERSIONS,
+    SERIES_COLUMNS,
+    RunResult,
+    Summary,
+    TrainingResult,
+)
+from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
+from s3dlio_ray._internal.tuning.parts import MIB
+
+
+def load_result(path: str | Path) -> RunResult:
+    """A result file of any readable schema version, or one line saying why it is not one."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise S3DlioRayError(f"cannot read result file {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise S3DlioRayError(f"{path} is not JSON (line {exc.lineno}): not a result file") from None
+    versions = " or ".join(str(v) for v in READABLE_VERSIONS)
+    if not isinstance(doc, dict) or doc.get("schema_version") not in READABLE_VERSIONS:
+        raise S3DlioRayError(
+            f"{path} is not an s3dlio-ray result file of schema version {versions}"
+        )
+    try:
+        return RunResult.from_dict(doc)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise S3DlioRayError(
+            f"{path}: a damaged result file ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def write_json(result: RunResult, path: str | Path) -> Path:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(result.to_json())
+    return target
+
+
+def write_csv(result: RunResult, path: str | Path) -> Path:
+    """The time series: one row per second per node and operation."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=SERIES_COLUMNS)
+        writer.writeheader()
+        writer.writerows(asdict(row) for row in result.timeseries)
+    return target
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+SUMMARY_COLUMNS = (
+    "phase",
+    "objects",
+    "GB/s",
+    "ops/s",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "max ms",
+    "errors",
+    "retries",
+    "verified",
+    "concurrency",
+)
+NODE_COLUMNS = ("phase", "node", "actors", "objects", "GB/s", "p50 ms", "p99 ms", "errors")
+ENDPOINT_COLUMNS = ("phase", "endpoint", "objects", "GB/s", "p50 ms", "p99 ms", "errors", "retries")
+
+
+def summary_rows(result: RunResult) -> list[list[str]]:
+    """Per phase: throughput, latency, errors, verification, concurrency (start -> final)."""
+    rows = []
+    for phase in result.phases:
+        s = phase.summary
+        reads = phase.phase in (Phase.GET, Phase.RESTORE, Phase.TRAIN, Phase.DOWNLOAD)
+        verified = f"{phase.verified}/{s.objects + s.errors}" if reads else "-"
+        rows.append(
+            [
+                phase.phase + ("" if phase.ended_by == EndedBy.KEYS else f" ({phase.ended_by})"),
+                str(s.objects),
+                f"{s.gbps:.3f}",
+                f"{s.ops_per_s:.1f}",
+                _ms(s.latency.p50_s),
+                _ms(s.latency.p90_s),
+                _ms(s.latency.p99_s),
+                _ms(s.latency.max_s),
+                str(s.errors),
+                str(s.retries),
+                verified,
+                f"{phase.start_concurrency}->{phase.final_concurrency}",
+            ]
+        )
+    return rows
+
+
+def node_rows(result: RunResult) -> list[list[str]]:
+    """Per phase and node: actors, objects, GB/s over the phase, latency, errors; under each
+    node, a row per source address its actors left from (with bind_addresses)."""
+    rows = []
+    for phase in result.phases:
+        for node, view in sorted(phase.nodes.items()):
+            rows.append(_node_row(phase.phase, node, str(phase.actors_on(node)), view))
+            for where, address_view in phase.addresses.items():
+                on, address = where.split(" ", 1)
+                if on == node:
+                    rows.append(_node_row(phase.phase, f"{node} via {address}", "", address_view))
+    return rows
+
+
+def _node_row(phase: str, node: str, actors: str, view: Summary) -> list[str]:
+    return [
+        phase,
+        node,
+        actors,
+        str(view.objects),
+        f"{view.gbps:.3f}",
+        _ms(view.latency.p50_s),
+        _ms(view.latency.p99_s),
+        str(view.errors),
+    ]
+
+
+def endpoint_rows(result: RunResult) -> list[list[str]]:
+    """Per phase and endpoint: what each address served."""
+    return [
+        [
+            phase.phase,
+            endpoint,
+            str(view.objects),
+            f"{view.gbps:.3f}",
+            _ms(view.latency.p50_s),
+            _ms(view.latency.p99_s),
+            str(view.errors),
+            str(view.retries),
+        ]
+        for phase in result.phases
+        for endpoint, view in sorted(phase.endpoints.items())
+    ]
+
+
+EPOCH_COLUMNS = ("epoch", "samples", "samples/s", "GB/s", "waiting s", "AU %", "AU")
+ACCELERATOR_COLUMNS = ("accelerator", "node", "samples", "samples/s", "waiting s", "AU %")
+ACCELERATORS_LISTED = 16
+"""Up to this many accelerators get a row each; beyond, the slowest ones do."""
+
+
+def _verdict(passed: bool | None) -> str:
+    return "-" if passed is None else ("pass" if passed else "FAIL")
+
+
+def epoch_rows(training: TrainingResult) -> list[list[str]]:
+    """Per epoch, for the whole cluster: samples, rates, time waiting for data, AU."""
+    return [
+        [
+            str(e.epoch),
+            str(e.samples),
+            f"{e.samples_per_s:.1f}",
+            f"{e.gbps:.3f}",
+            f"{e.wait_s:.2f}",
+            f"{e.au * 100:.1f}",
+            _verdict(e.passed),
+        ]
+        for e in training.by_epoch()
+    ]
+
+
+def accelerator_rows(training: TrainingResult) -> list[list[str]]:
+    """Per accelerator over all epochs, lowest AU first (where a slow node shows)."""
+    accelerators = sorted(training.by_accelerator(), key=lambda a: a.au)
+    return [
+        [
+            str(a.rank),
+            a.node,
+            str(a.samples),
+            f"{a.samples / a.elapsed_s if a.elapsed_s > 0 else 0.0:.1f}",
+            f"{a.wait_s:.2f}",
+            f"{a.au * 100:.1f}",
+        ]
+        for a in accelerators[:ACCELERATORS_LISTED]
+    ]
+
+
+def training_line(training: TrainingResult) -> str:
+    """One line: AU against its threshold, the shape of the run, what was dropped, memory."""
+    threshold = (
+        f" (threshold {training.au_threshold * 100:.0f}%: {_verdict(training.passed)})"
+        if training.au_threshold is not None
+        else ""
+    )
+    epochs = len(training.by_epoch())
+    line = (
+        f"train: AU {training.au * 100:.1f}%{threshold} over {epochs} epochs of "
+        f"{training.steps_per_epoch} steps x {training.batch_size} samples on "
+        f"{training.accelerators} accelerators, {training.computation_time_s:g} s compute per step"
+    )
+    if training.dropped_per_epoch:
+        line += f"; {training.dropped_per_epoch} samples per epoch dropped (not a whole step)"
+    peak = f"{training.buffered_peak / MIB:.1f} MiB"
+    if training.memory_budget is not None:
+        return f"{line}; buffered at most {peak} of {training.memory_budget / MIB:.0f} MiB"
+    return f"{line}; buffered at most {peak} per actor"
+
+
+SEARCH_COLUMNS = ("try", "per node", "accelerators", "AU %", "samples/s", "GB/s", "AU")
+
+
+def _tries(result: RunResult) -> list[tuple[int, TrainingResult]]:
+    """A search's train phases: (accelerators per node, what the try measured)."""
+    nodes = max(len(result.cluster.nodes), 1)
+    return [
+        (p.training.accelerators // nodes, p.training)
+        for p in result.phases
+        if p.training is not None
+    ]
+
+
+def search_rows(result: RunResult) -> list[list[str]]:
+    """find_max_accelerators: each try in the order it ran."""
+    rows = []
+    for number, (per_node, training) in enumerate(_tries(result), 1):
+        epoch = training.by_epoch()
+        rate = sum(e.samples_per_s for e in epoch) / len(epoch) if epoch else 0.0
+        gbps = sum(e.gbps for e in epoch) / len(epoch) if epoch else 0.0
+        rows.append(
+            [
+                str(number),
+                str(per_node),
+                str(training.accelerators),
+                f"{training.au * 100:.1f}",
+                f"{rate:.1f}",
+                f"{gbps:.3f}",
+                _verdict(training.passed),
+            ]
+        )
+    return rows
+
+
+def search_answer(result: RunResult) -> str:
+    """The most accelerators per node whose AU held, in one line."""
+    tries = _tries(result)
+    if not tries:
+        return "find-max-accelerators: no try ran"
+    threshold = f"{(tries[0][1].au_threshold or 0) * 100:.0f}%"
+    held = [n for n, t in tries if t.passed]
+    failed = [n for n, t in tries if not t.passed]
+    if not held:
+        return f"find-max-accelerators: even 1 accelerator per node stays below AU {threshold}"
+    best = max(held)
+    if not [n for n in failed if n > best]:
+        return (
+            f"find-max-accelerators: at least {best} accelerators per node keep AU at "
+            f"{threshold} or above; the dataset has samples for no more (write more files)"
+        )
+    return (
+        f"find-max-accelerators: {best} accelerators per node keep AU at {threshold} or above; "
+        f"{min(n for n in failed if n > best)} do not"
+    )
+
+
+def _rich_table(title: str, columns: Sequence[str], rows: list[list[str]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(
+            column, justify="left" if column in ("phase", "node", "endpoint") else "right"
+        )
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def summary_table(result: RunResult) -> Table:
+    more = len(result.endpoints) - 1
+    endpoint = result.endpoint + (f" (+{more} endpoints)" if more > 0 else "")
+    title = (
+        f"s3dlio-ray {result.workload}  run {result.run_id}  {endpoint}  "
+        f"{result.http_version}  profile {result.profile}"
+    )
+    return _rich_table(title, SUMMARY_COLUMNS, summary_rows(result))
+
+
+def print_summary(result: RunResult, console: Console, paths: Sequence[Path] = ()) -> None:
+    """The five-second read: phases, nodes (when more than one actor), endpoints (when more
+    than one), cleanup, failures."""
+    console.print(summary_table(result))
+    if len(result.cluster.nodes) > 1 or result.cluster.actors > 1:
+        console.print(_rich_table("by node", NODE_COLUMNS, node_rows(result)))
+    if any(len(p.endpoints) > 1 for p in result.phases):
+        console.print(_rich_table("by endpoint", ENDPOINT_COLUMNS, endpoint_rows(result)))
+    search = bool(result.settings.get("find_max_accelerators"))
+    if search:
+        title = "find-max-accelerators (one epoch per try)"
+        console.print(_rich_table(title, SEARCH_COLUMNS, search_rows(result)))
+        console.print(search_answer(result), highlight=False)
+    for phase in result.phases:
+        if phase.phase in (Phase.CHECKPOINT, Phase.RESTORE):
+            console.print(
+                f"{phase.phase}: {phase.elapsed_s:.2f} s for {phase.stats.bytes:,} bytes in "
+                f"{phase.objects} shards ({phase.gbps:.3f} GB/s)",
+                highlight=False,
+            )
+        if phase.training is not None and not search:
+            console.print(_rich_table("train by epoch", EPOCH_COLUMNS, epoch_rows(phase.training)))
+            if phase.training.accelerators > 1:
+                title = "train by accelerator (lowest AU first)"
+                rows = accelerator_rows(phase.training)
+                console.print(_rich_table(title, ACCELERATOR_COLUMNS, rows))
+            style = "red" if phase.training.passed is False else "default"
+            console.print(training_line(phase.training), style=style, highlight=False)
+        if set(phase.checks) - {"content"}:
+            counts = ", ".join(f"{check} {count}" for check, count in phase.checks.items())
+            console.print(f"{phase.phase} checked by: {counts}", highlight=False)
+    cleanup = result.cleanup
+    if cleanup is not None:
+        removed = "bucket removed" if cleanup.bucket_removed else "bucket kept"
+        console.print(
+            f"cleanup: {cleanup.deleted} objects deleted, {cleanup.aborted_uploads} "
+            f"uploads aborted, {removed}"
+            + (f", {len(cleanup.failed)} deletes FAILED" if cleanup.failed else "")
+        )
+    for phase in result.phases:
+        reasons = list(phase.failed.values())
+        for reason in reasons[:5]:
+            console.print(
+                f"[red]{phase.phase} failed[/red] {reason}", highlight=False, soft_wrap=True
+            )
+        if len(reasons) > 5:
+            console.print(f"... and {len(reasons) - 5} more {phase.phase} failures")
+    for path in paths:
+        console.print(f"result: {path}")
+    console.print("[green]OK[/green]" if result.ok else "[red]FAILED[/red]")

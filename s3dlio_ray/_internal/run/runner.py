@@ -1,0 +1,279 @@
+"""Runs a workload's phases in order on an executor and builds the run's result.
+
+Bucket set-up and cleanup happen here, on the driver's own client; transfer phases on the
+executor's engines. Cleanup runs even when a phase failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import platform
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from s3dlio_ray._internal.execution.build import build_client
+from s3dlio_ray._internal.execution.phases import STEPS
+from s3dlio_ray._internal.execution.phases.existing import read_manifest, top_level
+from s3dlio_ray._internal.execution.phases.step import run_recorded
+from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
+from s3dlio_ray._internal.live.executor import PhaseExecutor
+from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
+from s3dlio_ray._internal.model.keys import KeyRange, ListedKeys, run_prefix
+from s3dlio_ray._internal.model.results import (
+    CleanupResult,
+    ClusterInfo,
+    Environment,
+    PhaseResult,
+    RunResult,
+)
+from s3dlio_ray._internal.model.version import VERSION
+from s3dlio_ray._internal.model.vocabulary import Phase
+from s3dlio_ray._internal.settings.schema import Settings
+from s3dlio_ray._internal.settings.values import Source
+from s3dlio_ray._internal.storage.journal import read_journal, refuse_a_used_prefix, write_journal
+from s3dlio_ray._internal.storage.s3.client import S3Client
+from s3dlio_ray._internal.storage.s3.signing import StaticCredentials
+from s3dlio_ray._internal.tuning.profiles import select_profile
+
+VERSIONS_REPORTED = ("s3dlio-ray", "ray", "botocore", "httpx")
+
+
+def _reads_existing(settings: Settings) -> bool:
+    return any(settings.for_phase(i).source == Source.EXISTING for i in range(len(settings.phases)))
+
+
+def _reads_earlier_dataset(settings: Settings) -> bool:
+    """A train phase reading the dataset an earlier run's datagen wrote under this run id."""
+    trains = any(
+        phase == Phase.TRAIN and settings.for_phase(i).source == Source.GENERATED
+        for i, phase in enumerate(settings.phase_names)
+    )
+    return trains and Phase.DATAGEN not in settings.phase_names
+
+
+DATASET_KEYS = (
+    "num_files_train",
+    "num_samples_per_file",
+    "record_length_bytes",
+    "record_length_bytes_stdev",
+)
+
+
+def _dataset(settings: Settings) -> dict[str, int]:
+    """The settings a dataset's layout follows from (with the seed), as its journal keeps them."""
+    return {key: getattr(settings, key) for key in DATASET_KEYS}
+
+
+def _same_dataset(settings: Settings, journal: dict | None, where: str) -> None:
+    """Refuse to train on a dataset that is not there, or laid out otherwise than these
+    settings say (every sample would be read at the wrong place)."""
+    written = (journal or {}).get("dataset")
+    if written is None:
+        raise ConfigError(
+            f"train: {where} holds no dataset (no datagen's journal): run one with a datagen "
+            "phase first, or check bucket, prefix and run_id"
+        )
+    wanted = _dataset(settings)
+    differs = [key for key in DATASET_KEYS if written.get(key) != wanted[key]]
+    if differs:
+        key = differs[0]
+        raise ConfigError(
+            f"{key}: the datagen of {where} wrote {written.get(key)}, these settings say "
+            f"{wanted[key]}; train with the dataset settings it was written with"
+        )
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def environment() -> Environment:
+    """This process's Python, platform and package versions (read, not imported)."""
+    versions: dict[str, str | None] = {}
+    for name in VERSIONS_REPORTED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return Environment(
+        platform.python_version(), platform.platform(), platform.node(), os.cpu_count(), versions
+    )
+
+
+@dataclass
+class RunContext:
+    """What the steps of one run share while it goes."""
+
+    settings: Settings
+    client: S3Client
+    executor: PhaseExecutor
+    run_id: str
+    seed: int
+    bucket: str
+    keys: Sequence[str]
+    bucket_created: bool = False
+    phases: list[PhaseResult] = field(default_factory=list)
+    cleanup: CleanupResult | None = None
+    checkpoint: ListedKeys | None = None
+    _existing: dict[tuple[str, str | None], ListedKeys] = field(default_factory=dict)
+
+    def settings_for(self, index: int) -> Settings:
+        """The settings of phase `index`: the workload's, with that phase's own options."""
+        return self.settings.for_phase(index)
+
+    async def existing_keys(self, settings: Settings) -> ListedKeys:
+        """The objects `source: existing` reads: a manifest's, or those under the prefix,
+        listed once however many phases read them."""
+        where = (settings.prefix, settings.manifest)
+        if where not in self._existing:
+            self._existing[where] = (
+                read_manifest(settings.manifest)
+                if settings.manifest
+                else await self._list_existing(settings.prefix)
+            )
+        return self._existing[where]
+
+    async def _list_existing(self, prefix: str) -> ListedKeys:
+        """The objects under `prefix`: those directly in it as the driver's delimiter listing
+        found them, and its folders listed by the actors at once, as a `list` phase of the
+        run's result (what that listing costs is measured and shown)."""
+        found = await top_level(self.client, self.bucket, prefix)
+        listed = [(found.direct.keys, found.direct.sizes)]
+        if found.folders:
+            spec = PhaseSpec(
+                Phase.LIST, self.bucket, self.settings.object_size, self.seed, collect=True
+            )
+            outcome = await run_recorded(self, spec, found.folders)
+            if outcome.listed is not None:
+                listed.append((outcome.listed.keys, outcome.listed.sizes))
+        keys = ListedKeys.joined(listed)
+        if not keys:
+            raise ConfigError(
+                f"source: existing: s3://{self.bucket}/{prefix} holds no objects; check bucket "
+                "and prefix"
+            )
+        return keys
+
+
+async def claim_prefix(run: RunContext) -> None:
+    """Before a run writes: its bucket (created when missing), a check that its prefix holds
+    nothing yet, and its journal there."""
+    settings, client = run.settings, run.client
+    if await client.bucket_exists(run.bucket):
+        await refuse_a_used_prefix(client, run.bucket, settings.prefix, run.run_id)
+    else:
+        run.bucket_created = await client.create_bucket(run.bucket)
+    record = {
+        "version": VERSION,
+        "workload": settings.name,
+        "seed": run.seed,
+        "bucket": run.bucket,
+        "bucket_created": run.bucket_created,
+        "prefix": settings.prefix,
+        "objects": settings.objects,
+        "object_size": settings.to_dict()["object_size"],
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if Phase.DATAGEN in settings.phase_names:
+        record["dataset"] = _dataset(settings)
+    await write_journal(client, run.bucket, settings.prefix, run.run_id, record)
+
+
+async def run_workload(
+    settings: Settings,
+    endpoints: Sequence[str],
+    executor: PhaseExecutor,
+    credentials: StaticCredentials | None = None,
+    bucket_created_earlier: bool = False,
+    configuration: str | None = None,
+    first_of_run: bool = True,
+    run_id: str | None = None,
+) -> RunResult:
+    """Run every phase the settings name, then build the result.
+
+    `bucket_created_earlier`: an earlier configuration of the same run created the bucket, so
+    cleanup may remove it; `first_of_run`: no earlier configuration wrote under the run's prefix
+    (so a run that writes checks that it is free, and records its journal); `run_id`: the id a
+    new run gets (settings.run_id, an earlier run's, wins).
+    """
+    run_id = settings.run_id or run_id or new_run_id()
+    seed = settings.seed if settings.seed is not None else secrets.randbits(32)
+    client = build_client(settings, endpoints, credentials)
+    run = RunContext(
+        settings,
+        client,
+        executor,
+        run_id,
+        seed,
+        settings.bucket or f"s3dlio-ray-{run_id}".lower(),
+        KeyRange.of(settings.prefix, run_id, settings.objects),
+        bucket_created_earlier,
+    )
+    error = None
+    writes = bool(
+        {Phase.PUT, Phase.MIXED, Phase.CHECKPOINT, Phase.DATAGEN} & set(settings.phase_names)
+    )
+    try:
+        try:
+            earlier = settings.run_id and _reads_earlier_dataset(settings)
+            if settings.run_id and (earlier or _reads_existing(settings)):
+                journal = await read_journal(client, run.bucket, settings.prefix, run_id)
+                if earlier:
+                    where = f"s3://{run.bucket}/{run_prefix(settings.prefix, run_id)}"
+                    _same_dataset(settings, journal, where)
+                if settings.seed is None and journal:
+                    run.seed = int(journal["seed"])
+            if writes and first_of_run:
+                await claim_prefix(run)
+            for index, phase in enumerate(settings.phase_names):
+                if executor.interrupted:
+                    break
+                if phase != Phase.CLEANUP:
+                    await STEPS[phase].run(run, index)
+        except ConfigError:
+            raise
+        except S3DlioRayError as exc:
+            error = str(exc)
+        if executor.interrupted:
+            error = error or "interrupted: the run was stopped before its phases were done"
+        if Phase.CLEANUP in settings.phase_names and not executor.skip_cleanup:
+            try:
+                await STEPS[Phase.CLEANUP].run(run, settings.phase_names.index(Phase.CLEANUP))
+            except S3DlioRayError as exc:
+                error = error or f"cleanup: {exc}"
+    finally:
+        with contextlib.suppress(Exception):
+            await client.aclose()
+    pool = executor.pool
+    return RunResult(
+        run_id=run_id,
+        workload=settings.name,
+        seed=run.seed,
+        endpoint=client.endpoint_url,
+        endpoints=tuple(client.endpoint_urls),
+        bucket=run.bucket,
+        bucket_created=run.bucket_created,
+        profile=select_profile(settings.profile, endpoints[0] if endpoints else None).name,
+        http_version="HTTP/2" if settings.http2 else "HTTP/1.1",
+        settings=settings.to_dict(),
+        environment=environment(),
+        cluster=ClusterInfo(
+            executor=pool.executor,
+            nodes=tuple(executor.nodes),
+            actors=len(pool.workers),
+            node_cpus=dict(pool.node_cpus),
+            driver_gather_cpu_s=executor.gather_cpu_s,
+            gathers=executor.gathers,
+        ),
+        phases=tuple(run.phases),
+        timeseries=tuple(executor.telemetry.series),
+        events=tuple(executor.telemetry.events),
+        cleanup=run.cleanup,
+        error=error,
+        configuration=configuration,
+        tool_version=VERSION,
+    )

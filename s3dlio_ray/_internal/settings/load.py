@@ -1,0 +1,131 @@
+"""Settings from where people give them: a YAML workload file (or a mapping), the S3DLIO_*
+environment, and overrides (the command line's, or the API's keyword arguments).
+
+This module is the only reader of the S3DLIO_* variables. Precedence: command line >
+environment > YAML file > defaults. Every refusal is one line naming the key and what it allows.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from s3dlio_ray._internal.model.errors import ConfigError
+from s3dlio_ray._internal.settings.dlio import dlio_sections
+from s3dlio_ray._internal.settings.rules import check
+from s3dlio_ray._internal.settings.schema import ENVIRONMENT, PARSERS, Settings
+from s3dlio_ray._internal.settings.values import SecretValue, aws_bucket_name_problem
+
+log = logging.getLogger(__name__)
+
+
+def parse_values(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Each setting of `raw` read by its own parser; ConfigError naming the first bad one."""
+    values: dict[str, Any] = {}
+    _apply(values, raw, source)
+    return values
+
+
+def _apply(values: dict[str, Any], raw: Mapping[str, Any], source: str) -> None:
+    for key, value in raw.items():
+        parse = PARSERS.get(key)
+        if parse is None:
+            allowed = ", ".join(sorted(PARSERS))
+            raise ConfigError(f"{source}: unknown key {key!r}; allowed keys: {allowed}")
+        try:
+            values[key] = parse(value)
+        except SecretValue as exc:
+            raise ConfigError(f"{source}: {key}: {exc}") from None
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {key}: {exc} (got {value!r})") from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read workload file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    return data
+
+
+def parse_assignment(text: str) -> dict[str, Any]:
+    """`KEY=VALUE` from the command line (`--set`): the value read as YAML (so lists and
+    mappings can be given), a dotted key as nested mappings (`dataset.num_files=8`)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML") from None
+    for part in reversed(key.split(".")[1:]):
+        value = {part: value}
+    return {key.split(".")[0]: value}
+
+
+def load_settings(
+    workload: str | Path | Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Defaults, then the workload (a YAML file or a mapping), then S3DLIO_* variables, then
+    overrides (the command line's, or the API's keyword arguments)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    unused: list[str] = []
+    if workload is not None:
+        where = "workload" if isinstance(workload, Mapping) else str(workload)
+        data = workload if isinstance(workload, Mapping) else read_yaml(workload)
+        flat, unused = dlio_sections(data, where)
+        _apply(values, flat, where)
+    from_env: dict[str, Any] = {}
+    for variable in reversed(list(ENVIRONMENT)):
+        if environ.get(variable, "").strip():
+            key = ENVIRONMENT[variable]
+            _apply(from_env, {key: environ[variable]}, f"environment variable {variable}")
+    values.update(from_env)
+    if overrides:
+        flat, ignored = dlio_sections(overrides, "command line")
+        unused += ignored
+        _apply(values, flat, "command line")
+    if unused:
+        log.warning("DLIO keys this tool does not use, ignored: %s", ", ".join(unused))
+    settings = Settings(**values)
+    check(settings)
+    for configuration in settings.configurations:
+        try:
+            check(replace(settings, **dict(configuration.overrides)))
+        except ConfigError as exc:
+            raise ConfigError(f"configuration {configuration.name!r}: {exc}") from None
+    problem = aws_bucket_name_problem(settings.bucket) if settings.bucket else None
+    if problem:
+        log.warning(
+            "bucket: %r breaks AWS's naming rules (%s); other stores may accept it",
+            settings.bucket,
+            problem,
+        )
+    if settings.insecure:
+        log.warning("insecure: the endpoint's TLS certificate is not verified")
+    if settings.io_uring:
+        log.warning(
+            "io_uring: S3DLIO_ENABLE_IO_URING has no effect (removed upstream in s3dlio "
+            "0.8.0: no benefit for network I/O); ignoring it"
+        )
+    return settings

@@ -1,0 +1,218 @@
+"""This project's object store for the engine: the S3 client, multipart above the part size,
+ranged GETs into pooled buffers."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+
+from s3dlio_ray._internal.model import crc
+from s3dlio_ray._internal.model.checks import CHECKSUM_MODE
+from s3dlio_ray._internal.model.content import ObjectData
+from s3dlio_ray._internal.model.keys import Listing
+from s3dlio_ray._internal.storage.files import FileError, SourceFile, TargetFile
+from s3dlio_ray._internal.storage.object_store import Check
+from s3dlio_ray._internal.storage.oplog import OpLog
+from s3dlio_ray._internal.storage.s3.client import (
+    ObjectInfo,
+    PartGate,
+    S3Client,
+    answered_by,
+    in_parts,
+)
+from s3dlio_ray._internal.tuning.parts import calculate_optimal_part_size, part_ranges
+
+
+class BufferPool:
+    """Reuses GET buffers so a phase allocates (and page-faults) about one per slot.
+
+    Capacities are rounded up to one of 8 steps per power of two (at most 12.5% spare; a fixed
+    10 MiB is exact), so objects of a size distribution share buffers. At most `keep_bytes` wait
+    in the pool; beyond that a released buffer is dropped, so a wide distribution cannot hold a
+    buffer of every size.
+    """
+
+    def __init__(self, keep_bytes: int = 512 * 1024 * 1024) -> None:
+        self._free: dict[int, list[bytearray]] = {}
+        self._keep = keep_bytes
+        self.pooled_bytes = 0
+
+    @staticmethod
+    def capacity(size: int) -> int:
+        if size <= 8:
+            return max(size, 1)
+        step = 1 << (size.bit_length() - 4)
+        return -(-size // step) * step
+
+    def acquire(self, size: int) -> bytearray:
+        capacity = self.capacity(size)
+        free = self._free.get(capacity)
+        if free:
+            self.pooled_bytes -= capacity
+            return free.pop()
+        return bytearray(capacity)
+
+    def release(self, buffer: bytearray) -> None:
+        if self.pooled_bytes + len(buffer) > self._keep:
+            return
+        self.pooled_bytes += len(buffer)
+        self._free.setdefault(len(buffer), []).append(buffer)
+
+
+class S3Store:
+    """PUT, GET, STAT and DELETE on one S3Client; `op_log` records every HTTP request."""
+
+    def __init__(
+        self,
+        client: S3Client,
+        part_size: int,
+        op_log: OpLog | None = None,
+        keep_buffers: int | None = None,
+    ) -> None:
+        self.client = client
+        self.endpoint = client.endpoint_url
+        self.source_address = client.options.bind_address
+        self.on_retry: Callable[[bool], None] | None = None
+        self._part_size = part_size
+        self._buffers = BufferPool() if keep_buffers is None else BufferPool(keep_buffers)
+        self._op_log = op_log
+        if op_log is not None:
+            client.on_request = op_log.record
+        client.on_retry = self._retried
+
+    def answered_by(self) -> str:
+        return answered_by.get() or self.endpoint
+
+    def _retried(self, operation: str, throttled: bool) -> None:
+        if self.on_retry is not None:
+            self.on_retry(throttled)
+
+    async def put(self, bucket: str, key: str, size: int, data: ObjectData, gate: PartGate) -> None:
+        part_size = calculate_optimal_part_size(size, self._part_size)
+        if size > part_size:
+            await self.client.put_object_multipart(
+                bucket, key, size, lambda o, n: data.segments(key, o, n), part_size, gate
+            )
+        else:
+            await self.client.put_object(bucket, key, data.segments(key, 0, size))
+
+    async def get(
+        self,
+        bucket: str,
+        key: str,
+        size: int,
+        gate: PartGate,
+        check: Check | None,
+        checksum: bool = False,
+        span: tuple[int, int] | None = None,
+    ) -> tuple[int, float | None]:
+        part_size = calculate_optimal_part_size(max(size, 0), self._part_size)
+        if span == (0, size):
+            span = None
+        wanted = size if span is None else span[1]
+        buffer = self._buffers.acquire(max(wanted, 0))
+        extra = CHECKSUM_MODE if checksum else None
+        try:
+            if wanted > part_size or wanted < 0:
+                result = await self.client.get_object_ranged(
+                    bucket,
+                    key,
+                    part_size,
+                    lambda n: buffer if n <= len(buffer) else bytearray(n),
+                    gate,
+                    extra,
+                    span,
+                )
+            else:
+                byte_range = None if span is None else (span[0], span[0] + span[1] - 1)
+                result = await self.client.get_object(
+                    bucket, key, into=buffer, byte_range=byte_range, extra=extra
+                )
+            if check is not None:
+                check(result.body, result.headers)
+            return len(result.body), result.ttfb_s
+        finally:
+            self._buffers.release(buffer)
+
+    async def upload(
+        self, bucket: str, key: str, source: SourceFile, gate: PartGate, send_crc32: bool
+    ) -> int:
+        """Upload the file, multipart above the part size, its parts read straight into the
+        buffers sent; answer its CRC32 (with `send_crc32` also sent, per part, for the store
+        to check and keep)."""
+        size = source.size
+        part_size = calculate_optimal_part_size(size, self._part_size)
+        if size > part_size:
+
+            async def part(offset: int, length: int) -> list[bytearray]:
+                return [await source.read(offset, length)]
+
+            uploaded = await self.client.put_object_multipart(
+                bucket, key, size, part, part_size, gate, crc32=True, send_crc32=send_crc32
+            )
+            assert uploaded.crc32 is not None
+            return uploaded.crc32
+        body = await source.read(0, size)
+        checksum = zlib.crc32(body)
+        await self.client.put_object(bucket, key, [body], checksum if send_crc32 else None)
+        return checksum
+
+    async def download(
+        self, bucket: str, key: str, size: int, target: TargetFile, gate: PartGate
+    ) -> tuple[int, Mapping[str, str]]:
+        """GET the object into the file, as concurrent ranges above the part size, each written
+        from the buffer it filled; answer its CRC32 and the response headers of a single GET
+        (where the store's own full-object checksum is)."""
+        part_size = calculate_optimal_part_size(size, self._part_size)
+        ranges = part_ranges(size, part_size)
+        crcs = [0] * len(ranges)
+        headers: dict[str, str] = {}
+
+        async def one(index: int, offset: int, length: int) -> None:
+            buffer = self._buffers.acquire(length)
+            try:
+                byte_range = (offset, offset + length - 1) if len(ranges) > 1 else None
+                extra = CHECKSUM_MODE if byte_range is None else None
+                result = await self.client.get_object(bucket, key, buffer, byte_range, extra)
+                if len(result.body) != length:
+                    raise FileError(
+                        f"s3://{bucket}/{key}: {len(result.body)} bytes where the listing said "
+                        f"{length}: it changed while it was copied"
+                    )
+                crcs[index] = zlib.crc32(result.body)
+                if byte_range is None:
+                    headers.update(result.headers)
+                await target.write(offset, result.body)
+            finally:
+                self._buffers.release(buffer)
+
+        await in_parts(ranges, gate, one)
+        return crc.of(crcs, ranges), headers
+
+    async def stat(self, bucket: str, key: str) -> int:
+        return (await self.client.head_object(bucket, key)).size
+
+    async def delete(self, bucket: str, key: str) -> None:
+        await self.client.delete_objects(bucket, [key])
+
+    async def delete_batch(self, bucket: str, keys: Sequence[str]) -> list[str]:
+        _, failed = await self.client.delete_objects(bucket, keys)
+        return failed
+
+    async def list_page(
+        self, bucket: str, listing: Listing, after: str | None, token: str | None, max_keys: int
+    ) -> tuple[list[ObjectInfo], str | None]:
+        page = await self.client.list_objects_page(
+            bucket,
+            listing.prefix,
+            token,
+            max_keys,
+            after,
+            "/" if listing.delimiter else None,
+        )
+        return page.objects, page.next_token
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        if self._op_log is not None:
+            self._op_log.close()
