@@ -11,21 +11,22 @@ import asyncio
 import contextlib
 import dataclasses
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from s3dlio_ray._internal.execution.build import build_client
 from s3dlio_ray._internal.live.control_channel import Changer
 from s3dlio_ray._internal.live.executor import ProgressHook
-from s3dlio_ray._internal.model.copy_plan import S3Location
+from s3dlio_ray._internal.model.copy_plan import copy_workload
 from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
 from s3dlio_ray._internal.model.keys import run_prefix
 from s3dlio_ray._internal.model.results import CleanupResult, PhaseResult, RunResult
 from s3dlio_ray._internal.reports.compare import Difference, Named
 from s3dlio_ray._internal.reports.compare import compare as compare_results
 from s3dlio_ray._internal.reports.files import load_result, write_csv, write_json
+from s3dlio_ray._internal.reports.pages import named_results, report_pages, write_pages
 from s3dlio_ray._internal.run.launch import MetricsHook, Target, execute_configurations
 from s3dlio_ray._internal.run.runner import new_run_id
 from s3dlio_ray._internal.settings.load import load_settings as _load_settings
@@ -63,12 +64,16 @@ def _settings(workload: Workload, overrides: Mapping[str, Any]) -> Settings:
     return settings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RunReport:
     """What a run measured: one result, or one per configuration of the workload."""
 
     settings: Settings
     results: tuple[RunResult, ...]
+
+    def __repr__(self) -> str:
+        results = ", ".join(repr(result) for result in self.results)
+        return f"RunReport(ok={self.ok}, results=[{results}])"
 
     @property
     def result(self) -> RunResult:
@@ -93,11 +98,15 @@ class RunReport:
         workload."""
         return [(r.configuration or r.workload, r) for r in self.results]
 
-    def paths(self, base: str | Path | None = None) -> list[Path]:
-        """Where write() puts each result's JSON: `base` (a .json path or a folder), else
-        results/WORKLOAD-RUNID.json; a configuration's name joins the stem."""
+    @property
+    def paths(self) -> list[Path]:
+        """Where write() puts each result's JSON when given no place: the `output` setting,
+        else results/WORKLOAD-RUNID.json (a configuration's name joins the stem)."""
+        return self._json_paths(None)
+
+    def _json_paths(self, base: str | Path | None) -> list[Path]:
         settings = self.settings
-        name = f"{settings.name}-{settings.run_id}.json"
+        name = f"{settings.name}-{self.result.run_id}.json"
         if base is None:
             base = Path(settings.output or Path("results") / name)
         base = Path(base)
@@ -114,7 +123,7 @@ class RunReport:
         """Write each result as JSON, CSV (time series) and HTML side by side; answer every
         path written, in that order per result."""
         written = []
-        for result, json_path in zip(self.results, self.paths(base), strict=True):
+        for result, json_path in zip(self.results, self._json_paths(base), strict=True):
             write_json(result, json_path)
             csv_path = write_csv(result, json_path.with_suffix(".csv"))
             written += [json_path, csv_path, json_path.with_suffix(".html")]
@@ -162,20 +171,6 @@ async def _run(settings: Settings, hooks: Hooks, control: RunControl | None) -> 
     return RunReport(settings, tuple(results))
 
 
-def copy_workload(source: str, destination: str) -> dict[str, Any]:
-    """The workload of one copy (`s3dlio-ray cp SOURCE DESTINATION`): an upload when the
-    destination is s3://BUCKET/PREFIX, else a download."""
-    upward = destination.startswith("s3://")
-    remote = destination if upward else source
-    return {
-        "name": "cp",
-        "phases": ["upload" if upward else "download"],
-        "copy_from": source,
-        "copy_to": destination,
-        "bucket": S3Location.parse(remote).bucket or None,
-    }
-
-
 def copy(source: str, destination: str, /, **overrides: Any) -> RunReport:
     """Copy files between a local path and s3://BUCKET/PREFIX over the cluster, as `s3dlio-ray
     cp` does: `recursive`, `include` / `exclude`, `per_node`, `sync`, `clobber` and every
@@ -198,6 +193,33 @@ def run(workload: Workload, /, **overrides: Any) -> RunReport:
     except RuntimeError:
         return asyncio.run(run_async(workload, **overrides))
     return start(workload, **overrides).wait()
+
+
+T = TypeVar("T")
+
+
+def _blocking(work: Coroutine[Any, Any, T]) -> T:
+    """Run `work` to its end from synchronous code: on a new event loop, or, when this thread's
+    loop is already running (a notebook), on one in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work)
+    answer: list[T] = []
+    error: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            answer.append(asyncio.run(work))
+        except BaseException as exc:
+            error.append(exc)
+
+    thread = threading.Thread(target=main, name="s3dlio-ray-call", daemon=True)
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return answer[0]
 
 
 class RunControl:
@@ -329,7 +351,7 @@ def cleanup_run(run_id: str, /, **overrides: Any) -> CleanupResult:
     describes it: its own objects and incomplete uploads, the journal, and the bucket when the
     run created it and nothing else is in it. `overrides`: endpoint, bucket, prefix and the
     transport keys, as for run()."""
-    return asyncio.run(cleanup_async(run_id, **overrides))
+    return _blocking(cleanup_async(run_id, **overrides))
 
 
 def _result(source: RunResult | str | Path) -> RunResult:
@@ -342,31 +364,6 @@ def report(*sources: str | Path, html: str | Path | None = None) -> list[Path]:
     pages = report_pages(sources, html)
     write_pages(named_results(sources), pages)
     return pages
-
-
-def report_pages(sources: Sequence[str | Path], html: str | Path | None) -> list[Path]:
-    """Where report() puts each result file's page."""
-    if not sources:
-        raise S3DlioRayError("report: give at least one result file")
-    if html is not None and len(sources) > 1:
-        raise S3DlioRayError("--html names one file: give one result, or leave --html out")
-    return [Path(html)] if html is not None else [Path(s).with_suffix(".html") for s in sources]
-
-
-def named_results(sources: Sequence[str | Path]) -> Named:
-    """Result files, each named by its configuration, else its file's name."""
-    return [
-        (result.configuration or Path(source).stem, result)
-        for source, result in ((source, load_result(source)) for source in sources)
-    ]
-
-
-def write_pages(named: Named, pages: Sequence[Path]) -> None:
-    """Each result's HTML page, with the comparison of all when there are several."""
-    from s3dlio_ray._internal.reports.html import render_html
-
-    for (_, result), page in zip(named, pages, strict=True):
-        page.write_text(render_html(result, named if len(named) > 1 else ()))
 
 
 def compare(a: RunResult | str | Path, b: RunResult | str | Path) -> list[Difference]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from s3dlio_ray import _api as api
 from s3dlio_ray._api import RunControl, RunReport
 from s3dlio_ray._internal.model.errors import S3DlioRayError
 from s3dlio_ray._internal.model.exit_codes import ExitCode
@@ -209,17 +210,16 @@ class _ProgressLine:
 
 
 def _run(args: argparse.Namespace, keys: list[str], console: Console) -> int:
-    from s3dlio_ray import _api as api
 
     settings = api.load_settings(args.workload, **_overrides(args, keys))
     return _execute(settings, args.quiet, console)
 
 
 def _cp(args: argparse.Namespace, keys: list[str], console: Console) -> int:
-    from s3dlio_ray import _api as api
     from s3dlio_ray._internal.execution.phases.copy import plan
+    from s3dlio_ray._internal.model.copy_plan import copy_workload
 
-    workload = api.copy_workload(args.copy_from, args.copy_to)
+    workload = copy_workload(args.copy_from, args.copy_to)
     settings = api.load_settings(workload, **_overrides(args, keys))
     plan(settings)
     return _execute(settings, args.quiet, console)
@@ -227,7 +227,6 @@ def _cp(args: argparse.Namespace, keys: list[str], console: Console) -> int:
 
 def _execute(settings: Settings, quiet: bool, console: Console) -> int:
     """Run the settings' workload with the progress line, then its summary and files."""
-    from s3dlio_ray import _api as api
     from s3dlio_ray._internal.reports.compare import configuration_table
     from s3dlio_ray._internal.reports.files import print_summary
     from s3dlio_ray._internal.storage.oplog import oplog_pattern
@@ -348,9 +347,9 @@ class _Signals(RunControl):
 
 
 def _report(args: argparse.Namespace, keys: list[str], console: Console) -> int:
-    from s3dlio_ray._api import named_results, report_pages, write_pages
     from s3dlio_ray._internal.reports.compare import configuration_table
     from s3dlio_ray._internal.reports.files import print_summary
+    from s3dlio_ray._internal.reports.pages import named_results, report_pages, write_pages
 
     pages = report_pages(args.results, args.html)
     named = named_results(args.results)
@@ -374,7 +373,6 @@ def _compare(args: argparse.Namespace, keys: list[str], console: Console) -> int
 
 
 def _cleanup(args: argparse.Namespace, keys: list[str], console: Console) -> int:
-    from s3dlio_ray import _api as api
 
     given = (*CLEANUP_KEYS, "insecure")
     overrides = {k: getattr(args, k) for k in given if getattr(args, k) is not None}

@@ -47,7 +47,31 @@ from s3dlio_ray._internal.tuning.scheduler import ConcurrencyPolicy
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 ROOT = Path(__file__).resolve().parent.parent
+RAY_TMPDIR = tempfile.mkdtemp(prefix="s3dlio-ray-suite-")
+"""Where the Ray instances of this session's subprocesses keep their files and sockets."""
 TEST_CREDENTIALS = StaticCredentials("testing-key", "testing-secret")
+
+
+SERVER_FIXTURES = {
+    "moto_url",
+    "ray_cluster",
+    "boto3_s3",
+    "bucket",
+    "chromium",
+    "prometheus",
+    "scraped_run",
+}
+"""Fixtures that start a server process, a browser or a Ray cluster: a test using one is an
+integration test."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs a server fixture `integration`, so `-m "not integration"` is
+    the fast lane of pure and in-process tests; tests that start servers themselves carry the
+    mark in their own module."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
@@ -205,6 +229,10 @@ def cli_env(**extra: str) -> dict[str, str]:
         AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
         PYTHONPATH=str(ROOT),
     )
+    # A subprocess never attaches to a cluster the machine's record names (another suite's, a
+    # user's): a private one under this session's own folder, unless a test names its cluster.
+    env.setdefault("RAY_ADDRESS", "local")
+    env.setdefault("RAY_TMPDIR", RAY_TMPDIR)
     env.update(extra)
     return env
 

@@ -162,7 +162,7 @@ def test_corrupted_object_is_reported_as_a_verification_failure(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--objects", "zero"], "command line: objects: expected an integer in 1..1000000000000"),
+        (["--objects", "zero"], "objects: expected an integer in 1..1000000000000"),
         (["--set", "colour=blue"], "unknown key 'colour'"),
         (["--part-size-mb", "2"], "part_size_mb: expected an integer in 5..5120"),
     ],

@@ -16,9 +16,15 @@ from pathlib import Path
 
 from conftest import CLI, ROOT, TEST_CREDENTIALS, cli_env, run_cli
 
-from s3dlio_ray._api import copy_workload
 from s3dlio_ray._internal.model import crc
-from s3dlio_ray._internal.model.copy_plan import MANIFEST, CopyItems, CopySpec, S3Location, selected
+from s3dlio_ray._internal.model.copy_plan import (
+    MANIFEST,
+    CopyItems,
+    CopySpec,
+    S3Location,
+    copy_workload,
+    selected,
+)
 from s3dlio_ray._internal.run.launch import Target, execute
 from s3dlio_ray._internal.settings.load import load_settings
 

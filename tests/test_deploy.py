@@ -150,6 +150,7 @@ def test_podmonitor_scrapes_ports_the_pods_expose():
     assert config["S3DLIO_METRICS_HOST"] == "0.0.0.0"
 
 
+@pytest.mark.integration
 def test_promtool_accepts_the_scrape_config():
     promtool = shutil.which("promtool")
     if promtool is None:

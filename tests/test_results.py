@@ -106,6 +106,7 @@ def test_html_report_renders_its_charts_in_chromium(scraped_run, chromium, tmp_p
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 
 
+@pytest.mark.integration
 def test_a_version_1_result_file_still_renders(tmp_path):
     old = tmp_path / "v1.json"
     old.write_text(json.dumps(V1_RESULT))
@@ -127,6 +128,7 @@ def test_report_command_re_renders_a_saved_result(scraped_run, tmp_path):
     assert "<svg" in (tmp_path / "run.html").read_text()
 
 
+@pytest.mark.integration
 def test_report_of_something_else_is_one_clear_line(tmp_path):
     bad = tmp_path / "notes.json"
     bad.write_text("not json")

@@ -92,6 +92,20 @@ class CopySpec:
         return dataclasses.replace(self, local=self.local.replace(NODE, node))
 
 
+def copy_workload(source: str, destination: str) -> dict[str, object]:
+    """The workload of one copy (`s3dlio-ray cp SOURCE DESTINATION`): an upload when the
+    destination is s3://BUCKET/PREFIX, else a download."""
+    upward = destination.startswith("s3://")
+    remote = destination if upward else source
+    return {
+        "name": "cp",
+        "phases": ["upload" if upward else "download"],
+        "copy_from": source,
+        "copy_to": destination,
+        "bucket": S3Location.parse(remote).bucket or None,
+    }
+
+
 def selected(name: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
     if any(fnmatch.fnmatchcase(name, pattern) for pattern in include):
         return True

@@ -161,7 +161,7 @@ def _utilization(epochs: Sequence[AcceleratorEpoch]) -> float:
     return sum(e.compute_s for e in epochs) / counted if counted > 0 else 1.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class TrainingResult:
     """A train phase: per accelerator and epoch, and the workload that shaped it.
 
@@ -179,6 +179,13 @@ class TrainingResult:
     memory_budget: int | None = None
     buffered_peak: int = 0
     """The most bytes any engine held at once for samples in flight and read ahead."""
+
+    def __repr__(self) -> str:
+        passed = "" if self.passed is None else f", passed={self.passed}"
+        return (
+            f"TrainingResult(au={self.au:.3f}, accelerators={self.accelerators}, "
+            f"samples={self.samples}{passed})"
+        )
 
     @property
     def au(self) -> float:
@@ -366,7 +373,7 @@ class ActorResult:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PhaseResult:
     """One phase for the whole cluster: merged statistics, then per operation, endpoint, node
     and actor. Concurrency is summed over the engines; `peak_in_flight` is the sum of each
@@ -448,6 +455,13 @@ class PhaseResult:
             )
             if training
             else None,
+        )
+
+    def __repr__(self) -> str:
+        training = "" if self.training is None else f", {self.training!r}"
+        return (
+            f"PhaseResult({self.phase}, {self.objects} objects, {self.gbps:.3f} GB/s, "
+            f"{self.elapsed_s:.1f} s, ended_by={self.ended_by}, errors={self.errors}{training})"
         )
 
     @cached_property
@@ -612,7 +626,7 @@ class ClusterInfo:
     gathers: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RunResult:
     """One run (or one configuration of a run), from start to cleanup.
 
@@ -639,6 +653,14 @@ class RunResult:
     endpoints: tuple[str, ...] = ()
     """Every endpoint the run spread its requests over (`endpoint` is the first)."""
     events: tuple[ConfigEvent, ...] = ()
+
+    def __repr__(self) -> str:
+        phases = ", ".join(repr(phase) for phase in self.phases)
+        named = "" if self.configuration is None else f", configuration={self.configuration!r}"
+        return (
+            f"RunResult({self.workload!r}, run_id={self.run_id!r}{named}, ok={self.ok}, "
+            f"phases=[{phases}])"
+        )
 
     @property
     def ok(self) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,8 @@ import yaml
 
 from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.settings.dlio import dlio_sections
-from s3dlio_ray._internal.settings.rules import check
-from s3dlio_ray._internal.settings.schema import ENVIRONMENT, PARSERS, Settings
-from s3dlio_ray._internal.settings.values import SecretValue, aws_bucket_name_problem
+from s3dlio_ray._internal.settings.schema import ENVIRONMENT, Settings, read_value
+from s3dlio_ray._internal.settings.values import aws_bucket_name_problem
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +30,14 @@ def parse_values(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
     return values
 
 
-def _apply(values: dict[str, Any], raw: Mapping[str, Any], source: str) -> None:
+def _apply(values: dict[str, Any], raw: Mapping[str, Any], source: str | None) -> None:
+    """Each of `raw`'s settings read into `values`; a refusal names `source` (a file, a
+    variable) when the key alone does not say where the value came from."""
     for key, value in raw.items():
-        parse = PARSERS.get(key)
-        if parse is None:
-            allowed = ", ".join(sorted(PARSERS))
-            raise ConfigError(f"{source}: unknown key {key!r}; allowed keys: {allowed}")
         try:
-            values[key] = parse(value)
-        except SecretValue as exc:
-            raise ConfigError(f"{source}: {key}: {exc}") from None
-        except ValueError as exc:
-            raise ConfigError(f"{source}: {key}: {exc} (got {value!r})") from None
+            values[key] = read_value(key, value)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}" if source else str(exc)) from None
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -104,16 +98,10 @@ def load_settings(
     if overrides:
         flat, ignored = dlio_sections(overrides, "command line")
         unused += ignored
-        _apply(values, flat, "command line")
+        _apply(values, flat, None)
     if unused:
         log.warning("DLIO keys this tool does not use, ignored: %s", ", ".join(unused))
     settings = Settings(**values)
-    check(settings)
-    for configuration in settings.configurations:
-        try:
-            check(replace(settings, **dict(configuration.overrides)))
-        except ConfigError as exc:
-            raise ConfigError(f"configuration {configuration.name!r}: {exc}") from None
     problem = aws_bucket_name_problem(settings.bucket) if settings.bucket else None
     if problem:
         log.warning(

@@ -17,7 +17,17 @@ if TYPE_CHECKING:
 
 
 def check(settings: Settings) -> None:
-    """What no single key can say alone: settings that contradict each other."""
+    """What no single key can say alone: settings that contradict each other, in the workload
+    and in each of its configurations."""
+    _check_one(settings)
+    for configuration in settings.configurations:
+        try:
+            _check_one(settings.derive(configurations=(), **dict(configuration.overrides)))
+        except ConfigError as exc:
+            raise ConfigError(f"configuration {configuration.name!r}: {exc}") from None
+
+
+def _check_one(settings: Settings) -> None:
     if settings.min_concurrency > settings.max_concurrency:
         raise ConfigError(
             f"min_concurrency ({settings.min_concurrency}) must not exceed max_concurrency "

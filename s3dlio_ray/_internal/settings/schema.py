@@ -5,13 +5,16 @@ messages all come from those declarations.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from s3dlio_ray._internal.model.dataset import sample_sizes
+from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.model.sizes import ObjectSizes
 from s3dlio_ray._internal.model.vocabulary import Phase
+from s3dlio_ray._internal.settings.rules import check
 from s3dlio_ray._internal.settings.values import (
     CONFIGURATION_KEYS,
     GROUPS,
@@ -21,6 +24,7 @@ from s3dlio_ray._internal.settings.values import (
     Configuration,
     Executor,
     PhaseEntry,
+    SecretValue,
     Shuffle,
     Source,
     choice,
@@ -137,9 +141,14 @@ DEFAULT_OBJECT_SIZE = ObjectSizes.fixed(10 * MIB)
 DEFAULT_MIX = (("get", 60.0), ("put", 20.0), ("stat", 10.0), ("delete", 10.0))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
-    """Everything one run needs to know. Secrets are never part of it."""
+    """Everything one run needs to know. Secrets are never part of it.
+
+    Made by hand (`Settings(objects=20, object_size="1MiB")`, the workload file's key names) or
+    loaded, each value is read by its setting's parser and the whole checked against the rules,
+    so both fail with the same one line (ConfigError).
+    """
 
     # workload
     name: str = setting("quick", parse_str, "workload", "workload name (names result files)")
@@ -534,6 +543,34 @@ class Settings:
         "write an op-log per engine: PATH.tsv.zst -> PATH-HOST-PID.tsv.zst",
     )
 
+    def __post_init__(self) -> None:
+        for declared in fields(self):
+            value = getattr(self, declared.name)
+            if value is declared.default:
+                continue
+            parsed = read_value(declared.name, value)
+            if parsed != value or type(parsed) is not type(value):
+                object.__setattr__(self, declared.name, parsed)
+        check(self)
+
+    def __repr__(self) -> str:
+        given = ", ".join(
+            f"{declared.name}={plain(getattr(self, declared.name))!r}"
+            for declared in fields(self)
+            if getattr(self, declared.name) != declared.default
+        )
+        return f"Settings({given})"
+
+    def derive(self, **checked: Any) -> Settings:
+        """These settings with values that are already checked in their own place (a phase's
+        options, a configuration's, one try of a search), not checked again as a whole: a
+        phase's `source: existing` applies to that phase, not to every phase of the derived
+        settings."""
+        derived = copy.copy(self)
+        for key, value in checked.items():
+            object.__setattr__(derived, key, value)
+        return derived
+
     @property
     def part_size(self) -> int:
         return self.part_size_mb * MIB
@@ -575,7 +612,7 @@ class Settings:
     def for_phase(self, index: int) -> Settings:
         """These settings with phase `index`'s own options applied."""
         options = self.phases[index].options
-        return replace(self, **dict(options)) if options else self
+        return self.derive(**dict(options)) if options else self
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data in the workload file's own shape, which load_settings reads back."""
@@ -583,6 +620,21 @@ class Settings:
 
 
 PARSERS: dict[str, Callable[[Any], Any]] = {f.name: f.metadata["parse"] for f in fields(Settings)}
+
+
+def read_value(key: str, value: Any) -> Any:
+    """`value` (as given, or already typed) read by setting `key`'s parser; ConfigError naming
+    the key and what it allows."""
+    parse = PARSERS.get(key)
+    if parse is None:
+        allowed = ", ".join(sorted(PARSERS))
+        raise ConfigError(f"unknown key {key!r}; allowed keys: {allowed}")
+    try:
+        return parse(plain(value))
+    except SecretValue as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc} (got {value!r})") from None
 
 ENVIRONMENT: dict[str, str] = {
     variable: f.name for f in fields(Settings) for variable in f.metadata["env"]

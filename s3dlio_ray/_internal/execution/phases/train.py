@@ -335,7 +335,7 @@ class TrainStep:
             self._refuse(dataset, settings, nodes)
 
         async def holds(count: int) -> bool:
-            tried = replace(settings, accelerators_per_node=count, epochs=1)
+            tried = settings.derive(accelerators_per_node=count, epochs=1)
             return bool((await self._train(run, tried, dataset)).passed)
 
         await most_that_hold(holds, most, lambda: run.executor.interrupted)
