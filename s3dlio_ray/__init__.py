@@ -1,17 +1,36 @@
 """s3dlio-ray: a distributed S3 workload runner and transfer engine.
 
-    import s3dlio_ray
-    report = s3dlio_ray.run("configs/quick.yaml", objects=20)
-    print(report.phases[0].gbps, report.ok)
+Run a workload (a YAML file, a mapping of the same keys, or Settings; keyword arguments are the
+workload file's keys and win over it) and read what it measured:
 
-Names are loaded on first use, so `import s3dlio_ray` stays light (Ray is imported only by a
-run on the Ray executor).
+    import s3dlio_ray
+    report = s3dlio_ray.run("configs/quick.yaml", objects=20, object_size="1MiB")
+    put, get = report.phases
+    print(put.gbps, get.latency.p99_s, report.ok)
+    report.write("results/")              # JSON, CSV and HTML, as `s3dlio-ray run` writes them
+
+Start one in the background, change it while it goes, stop it early:
+
+    handle = s3dlio_ray.start("configs/mixed.yaml", duration_s=60)
+    handle.control(target_gbps=2.5)       # as `s3dlio-ray control` does
+    handle.stop()
+    result = handle.wait().result         # ended_by "interrupted", cleanup done
+
+Compare two results, re-render their pages, copy files, remove what a killed run left:
+
+    for diff in s3dlio_ray.compare("results/a.json", "results/b.json"):
+        print(diff.phase, diff.metric, diff.ratio)
+    s3dlio_ray.report("results/a.json")   # the HTML page beside it
+    s3dlio_ray.copy("data/", "s3://bucket/data/", recursive=True, endpoint="http://...")
+    s3dlio_ray.cleanup_run("RUN-ID", endpoint="http://...", bucket="bucket")
+
+A bad setting raises ConfigError, an endpoint or cluster that cannot be used S3DlioRayError,
+each one line. Every call works from a notebook's running event loop too. `import s3dlio_ray`
+does not import Ray: names load on first use, and only a run on the Ray executor imports it.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
 from s3dlio_ray._internal.model.version import VERSION as __version__
 
@@ -64,7 +83,7 @@ _WHERE = {
     "start": "s3dlio_ray._api",
 }
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from s3dlio_ray._api import (
         Hooks,
         RunHandle,
@@ -86,10 +105,10 @@ if TYPE_CHECKING:
     from s3dlio_ray._internal.storage.embedded import EmbeddedS3
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name not in _WHERE:
         raise AttributeError(f"module 's3dlio_ray' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
+    value = getattr(_importlib.import_module(_WHERE[name]), name)
     globals()[name] = value
     return value
 

@@ -19,39 +19,6 @@ from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
 QUICK = ROOT / "configs" / "quick.yaml"
 
 
-def test_the_public_names_are_exactly_these():
-    assert sorted(s3dlio_ray.__all__) == sorted(
-        [
-            "ConfigError",
-            "EmbeddedS3",
-            "EndedBy",
-            "Hooks",
-            "Phase",
-            "PhaseResult",
-            "RunHandle",
-            "RunReport",
-            "RunResult",
-            "S3DlioRayError",
-            "Settings",
-            "TrainingResult",
-            "__version__",
-            "cleanup_run",
-            "compare",
-            "copy",
-            "load_result",
-            "load_settings",
-            "report",
-            "run",
-            "run_async",
-            "start",
-        ]
-    )
-    for name in s3dlio_ray.__all__:
-        assert getattr(s3dlio_ray, name) is not None
-    with pytest.raises(AttributeError):
-        s3dlio_ray.execute  # noqa: B018
-
-
 NO_RAY = """
 import sys
 import s3dlio_ray

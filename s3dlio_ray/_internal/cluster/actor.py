@@ -29,7 +29,6 @@ class ActorInfo:
     pid: int
 
 
-@ray.remote
 class TransferActor:
     """Async actor: snapshot() answers while run_share() transfers, on the same event loop."""
 
@@ -69,3 +68,7 @@ class TransferActor:
 
     async def close(self) -> None:
         await self._host.close()
+
+
+TRANSFER_ACTOR = ray.remote(TransferActor)
+"""The transfer actor as a Ray actor class."""

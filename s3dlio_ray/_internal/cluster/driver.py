@@ -16,15 +16,15 @@ import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import ray
 from ray._common.utils import get_ray_address_file
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from s3dlio_ray._internal.cluster.actor import TransferActor
-from s3dlio_ray._internal.cluster.gatherer import NodeGatherer
+from s3dlio_ray._internal.cluster.actor import TRANSFER_ACTOR
+from s3dlio_ray._internal.cluster.gatherer import NODE_GATHERER
 from s3dlio_ray._internal.execution.admission import PhaseControl
 from s3dlio_ray._internal.execution.build import Seat
 from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
@@ -106,7 +106,7 @@ def connect(address: str | None = None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
-    options = {"logging_level": logging.WARNING, "log_to_driver": True}
+    options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
     if address and address != "local":
         if not answers(address):
             raise S3DlioRayError(
@@ -181,7 +181,7 @@ class RayWorker:
     async def run_share(
         self, task_id: int, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl
     ) -> ShareResult:
-        ref = self.handle.run_share.remote(task_id, spec, keys, control)
+        ref: ray.ObjectRef = self.handle.run_share.remote(task_id, spec, keys, control)
         return await asyncio.wrap_future(ref.future())
 
     def stop(self, task_id: int, reason: EndedBy) -> None:
@@ -197,7 +197,7 @@ class RayPool:
     """Transfer actors on every alive node of the Ray cluster."""
 
     executor = "ray"
-    lost = ACTOR_LOST
+    lost: tuple[type[BaseException], ...] = ACTOR_LOST
 
     def __init__(
         self,
@@ -209,6 +209,7 @@ class RayPool:
         self._endpoints = endpoints
         self._credentials = credentials
         self.workers: list[Worker] = []
+        self._actors: list[RayWorker] = []
         self.node_cpus: dict[str, float] = {}
         self.elsewhere: list[str] = []
         """Nodes on other machines than the driver's (they cannot reach its loopback)."""
@@ -235,24 +236,38 @@ class RayPool:
         self.elsewhere = nodes_elsewhere(nodes, slots, ray.util.get_node_ip_address())
         for slot in slots:
             for index in range(slot.actors):
-                handle = TransferActor.options(
-                    num_cpus=slot.cpus_each,
-                    scheduling_strategy=NodeAffinitySchedulingStrategy(slot.node_id, soft=False),
-                    max_restarts=0,
-                ).remote(
-                    self._settings,
-                    self._endpoints,
-                    credentials,
-                    Seat(len(self.workers), index),
+                # Ray types an options wrapper's remote() as a handle or the class itself.
+                handle = cast(
+                    ray.actor.ActorHandle,
+                    TRANSFER_ACTOR.options(
+                        num_cpus=slot.cpus_each,
+                        scheduling_strategy=NodeAffinitySchedulingStrategy(
+                            slot.node_id, soft=False
+                        ),
+                        max_restarts=0,
+                    ).remote(
+                        self._settings,
+                        self._endpoints,
+                        credentials,
+                        Seat(len(self._actors), index),
+                    ),
                 )
-                self.workers.append(RayWorker(f"{slot.label}/{index}", slot.label, index, handle))
+                self._actors.append(RayWorker(f"{slot.label}/{index}", slot.label, index, handle))
                 self._held += slot.cpus_each
             if slot.actors > 1:
-                self._gatherers[slot.label] = NodeGatherer.options(
-                    scheduling_strategy=NodeAffinitySchedulingStrategy(slot.node_id, soft=False)
-                ).remote([w.handle for w in self.workers if w.node == slot.label])
+                self._gatherers[slot.label] = cast(
+                    ray.actor.ActorHandle,
+                    NODE_GATHERER.options(
+                        num_cpus=0,
+                        max_restarts=0,
+                        scheduling_strategy=NodeAffinitySchedulingStrategy(
+                            slot.node_id, soft=False
+                        ),
+                    ).remote([w.handle for w in self._actors if w.node == slot.label]),
+                )
+        self.workers = list(self._actors)
         try:
-            ray.get([w.handle.info.remote() for w in self.workers], timeout=PLACEMENT_TIMEOUT_S)
+            ray.get([w.handle.info.remote() for w in self._actors], timeout=PLACEMENT_TIMEOUT_S)
         except RayTaskError as exc:
             if isinstance(exc.cause, S3DlioRayError):
                 raise exc.cause from None
@@ -306,6 +321,7 @@ class RayPool:
         for worker in self.workers:
             await worker.close()
         self.workers.clear()
+        self._actors.clear()
         for gatherer in self._gatherers.values():
             ray.kill(gatherer)
         self._gatherers.clear()

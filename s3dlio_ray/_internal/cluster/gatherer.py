@@ -21,8 +21,9 @@ SeatAsk = tuple[int, tuple[int, Steer] | None]
 """An actor's index on the node, and the steer its share gets first (task id, how)."""
 
 
-@ray.remote(num_cpus=0, max_restarts=0)
 class NodeGatherer:
+    """Asks the transfer actors of its node on their behalf, in one call from the driver."""
+
     def __init__(self, actors: Sequence[ray.actor.ActorHandle]) -> None:
         self._actors = list(actors)
 
@@ -36,3 +37,7 @@ class NodeGatherer:
             return_exceptions=True,
         )
         return [None if isinstance(reply, BaseException) else reply for reply in replies]
+
+
+NODE_GATHERER = ray.remote(NodeGatherer)
+"""The gatherer as a Ray actor class (placed with no CPU of its own, never restarted)."""

@@ -341,8 +341,8 @@ class PhaseExecutor:
                 steering.observe(snapshots, now - last)
             last = now
             rate = self.telemetry.sample(phase)
-            counts = detector is not None and not self._clock.paused
-            if counts and detector.add(self._clock() - started, rate):
+            counts = not self._clock.paused
+            if counts and detector is not None and detector.add(self._clock() - started, rate):
                 detector = None
                 self._stop_all(EndedBy.AUTOTERM)
             self.gather_cpu_s += time.process_time() - cpu0

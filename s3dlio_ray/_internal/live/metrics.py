@@ -65,7 +65,8 @@ class MetricsView:
 
 def histogram_buckets(hist: LatencyHistogram) -> list[tuple[str, float]]:
     """Cumulative (le, count) pairs for Prometheus from the fine log buckets."""
-    buckets, cumulative, index = [], 0, 0
+    buckets: list[tuple[str, float]] = []
+    cumulative, index = 0, 0
     for le_index in LE_INDICES:
         while index <= le_index:
             cumulative += hist.counts[index]

@@ -26,11 +26,11 @@ class ClusterSteering:
         for task_id, snapshot in snapshots.items():
             stats = snapshot.stats
             counts = (stats.latency.count, stats.bytes, stats.latency.total_s, snapshot.throttles)
-            before = self._last.get(task_id, (0, 0, 0.0, 0))
-            ops, nbytes, latency, throttles = (
-                now - then for now, then in zip(counts, before, strict=True)
-            )
+            ops0, bytes0, latency0, throttles0 = self._last.get(task_id, (0, 0, 0.0, 0))
             self._last[task_id] = counts
+            ops, nbytes = stats.latency.count - ops0, stats.bytes - bytes0
+            latency = stats.latency.total_s - latency0
+            throttles = snapshot.throttles - throttles0
             readings[str(task_id)] = ActorReading(
                 ops, nbytes, latency, snapshot.in_flight, throttles > 0
             )

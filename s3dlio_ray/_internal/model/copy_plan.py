@@ -18,7 +18,7 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import overload
+from typing import Any, overload
 
 from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.model.keys import ListedKeys
@@ -135,7 +135,7 @@ class CopyItems(ListedKeys):
             return CopyItems(self.keys[index], self.sizes[index], self.crcs[index])
         return self.keys[index]
 
-    def __reduce__(self) -> tuple[type[CopyItems], tuple[list[str], array, array]]:
+    def __reduce__(self) -> tuple[type[ListedKeys], tuple[Any, ...]]:
         return CopyItems, (self.keys, self.sizes, self.crcs)
 
     def items(self) -> Iterable[tuple[str, int, int | None]]:

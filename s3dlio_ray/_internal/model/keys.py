@@ -15,7 +15,7 @@ import re
 from array import array
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, overload
+from typing import Any, NamedTuple, overload
 
 from s3dlio_ray._internal.model.sizes import ObjectSizes
 
@@ -272,7 +272,7 @@ class ListedKeys(Sequence[str]):
             return ListedKeys(self.keys[index], self.sizes[index])
         return self.keys[index]
 
-    def __reduce__(self) -> tuple[type[ListedKeys], tuple[list[str], array]]:
+    def __reduce__(self) -> tuple[type[ListedKeys], tuple[Any, ...]]:
         return ListedKeys, (self.keys, self.sizes)
 
     @classmethod

@@ -62,7 +62,10 @@ class AcceleratorClock:
         self._clock = clock
         self._epochs: list[AcceleratorEpoch] = []
         self._epoch = 0
-        self._began = self._first_ready = self._wait_from = self._compute_from = None
+        self._began: float | None = None
+        self._first_ready: float | None = None
+        self._wait_from: float | None = None
+        self._compute_from: float | None = None
         self._steps = self._samples = self._bytes = 0
         self._wait_s = self._compute_s = 0.0
 

@@ -358,7 +358,11 @@ def au_chart(result: RunResult) -> str:
             label=node,
             gid=f"node-{node}",
         )
-    thresholds = {p.training.au_threshold for p in result.phases if p.training} - {None}
+    thresholds = {
+        p.training.au_threshold
+        for p in result.phases
+        if p.training and p.training.au_threshold is not None
+    }
     for threshold in sorted(thresholds):
         axes.axhline(
             threshold * 100,

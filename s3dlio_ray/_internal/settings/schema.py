@@ -636,6 +636,7 @@ def read_value(key: str, value: Any) -> Any:
     except ValueError as exc:
         raise ConfigError(f"{key}: {exc} (got {value!r})") from None
 
+
 ENVIRONMENT: dict[str, str] = {
     variable: f.name for f in fields(Settings) for variable in f.metadata["env"]
 }

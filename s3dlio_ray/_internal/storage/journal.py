@@ -115,7 +115,9 @@ async def cleanup(
     owned = owned_key(prefix, run_id)
     where = run_prefix(prefix, run_id)
     journal = journal_key(prefix, run_id)
-    deleted, failed, batch, journal_found = 0, [], [], False
+    deleted, journal_found = 0, False
+    failed: list[str] = []
+    batch: list[str] = []
     async for info in client.list_objects(bucket, where):
         if info.key == journal:
             journal_found = True

@@ -20,7 +20,12 @@ from typing import NamedTuple, Protocol, cast
 
 from s3dlio_ray._internal.execution.admission import PhaseControl
 from s3dlio_ray._internal.execution.phases.step import PhaseOutcome, Run, spec_of
-from s3dlio_ray._internal.execution.phases.transfer import Done, PhaseSpec, TransferOutcome
+from s3dlio_ray._internal.execution.phases.transfer import (
+    Done,
+    PhaseSpec,
+    Transfer,
+    TransferOutcome,
+)
 from s3dlio_ray._internal.model import crc
 from s3dlio_ray._internal.model.copy_plan import (
     MANIFEST,
@@ -166,7 +171,9 @@ class Download(_Copy):
         return Done(op.size)
 
 
-def transfer(spec: PhaseSpec, items: Sequence[str], control: PhaseControl, task_id: int) -> _Copy:
+def transfer(
+    spec: PhaseSpec, items: Sequence[str], control: PhaseControl, task_id: int
+) -> Transfer:
     if not isinstance(items, CopyItems):
         raise TypeError("a copy's share is CopyItems")
     return Upload(spec, items) if spec.phase == Phase.UPLOAD else Download(spec, items)

@@ -39,7 +39,8 @@ class TopLevel:
 async def top_level(client: S3Client, bucket: str, prefix: str) -> TopLevel:
     keys: list[str] = []
     sizes = array("q")
-    folders, token = [], None
+    folders: list[Listing] = []
+    token: str | None = None
     while True:
         page = await client.list_objects_page(bucket, prefix, token, delimiter="/")
         keys += (info.key for info in page.objects)

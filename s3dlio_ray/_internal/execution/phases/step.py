@@ -63,7 +63,12 @@ class Run(Protocol):
 
     settings: Settings
     client: S3Client
-    executor: Transfers
+
+    @property
+    def executor(self) -> Transfers:
+        """What runs the run's transfer phases (read-only here: a step never swaps it)."""
+        ...
+
     run_id: str
     seed: int
     bucket: str

@@ -137,5 +137,7 @@ class Transfer(Protocol):
     def outcome(self) -> TransferOutcome: ...
 
 
-TransferFactory = Callable[[PhaseSpec, Sequence[str], PhaseControl, int], Transfer]
-"""(spec, this share's keys, its control, the share's task id) -> the share's Transfer."""
+TransferFactory = Callable[[PhaseSpec, Sequence[Any], PhaseControl, int], Transfer]
+"""(spec, this share's items, its control, the share's task id) -> the share's Transfer. The
+items are what the phase shards: keys, a LIST's listings, a train phase's sample indices, a
+copy's files."""

@@ -19,7 +19,7 @@ import asyncio
 import ssl
 import time
 from collections.abc import Awaitable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from s3dlio_ray._internal.storage.s3.transport import (
     Buffer,
@@ -329,11 +329,12 @@ class _Connection(asyncio.BufferedProtocol):
         """Await `awaitable` (room to write more of a body) while the connection keeps making
         progress within `timeout`; an early answer in `waiter` ends the wait."""
         task = asyncio.ensure_future(awaitable)
+        either: set[asyncio.Future[Any]] = {task, waiter}
         try:
             while True:
                 before = self.progress
                 done, _ = await asyncio.wait(
-                    {task, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                    either, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
                 )
                 if task in done:
                     return task.result()
