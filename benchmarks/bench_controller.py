@@ -32,7 +32,8 @@ import null_endpoint
 from bench_transfer import wait_for_port
 from proxy import TcpProxy
 
-from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.run.launch import execute
+from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.settings.load import load_settings
 from s3dlio_ray._internal.storage.s3.signing import StaticCredentials
 
@@ -58,8 +59,8 @@ def run_once(endpoint: str, link: float, delay: float, seconds: int, **tuning) -
     async def main():
         proxy = await TcpProxy(host, int(port), delay, link).start()
         try:
-            target = Target((proxy.url,), StaticCredentials("bench", "bench"))
-            return await execute(settings, target)
+            plan = plan_run(settings, (proxy.url,), StaticCredentials("bench", "bench"))
+            return await execute(plan)
         finally:
             await proxy.close()
 

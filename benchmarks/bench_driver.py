@@ -34,6 +34,7 @@ from ray.cluster_utils import Cluster
 from s3dlio_ray._internal.cluster.driver import RayPool
 from s3dlio_ray._internal.execution.build import cluster_policy
 from s3dlio_ray._internal.live.executor import PhaseExecutor
+from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.run.runner import run_workload
 from s3dlio_ray._internal.settings.load import load_settings
 from s3dlio_ray._internal.storage.s3.signing import StaticCredentials
@@ -56,15 +57,19 @@ def measure(endpoint: str, actors_per_node: int, seconds: int, rate: str) -> dic
         },
         environ={},
     )
-    credentials = StaticCredentials("bench", "bench")
+    plan = plan_run(settings, (endpoint,), StaticCredentials("bench", "bench"))
+    configuration = plan.configurations[0]
 
     async def main():
-        pool = RayPool(settings, (endpoint,), credentials).start()
+        pool = RayPool(settings, plan.access).start()
         try:
             executor = PhaseExecutor(
-                pool, cluster_policy=lambda phase: cluster_policy(settings, phase)
+                pool,
+                cluster_policy=lambda phase, overrides: cluster_policy(
+                    overrides.onto(settings), phase
+                ),
             )
-            result = await run_workload(settings, (endpoint,), executor, credentials)
+            result = await run_workload(plan, configuration, executor)
             return result, executor
         finally:
             await pool.close()

@@ -36,7 +36,8 @@ import null_endpoint
 import ray
 from bench_transfer import CREDENTIALS, object_bytes, test_ca, wait_for_port
 
-from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.run.launch import execute
+from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.settings.load import load_settings
 from s3dlio_ray._internal.storage.s3.signing import StaticCredentials
 
@@ -99,8 +100,8 @@ def through_ray(actors: int, url: str, size: str, objects: int, ca: str, seconds
         },
         environ={},
     )
-    target = Target((url,), StaticCredentials("bench", "bench-secret"))
-    result = asyncio.run(execute(settings, target))
+    plan = plan_run(settings, (url,), StaticCredentials("bench", "bench-secret"))
+    result = asyncio.run(execute(plan))
     assert result.ok, result.error
     put, get = result.phases
     return {

@@ -16,7 +16,6 @@ connections; `s3dlio` measures the s3dlio wheel (its put_many / get_many_stats, 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import statistics
 import sys
@@ -29,6 +28,7 @@ from bench_transfer import cpu_seconds
 
 from s3dlio_ray._internal.execution.engine import Engine
 from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
+from s3dlio_ray._internal.model.endpoint import Endpoint
 from s3dlio_ray._internal.model.keys import KeyRange
 from s3dlio_ray._internal.model.sizes import ObjectSizes
 from s3dlio_ray._internal.model.vocabulary import Phase
@@ -47,10 +47,7 @@ def small_object_engine(url: str) -> Engine:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     signer = Signer(resolve_credentials(), "us-east-1")
-    # Revisions before many endpoints (issue 11) name their one endpoint `endpoint`.
-    named = "endpoints" in inspect.signature(ClientOptions).parameters
-    options = ClientOptions(endpoints=(url,)) if named else ClientOptions(endpoint=url)
-    client = S3Client(options, signer)
+    client = S3Client(ClientOptions(endpoints=(Endpoint.parse(url),)), signer)
     policy = ConcurrencyPolicy(Mode.FIXED, 16)
     return Engine(S3Store(client, 10 * 2**20), lambda phase, overrides: policy)
 

@@ -24,7 +24,8 @@ import null_endpoint
 import ray
 from ray.cluster_utils import Cluster
 
-from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.run.launch import execute
+from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.settings.load import load_settings
 from s3dlio_ray._internal.storage.s3.signing import StaticCredentials
 
@@ -54,9 +55,8 @@ def run_layout(nodes: int, actors: int, endpoint: str, objects: int) -> dict[str
             },
             environ={},
         )
-        result = asyncio.run(
-            execute(settings, Target(endpoint, StaticCredentials("bench", "bench")))
-        )
+        plan = plan_run(settings, endpoint, StaticCredentials("bench", "bench"))
+        result = asyncio.run(execute(plan))
         assert result.ok, result.error
         put, get = result.phases
         cluster = result.cluster

@@ -78,6 +78,7 @@ def boto3_client(endpoint: str, concurrency: int):
 def run_engine(endpoint, bucket, keys, size, concurrency, http2, op_log, on_asyncio=False):
     from s3dlio_ray._internal.execution.engine import Engine
     from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
+    from s3dlio_ray._internal.model.endpoint import Endpoint
     from s3dlio_ray._internal.model.sizes import ObjectSizes
     from s3dlio_ray._internal.model.vocabulary import Phase
     from s3dlio_ray._internal.storage.oplog import OpLog
@@ -94,7 +95,9 @@ def run_engine(endpoint, bucket, keys, size, concurrency, http2, op_log, on_asyn
     asyncio.set_event_loop(loop)
     signer = Signer(resolve_credentials(), "us-east-1")
     options = ClientOptions(
-        endpoints=(endpoint,), http2=http2, ca_bundle=os.environ.get("AWS_CA_BUNDLE")
+        endpoints=(Endpoint.parse(endpoint),),
+        http2=http2,
+        ca_bundle=os.environ.get("AWS_CA_BUNDLE"),
     )
     s3 = S3Client(options, signer)
     log = OpLog(Path(tempfile.mkdtemp()) / "bench.tsv.zst") if op_log else None

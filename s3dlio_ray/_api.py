@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import threading
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -27,13 +26,12 @@ from s3dlio_ray._internal.reports.compare import Difference, Named
 from s3dlio_ray._internal.reports.compare import compare as compare_results
 from s3dlio_ray._internal.reports.files import load_result, write_csv, write_json
 from s3dlio_ray._internal.reports.pages import named_results, report_pages, write_pages
-from s3dlio_ray._internal.run.launch import MetricsHook, Target, execute_configurations
-from s3dlio_ray._internal.run.runner import new_run_id
+from s3dlio_ray._internal.run.launch import MetricsHook, execute_plan
+from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.settings.load import load_settings as _load_settings
 from s3dlio_ray._internal.settings.schema import Settings
 from s3dlio_ray._internal.storage.embedded import EMBEDDED_CREDENTIALS, EmbeddedS3
 from s3dlio_ray._internal.storage.journal import cleanup, read_journal
-from s3dlio_ray._internal.storage.network import resolve_hosts
 
 Workload = str | Path | Mapping[str, Any] | Settings
 """A workload file's path, its content as a mapping, or Settings already loaded."""
@@ -56,11 +54,6 @@ def _settings(workload: Workload, overrides: Mapping[str, Any]) -> Settings:
         )
     else:
         settings = _load_settings(workload, overrides)
-    if settings.run_id is None:
-        settings = dataclasses.replace(settings, run_id=new_run_id())
-    if settings.op_log:
-        # Actors write on their own nodes from their own working directories.
-        settings = dataclasses.replace(settings, op_log=str(Path(settings.op_log).absolute()))
     return settings
 
 
@@ -159,16 +152,13 @@ async def _run(settings: Settings, hooks: Hooks, control: RunControl | None) -> 
     with contextlib.ExitStack() as stack:
         if settings.endpoint is None:
             embedded = stack.enter_context(EmbeddedS3())
-            target = Target((embedded.url,), EMBEDDED_CREDENTIALS, embedded=True)
+            plan = plan_run(settings, (embedded.url,), EMBEDDED_CREDENTIALS, embedded=True)
             if hooks.embedded is not None:
                 hooks.embedded(embedded.url)
         else:
-            endpoints = settings.endpoint
-            target = Target(resolve_hosts(endpoints) if settings.resolve_host else endpoints)
-        results = await execute_configurations(
-            settings, target, hooks.progress, hooks.metrics, control, hooks.control
-        )
-    return RunReport(settings, tuple(results))
+            plan = plan_run(settings)
+        results = await execute_plan(plan, hooks.progress, hooks.metrics, control, hooks.control)
+    return RunReport(plan.settings, tuple(results))
 
 
 def copy(source: str, destination: str, /, **overrides: Any) -> RunReport:
@@ -330,8 +320,9 @@ async def cleanup_async(run_id: str, /, **overrides: Any) -> CleanupResult:
             "cleanup: give the endpoint the run wrote to (--endpoint URL); an embedded "
             "endpoint keeps nothing after its run"
         )
-    bucket = settings.bucket or f"s3dlio-ray-{run_id}".lower()
-    client = build_client(settings, settings.endpoint)
+    plan = plan_run(settings)
+    bucket = plan.bucket
+    client = build_client(settings, plan.access)
     try:
         journal = await read_journal(client, bucket, settings.prefix, run_id)
         if journal is None:

@@ -25,6 +25,7 @@ import pytest
 from botocore.config import Config
 
 from s3dlio_ray._internal.execution.engine import Engine
+from s3dlio_ray._internal.model.endpoint import Endpoint
 from s3dlio_ray._internal.model.results import (
     ClusterInfo,
     Environment,
@@ -144,7 +145,7 @@ def stored_objects(boto3_s3, bucket: str, prefix: str, journal: bool = False) ->
 def make_client(url: str, **options) -> S3Client:
     options.setdefault("retry", RetryPolicy(max_attempts=2, base_delay_s=0.01))
     signer = Signer(resolve_credentials(explicit=TEST_CREDENTIALS), "us-east-1")
-    return S3Client(ClientOptions(endpoints=(url,), **options), signer)
+    return S3Client(ClientOptions(endpoints=(Endpoint.parse(url),), **options), signer)
 
 
 def make_engine(url: str, policy: ConcurrencyPolicy, **options) -> Engine:
@@ -395,7 +396,8 @@ class ScrapedRun:
 def scraped_run(ray_cluster, prometheus, moto_url, boto3_s3, tmp_path_factory) -> ScrapedRun:
     from proxy import TcpProxy
 
-    from s3dlio_ray._internal.run.launch import Target, execute
+    from s3dlio_ray._internal.run.launch import execute
+    from s3dlio_ray._internal.run.plan import plan_run
 
     prom_url, metrics_port = prometheus
     bucket = f"scraped-{uuid.uuid4().hex[:8]}"
@@ -419,7 +421,7 @@ def scraped_run(ray_cluster, prometheus, moto_url, boto3_s3, tmp_path_factory) -
     async def main():
         proxy = await TcpProxy(host, int(port), response_delay_s=0.15).start()
         try:
-            return await execute(settings, Target((proxy.url,), TEST_CREDENTIALS))
+            return await execute(plan_run(settings, (proxy.url,), TEST_CREDENTIALS))
         finally:
             await proxy.close()
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT
 
 import s3dlio_ray
-from s3dlio_ray._internal.execution.admission import ActiveClock, Admission, PhaseControl
+from s3dlio_ray._internal.execution.admission import ActiveClock, Admission, ShareLimits
 from s3dlio_ray._internal.live.control_channel import registry_dir
 from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.model.utilization import AcceleratorClock
@@ -83,7 +83,7 @@ def test_a_paused_clock_stands_still_and_counts_on_after_resume():
 def test_a_paused_phase_admits_nothing_and_its_duration_waits():
     async def main():
         paused = Overrides((), True, 1)
-        admission = Admission(PhaseControl(0.3, None, paused), lambda item: 1)
+        admission = Admission(ShareLimits(0.3, None, paused), lambda item: 1)
         started: list[float] = []
 
         async def start(item):
@@ -94,7 +94,7 @@ def test_a_paused_phase_admits_nothing_and_its_duration_waits():
 
         async def resume_later():
             await asyncio.sleep(0.4)
-            admission.adjust(PhaseControl(0.3, None, Overrides((), False, 2)))
+            admission.adjust(ShareLimits(0.3, None, Overrides((), False, 2)))
 
         began = time.perf_counter()
         resumer = asyncio.ensure_future(resume_later())
@@ -111,7 +111,7 @@ def test_a_paused_phase_admits_nothing_and_its_duration_waits():
 
 def test_a_stop_ends_a_paused_phase():
     async def main():
-        admission = Admission(PhaseControl(None, None, Overrides((), True, 1)), lambda item: 1)
+        admission = Admission(ShareLimits(None, None, Overrides((), True, 1)), lambda item: 1)
 
         async def slot():
             pass

@@ -18,7 +18,8 @@ from rich.console import Console
 from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.model.keys import checkpoint_shards, run_prefix
 from s3dlio_ray._internal.reports.files import print_summary
-from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.run.launch import execute
+from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.storage.journal import owned_key
 
 MIB = 1024 * 1024
@@ -44,7 +45,7 @@ def test_every_actor_writes_its_shard_and_a_restore_reads_them_back(
         ray_address=ray_cluster.address,
     )
     result = valid_result(
-        asyncio.run(execute(settings, Target((moto_url,), TEST_CREDENTIALS))).to_dict()
+        asyncio.run(execute(plan_run(settings, (moto_url,), TEST_CREDENTIALS))).to_dict()
     )
     first, second, restore = result.phases
     assert result.ok
@@ -68,7 +69,7 @@ def test_a_checkpoint_is_cleaned_up_with_the_run(moto_url, boto3_s3, bucket):
     settings = settings_for(
         bucket, executor="local", phases="checkpoint,restore,cleanup", model_size="3MiB"
     )
-    result = asyncio.run(execute(settings, Target((moto_url,), TEST_CREDENTIALS)))
+    result = asyncio.run(execute(plan_run(settings, (moto_url,), TEST_CREDENTIALS)))
     assert result.ok and result.cleanup.deleted == 1
     assert stored_objects(boto3_s3, bucket, settings.prefix, journal=True) == {}
 

@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from proxy import TcpProxy
 
 from s3dlio_ray._internal.model.keys import KeyRange, run_prefix
-from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.run.launch import execute
+from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.storage.embedded import free_port
 
 KIB = 1024
@@ -22,7 +23,7 @@ KIB = 1024
 
 def test_every_node_transfers_and_the_bytes_add_up(ray_cluster, moto_url, boto3_s3, bucket):
     settings = settings_for(bucket)
-    result = asyncio.run(execute(settings, Target((moto_url,), TEST_CREDENTIALS)))
+    result = asyncio.run(execute(plan_run(settings, (moto_url,), TEST_CREDENTIALS)))
     assert result.ok, result.error
     assert len(result.cluster.nodes) == 3 and result.cluster.actors == 3
     put, get = result.phases
@@ -80,7 +81,7 @@ def test_a_node_removed_during_put_loses_no_key_and_counts_none_twice(
     async def main():
         proxy = await TcpProxy(host, int(port), response_delay_s=0.1).start()
         try:
-            run = asyncio.ensure_future(execute(settings, Target((proxy.url,), TEST_CREDENTIALS)))
+            run = asyncio.ensure_future(execute(plan_run(settings, (proxy.url,), TEST_CREDENTIALS)))
             await asyncio.sleep(2.0)
             assert not run.done()
             await asyncio.get_running_loop().run_in_executor(None, ray_cluster.remove_node, doomed)
@@ -120,7 +121,7 @@ def test_final_metrics_are_pushed_to_a_pushgateway(ray_cluster, pushgateway, mot
     settings = settings_for(
         bucket, objects=9, object_size="64KiB", metrics_port=0, pushgateway_url=pushgateway
     )
-    result = asyncio.run(execute(settings, Target((moto_url,), TEST_CREDENTIALS)))
+    result = asyncio.run(execute(plan_run(settings, (moto_url,), TEST_CREDENTIALS)))
     assert result.ok, result.error
     with urllib.request.urlopen(f"{pushgateway}/metrics") as response:
         text = response.read().decode()

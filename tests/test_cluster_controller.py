@@ -17,7 +17,8 @@ import pytest
 from conftest import TEST_CREDENTIALS, settings_for
 from proxy import TcpProxy
 
-from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.run.launch import execute
+from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.tuning.cluster import (
     ActorReading,
     ClusterController,
@@ -222,7 +223,7 @@ def run_behind_a_link(bucket: str, moto_url: str, **overrides):
             host, int(port), response_delay_s=LINK_DELAY_S, response_bytes_per_s=LINK_BYTES_PER_S
         ).start()
         try:
-            return await execute(settings, Target((proxy.url,), TEST_CREDENTIALS))
+            return await execute(plan_run(settings, (proxy.url,), TEST_CREDENTIALS))
         finally:
             await proxy.close()
 

@@ -281,3 +281,43 @@ def test_a_phase_entry_sets_options_for_itself_alone(workload):
 def test_settings_written_into_a_result_load_back_the_same(name):
     settings = load_settings(f"configs/{name}.yaml", {"rate_limit": "2 GB/s"}, environ={})
     assert load_settings(settings.to_dict(), environ={}) == settings
+
+
+def test_rules_that_ran_late_are_checked_when_the_settings_are_made(tmp_path):
+    manifest = tmp_path / "keys.txt"
+    manifest.write_text("a\n")
+    with pytest.raises(ConfigError, match="list with a manifest has nothing to list"):
+        Settings(
+            bucket="data",
+            phases=[{"list": {"source": "existing", "manifest": str(manifest)}}],
+        )
+    with pytest.raises(ConfigError, match="AWS S3 endpoints do not speak HTTP/2"):
+        load_settings(None, {"endpoint": "https://s3.amazonaws.com", "http2": True}, {})
+
+
+def test_a_hand_made_settings_is_checked_as_a_loaded_one():
+    for bad in ({"objects": 0}, {"min_concurrency": 64, "max_concurrency": 1}):
+        with pytest.raises(ConfigError) as made:
+            Settings(**bad)
+        with pytest.raises(ConfigError) as loaded:
+            load_settings(None, bad, {})
+        assert str(made.value) == str(loaded.value) and "\n" not in str(made.value)
+    typed = Settings(object_size="1MiB", endpoint="http://127.0.0.1:9000", phases="put,get")
+    assert typed.object_size.minimum == 2**20 and typed.endpoint == ("http://127.0.0.1:9000",)
+    assert repr(typed) == (
+        "Settings(object_size=1048576, phases=['put', 'get'], endpoint=['http://127.0.0.1:9000'])"
+    )
+
+
+def test_a_set_section_key_changes_that_key_and_keeps_the_sections_others(workload):
+    path = workload(
+        "workflow: {generate_data: true, train: true}\n"
+        "dataset: {num_files_train: 8, record_length_bytes: 4096}\n"
+    )
+    # Training on the dataset an earlier run (its run id) generated.
+    earlier = {**parse_assignment("workflow.generate_data=false"), "run_id": "earlier"}
+    settings = load_settings(path, earlier, environ={})
+    assert [str(p) for p in settings.phase_names] == ["train"]
+    settings = load_settings(path, parse_assignment("dataset.num_files_train=3"), environ={})
+    assert (settings.num_files_train, settings.record_length_bytes) == (3, 4096)
+    assert [str(p) for p in settings.phase_names] == ["datagen", "train"]

@@ -25,7 +25,8 @@ from s3dlio_ray._internal.model.copy_plan import (
     copy_workload,
     selected,
 )
-from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.run.launch import execute
+from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.settings.load import load_settings
 
 MIB = 1024 * 1024
@@ -99,7 +100,7 @@ def copy(source, destination, endpoint, **overrides):
         {"endpoint": endpoint, "metrics_port": "off", "part_size_mb": 5, **overrides},
         environ={},
     )
-    return asyncio.run(execute(settings, Target((endpoint,), TEST_CREDENTIALS)))
+    return asyncio.run(execute(plan_run(settings, (endpoint,), TEST_CREDENTIALS)))
 
 
 def test_a_folder_round_trips_byte_exact_through_three_nodes(

@@ -17,13 +17,15 @@ from faults import FaultProxy, Rule
 from rich.console import Console
 
 from s3dlio_ray._internal.execution.engine import is_fatal
+from s3dlio_ray._internal.model.endpoint import Endpoint
 from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.model.keys import KeyRange, run_prefix
 from s3dlio_ray._internal.reports.files import print_summary
 from s3dlio_ray._internal.reports.html import render_html
-from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.run.launch import execute
+from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.storage.embedded import free_port
-from s3dlio_ray._internal.storage.network import resolve_hosts, source_address
+from s3dlio_ray._internal.storage.network import source_address, spread_over_addresses
 from s3dlio_ray._internal.storage.s3.client import ClientOptions, S3Client
 from s3dlio_ray._internal.storage.s3.errors import S3ConnectionError
 from s3dlio_ray._internal.storage.s3.retry import RetryPolicy
@@ -67,7 +69,7 @@ def test_a_single_endpoint_never_rests():
 
 
 def test_every_endpoint_down_is_one_fatal_error():
-    dead = tuple(f"http://127.0.0.{n}:{free_port()}" for n in (1, 4))
+    dead = tuple(Endpoint.parse(f"http://127.0.0.{n}:{free_port()}") for n in (1, 4))
     signer = Signer(resolve_credentials(explicit=TEST_CREDENTIALS), "us-east-1")
     retry = RetryPolicy(max_attempts=10, base_delay_s=0.001)
     client = S3Client(ClientOptions(endpoints=dead, retry=retry), signer)
@@ -89,12 +91,17 @@ def test_a_host_name_with_several_addresses_becomes_one_endpoint_each(monkeypatc
         return [(socket.AF_INET, type, 6, "", (a, port)) for a in found[host]]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    assert resolve_hosts(("http://gw.example:9000", "https://one.example")) == (
+    named = (Endpoint.parse("http://gw.example:9000"), Endpoint.parse("https://one.example"))
+    spread = spread_over_addresses(named)
+    assert [endpoint.label for endpoint in spread] == [
         "http://10.0.0.1:9000",
         "http://10.0.0.2:9000",
         "http://[fd00::3]:9000",
-        "https://one.example",
-    )
+        "https://one.example:443",
+    ]
+    # Each is still the endpoint it was named: TLS verifies, and the Host header carries, the
+    # name; only the connection goes to the address.
+    assert {endpoint.host for endpoint in spread} == {"gw.example", "one.example"}
 
 
 def test_a_source_address_is_an_address_or_interface_of_this_node():
@@ -107,7 +114,7 @@ def test_a_source_address_is_an_address_or_interface_of_this_node():
 
 
 def _run(settings, urls):
-    return asyncio.run(execute(settings, Target(tuple(urls), TEST_CREDENTIALS)))
+    return asyncio.run(execute(plan_run(settings, urls, TEST_CREDENTIALS)))
 
 
 def _keys(settings, count):

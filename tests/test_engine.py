@@ -11,7 +11,7 @@ import time
 
 from conftest import recorded
 
-from s3dlio_ray._internal.execution.admission import Admission, PhaseControl
+from s3dlio_ray._internal.execution.admission import Admission, ShareLimits
 from s3dlio_ray._internal.execution.engine import Engine
 from s3dlio_ray._internal.execution.host import EngineHost
 from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
@@ -147,7 +147,7 @@ def test_stop_ends_a_timed_share_early_with_its_reason():
 
     async def main():
         running = asyncio.ensure_future(
-            engine.run_share(spec(Phase.GET, duration_s=30), keys(5), PhaseControl(30))
+            engine.run_share(spec(Phase.GET, duration_s=30), keys(5), ShareLimits(30))
         )
         await asyncio.sleep(0.2)
         snapshot = engine.snapshot()
@@ -163,7 +163,7 @@ def test_stop_ends_a_timed_share_early_with_its_reason():
 
 def test_admission_paces_to_the_rate_and_stops_at_the_deadline():
     async def main():
-        admission = Admission(PhaseControl(1.0, RateLimit("ops", 50)), lambda item: 1)
+        admission = Admission(ShareLimits(1.0, RateLimit("ops", 50)), lambda item: 1)
         slots = asyncio.Semaphore(1000)
 
         async def start(item):

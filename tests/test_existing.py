@@ -20,7 +20,8 @@ from s3dlio_ray._internal.model.content import VerificationError
 from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.model.keys import KeyRange, Listing, Span, listings
 from s3dlio_ray._internal.reports.files import print_summary
-from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.run.launch import execute
+from s3dlio_ray._internal.run.plan import plan_run
 
 MIB = 1024 * 1024
 STORED_AS = (("SHA256", "checksum-sha256"), ("CRC32", "checksum-crc32"), (None, "etag-md5"))
@@ -66,7 +67,9 @@ def dataset(moto_url, boto3_s3, bucket):
 
 
 def run(settings, url):
-    return valid_result(asyncio.run(execute(settings, Target((url,), TEST_CREDENTIALS))).to_dict())
+    return valid_result(
+        asyncio.run(execute(plan_run(settings, (url,), TEST_CREDENTIALS))).to_dict()
+    )
 
 
 def tally(checks, times=1):

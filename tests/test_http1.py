@@ -338,3 +338,35 @@ def test_an_untrusted_certificate_is_not_retried_and_says_how_to_fix_it():
             return retries
 
     assert asyncio.run(main()) == []
+
+
+def test_a_name_spread_over_addresses_connects_there_and_is_verified_under_its_name():
+    # resolve_host: the connection goes to one of the name's addresses, but TLS verifies the
+    # certificate of the name, and the Host header carries it.
+    ca = trustme.CA()
+    cert = ca.issue_cert("gw.example")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    hosts = []
+
+    async def host_header(reader, writer):
+        _line, headers, _body = await read_request(reader)
+        hosts.append(headers["host"])
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+
+    async def main():
+        async with serve(host_header, server_ctx) as server:
+            named = Http1Transport(
+                "gw.example", server.port, address="127.0.0.1", ssl_context=client_ctx
+            )
+            assert (await named.request("GET", "/", {})).status == 200
+            await named.aclose()
+            unnamed = Http1Transport("127.0.0.1", server.port, ssl_context=client_ctx)
+            with pytest.raises(CertificateError, match="not trusted"):
+                await unnamed.request("GET", "/", {})
+        assert hosts == [f"gw.example:{server.port}"]
+
+    asyncio.run(main())

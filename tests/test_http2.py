@@ -11,7 +11,10 @@ import trustme
 from conftest import ROOT, TEST_CREDENTIALS, server_process
 
 from s3dlio_ray._internal.model.content import ObjectData
+from s3dlio_ray._internal.model.endpoint import Endpoint
 from s3dlio_ray._internal.model.errors import ConfigError
+from s3dlio_ray._internal.settings.load import load_settings
+from s3dlio_ray._internal.settings.schema import Settings
 from s3dlio_ray._internal.storage.embedded import free_port
 from s3dlio_ray._internal.storage.s3.client import ClientOptions, S3Client
 from s3dlio_ray._internal.storage.s3.signing import Signer, resolve_credentials
@@ -55,7 +58,8 @@ def tls_endpoint(tmp_path_factory):
 
 def h2_client(url: str, ca_bundle: str | None = None) -> S3Client:
     signer = Signer(resolve_credentials(explicit=TEST_CREDENTIALS), "us-east-1")
-    return S3Client(ClientOptions(endpoints=(url,), http2=True, ca_bundle=ca_bundle), signer)
+    options = ClientOptions(endpoints=(Endpoint.parse(url),), http2=True, ca_bundle=ca_bundle)
+    return S3Client(options, signer)
 
 
 async def round_trip(client: S3Client, bucket: str) -> list[str]:
@@ -97,7 +101,7 @@ def test_http1_client_still_works_over_tls(tls_endpoint):
     signer = Signer(resolve_credentials(explicit=TEST_CREDENTIALS), "us-east-1")
 
     async def main():
-        client = S3Client(ClientOptions(endpoints=(url,), ca_bundle=ca), signer)
+        client = S3Client(ClientOptions(endpoints=(Endpoint.parse(url),), ca_bundle=ca), signer)
         await client.create_bucket("h1-tls-bucket")
         await client.put_object("h1-tls-bucket", "k", [b"hello"])
         result = await client.get_object("h1-tls-bucket", "k")
@@ -108,9 +112,8 @@ def test_http1_client_still_works_over_tls(tls_endpoint):
     assert bytes(result.body) == b"hello" and result.http_version == "HTTP/1.1"
 
 
-def test_http2_is_refused_for_aws():
-    signer = Signer(resolve_credentials(explicit=TEST_CREDENTIALS), "us-east-1")
+def test_http2_is_refused_for_aws_when_the_settings_are_made():
     with pytest.raises(ConfigError, match="AWS S3 endpoints do not speak HTTP/2"):
-        S3Client(
-            ClientOptions(endpoints=("https://s3.us-east-1.amazonaws.com",), http2=True), signer
-        )
+        Settings(endpoint="https://s3.us-east-1.amazonaws.com", http2=True)
+    with pytest.raises(ConfigError, match="AWS S3 endpoints do not speak HTTP/2"):
+        load_settings(None, {"endpoint": "https://bucket.s3.amazonaws.com", "http2": True}, {})

@@ -15,7 +15,8 @@ from s3dlio_ray._api import RunControl
 from s3dlio_ray._internal.live.control_channel import find
 from s3dlio_ray._internal.reports.files import write_csv
 from s3dlio_ray._internal.reports.html import render_html
-from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.run.launch import execute
+from s3dlio_ray._internal.run.plan import plan_run
 
 HIGH_GBPS, LOW_GBPS = 0.004, 0.001
 
@@ -50,9 +51,8 @@ def test_a_running_cluster_follows_its_target_down_and_up_and_pauses(
         going = asyncio.Event()
         run = asyncio.ensure_future(
             execute(
-                settings,
-                Target((moto_url,), TEST_CREDENTIALS),
-                lambda progress: going.set(),
+                plan_run(settings, (moto_url,), TEST_CREDENTIALS),
+                on_progress=lambda progress: going.set(),
                 control=control,
             )
         )

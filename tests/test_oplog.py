@@ -10,7 +10,8 @@ import io
 import zstandard
 from conftest import TEST_CREDENTIALS, settings_for
 
-from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.run.launch import execute
+from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.storage.oplog import COLUMNS, OpLog, oplog_path
 from s3dlio_ray._internal.storage.s3.client import RequestRecord
 
@@ -62,7 +63,7 @@ def test_lines_reach_the_disk_while_the_log_is_open(tmp_path):
 def test_a_run_logs_every_request_of_every_actor(ray_cluster, moto_url, bucket, tmp_path):
     base = tmp_path / "oplog" / "quick.tsv.zst"
     settings = settings_for(bucket, objects=24, object_size="16KiB", op_log=str(base))
-    result = asyncio.run(execute(settings, Target((moto_url,), TEST_CREDENTIALS)))
+    result = asyncio.run(execute(plan_run(settings, (moto_url,), TEST_CREDENTIALS)))
     assert result.ok, result.error
     files = sorted(base.parent.glob("quick-*.tsv.zst"))
     assert len(files) == result.cluster.actors == 3

@@ -1,5 +1,6 @@
 import pytest
 
+from s3dlio_ray._internal.model.endpoint import Endpoint
 from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.tuning.profiles import (
     AWS,
@@ -22,11 +23,17 @@ from s3dlio_ray._internal.tuning.profiles import (
     ],
 )
 def test_auto_profile_follows_the_endpoint(endpoint, expected):
-    assert select_profile("auto", endpoint) is expected
+    assert select_profile("auto", endpoint and Endpoint.parse(endpoint)) is expected
+
+
+def test_an_endpoint_spread_over_addresses_is_still_known_by_its_name():
+    aws = Endpoint.parse("https://s3.eu-west-1.amazonaws.com").at("52.218.0.1")
+    assert aws.is_aws and select_profile("auto", aws) is AWS
+    assert aws.host == "s3.eu-west-1.amazonaws.com" and aws.label == "https://52.218.0.1:443"
 
 
 def test_named_profile_and_unknown_name():
-    assert select_profile("aws", "http://127.0.0.1:9000") is AWS
+    assert select_profile("aws", Endpoint.parse("http://127.0.0.1:9000")) is AWS
     with pytest.raises(ConfigError, match="allowed: auto, aws, high-performance"):
         select_profile("fast", None)
 

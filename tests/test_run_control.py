@@ -14,11 +14,12 @@ from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
 from s3dlio_ray._internal.model.keys import KeyRange, run_prefix
 from s3dlio_ray._internal.model.sizes import ObjectSizes
 from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
-from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.run.launch import execute
+from s3dlio_ray._internal.run.plan import plan_run
 
 
 def run(settings, url):
-    return asyncio.run(execute(settings, Target((url,), TEST_CREDENTIALS)))
+    return asyncio.run(execute(plan_run(settings, (url,), TEST_CREDENTIALS)))
 
 
 def behind_latency(moto_url: str, settings, delay_s: float):
@@ -28,7 +29,7 @@ def behind_latency(moto_url: str, settings, delay_s: float):
     async def main():
         proxy = await TcpProxy(host, int(port), response_delay_s=delay_s).start()
         try:
-            return await execute(settings, Target((proxy.url,), TEST_CREDENTIALS))
+            return await execute(plan_run(settings, (proxy.url,), TEST_CREDENTIALS))
         finally:
             await proxy.close()
 
@@ -151,7 +152,7 @@ def test_a_fatal_error_ends_the_phase_for_either_client(moto_url, client):
     """Every PUT into a bucket that does not exist would fail: the share stops at the first
     answer and says why, whether this project's client or boto3 sent the request."""
     settings = settings_for("no-such-bucket-here", client=client, concurrency=2)
-    engine = build_engine(settings, (moto_url,), TEST_CREDENTIALS)
+    engine = build_engine(settings, plan_run(settings, (moto_url,), TEST_CREDENTIALS).access)
     spec = PhaseSpec(Phase.PUT, "no-such-bucket-here", ObjectSizes.fixed(1024), 1)
 
     async def main():

@@ -25,7 +25,8 @@ from s3dlio_ray._internal.model.keys import run_prefix
 from s3dlio_ray._internal.model.vocabulary import Phase
 from s3dlio_ray._internal.reports.files import print_summary
 from s3dlio_ray._internal.reports.html import render_html
-from s3dlio_ray._internal.run.launch import Target, execute
+from s3dlio_ray._internal.run.launch import execute
+from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.settings.load import load_settings
 
 MIB = 1024 * 1024
@@ -53,7 +54,7 @@ def train_settings(bucket: str, **overrides):
 
 
 def run(settings, url: str):
-    return asyncio.run(execute(settings, Target((url,), TEST_CREDENTIALS)))
+    return asyncio.run(execute(plan_run(settings, (url,), TEST_CREDENTIALS)))
 
 
 def reads_per_engine(base) -> list[list[str]]:
@@ -179,7 +180,7 @@ def test_au_lands_near_the_prediction_behind_a_slow_endpoint(moto_url, bucket):
                     {"train": {"computation_time": 0}},
                 ],
             )
-            slow = await execute(settings, Target((proxy.url,), TEST_CREDENTIALS))
+            slow = await execute(plan_run(settings, (proxy.url,), TEST_CREDENTIALS))
             ahead = train_settings(
                 bucket,
                 executor="local",
@@ -193,7 +194,7 @@ def test_au_lands_near_the_prediction_behind_a_slow_endpoint(moto_url, bucket):
                 epochs=1,
                 computation_time=0.3,
             )
-            hidden = await execute(ahead, Target((proxy.url,), TEST_CREDENTIALS))
+            hidden = await execute(plan_run(ahead, (proxy.url,), TEST_CREDENTIALS))
             return slow, hidden
         finally:
             await proxy.close()
@@ -249,7 +250,7 @@ def test_the_memory_budget_caps_what_is_buffered_under_a_slow_endpoint(moto_url,
             budgeted = train_settings(
                 bucket, phases="train", run_id=written.run_id, memory_budget_mb=3, **shape
             )
-            return await execute(budgeted, Target((proxy.url,), TEST_CREDENTIALS))
+            return await execute(plan_run(budgeted, (proxy.url,), TEST_CREDENTIALS))
         finally:
             await proxy.close()
 

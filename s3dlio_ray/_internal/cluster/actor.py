@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import ray
 
-from s3dlio_ray._internal.execution.admission import PhaseControl
+from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.execution.build import Seat, build_engine
 from s3dlio_ray._internal.execution.engine import EngineSnapshot
 from s3dlio_ray._internal.execution.host import EngineHost
@@ -17,7 +17,7 @@ from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
 from s3dlio_ray._internal.model.results import ShareResult
 from s3dlio_ray._internal.model.vocabulary import EndedBy
 from s3dlio_ray._internal.settings.schema import Settings
-from s3dlio_ray._internal.storage.s3.signing import StaticCredentials
+from s3dlio_ray._internal.storage.access import Access
 from s3dlio_ray._internal.tuning.cluster import Steer
 
 
@@ -35,11 +35,10 @@ class TransferActor:
     def __init__(
         self,
         settings: Settings,
-        endpoints: Sequence[str],
-        credentials: StaticCredentials | None,
+        access: Access,
         seat: Seat,
     ) -> None:
-        self._host = EngineHost(lambda: build_engine(settings, endpoints, credentials, seat))
+        self._host = EngineHost(lambda: build_engine(settings, access, seat))
 
     def info(self) -> ActorInfo:
         """Where the actor runs, once its engine is built (a bad bind address fails here)."""
@@ -50,16 +49,16 @@ class TransferActor:
         )
 
     async def run_share(
-        self, task_id: int, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl
+        self, task_id: int, spec: PhaseSpec, keys: Sequence[str], limits: ShareLimits
     ) -> ShareResult:
-        return await self._host.run_share(task_id, spec, keys, control)
+        return await self._host.run_share(task_id, spec, keys, limits)
 
     async def stop(self, task_id: int, reason: EndedBy) -> None:
         """End share `task_id` early (autoterm, interruption), if it is the one running."""
         self._host.stop(task_id, reason)
 
     async def snapshot(
-        self, steer: tuple[int, Steer] | None = None, adjust: PhaseControl | None = None
+        self, steer: tuple[int, Steer] | None = None, adjust: ShareLimits | None = None
     ) -> tuple[int, EngineSnapshot | None]:
         """(task id, running statistics) of the share in progress; `steer` first steers it
         (the cluster controller's ceiling and pace), if it is the share named, and `adjust`

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -25,7 +26,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from s3dlio_ray._internal.cluster.actor import TRANSFER_ACTOR
 from s3dlio_ray._internal.cluster.gatherer import NODE_GATHERER
-from s3dlio_ray._internal.execution.admission import PhaseControl
+from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.execution.build import Seat
 from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
 from s3dlio_ray._internal.live.pool import Ask, Reply, Worker
@@ -33,6 +34,7 @@ from s3dlio_ray._internal.model.errors import S3DlioRayError
 from s3dlio_ray._internal.model.results import ShareResult
 from s3dlio_ray._internal.model.vocabulary import EndedBy
 from s3dlio_ray._internal.settings.schema import Settings
+from s3dlio_ray._internal.storage.access import Access
 from s3dlio_ray._internal.storage.s3.signing import StaticCredentials, resolve_credentials
 
 log = logging.getLogger(__name__)
@@ -179,9 +181,9 @@ class RayWorker:
         self.handle = handle
 
     async def run_share(
-        self, task_id: int, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl
+        self, task_id: int, spec: PhaseSpec, keys: Sequence[str], limits: ShareLimits
     ) -> ShareResult:
-        ref: ray.ObjectRef = self.handle.run_share.remote(task_id, spec, keys, control)
+        ref: ray.ObjectRef = self.handle.run_share.remote(task_id, spec, keys, limits)
         return await asyncio.wrap_future(ref.future())
 
     def stop(self, task_id: int, reason: EndedBy) -> None:
@@ -202,12 +204,10 @@ class RayPool:
     def __init__(
         self,
         settings: Settings,
-        endpoints: Sequence[str],
-        credentials: StaticCredentials | None,
+        access: Access,
     ) -> None:
         self._settings = settings
-        self._endpoints = endpoints
-        self._credentials = credentials
+        self._access = access
         self.workers: list[Worker] = []
         self._actors: list[RayWorker] = []
         self.node_cpus: dict[str, float] = {}
@@ -216,15 +216,17 @@ class RayPool:
         self._held = 0.0
         self._gatherers: dict[str, ray.actor.ActorHandle] = {}
 
-    def _actor_credentials(self) -> StaticCredentials:
-        """The driver's credentials, handed to every actor so all nodes act as one identity."""
-        if self._credentials is not None:
-            return self._credentials
+    def _actor_access(self) -> Access:
+        """The run's access with the driver's credentials, handed to every actor so all nodes
+        act as one identity."""
+        if self._access.credentials is not None:
+            return self._access
         frozen = resolve_credentials(self._settings.aws_profile).get_frozen_credentials()
-        return StaticCredentials(frozen.access_key, frozen.secret_key, frozen.token)
+        credentials = StaticCredentials(frozen.access_key, frozen.secret_key, frozen.token)
+        return dataclasses.replace(self._access, credentials=credentials)
 
     def start(self) -> RayPool:
-        credentials = self._actor_credentials()
+        access = self._actor_access()
         connect(self._settings.ray_address)
         nodes = ray.nodes()
         slots = plan_slots(nodes, self._settings.actors_per_node, free_cpus())
@@ -247,8 +249,7 @@ class RayPool:
                         max_restarts=0,
                     ).remote(
                         self._settings,
-                        self._endpoints,
-                        credentials,
+                        access,
                         Seat(len(self._actors), index),
                     ),
                 )
@@ -281,7 +282,7 @@ class RayPool:
         return self
 
     async def snapshots(
-        self, asks: Sequence[Ask], adjust: PhaseControl | None = None
+        self, asks: Sequence[Ask], adjust: ShareLimits | None = None
     ) -> list[Reply | BaseException]:
         """One call per node: a node's gatherer asks its own actors (a node of one actor, which
         has no gatherer, is asked directly)."""
@@ -303,7 +304,7 @@ class RayPool:
         return replies
 
     async def _ask_node(
-        self, node: str, asks: Sequence[Ask], adjust: PhaseControl | None
+        self, node: str, asks: Sequence[Ask], adjust: ShareLimits | None
     ) -> list[Reply | None]:
         seated = [(cast(RayWorker, worker), steer) for worker, steer in asks]
         gatherer = self._gatherers.get(node)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import ray
 
-from s3dlio_ray._internal.execution.admission import PhaseControl
+from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.live.pool import Reply
 from s3dlio_ray._internal.tuning.cluster import Steer
 
@@ -28,7 +28,7 @@ class NodeGatherer:
         self._actors = list(actors)
 
     async def snapshots(
-        self, asks: Sequence[SeatAsk], adjust: PhaseControl | None = None
+        self, asks: Sequence[SeatAsk], adjust: ShareLimits | None = None
     ) -> list[Reply | None]:
         """Each asked actor's (task id, snapshot), or None for an actor that did not answer;
         `adjust`: the run's latest changes, for every actor asked."""

@@ -1,4 +1,5 @@
-"""Run control shared by both engines: when a phase stops starting operations, and how fast it may.
+"""What admits a share's operations, in both engines: when a phase stops starting them, and
+how fast it may.
 
 A phase ends when its items run out, when its duration is over, when it is asked to stop
 (autoterm), or when an error says every further request would fail too. Operations already in
@@ -57,7 +58,7 @@ class ActiveClock:
 
 
 @dataclass(frozen=True)
-class PhaseControl:
+class ShareLimits:
     """What ends a phase besides running out of keys, and how fast this engine may go.
 
     With `duration_s` a phase runs for that long: PUT goes on past its keys with new ones (see
@@ -72,7 +73,7 @@ class PhaseControl:
     """The share's own clock, which the engine gives it (paused time does not count)."""
 
 
-WHOLE_PHASE = PhaseControl()
+WHOLE_PHASE = ShareLimits()
 """Every key once, as fast as the endpoint allows."""
 
 
@@ -88,11 +89,11 @@ STOP_GRACE_S = 5.0
 class Admission:
     """Asked before each operation starts: wait for the rate limit, then say whether to stop."""
 
-    def __init__(self, control: PhaseControl, cost: Callable[[Any], int]) -> None:
-        self.clock = control.clock or ActiveClock(control.overrides.paused)
+    def __init__(self, limits: ShareLimits, cost: Callable[[Any], int]) -> None:
+        self.clock = limits.clock or ActiveClock(limits.overrides.paused)
         self.started = self.clock()
-        self._duration_s = control.duration_s
-        self._pacer = Pacer(control.rate) if control.rate else None
+        self._duration_s = limits.duration_s
+        self._pacer = Pacer(limits.rate) if limits.rate else None
         self._steering: Pacer | None = None
         """The driver's pace for this engine (the cluster controller's), besides the cap."""
         self._cost = cost
@@ -153,11 +154,11 @@ class Admission:
             release()
         return False
 
-    def adjust(self, control: PhaseControl) -> None:
+    def adjust(self, limits: ShareLimits) -> None:
         """Take a changed share of the rate cap, and a pause or a resume."""
-        if control.rate != (None if self._pacer is None else self._pacer.limit):
-            self._pacer = None if control.rate is None else Pacer(control.rate)
-        self.clock.pause(control.overrides.paused)
+        if limits.rate != (None if self._pacer is None else self._pacer.limit):
+            self._pacer = None if limits.rate is None else Pacer(limits.rate)
+        self.clock.pause(limits.overrides.paused)
 
     def active_s(self) -> float:
         """Seconds since the phase started, less the time it was paused."""

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from s3dlio_ray._internal.execution.engine import Engine
 from s3dlio_ray._internal.model.vocabulary import Phase
 from s3dlio_ray._internal.settings.schema import Settings
 from s3dlio_ray._internal.settings.values import Client
+from s3dlio_ray._internal.storage.access import Access
 from s3dlio_ray._internal.storage.baseline import DEFAULT_CONCURRENCY, Boto3Store
 from s3dlio_ray._internal.storage.network import source_address
 from s3dlio_ray._internal.storage.oplog import OpLog
 from s3dlio_ray._internal.storage.s3.client import ClientOptions, S3Client
 from s3dlio_ray._internal.storage.s3.retry import RetryPolicy
-from s3dlio_ray._internal.storage.s3.signing import (
-    Signer,
-    StaticCredentials,
-    resolve_credentials,
-    resolve_region,
-)
+from s3dlio_ray._internal.storage.s3.signing import Signer, resolve_credentials
 from s3dlio_ray._internal.storage.store import S3Store
 from s3dlio_ray._internal.tuning.cluster import ClusterPolicy
 from s3dlio_ray._internal.tuning.profiles import (
@@ -90,21 +85,15 @@ class Seat:
         return source_address(names[self.on_node % len(names)]) if names else None
 
 
-def build_client(
-    settings: Settings,
-    endpoints: Sequence[str] | None,
-    credentials: StaticCredentials | None = None,
-    seat: Seat = Seat(),
-) -> S3Client:
+def build_client(settings: Settings, access: Access, seat: Seat = Seat()) -> S3Client:
     bind_address = seat.bind_address(settings)
-    region = settings.region or resolve_region(settings.aws_profile)
-    signer = Signer(resolve_credentials(settings.aws_profile, credentials), region)
+    signer = Signer(resolve_credentials(settings.aws_profile, access.credentials), access.region)
     options = ClientOptions(
-        endpoints=tuple(endpoints or ()),
+        endpoints=access.endpoints,
         endpoint_policy=settings.endpoint_policy,
         first_endpoint=seat.rank,
         bind_address=bind_address,
-        region=region,
+        region=access.region,
         http2=settings.http2,
         max_connections=max(settings.max_concurrency, settings.concurrency or 0),
         connect_timeout_s=settings.connect_timeout_s,
@@ -116,23 +105,18 @@ def build_client(
     return S3Client(options, signer)
 
 
-def build_engine(
-    settings: Settings,
-    endpoints: Sequence[str] | None,
-    credentials: StaticCredentials | None = None,
-    seat: Seat = Seat(),
-) -> Engine:
+def build_engine(settings: Settings, access: Access, seat: Seat = Seat()) -> Engine:
     """This project's engine, or with `client: boto3` the same loop over the boto3 baseline
     at a fixed concurrency (one endpoint, no source address: the settings refuse more)."""
-    endpoint = endpoints[0] if endpoints else None
+    endpoint = access.first
     if settings.client == Client.BOTO3:
         threads = settings.concurrency or DEFAULT_CONCURRENCY
-        region = settings.region or resolve_region(settings.aws_profile)
-        store = Boto3Store(endpoint, region, credentials, threads)
+        url = endpoint.label if endpoint else None
+        store = Boto3Store(url, access.region, access.credentials, threads)
         fixed = ConcurrencyPolicy(Mode.FIXED, threads, minimum=threads, maximum=threads)
         return Engine(store, lambda phase, overrides: fixed, settings.adapt_interval_s)
     profile = select_profile(settings.profile, endpoint)
-    client = build_client(settings, endpoints, credentials, seat)
+    client = build_client(settings, access, seat)
     op_log = OpLog(settings.op_log) if settings.op_log else None
     return Engine(
         S3Store(client, settings.part_size, op_log, settings.memory_budget),

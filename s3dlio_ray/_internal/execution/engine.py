@@ -20,7 +20,7 @@ from s3dlio_ray._internal.execution.admission import (
     WHOLE_PHASE,
     ActiveClock,
     Admission,
-    PhaseControl,
+    ShareLimits,
 )
 from s3dlio_ray._internal.execution.phases import transfer_for
 from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec, Transfer
@@ -198,18 +198,18 @@ class Engine:
         if self._live is not None:
             self._live.admission.stop(reason)
 
-    def adjust(self, control: PhaseControl) -> None:
-        """Take the run's changes (control.overrides), if newer than those taken: the running
+    def adjust(self, limits: ShareLimits) -> None:
+        """Take the run's changes (limits.overrides), if newer than those taken: the running
         share gets a new concurrency policy (from the limit it has, where the policy adapts), its
         new share of the rate cap, and is paused or resumed."""
-        if control.overrides.version <= self.overrides.version:
+        if limits.overrides.version <= self.overrides.version:
             return
-        self.overrides = control.overrides
+        self.overrides = limits.overrides
         live = self._live
         if live is None:
             return
-        live.admission.adjust(control)
-        policy = self._policy_for(live.phase, control.overrides)
+        live.admission.adjust(limits)
+        policy = self._policy_for(live.phase, limits.overrides)
         running = live.controller.policy
         if policy.mode in (Mode.AUTO, Mode.CLUSTER):
             # An adapting controller goes on from the limit it has, within the new bounds.
@@ -234,28 +234,28 @@ class Engine:
         self,
         spec: PhaseSpec,
         keys: Sequence[str],
-        control: PhaseControl = WHOLE_PHASE,
+        limits: ShareLimits = WHOLE_PHASE,
         task_id: int = 0,
     ) -> ShareResult:
         """Run this engine's share `keys` of the phase `spec` describes, on a clock of its own
         that a pause stops."""
-        control = dataclasses.replace(control, clock=ActiveClock(control.overrides.paused))
-        return await self.run(transfer_for(spec, keys, control, task_id), control)
+        limits = dataclasses.replace(limits, clock=ActiveClock(limits.overrides.paused))
+        return await self.run(transfer_for(spec, keys, limits, task_id), limits)
 
-    async def run(self, transfer: Transfer, control: PhaseControl) -> ShareResult:
+    async def run(self, transfer: Transfer, limits: ShareLimits) -> ShareResult:
         """Start the transfer's operations while the limiter has room, until they run out, the
         duration ends, a stop is asked for, or an error says every request would fail (`fatal`
         in the answer); answer what the share did."""
         phase = transfer.phase
         store = self.store
-        if control.overrides.version > self.overrides.version:
-            self.overrides = control.overrides
+        if limits.overrides.version > self.overrides.version:
+            self.overrides = limits.overrides
         controller = ConcurrencyController(self._policy_for(phase, self.overrides))
         start_concurrency = controller.limit
         limiter = AdaptiveLimiter(start_concurrency)
         stats = OpStats()
         failed: dict[str, str] = {}
-        admission = Admission(control, transfer.cost)
+        admission = Admission(limits, transfer.cost)
         live = self._live = _Live(phase, stats, limiter, admission, transfer, controller)
         samples: list[ConcurrencySample] = []
 

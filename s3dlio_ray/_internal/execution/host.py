@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
-from s3dlio_ray._internal.execution.admission import PhaseControl
+from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.execution.engine import Engine, EngineSnapshot
 from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
 from s3dlio_ray._internal.model.results import ShareResult
@@ -35,7 +35,7 @@ class EngineHost:
         return self.engine
 
     async def run_share(
-        self, task_id: int, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl
+        self, task_id: int, spec: PhaseSpec, keys: Sequence[str], limits: ShareLimits
     ) -> ShareResult:
         if self._lock is None:
             self._lock = asyncio.Lock()
@@ -44,7 +44,7 @@ class EngineHost:
             if stopped is not None:
                 return ShareResult(spec.phase, 0.0, OpStats(), ended_by=stopped)
             self._task_id = task_id
-            return await self.prepare().run_share(spec, keys, control, task_id)
+            return await self.prepare().run_share(spec, keys, limits, task_id)
 
     def stop(self, task_id: int, reason: EndedBy) -> None:
         """Stop share `task_id`: the running one at once, a queued one before it starts."""
@@ -55,7 +55,7 @@ class EngineHost:
             self._stopped[task_id] = reason
 
     def snapshot(
-        self, steer: tuple[int, Steer] | None = None, adjust: PhaseControl | None = None
+        self, steer: tuple[int, Steer] | None = None, adjust: ShareLimits | None = None
     ) -> tuple[int, EngineSnapshot | None]:
         if self.engine is None:
             return self._task_id, None

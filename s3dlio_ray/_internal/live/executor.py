@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from s3dlio_ray._internal.execution.admission import ActiveClock, PhaseControl
+from s3dlio_ray._internal.execution.admission import ActiveClock, ShareLimits
 from s3dlio_ray._internal.execution.engine import EngineSnapshot
 from s3dlio_ray._internal.execution.phases.step import PhaseOutcome
 from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
@@ -48,14 +48,14 @@ log = logging.getLogger(__name__)
 
 def phase_control(
     spec: PhaseSpec, engines: int, elapsed_s: float = 0.0, overrides: Overrides = UNCHANGED
-) -> PhaseControl:
+) -> ShareLimits:
     """One of `engines` engines' share of the rate cap (changed or not), and of the duration
     what is left after `elapsed_s` (a share reassigned from a lost worker starts late)."""
     limit = overrides.rate_limit(spec.rate_limit)
     rate = limit.share(engines) if limit else None
     if not spec.duration_s:
-        return PhaseControl(None, rate, overrides)
-    return PhaseControl(max(0.1, spec.duration_s - elapsed_s), rate, overrides)
+        return ShareLimits(None, rate, overrides)
+    return ShareLimits(max(0.1, spec.duration_s - elapsed_s), rate, overrides)
 
 
 def successful_writes(share: KeyRange, result: ShareResult) -> KeyRange:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Sequence
 
-from s3dlio_ray._internal.execution.admission import PhaseControl
+from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.execution.engine import Engine, EngineSnapshot
 from s3dlio_ray._internal.execution.host import EngineHost
 from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
@@ -24,12 +24,12 @@ class LocalWorker:
         self._host = host
 
     async def run_share(
-        self, task_id: int, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl
+        self, task_id: int, spec: PhaseSpec, keys: Sequence[str], limits: ShareLimits
     ) -> ShareResult:
-        return await self._host.run_share(task_id, spec, keys, control)
+        return await self._host.run_share(task_id, spec, keys, limits)
 
     async def snapshot(
-        self, steer: tuple[int, Steer] | None = None, adjust: PhaseControl | None = None
+        self, steer: tuple[int, Steer] | None = None, adjust: ShareLimits | None = None
     ) -> tuple[int, EngineSnapshot | None]:
         return self._host.snapshot(steer, adjust)
 
@@ -54,7 +54,7 @@ class LocalPool:
         self.node_cpus = {worker.node: cpus}
 
     async def snapshots(
-        self, asks: Sequence[Ask], adjust: PhaseControl | None = None
+        self, asks: Sequence[Ask], adjust: ShareLimits | None = None
     ) -> list[Reply | BaseException]:
         return await ask_each([(self._worker, steer) for _, steer in asks], adjust)
 

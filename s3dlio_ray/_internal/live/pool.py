@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
-from s3dlio_ray._internal.execution.admission import PhaseControl
+from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.execution.engine import EngineSnapshot
 from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
 from s3dlio_ray._internal.model.results import ShareResult
@@ -23,7 +23,7 @@ class Worker(Protocol):
     node: str
 
     async def run_share(
-        self, task_id: int, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl
+        self, task_id: int, spec: PhaseSpec, keys: Sequence[str], limits: ShareLimits
     ) -> ShareResult: ...
 
     def stop(self, task_id: int, reason: EndedBy) -> None:
@@ -42,7 +42,7 @@ class WorkerPool(Protocol):
     lost: tuple[type[BaseException], ...]
 
     async def snapshots(
-        self, asks: Sequence[Ask], adjust: PhaseControl | None = None
+        self, asks: Sequence[Ask], adjust: ShareLimits | None = None
     ) -> list[Reply | BaseException]:
         """Each asked worker's (task id, statistics) of its running share, in order, or the
         exception that kept it from answering; a steer (task id, how) steers that share first,
@@ -60,12 +60,12 @@ class Answering(Protocol):
     """A worker in this process that answers for itself."""
 
     async def snapshot(
-        self, steer: tuple[int, Steer] | None = None, adjust: PhaseControl | None = None
+        self, steer: tuple[int, Steer] | None = None, adjust: ShareLimits | None = None
     ) -> Reply: ...
 
 
 async def ask_each(
-    asks: Sequence[tuple[Answering, tuple[int, Steer] | None]], adjust: PhaseControl | None = None
+    asks: Sequence[tuple[Answering, tuple[int, Steer] | None]], adjust: ShareLimits | None = None
 ) -> list[Reply | BaseException]:
     """Snapshots from workers that answer for themselves: one call each."""
     return await asyncio.gather(

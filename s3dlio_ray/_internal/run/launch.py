@@ -1,6 +1,6 @@
 """One run set up and torn down: the worker pool (Ray actors, or one local engine), the phase
 executor, the driver's listener (metrics, control) and the progress hook, for each configuration
-in turn.
+of the run's plan in turn.
 
 Ray is imported here only when the Ray executor is asked for, so `executor: local`, `report` and
 `compare` never load it.
@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
-import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -27,21 +25,20 @@ from s3dlio_ray._internal.live.pool import WorkerPool
 from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.model.results import RunResult
 from s3dlio_ray._internal.model.version import VERSION
-from s3dlio_ray._internal.model.vocabulary import Phase
-from s3dlio_ray._internal.run.runner import new_run_id, run_workload
+from s3dlio_ray._internal.run.plan import ConfigurationPlan, RunPlan
+from s3dlio_ray._internal.run.runner import run_workload
 from s3dlio_ray._internal.settings.schema import Settings
 from s3dlio_ray._internal.settings.values import Executor
-from s3dlio_ray._internal.storage.s3.signing import StaticCredentials
 
 MetricsHook = Callable[[int], None]
 
 
-def run_info(settings: Settings, endpoints: Sequence[str]) -> dict[str, str]:
+def run_info(plan: RunPlan, settings: Settings) -> dict[str, str]:
     """Labels of the run-info metric: what ran and how; never credentials."""
     return {
-        "run_id": settings.run_id or "",
+        "run_id": plan.run_id,
         "workload": settings.name,
-        "endpoint": ",".join(endpoints),
+        "endpoint": ",".join(endpoint.label for endpoint in plan.access.endpoints),
         "objects": str(settings.objects),
         "object_size": settings.object_size.describe(),
         "concurrency": settings.concurrency_mode
@@ -58,16 +55,6 @@ def targets(settings: Settings) -> dict[str, float]:
     return {"actor": settings.target_gbps or 0.0, "cluster": settings.cluster_target_gbps or 0.0}
 
 
-@dataclasses.dataclass(frozen=True)
-class Target:
-    """Where a run's requests go and as whom; `embedded`: our own loopback endpoint, which only
-    this machine can reach."""
-
-    endpoints: tuple[str, ...]
-    credentials: StaticCredentials | None = None
-    embedded: bool = False
-
-
 class Stoppable(Protocol):
     """Something another thread can ask to stop or change the run (the API's RunControl)."""
 
@@ -80,44 +67,20 @@ class Stoppable(Protocol):
         ...
 
 
-async def execute_configurations(
-    settings: Settings,
-    target: Target,
+async def execute_plan(
+    plan: RunPlan,
     on_progress: ProgressHook | None = None,
     on_metrics: MetricsHook | None = None,
     control: Stoppable | None = None,
     on_control: Callable[[str], None] | None = None,
 ) -> list[RunResult]:
-    """Each configuration in turn on the same keys, sizes and content; cleanup after the last.
-
-    A workload without configurations is one run. After an interruption no further
-    configuration starts.
-    """
-    if not settings.configurations:
-        return [await execute(settings, target, on_progress, on_metrics, control, on_control)]
-    run_id = settings.run_id or new_run_id()
-    seed = settings.seed if settings.seed is not None else secrets.randbits(32)
-    shared = dataclasses.replace(settings, run_id=run_id, seed=seed, configurations=())
-    transfer_phases = tuple(p for p in settings.phases if p.phase != Phase.CLEANUP)
+    """Each configuration of the plan in turn on the same keys, sizes and content; after an
+    interruption or an error no further configuration starts."""
     results: list[RunResult] = []
     created = False
-    for index, configuration in enumerate(settings.configurations):
-        last = index == len(settings.configurations) - 1
-        one = dataclasses.replace(
-            shared,
-            phases=settings.phases if last else transfer_phases,
-            **dict(configuration.overrides),
-        )
+    for configuration in plan.configurations:
         result = await execute(
-            one,
-            target,
-            on_progress,
-            on_metrics,
-            control,
-            on_control,
-            created,
-            configuration.name,
-            index == 0,
+            plan, configuration, on_progress, on_metrics, control, on_control, created
         )
         created = created or result.bucket_created
         results.append(result)
@@ -126,14 +89,14 @@ async def execute_configurations(
     return results
 
 
-def _pool(settings: Settings, target: Target) -> WorkerPool:
+def _pool(plan: RunPlan, settings: Settings) -> WorkerPool:
     if settings.executor == Executor.LOCAL:
         cpus = float(len(os.sched_getaffinity(0)))
-        return LocalPool(lambda: build_engine(settings, target.endpoints, target.credentials), cpus)
+        return LocalPool(lambda: build_engine(settings, plan.access), cpus)
     from s3dlio_ray._internal.cluster.driver import RayPool
 
-    pool = RayPool(settings, target.endpoints, target.credentials).start()
-    if target.embedded and pool.elsewhere:
+    pool = RayPool(settings, plan.access).start()
+    if plan.access.embedded and pool.elsewhere:
         raise ConfigError(
             f"the embedded S3 endpoint listens on this machine's loopback, which the cluster's "
             f"nodes on other machines ({', '.join(pool.elsewhere)}) cannot reach: give an "
@@ -143,29 +106,28 @@ def _pool(settings: Settings, target: Target) -> WorkerPool:
 
 
 async def execute(
-    settings: Settings,
-    target: Target,
+    plan: RunPlan,
+    configuration: ConfigurationPlan | None = None,
     on_progress: ProgressHook | None = None,
     on_metrics: MetricsHook | None = None,
     control: Stoppable | None = None,
     on_control: Callable[[str], None] | None = None,
     bucket_created_earlier: bool = False,
-    configuration: str | None = None,
-    first_of_run: bool = True,
 ) -> RunResult:
-    """Run the workload on the configured executor, serving metrics and taking changes
-    (s3dlio-ray control) while it runs.
+    """Run one configuration of the plan (its first, when none is named) on the configured
+    executor, serving metrics and taking changes (s3dlio-ray control) while it runs.
 
     `on_metrics` is told the port /metrics is served on, once it is; `on_control` the run's id,
     once the run takes changes.
     """
+    configuration = configuration or plan.configurations[0]
+    settings = configuration.settings
     exporter = None
     listener: Listener | None = None
     registered: Path | None = None
     pool: WorkerPool | None = None
-    run_id = settings.run_id or new_run_id()
     try:
-        pool = _pool(settings, target)
+        pool = _pool(plan, settings)
         executor = PhaseExecutor(
             pool,
             cluster_policy=lambda phase, overrides: cluster_policy(overrides.onto(settings), phase),
@@ -193,7 +155,7 @@ async def execute(
             )
             exporter = MetricsExporter(
                 view,
-                run_info(dataclasses.replace(settings, run_id=run_id), target.endpoints),
+                run_info(plan, settings),
                 settings.metrics_host,
                 settings.metrics_port,
                 settings.metrics_linger,
@@ -206,19 +168,10 @@ async def execute(
         if port is None:
             listener = Listener(settings.metrics_host, 0, routes)
             port = listener.port
-        registered = register(run_id, settings.metrics_host, port, token)
+        registered = register(plan.run_id, settings.metrics_host, port, token)
         if on_control is not None:
-            on_control(run_id)
-        result = await run_workload(
-            settings,
-            target.endpoints,
-            executor,
-            target.credentials,
-            bucket_created_earlier,
-            configuration,
-            first_of_run,
-            run_id,
-        )
+            on_control(plan.run_id)
+        result = await run_workload(plan, configuration, executor, bucket_created_earlier)
         await pool.close()
         if exporter is not None:
             exporter.finish()

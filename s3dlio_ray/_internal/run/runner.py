@@ -10,7 +10,6 @@ import contextlib
 import importlib.metadata
 import os
 import platform
-import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,27 +31,28 @@ from s3dlio_ray._internal.model.results import (
 )
 from s3dlio_ray._internal.model.version import VERSION
 from s3dlio_ray._internal.model.vocabulary import Phase
+from s3dlio_ray._internal.run.plan import ConfigurationPlan, RunPlan
 from s3dlio_ray._internal.settings.schema import Settings
 from s3dlio_ray._internal.settings.values import Source
 from s3dlio_ray._internal.storage.journal import read_journal, refuse_a_used_prefix, write_journal
 from s3dlio_ray._internal.storage.s3.client import S3Client
-from s3dlio_ray._internal.storage.s3.signing import StaticCredentials
 from s3dlio_ray._internal.tuning.profiles import select_profile
 
 VERSIONS_REPORTED = ("s3dlio-ray", "ray", "botocore", "httpx")
 
 
-def _reads_existing(settings: Settings) -> bool:
-    return any(settings.for_phase(i).source == Source.EXISTING for i in range(len(settings.phases)))
+def _reads_existing(configuration: ConfigurationPlan) -> bool:
+    return any(phase.source == Source.EXISTING for phase in configuration.phases)
 
 
-def _reads_earlier_dataset(settings: Settings) -> bool:
+def _reads_earlier_dataset(configuration: ConfigurationPlan) -> bool:
     """A train phase reading the dataset an earlier run's datagen wrote under this run id."""
+    names = configuration.settings.phase_names
     trains = any(
-        phase == Phase.TRAIN and settings.for_phase(i).source == Source.GENERATED
-        for i, phase in enumerate(settings.phase_names)
+        name == Phase.TRAIN and phase.source == Source.GENERATED
+        for name, phase in zip(names, configuration.phases, strict=True)
     )
-    return trains and Phase.DATAGEN not in settings.phase_names
+    return trains and Phase.DATAGEN not in names
 
 
 DATASET_KEYS = (
@@ -87,10 +87,6 @@ def _same_dataset(settings: Settings, journal: dict | None, where: str) -> None:
         )
 
 
-def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
-
-
 def environment() -> Environment:
     """This process's Python, platform and package versions (read, not imported)."""
     versions: dict[str, str | None] = {}
@@ -108,7 +104,7 @@ def environment() -> Environment:
 class RunContext:
     """What the steps of one run share while it goes."""
 
-    settings: Settings
+    configuration: ConfigurationPlan
     client: S3Client
     executor: PhaseExecutor
     run_id: str
@@ -121,9 +117,13 @@ class RunContext:
     checkpoint: ListedKeys | None = None
     _existing: dict[tuple[str, str | None], ListedKeys] = field(default_factory=dict)
 
+    @property
+    def settings(self) -> Settings:
+        return self.configuration.settings
+
     def settings_for(self, index: int) -> Settings:
         """The settings of phase `index`: the workload's, with that phase's own options."""
-        return self.settings.for_phase(index)
+        return self.configuration.phases[index]
 
     async def existing_keys(self, settings: Settings) -> ListedKeys:
         """The objects `source: existing` reads: a manifest's, or those under the prefix,
@@ -184,33 +184,26 @@ async def claim_prefix(run: RunContext) -> None:
 
 
 async def run_workload(
-    settings: Settings,
-    endpoints: Sequence[str],
+    plan: RunPlan,
+    configuration: ConfigurationPlan,
     executor: PhaseExecutor,
-    credentials: StaticCredentials | None = None,
     bucket_created_earlier: bool = False,
-    configuration: str | None = None,
-    first_of_run: bool = True,
-    run_id: str | None = None,
 ) -> RunResult:
-    """Run every phase the settings name, then build the result.
+    """Run every phase of one configuration of the plan, then build its result.
 
     `bucket_created_earlier`: an earlier configuration of the same run created the bucket, so
-    cleanup may remove it; `first_of_run`: no earlier configuration wrote under the run's prefix
-    (so a run that writes checks that it is free, and records its journal); `run_id`: the id a
-    new run gets (settings.run_id, an earlier run's, wins).
+    cleanup may remove it.
     """
-    run_id = settings.run_id or run_id or new_run_id()
-    seed = settings.seed if settings.seed is not None else secrets.randbits(32)
-    client = build_client(settings, endpoints, credentials)
+    settings = configuration.settings
+    client = build_client(settings, plan.access)
     run = RunContext(
-        settings,
+        configuration,
         client,
         executor,
-        run_id,
-        seed,
-        settings.bucket or f"s3dlio-ray-{run_id}".lower(),
-        KeyRange.of(settings.prefix, run_id, settings.objects),
+        plan.run_id,
+        plan.seed,
+        plan.bucket,
+        KeyRange.of(settings.prefix, plan.run_id, settings.objects),
         bucket_created_earlier,
     )
     error = None
@@ -219,15 +212,15 @@ async def run_workload(
     )
     try:
         try:
-            earlier = settings.run_id and _reads_earlier_dataset(settings)
-            if settings.run_id and (earlier or _reads_existing(settings)):
-                journal = await read_journal(client, run.bucket, settings.prefix, run_id)
+            earlier = plan.run_id_given and _reads_earlier_dataset(configuration)
+            if plan.run_id_given and (earlier or _reads_existing(configuration)):
+                journal = await read_journal(client, run.bucket, settings.prefix, plan.run_id)
                 if earlier:
-                    where = f"s3://{run.bucket}/{run_prefix(settings.prefix, run_id)}"
+                    where = f"s3://{run.bucket}/{run_prefix(settings.prefix, plan.run_id)}"
                     _same_dataset(settings, journal, where)
-                if settings.seed is None and journal:
+                if not plan.seed_given and journal:
                     run.seed = int(journal["seed"])
-            if writes and first_of_run:
+            if writes and configuration.first:
                 await claim_prefix(run)
             for index, phase in enumerate(settings.phase_names):
                 if executor.interrupted:
@@ -250,14 +243,14 @@ async def run_workload(
             await client.aclose()
     pool = executor.pool
     return RunResult(
-        run_id=run_id,
+        run_id=plan.run_id,
         workload=settings.name,
         seed=run.seed,
         endpoint=client.endpoint_url,
         endpoints=tuple(client.endpoint_urls),
         bucket=run.bucket,
         bucket_created=run.bucket_created,
-        profile=select_profile(settings.profile, endpoints[0] if endpoints else None).name,
+        profile=select_profile(settings.profile, plan.access.first).name,
         http_version="HTTP/2" if settings.http2 else "HTTP/1.1",
         settings=settings.to_dict(),
         environment=environment(),
@@ -274,6 +267,6 @@ async def run_workload(
         events=tuple(executor.telemetry.events),
         cleanup=run.cleanup,
         error=error,
-        configuration=configuration,
+        configuration=configuration.name,
         tool_version=VERSION,
     )

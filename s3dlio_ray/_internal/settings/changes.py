@@ -17,7 +17,6 @@ from typing import Any
 
 from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.settings.load import parse_values
-from s3dlio_ray._internal.settings.rules import check_controller
 from s3dlio_ray._internal.settings.schema import Settings
 from s3dlio_ray._internal.settings.values import Client
 from s3dlio_ray._internal.tuning.pacing import RateLimit
@@ -68,7 +67,7 @@ class Overrides:
         before = self.onto(settings)
         after = dataclasses.replace(before, **parsed)
         _check_change(before, after)
-        changed = {k: _plain(v) for k, v in parsed.items() if getattr(before, k) != v}
+        changed = {k: _shown(v) for k, v in parsed.items() if getattr(before, k) != v}
         if paused is not None and paused != self.paused:
             changed["paused"] = paused
         merged = {**dict(self.values), **parsed}
@@ -87,11 +86,8 @@ UNCHANGED = Overrides()
 
 
 def _check_change(before: Settings, after: Settings) -> None:
-    if after.min_concurrency > after.max_concurrency:
-        raise ConfigError(
-            f"min_concurrency ({after.min_concurrency}) must not exceed max_concurrency "
-            f"({after.max_concurrency}): change both in one control call"
-        )
+    """What a running run cannot take that a new one could (the settings' own rules ran when
+    `after` was made)."""
     if after.client == Client.BOTO3 and after.concurrency != before.concurrency:
         raise ConfigError(
             "concurrency: the boto3 baseline's thread pool is sized at the start; it cannot "
@@ -107,8 +103,8 @@ def _check_change(before: Settings, after: Settings) -> None:
             f"controller: {running}, and the controller is chosen when a run starts: change "
             "target_gbps with the actor controller, cluster_target_gbps with the cluster's"
         )
-    check_controller(after)
 
 
-def _plain(value: Any) -> Any:
+def _shown(value: Any) -> Any:
+    """A changed value as the change's answer shows it (a rate limit as people write it)."""
     return value.describe() if isinstance(value, RateLimit) else value

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from s3dlio_ray._internal.model.errors import ConfigError
-from s3dlio_ray._internal.settings.dlio import dlio_sections
+from s3dlio_ray._internal.settings.dlio import DLIO_SECTIONS, dlio_sections
 from s3dlio_ray._internal.settings.schema import ENVIRONMENT, Settings, read_value
 from s3dlio_ray._internal.settings.values import aws_bucket_name_problem
 
@@ -74,6 +74,17 @@ def parse_assignment(text: str) -> dict[str, Any]:
     return {key.split(".")[0]: value}
 
 
+def _into_sections(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The overrides, each DLIO section they change merged into the workload's own section
+    (`--set workflow.generate_data=false` changes that key, the section's others stay)."""
+    merged = dict(overrides)
+    for key, value in overrides.items():
+        theirs = data.get(key)
+        if key in DLIO_SECTIONS and isinstance(value, Mapping) and isinstance(theirs, Mapping):
+            merged[key] = {**theirs, **value}
+    return merged
+
+
 def load_settings(
     workload: str | Path | Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -84,6 +95,7 @@ def load_settings(
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     unused: list[str] = []
+    data: Mapping[str, Any] = {}
     if workload is not None:
         where = "workload" if isinstance(workload, Mapping) else str(workload)
         data = workload if isinstance(workload, Mapping) else read_yaml(workload)
@@ -96,7 +108,7 @@ def load_settings(
             _apply(from_env, {key: environ[variable]}, f"environment variable {variable}")
     values.update(from_env)
     if overrides:
-        flat, ignored = dlio_sections(overrides, "command line")
+        flat, ignored = dlio_sections(_into_sections(data, overrides), "command line")
         unused += ignored
         _apply(values, flat, None)
     if unused:

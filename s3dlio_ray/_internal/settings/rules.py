@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from s3dlio_ray._internal.model.endpoint import Endpoint
 from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.model.vocabulary import Phase
 from s3dlio_ray._internal.settings.values import Client, Source, aws_bucket_name_problem
 from s3dlio_ray._internal.tuning.parts import MIB
-from s3dlio_ray._internal.tuning.profiles import is_aws_endpoint
 
 if TYPE_CHECKING:
     from s3dlio_ray._internal.settings.schema import Settings
@@ -31,15 +31,18 @@ def _check_one(settings: Settings) -> None:
     if settings.min_concurrency > settings.max_concurrency:
         raise ConfigError(
             f"min_concurrency ({settings.min_concurrency}) must not exceed max_concurrency "
-            f"({settings.max_concurrency})"
+            f"({settings.max_concurrency}): lower one or raise the other (a running run's "
+            "control call can change both at once)"
         )
-    check_controller(settings)
+    _check_controller(settings)
     for index, entry in enumerate(settings.phases):
         phase = settings.for_phase(index)
         if entry.phase == Phase.MIXED and phase.duration_s is None:
             raise ConfigError("phases: mixed runs for a time: set duration_s (--duration SECONDS)")
         if phase.source == Source.EXISTING:
             _check_existing(entry.phase, phase)
+        if entry.phase == Phase.LIST and phase.source == Source.EXISTING and phase.manifest:
+            raise ConfigError("phases: list with a manifest has nothing to list; leave it out")
         if entry.phase == Phase.RESTORE and Phase.CHECKPOINT not in settings.phase_names[:index]:
             raise ConfigError(
                 "phases: restore reads back a checkpoint: put a checkpoint phase before it"
@@ -71,14 +74,16 @@ def _check_one(settings: Settings) -> None:
         raise ConfigError(
             "endpoint: the boto3 baseline talks to one endpoint; give one, or set client: engine"
         )
-    endpoints = settings.endpoint or ()
-    aws = any(is_aws_endpoint(url) for url in endpoints)
-    plain = any(is_aws_endpoint(url) and url.startswith("http://") for url in endpoints)
+    endpoints = [Endpoint.parse(url) for url in settings.endpoint or ()]
+    aws = any(endpoint.is_aws for endpoint in endpoints)
+    plain = any(endpoint.is_aws and not endpoint.tls for endpoint in endpoints)
     if plain and not settings.allow_http:
         raise ConfigError(
             "endpoint: plain http:// to AWS sends every object unencrypted: use https://, or "
             "set allow_http: true"
         )
+    if aws and settings.http2:
+        raise ConfigError("http2: AWS S3 endpoints do not speak HTTP/2; turn http2 off")
     problem = aws_bucket_name_problem(settings.bucket) if settings.bucket else None
     if problem and aws:
         raise ConfigError(f"bucket: {settings.bucket!r} breaks AWS's naming rules: {problem}")
@@ -106,7 +111,7 @@ def _check_copy(settings: Settings) -> None:
         )
 
 
-def check_controller(settings: Settings) -> None:
+def _check_controller(settings: Settings) -> None:
     if settings.cluster_target_gbps and settings.controller == "actor":
         raise ConfigError(
             "cluster_target_gbps: the driver steers the cluster to it; leave controller unset "

@@ -584,7 +584,8 @@ class Settings:
 
     @property
     def concurrency_mode(self) -> str:
-        if self.concurrency is not None:
+        """How the engines' concurrency is decided (the boto3 baseline's is always fixed)."""
+        if self.concurrency is not None or self.client == Client.BOTO3:
             return "fixed"
         if self.cluster_controlled:
             return "cluster"

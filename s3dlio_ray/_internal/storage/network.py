@@ -5,34 +5,32 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from urllib.parse import urlsplit
 
 import psutil
 
+from s3dlio_ray._internal.model.endpoint import Endpoint
 from s3dlio_ray._internal.model.errors import ConfigError
 
 
-def resolve_hosts(urls: tuple[str, ...]) -> tuple[str, ...]:
+def spread_over_addresses(endpoints: tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:
     """Each endpoint whose host name resolves to several addresses, as one endpoint per address
-    (in the resolver's order); addresses and names that resolve to one stay as they are."""
-    resolved: list[str] = []
-    for url in urls:
-        parts = urlsplit(url)
-        host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    (in the resolver's order), each still named by its host; names that resolve to one address
+    stay as they are."""
+    spread: list[Endpoint] = []
+    for endpoint in endpoints:
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = socket.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise ConfigError(
-                f"resolve_host: {host} does not resolve ({exc.strerror}); check the endpoint"
+                f"resolve_host: {endpoint.host} does not resolve ({exc.strerror}); check the "
+                "endpoint"
             ) from None
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         if len(addresses) <= 1:
-            resolved.append(url)
-            continue
-        for address in addresses:
-            shown = f"[{address}]" if ":" in address else address
-            resolved.append(f"{parts.scheme}://{shown}:{port}")
-    return tuple(dict.fromkeys(resolved))
+            spread.append(endpoint)
+        else:
+            spread += [endpoint.at(address) for address in addresses]
+    return tuple(dict.fromkeys(spread))
 
 
 def source_address(name: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from urllib.parse import urlsplit
 
+from s3dlio_ray._internal.model.endpoint import Endpoint
 from s3dlio_ray._internal.model.errors import ConfigError
 
 MB = 1_000_000
@@ -37,18 +37,10 @@ HIGH_PERFORMANCE = Profile("high-performance", 150 * MB, 100 * MB, 0.025, http2_
 PROFILES = {p.name: p for p in (AWS, HIGH_PERFORMANCE)}
 
 
-def is_aws_endpoint(endpoint: str | None) -> bool:
-    """AWS S3 is the default endpoint (none given) or any *.amazonaws.com host."""
-    if not endpoint:
-        return True
-    host = (urlsplit(endpoint).hostname or "").lower()
-    return host == "amazonaws.com" or host.endswith(".amazonaws.com")
-
-
-def select_profile(name: str, endpoint: str | None) -> Profile:
-    """The named profile, or for "auto" the one that fits the endpoint."""
+def select_profile(name: str, endpoint: Endpoint | None) -> Profile:
+    """The named profile, or for "auto" the one that fits the endpoint (none: AWS S3's own)."""
     if name == "auto":
-        return AWS if is_aws_endpoint(endpoint) else HIGH_PERFORMANCE
+        return AWS if endpoint is None or endpoint.is_aws else HIGH_PERFORMANCE
     try:
         return PROFILES[name]
     except KeyError:

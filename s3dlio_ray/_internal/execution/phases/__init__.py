@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from s3dlio_ray._internal.execution.admission import PhaseControl
+from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.execution.phases import (
     checkpoint,
     cleanup,
@@ -62,7 +62,7 @@ TRANSFERS: Mapping[Phase, TransferFactory] = {
 
 
 def transfer_for(
-    spec: PhaseSpec, keys: Sequence[str], control: PhaseControl, task_id: int
+    spec: PhaseSpec, keys: Sequence[str], limits: ShareLimits, task_id: int
 ) -> Transfer:
     """The Transfer of one engine's share of a phase."""
-    return TRANSFERS[spec.phase](spec, keys, control, task_id)
+    return TRANSFERS[spec.phase](spec, keys, limits, task_id)

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol, cast
 
-from s3dlio_ray._internal.execution.admission import PhaseControl
+from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.execution.phases.step import PhaseOutcome, Run, spec_of
 from s3dlio_ray._internal.execution.phases.transfer import (
     Done,
@@ -171,9 +171,7 @@ class Download(_Copy):
         return Done(op.size)
 
 
-def transfer(
-    spec: PhaseSpec, items: Sequence[str], control: PhaseControl, task_id: int
-) -> Transfer:
+def transfer(spec: PhaseSpec, items: Sequence[str], limits: ShareLimits, task_id: int) -> Transfer:
     if not isinstance(items, CopyItems):
         raise TypeError("a copy's share is CopyItems")
     return Upload(spec, items) if spec.phase == Phase.UPLOAD else Download(spec, items)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 
-from s3dlio_ray._internal.execution.admission import PhaseControl
+from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.execution.phases.step import TransferStep
 from s3dlio_ray._internal.execution.phases.transfer import Done, PhaseSpec, TransferOutcome
 from s3dlio_ray._internal.model.vocabulary import Phase
@@ -25,7 +25,7 @@ class Batch(tuple[str, ...]):
 class Delete:
     phase = Phase.DELETE
 
-    def __init__(self, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl) -> None:
+    def __init__(self, spec: PhaseSpec, keys: Sequence[str], limits: ShareLimits) -> None:
         self._spec = spec
         self._keys = keys
         self._failed: dict[str, str] = {}
@@ -48,8 +48,8 @@ class Delete:
         return TransferOutcome(failed=dict(self._failed))
 
 
-def transfer(spec: PhaseSpec, keys: Sequence[str], control: PhaseControl, task_id: int) -> Delete:
-    return Delete(spec, keys, control)
+def transfer(spec: PhaseSpec, keys: Sequence[str], limits: ShareLimits, task_id: int) -> Delete:
+    return Delete(spec, keys, limits)
 
 
 STEP = TransferStep(Phase.DELETE)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from s3dlio_ray._internal.execution.admission import PhaseControl
+from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.execution.phases.step import TransferStep
 from s3dlio_ray._internal.execution.phases.transfer import Done, PhaseSpec, TransferOutcome
 from s3dlio_ray._internal.model.checks import ReadCheck
@@ -18,10 +18,10 @@ from s3dlio_ray._internal.storage.s3.client import PartGate
 
 
 class Get:
-    def __init__(self, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl) -> None:
+    def __init__(self, spec: PhaseSpec, keys: Sequence[str], limits: ShareLimits) -> None:
         self.phase = spec.phase
         self._spec = spec
-        self._objects = repeated(keys, spec.sizes, None if control.duration_s else spec.epochs)
+        self._objects = repeated(keys, spec.sizes, None if limits.duration_s else spec.epochs)
         self._check = ReadCheck(ObjectData(spec.seed), spec.generated)
 
     def operations(self) -> Iterable[Sized]:
@@ -46,8 +46,8 @@ class Get:
         return TransferOutcome(check.verified, check.failures, checks=dict(check.checks))
 
 
-def transfer(spec: PhaseSpec, keys: Sequence[str], control: PhaseControl, task_id: int) -> Get:
-    return Get(spec, keys, control)
+def transfer(spec: PhaseSpec, keys: Sequence[str], limits: ShareLimits, task_id: int) -> Get:
+    return Get(spec, keys, limits)
 
 
 STEP = TransferStep(Phase.GET)

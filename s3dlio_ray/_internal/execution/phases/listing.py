@@ -12,7 +12,7 @@ import time
 from array import array
 from collections.abc import Iterable, Sequence
 
-from s3dlio_ray._internal.execution.admission import PhaseControl
+from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.execution.phases.step import TransferStep
 from s3dlio_ray._internal.execution.phases.transfer import Done, PhaseSpec, TransferOutcome
 from s3dlio_ray._internal.model.keys import ListedKeys, Listing
@@ -25,10 +25,10 @@ from s3dlio_ray._internal.storage.s3.client import PartGate
 class List:
     phase = Phase.LIST
 
-    def __init__(self, spec: PhaseSpec, parts: Sequence[Listing], control: PhaseControl) -> None:
+    def __init__(self, spec: PhaseSpec, parts: Sequence[Listing], limits: ShareLimits) -> None:
         self._spec = spec
         self._parts = parts
-        self._timed = bool(control.duration_s)
+        self._timed = bool(limits.duration_s)
         self._pages = OpStats()
         self._keys: list[str] = []
         self._sizes = array("q")
@@ -64,10 +64,8 @@ class List:
         return TransferOutcome(by_op={"page": self._pages}, listed=listed)
 
 
-def transfer(
-    spec: PhaseSpec, parts: Sequence[Listing], control: PhaseControl, task_id: int
-) -> List:
-    return List(spec, parts, control)
+def transfer(spec: PhaseSpec, parts: Sequence[Listing], limits: ShareLimits, task_id: int) -> List:
+    return List(spec, parts, limits)
 
 
 STEP = TransferStep(Phase.LIST)

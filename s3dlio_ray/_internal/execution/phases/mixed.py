@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
-from s3dlio_ray._internal.execution.admission import PhaseControl
+from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.execution.phases.step import TransferStep
 from s3dlio_ray._internal.execution.phases.transfer import Done, PhaseSpec, TransferOutcome
 from s3dlio_ray._internal.model.checks import ReadCheck
@@ -89,9 +89,9 @@ class Mixed:
     phase = Phase.MIXED
 
     def __init__(
-        self, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl, task_id: int
+        self, spec: PhaseSpec, keys: Sequence[str], limits: ShareLimits, task_id: int
     ) -> None:
-        if not control.duration_s:
+        if not limits.duration_s:
             raise ConfigError("phases: mixed runs for a time: set duration_s (--duration SECONDS)")
         self._spec = spec
         self._rng = random.Random(spec.seed + task_id)
@@ -164,8 +164,8 @@ class Mixed:
         return TransferOutcome(check.verified, check.failures, self._by_op, dict(check.checks))
 
 
-def transfer(spec: PhaseSpec, keys: Sequence[str], control: PhaseControl, task_id: int) -> Mixed:
-    return Mixed(spec, keys, control, task_id)
+def transfer(spec: PhaseSpec, keys: Sequence[str], limits: ShareLimits, task_id: int) -> Mixed:
+    return Mixed(spec, keys, limits, task_id)
 
 
 STEP = TransferStep(Phase.MIXED)

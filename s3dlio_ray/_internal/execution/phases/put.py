@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from s3dlio_ray._internal.execution.admission import PhaseControl
+from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.execution.phases.step import TransferStep
 from s3dlio_ray._internal.execution.phases.transfer import Done, PhaseSpec, TransferOutcome
 from s3dlio_ray._internal.model.content import ObjectData
@@ -17,11 +17,11 @@ from s3dlio_ray._internal.storage.s3.client import PartGate
 
 
 class Put:
-    def __init__(self, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl) -> None:
+    def __init__(self, spec: PhaseSpec, keys: Sequence[str], limits: ShareLimits) -> None:
         self.phase = spec.phase
         self._spec = spec
         self._objects = with_sizes(keys, spec.sizes)
-        if control.duration_s:
+        if limits.duration_s:
             if not isinstance(keys, KeyRange):
                 raise TypeError("a timed PUT writes a KeyRange's later rounds; got plain keys")
             self._objects = with_sizes(keys.cycled(), spec.sizes)
@@ -41,8 +41,8 @@ class Put:
         return TransferOutcome()
 
 
-def transfer(spec: PhaseSpec, keys: Sequence[str], control: PhaseControl, task_id: int) -> Put:
-    return Put(spec, keys, control)
+def transfer(spec: PhaseSpec, keys: Sequence[str], limits: ShareLimits, task_id: int) -> Put:
+    return Put(spec, keys, limits)
 
 
 STEP = TransferStep(Phase.PUT)

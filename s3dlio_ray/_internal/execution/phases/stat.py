@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from s3dlio_ray._internal.execution.admission import PhaseControl
+from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.execution.phases.step import TransferStep
 from s3dlio_ray._internal.execution.phases.transfer import Done, PhaseSpec, TransferOutcome
 from s3dlio_ray._internal.model.content import VerificationError
@@ -18,9 +18,9 @@ from s3dlio_ray._internal.storage.s3.client import PartGate
 class Stat:
     phase = Phase.STAT
 
-    def __init__(self, spec: PhaseSpec, keys: Sequence[str], control: PhaseControl) -> None:
+    def __init__(self, spec: PhaseSpec, keys: Sequence[str], limits: ShareLimits) -> None:
         self._spec = spec
-        self._objects = repeated(keys, spec.sizes, None if control.duration_s else spec.epochs)
+        self._objects = repeated(keys, spec.sizes, None if limits.duration_s else spec.epochs)
 
     def operations(self) -> Iterable[Sized]:
         return self._objects
@@ -38,8 +38,8 @@ class Stat:
         return TransferOutcome()
 
 
-def transfer(spec: PhaseSpec, keys: Sequence[str], control: PhaseControl, task_id: int) -> Stat:
-    return Stat(spec, keys, control)
+def transfer(spec: PhaseSpec, keys: Sequence[str], limits: ShareLimits, task_id: int) -> Stat:
+    return Stat(spec, keys, limits)
 
 
 STEP = TransferStep(Phase.STAT)

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from s3dlio_ray._internal.execution.phases.existing import top_level
 from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
-from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
+from s3dlio_ray._internal.model.errors import S3DlioRayError
 from s3dlio_ray._internal.model.keys import KeyRange, ListedKeys, as_key_range, listings, run_prefix
 from s3dlio_ray._internal.model.results import CleanupResult, PhaseResult
 from s3dlio_ray._internal.model.vocabulary import Phase
@@ -61,7 +61,11 @@ class Transfers(Protocol):
 class Run(Protocol):
     """What a step sees of the run it is part of (the runner's RunContext)."""
 
-    settings: Settings
+    @property
+    def settings(self) -> Settings:
+        """The settings of the configuration running (each phase's: settings_for)."""
+        ...
+
     client: S3Client
 
     @property
@@ -152,8 +156,6 @@ class TransferStep:
 
     async def run(self, run: Run, index: int) -> None:
         settings = run.settings_for(index)
-        if self.phase == Phase.LIST and settings.source == Source.EXISTING and settings.manifest:
-            raise ConfigError("phases: list with a manifest has nothing to list; leave it out")
         keys = await self._keys(run, settings)
         timed = is_timed(run.settings.phase_names, index, settings.duration_s)
         spec = spec_of(

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from s3dlio_ray._internal.execution.admission import PhaseControl
+from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.execution.phases.step import Run, run_recorded, spec_of
 from s3dlio_ray._internal.execution.phases.transfer import (
     Done,
@@ -272,8 +272,8 @@ class Train:
         )
 
 
-def transfer(spec: PhaseSpec, keys: Sequence[int], control: PhaseControl, task_id: int) -> Train:
-    return Train(spec, keys, control.clock or time.perf_counter)
+def transfer(spec: PhaseSpec, keys: Sequence[int], limits: ShareLimits, task_id: int) -> Train:
+    return Train(spec, keys, limits.clock or time.perf_counter)
 
 
 def training_spec(

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from s3dlio_ray._internal.execution.admission import PhaseControl
+from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.model.copy_plan import CopySpec
 from s3dlio_ray._internal.model.dataset import Dataset, steps_per_epoch
 from s3dlio_ray._internal.model.keys import ListedKeys, named_by_run
@@ -137,7 +137,7 @@ class Transfer(Protocol):
     def outcome(self) -> TransferOutcome: ...
 
 
-TransferFactory = Callable[[PhaseSpec, Sequence[Any], PhaseControl, int], Transfer]
-"""(spec, this share's items, its control, the share's task id) -> the share's Transfer. The
+TransferFactory = Callable[[PhaseSpec, Sequence[Any], ShareLimits, int], Transfer]
+"""(spec, this share's items, its limits, the share's task id) -> the share's Transfer. The
 items are what the phase shards: keys, a LIST's listings, a train phase's sample indices, a
 copy's files."""

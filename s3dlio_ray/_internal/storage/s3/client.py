@@ -21,10 +21,10 @@ import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from s3dlio_ray._internal.model import crc
-from s3dlio_ray._internal.model.errors import ConfigError
+from s3dlio_ray._internal.model.endpoint import Endpoint
 from s3dlio_ray._internal.storage.s3.errors import S3ConnectionError, S3Error, parse_error
 from s3dlio_ray._internal.storage.s3.http1 import Http1Transport
 from s3dlio_ray._internal.storage.s3.http2 import Http2Transport
@@ -46,7 +46,6 @@ from s3dlio_ray._internal.storage.s3.transport import (
 )
 from s3dlio_ray._internal.tuning.endpoints import EndpointPolicy, Rotation
 from s3dlio_ray._internal.tuning.parts import part_ranges
-from s3dlio_ray._internal.tuning.profiles import is_aws_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +59,11 @@ attributes an operation to an endpoint without the client knowing of operations.
 
 @dataclass(frozen=True)
 class ClientOptions:
-    """`endpoints`: one or more URLs serving the same buckets (none: AWS's regional endpoint);
+    """`endpoints`: one or more endpoints serving the same buckets (none: AWS's regional one);
     `first_endpoint`: where the rotation starts (an actor's rank); `bind_address`: the local
     address every connection leaves from."""
 
-    endpoints: tuple[str, ...] = ()
+    endpoints: tuple[Endpoint, ...] = ()
     endpoint_policy: EndpointPolicy = EndpointPolicy.ROUND_ROBIN
     first_endpoint: int = 0
     bind_address: str | None = None
@@ -175,23 +174,25 @@ class _Endpoint:
     """One endpoint of the cluster and its connection pools (one per host name it is reached
     by: virtual-hosted buckets on AWS each have their own)."""
 
-    scheme: str
-    host: str
-    port: int
+    endpoint: Endpoint
     transports: dict[str, Transport] = field(default_factory=dict)
 
     @property
+    def scheme(self) -> str:
+        return self.endpoint.scheme
+
+    @property
+    def host(self) -> str:
+        return self.endpoint.host
+
+    @property
+    def port(self) -> int:
+        return self.endpoint.port
+
+    @property
     def url(self) -> str:
-        return f"{self.scheme}://{self.host}:{self.port}"
-
-
-def _endpoint(url: str) -> _Endpoint:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"endpoint: {url!r} is not an http:// or https:// URL")
-    return _Endpoint(
-        parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-    )
+        """Where its requests are counted (the address's URL when it has one)."""
+        return self.endpoint.label
 
 
 class S3Client:
@@ -201,11 +202,9 @@ class S3Client:
     def __init__(self, options: ClientOptions, signer: Signer) -> None:
         self.options = options
         self._signer = signer
-        urls = options.endpoints or (f"https://s3.{options.region}.amazonaws.com",)
-        self._aws = any(is_aws_endpoint(url) for url in options.endpoints) or not options.endpoints
-        if options.http2 and self._aws:
-            raise ConfigError("http2: AWS S3 endpoints do not speak HTTP/2; turn http2 off")
-        self._endpoints = [_endpoint(url) for url in urls]
+        endpoints = options.endpoints or (Endpoint.aws(options.region),)
+        self._aws = any(endpoint.is_aws for endpoint in endpoints)
+        self._endpoints = [_Endpoint(endpoint) for endpoint in endpoints]
         self.rotation = Rotation(
             len(self._endpoints), options.endpoint_policy, options.first_endpoint
         )
@@ -232,9 +231,12 @@ class S3Client:
         if transport is None:
             options = self.options
             ssl_context = self._ssl if endpoint.scheme == "https" else None
+            # A name spread over its addresses connects to its own; a bucket's own name (AWS's
+            # virtual-hosted style) resolves as it is.
+            address = endpoint.endpoint.address if host == endpoint.host else None
             if options.http2:
                 transport = Http2Transport(
-                    f"{endpoint.scheme}://{host}:{endpoint.port}",
+                    f"{endpoint.scheme}://{address or host}:{endpoint.port}",
                     ssl_context=ssl_context,
                     max_connections=options.max_connections,
                     connect_timeout=options.connect_timeout_s,
@@ -245,6 +247,7 @@ class S3Client:
                 transport = Http1Transport(
                     host,
                     endpoint.port,
+                    address=address,
                     ssl_context=ssl_context,
                     max_connections=options.max_connections,
                     connect_timeout=options.connect_timeout_s,

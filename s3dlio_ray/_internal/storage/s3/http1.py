@@ -399,6 +399,7 @@ class Http1Transport:
         host: str,
         port: int,
         *,
+        address: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         max_connections: int = 256,
         connect_timeout: float = 10.0,
@@ -406,6 +407,9 @@ class Http1Transport:
         local_address: str | None = None,
     ) -> None:
         self.host = host
+        self._address = address or host
+        """Where connections go: `host` itself, or one of its addresses (TLS still verifies
+        `host`, and the Host header names it)."""
         self._local = (local_address, 0) if local_address else None
         self.port = port
         self._ssl = ssl_context
@@ -422,7 +426,7 @@ class Http1Transport:
             async with asyncio.timeout(self._connect_timeout):
                 _, conn = await loop.create_connection(
                     lambda: _Connection(self._watch),
-                    self.host,
+                    self._address,
                     self.port,
                     ssl=self._ssl,
                     server_hostname=self.host if self._ssl else None,
