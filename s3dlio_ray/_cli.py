@@ -21,7 +21,7 @@ from rich.console import Console
 
 from s3dlio_ray import _api as api
 from s3dlio_ray._api import RunControl, RunReport
-from s3dlio_ray._internal.model.errors import S3DlioRayError
+from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
 from s3dlio_ray._internal.model.exit_codes import ExitCode
 from s3dlio_ray._internal.model.keys import run_prefix
 from s3dlio_ray._internal.model.results import describe_changes
@@ -48,16 +48,18 @@ def _add_setting_flags(
 ) -> list[str]:
     """One flag per setting (of the groups `only` names, when given), grouped as the settings
     are; answers the keys they set."""
-    from s3dlio_ray._internal.settings.schema import Settings
-    from s3dlio_ray._internal.settings.values import GROUPS
+    from s3dlio_ray._internal.settings.schema import GROUP_KEYS, Settings
 
-    shown = [group for group in GROUPS if only is None or group in only]
-    groups = {group: run.add_argument_group(f"{group} settings") for group in shown}
+    declared = {field.name: field for field in fields(Settings)}
     keys = []
-    for field in fields(Settings):
-        if field.name not in (*NO_FLAG, *leave) and field.metadata["group"] in groups:
-            _add_flag(groups[field.metadata["group"]], field)
-            keys.append(field.name)
+    for group, names in GROUP_KEYS.items():
+        if only is not None and group not in only:
+            continue
+        flags = run.add_argument_group(f"{group} settings")
+        for name in names:
+            if name not in (*NO_FLAG, *leave):
+                _add_flag(flags, declared[name])
+                keys.append(name)
     return keys
 
 
@@ -367,7 +369,7 @@ def _compare(args: argparse.Namespace, keys: list[str], console: Console) -> int
 
     a, b = load_result(args.a), load_result(args.b)
     if not compare(a, b):
-        raise S3DlioRayError(f"{args.a} and {args.b} share no phase to compare")
+        raise ConfigError(f"{args.a} and {args.b} share no phase to compare")
     console.print(compare_table(a, b))
     return ExitCode.OK
 

@@ -321,3 +321,16 @@ def test_a_set_section_key_changes_that_key_and_keeps_the_sections_others(worklo
     settings = load_settings(path, parse_assignment("dataset.num_files_train=3"), environ={})
     assert (settings.num_files_train, settings.record_length_bytes) == (3, 4096)
     assert [str(p) for p in settings.phase_names] == ["datagen", "train"]
+
+
+def test_each_group_is_a_read_only_view_of_the_one_settings():
+    settings = Settings(min_concurrency=4, max_concurrency=32, bucket="data")
+    tuning = settings.group("tuning")
+    assert tuning.min_concurrency == 4 and tuning["max_concurrency"] == 32
+    assert "bucket" not in tuning and settings.group("transport").bucket == "data"
+    with pytest.raises(AttributeError, match="the tuning settings have no 'bucket'"):
+        tuning.bucket  # noqa: B018
+    with pytest.raises(KeyError, match="no settings group 'speed'"):
+        settings.group("speed")
+    every = [key for group in GROUPS for key in settings.group(group)]
+    assert sorted(every) == sorted(f.name for f in fields(Settings))

@@ -133,7 +133,7 @@ def test_report_of_something_else_is_one_clear_line(tmp_path):
     bad = tmp_path / "notes.json"
     bad.write_text("not json")
     proc = run_cli("report", str(bad))
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert (
         proc.stderr.strip() == f"s3dlio-ray: error: {bad} is not JSON (line 1): not a result file"
     )

@@ -24,7 +24,8 @@ class ActiveClock:
     """perf_counter less the time paused: what a share's duration, elapsed time and its
     accelerators' utilization count."""
 
-    def __init__(self, paused: bool = False) -> None:
+    def __init__(self, paused: bool = False, now: Callable[[], float] = time.perf_counter) -> None:
+        self._now = now
         self._paused_s = 0.0
         self._paused_at: float | None = None
         self._resumed = asyncio.Event()
@@ -32,7 +33,7 @@ class ActiveClock:
         self.pause(paused)
 
     def __call__(self) -> float:
-        now = time.perf_counter()
+        now = self._now()
         return now - self._paused_s - (0.0 if self._paused_at is None else now - self._paused_at)
 
     @property
@@ -40,7 +41,7 @@ class ActiveClock:
         return self._paused_at is not None
 
     def pause(self, paused: bool) -> None:
-        now = time.perf_counter()
+        now = self._now()
         if paused and self._paused_at is None:
             self._paused_at = now
             self._resumed.clear()

@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from s3dlio_ray._internal.model.errors import S3DlioRayError
+from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.model.results import (
     READABLE_VERSIONS,
     SERIES_COLUMNS,
@@ -24,24 +24,21 @@ from s3dlio_ray._internal.tuning.parts import MIB
 
 
 def load_result(path: str | Path) -> RunResult:
-    """A result file of any readable schema version, or one line saying why it is not one."""
+    """A result file of any readable schema version, or one line saying why it is not one (bad
+    input: the exit code says so)."""
     try:
         doc = json.loads(Path(path).read_text())
     except OSError as exc:
-        raise S3DlioRayError(f"cannot read result file {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read result file {path}: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
-        raise S3DlioRayError(f"{path} is not JSON (line {exc.lineno}): not a result file") from None
+        raise ConfigError(f"{path} is not JSON (line {exc.lineno}): not a result file") from None
     versions = " or ".join(str(v) for v in READABLE_VERSIONS)
     if not isinstance(doc, dict) or doc.get("schema_version") not in READABLE_VERSIONS:
-        raise S3DlioRayError(
-            f"{path} is not an s3dlio-ray result file of schema version {versions}"
-        )
+        raise ConfigError(f"{path} is not an s3dlio-ray result file of schema version {versions}")
     try:
         return RunResult.from_dict(doc)
     except (KeyError, TypeError, ValueError) as exc:
-        raise S3DlioRayError(
-            f"{path}: a damaged result file ({type(exc).__name__}: {exc})"
-        ) from None
+        raise ConfigError(f"{path}: a damaged result file ({type(exc).__name__}: {exc})") from None
 
 
 def write_json(result: RunResult, path: str | Path) -> Path:

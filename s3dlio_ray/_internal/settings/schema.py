@@ -6,7 +6,7 @@ messages all come from those declarations.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -619,6 +619,42 @@ class Settings:
         """Plain data in the workload file's own shape, which load_settings reads back."""
         return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
 
+    def group(self, name: str) -> SettingsGroup:
+        """A read-only view of one group's settings (`settings.group("tuning").min_concurrency`),
+        the groups the README's configuration table and `run --help` show."""
+        return SettingsGroup(self, name)
+
+
+class SettingsGroup(Mapping[str, Any]):
+    """The settings of one group (workload, training, copy, tuning, transport, cluster,
+    metrics, output), read-only, by key or attribute; the Settings stay the one record."""
+
+    def __init__(self, settings: Settings, name: str) -> None:
+        if name not in GROUPS:
+            raise KeyError(f"no settings group {name!r}; groups: {', '.join(GROUPS)}")
+        self._settings = settings
+        self.name = name
+        self._keys = GROUP_KEYS[name]
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._keys:
+            raise KeyError(key)
+        return getattr(self._settings, key)
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_") or key not in self._keys:
+            raise AttributeError(f"the {self.name} settings have no {key!r}")
+        return getattr(self._settings, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"SettingsGroup({self.name!r}, {dict(self)!r})"
+
 
 PARSERS: dict[str, Callable[[Any], Any]] = {f.name: f.metadata["parse"] for f in fields(Settings)}
 
@@ -637,6 +673,12 @@ def read_value(key: str, value: Any) -> Any:
     except ValueError as exc:
         raise ConfigError(f"{key}: {exc} (got {value!r})") from None
 
+
+GROUP_KEYS: dict[str, tuple[str, ...]] = {
+    group: tuple(f.name for f in fields(Settings) if f.metadata["group"] == group)
+    for group in GROUPS
+}
+"""Each group's keys, in declaration order."""
 
 ENVIRONMENT: dict[str, str] = {
     variable: f.name for f in fields(Settings) for variable in f.metadata["env"]

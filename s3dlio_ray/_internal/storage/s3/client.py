@@ -302,34 +302,39 @@ class S3Client:
         ok: tuple[int, ...] = (200, 204, 206),
         n_objects: int = 1,
     ) -> Response:
+        """One request, retried as the policy says on another endpoint when one is failing;
+        `_attempt` makes each try."""
         resource = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
         if small_body is not None:
             body = (small_body,)
             payload_hash = payload_sha256(small_body)
         else:
             payload_hash = UNSIGNED_PAYLOAD if body else EMPTY_PAYLOAD
-        policy, rotation = self.options.retry, self.rotation
+        target_query = "?" + _query(query) if query else ""
+        policy = self.options.retry
         attempt, avoid = 0, None
         while True:
             attempt += 1
             last = attempt >= policy.max_attempts
             index = self._choose(operation, resource, avoid)
             endpoint = self._endpoints[index]
-            answered_by.set(endpoint.url)
-            host, path = self._address(endpoint, bucket, key)
-            target = path + ("?" + _query(query) if query else "")
-            host_header = host if endpoint.port in (80, 443) else f"{host}:{endpoint.port}"
-            signed = self._signer.sign(method, host_header, target, headers or {}, payload_hash)
-            transport = self._transport_for(endpoint, host)
-            start_ns = time.time_ns()
-            rotation.in_flight[index] += 1
             try:
-                response = await transport.request(method, target, signed, body, into)
+                response, start_ns = await self._attempt(
+                    index,
+                    operation,
+                    resource,
+                    method,
+                    bucket,
+                    key,
+                    target_query,
+                    headers,
+                    payload_hash,
+                    body,
+                    into,
+                    ok,
+                    n_objects,
+                )
             except TransportError as exc:
-                if self.on_request is not None:
-                    self._record(
-                        operation, resource, endpoint, start_ns, None, 0, n_objects, str(exc)
-                    )
                 if isinstance(exc, CertificateError):
                     raise self._transport_error(
                         operation, resource, endpoint, exc, attempt
@@ -343,21 +348,7 @@ class S3Client:
                 avoid = index
                 await asyncio.sleep(policy.delay(attempt))
                 continue
-            finally:
-                rotation.in_flight[index] -= 1
-            rotation.succeeded(index)
             if response.status in ok:
-                if self.on_request is not None:
-                    moved = (
-                        len(response.body)
-                        if operation == "GetObject"
-                        else sum(map(len, body))
-                        if operation in ("PutObject", "UploadPart")
-                        else 0
-                    )
-                    self._record(
-                        operation, resource, endpoint, start_ns, response, moved, n_objects, ""
-                    )
                 return response
             error = parse_error(operation, resource, response.status, bytes(response.body))
             if self.on_request is not None:
@@ -368,6 +359,55 @@ class S3Client:
                 raise error
             self._retrying(operation, error.throttled)
             await asyncio.sleep(policy.delay(attempt))
+
+    async def _attempt(
+        self,
+        index: int,
+        operation: str,
+        resource: str,
+        method: str,
+        bucket: str,
+        key: str,
+        target_query: str,
+        headers: dict[str, str] | None,
+        payload_hash: str,
+        body: Sequence[Buffer],
+        into: bytearray | memoryview | None,
+        ok: tuple[int, ...],
+        n_objects: int,
+    ) -> tuple[Response, int]:
+        """One try at endpoint `index`: addressed, signed, sent and counted in flight there; a
+        success or a failed connection recorded in the op-log (an error answer is the caller's
+        to record, with what it parsed). Answers the response and when the try started."""
+        endpoint = self._endpoints[index]
+        answered_by.set(endpoint.url)
+        host, path = self._address(endpoint, bucket, key)
+        target = path + target_query
+        host_header = host if endpoint.port in (80, 443) else f"{host}:{endpoint.port}"
+        signed = self._signer.sign(method, host_header, target, headers or {}, payload_hash)
+        transport = self._transport_for(endpoint, host)
+        start_ns = time.time_ns()
+        rotation = self.rotation
+        rotation.in_flight[index] += 1
+        try:
+            response = await transport.request(method, target, signed, body, into)
+        except TransportError as exc:
+            if self.on_request is not None:
+                self._record(operation, resource, endpoint, start_ns, None, 0, n_objects, str(exc))
+            raise
+        finally:
+            rotation.in_flight[index] -= 1
+        rotation.succeeded(index)
+        if response.status in ok and self.on_request is not None:
+            moved = (
+                len(response.body)
+                if operation == "GetObject"
+                else sum(map(len, body))
+                if operation in ("PutObject", "UploadPart")
+                else 0
+            )
+            self._record(operation, resource, endpoint, start_ns, response, moved, n_objects, "")
+        return response, start_ns
 
     def _record(
         self,

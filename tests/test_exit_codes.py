@@ -1,0 +1,46 @@
+"""One exit-code contract: the module every command returns from, and the README's table of it,
+say the same."""
+
+from __future__ import annotations
+
+import re
+import signal
+
+from conftest import ROOT
+
+from s3dlio_ray._cli import main
+from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
+from s3dlio_ray._internal.model.exit_codes import ExitCode
+
+
+def readme_table() -> dict[int, str]:
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("Exit codes, the same for every command") :]
+    rows = re.findall(r"^\| ([\d /]+) \| (.+?) \|$", table, re.MULTILINE)
+    codes = {}
+    for numbers, meaning in rows:
+        for number in numbers.split("/"):
+            codes[int(number)] = meaning
+    return codes
+
+
+def test_the_readme_documents_every_exit_code_and_no_other():
+    assert set(readme_table()) == {int(code) for code in ExitCode}
+
+
+def test_errors_and_signals_map_onto_the_contract():
+    assert ConfigError("x").exit_code == ExitCode.BAD_INPUT == 2
+    assert S3DlioRayError("x").exit_code == ExitCode.RUN_ERROR == 1
+    assert ExitCode.stopped_by(signal.SIGINT) == 130
+    assert ExitCode.stopped_by(signal.SIGTERM) == 143
+    assert ExitCode.CRITERION_FAILED == 3
+
+
+def test_bad_input_on_any_command_exits_2(capsys, tmp_path):
+    assert main(["report", str(tmp_path / "missing.json")]) == ExitCode.BAD_INPUT
+    assert main(["run", "configs/quick.yaml", "--objects", "0"]) == ExitCode.BAD_INPUT
+    assert main(["report", "a.json", "b.json", "--html", "x.html"]) == ExitCode.BAD_INPUT
+    assert main(["cleanup", "--run-id", "r"]) == ExitCode.BAD_INPUT
+    assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("s3dlio-ray: error: ") == 5 and "Traceback" not in err
