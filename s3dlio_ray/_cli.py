@@ -218,12 +218,10 @@ def _run(args: argparse.Namespace, keys: list[str], console: Console) -> int:
 
 
 def _cp(args: argparse.Namespace, keys: list[str], console: Console) -> int:
-    from s3dlio_ray._internal.execution.phases.copy import plan
     from s3dlio_ray._internal.model.copy_plan import copy_workload
 
     workload = copy_workload(args.copy_from, args.copy_to)
     settings = api.load_settings(workload, **_overrides(args, keys))
-    plan(settings)
     return _execute(settings, args.quiet, console)
 
 

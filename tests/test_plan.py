@@ -12,6 +12,8 @@ import pytest
 from conftest import ROOT, TEST_CREDENTIALS, settings_for
 
 from s3dlio_ray._internal.execution.build import build_client
+from s3dlio_ray._internal.model.copy_plan import copy_workload
+from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.run.launch import execute, run_info
 from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.settings.load import load_settings
@@ -84,6 +86,26 @@ def test_each_configuration_and_each_of_its_phases_is_planned():
     assert [p.verify for p in b.phases] == [True, False, True]
     assert {c.settings.run_id for c in plan.configurations} == {plan.run_id}
     assert plan.credentials_source == "keys given to the run"
+    assert a.copy is None and b.copy is None
+
+
+def test_a_copy_is_planned_once_and_refused_before_anything_starts(tmp_path):
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "a.bin").write_bytes(b"a")
+    settings = load_settings(
+        copy_workload(str(tmp_path / "set"), "s3://data/set/"),
+        {"endpoint": "http://127.0.0.1:9", "recursive": True},
+        environ={},
+    )
+    (only,) = plan_run(settings).configurations
+    assert only.copy is not None and only.copy.remote.bucket == "data" and not only.copy.single
+    folder = load_settings(
+        copy_workload(str(tmp_path / "set"), "s3://data/set/"),
+        {"endpoint": "http://127.0.0.1:9"},
+        environ={},
+    )
+    with pytest.raises(ConfigError, match="is a folder: add --recursive"):
+        plan_run(folder)
 
 
 DECIDED = {

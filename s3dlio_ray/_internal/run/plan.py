@@ -1,7 +1,7 @@
 """A run's plan: what the settings leave open, decided once, before anything starts, by one
 function. The run id, the seed, the bucket, where requests go and as whom (endpoints parsed into
-typed values, the region, the credentials' source), and the settings of each configuration and
-of each of its phases: the launcher, the runner, the client builder and the actors read them
+typed values, the region, the credentials' source), the settings of each configuration and of
+each of its phases, and what a copy moves and where: the launcher, the runner, the client builder and the actors read them
 here, or take the part they need, and derive none of them again."""
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from s3dlio_ray._internal.model.copy_plan import NODE, CopySpec, S3Location
 from s3dlio_ray._internal.model.endpoint import Endpoint
+from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.model.vocabulary import Phase
 from s3dlio_ray._internal.settings.schema import Settings
 from s3dlio_ray._internal.storage.access import Access
@@ -33,6 +35,8 @@ class ConfigurationPlan:
     """No earlier configuration wrote under the run's prefix (a run that writes claims it)."""
     last: bool
     """Cleanup, when the workload has one, runs after this one."""
+    copy: CopySpec | None = None
+    """What an upload or download phase copies, and where."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -119,7 +123,7 @@ def _phases(settings: Settings) -> tuple[Settings, ...]:
 def _configurations(settings: Settings) -> tuple[ConfigurationPlan, ...]:
     """Each configuration in turn on the same keys, sizes and content; cleanup after the last."""
     if not settings.configurations:
-        return (ConfigurationPlan(None, settings, _phases(settings), True, True),)
+        return (ConfigurationPlan(None, settings, _phases(settings), True, True, _copy(settings)),)
     transfers = tuple(entry for entry in settings.phases if entry.phase != Phase.CLEANUP)
     count = len(settings.configurations)
     planned = []
@@ -131,5 +135,54 @@ def _configurations(settings: Settings) -> tuple[ConfigurationPlan, ...]:
             configurations=(),
             **dict(configuration.overrides),
         )
-        planned.append(ConfigurationPlan(configuration.name, one, _phases(one), index == 0, last))
+        planned.append(
+            ConfigurationPlan(configuration.name, one, _phases(one), index == 0, last, _copy(one))
+        )
     return tuple(planned)
+
+
+def _copy(settings: Settings) -> CopySpec | None:
+    """The copy the settings ask for, if they ask for one; ConfigError in one line when it
+    cannot be."""
+    if not {Phase.UPLOAD, Phase.DOWNLOAD} & set(settings.phase_names):
+        return None
+    source, destination = settings.copy_from, settings.copy_to
+    assert source is not None and destination is not None, "the rules require both"
+    upward = destination.startswith("s3://")
+    if upward == source.startswith("s3://"):
+        raise ConfigError(
+            "cp: copies between a local path and s3://BUCKET/PREFIX: one of the two must be each"
+        )
+    local, remote = (source, destination) if upward else (destination, source)
+    location = S3Location.parse(remote)
+    if upward:
+        if NODE in local:
+            raise ConfigError("cp: {node} names each node's own destination: downloads only")
+        if settings.per_node:
+            raise ConfigError(
+                "per_node: every node gets its own copy of a download; an upload "
+                "reads one shared source: leave per_node out"
+            )
+        path = Path(local)
+        if not path.exists():
+            raise ConfigError(f"cp: {local}: no such file or folder")
+        if path.is_dir() and not settings.recursive:
+            raise ConfigError(f"cp: {local} is a folder: add --recursive to copy what is in it")
+        single = not path.is_dir()
+    else:
+        single = not settings.recursive
+        if single and Path(local).is_dir() and not local.endswith("/"):
+            local += "/"
+        if single and (not location.prefix or location.prefix.endswith("/")):
+            raise ConfigError(
+                f"cp: {remote} names no object: add --recursive to copy what is under it"
+            )
+    return CopySpec(
+        local,
+        location,
+        single,
+        settings.per_node,
+        settings.sync,
+        settings.clobber,
+        settings.checksum_headers,
+    )

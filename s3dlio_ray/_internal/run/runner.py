@@ -20,6 +20,7 @@ from s3dlio_ray._internal.execution.phases.existing import read_manifest, top_le
 from s3dlio_ray._internal.execution.phases.step import run_recorded
 from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
 from s3dlio_ray._internal.live.executor import PhaseExecutor
+from s3dlio_ray._internal.model.copy_plan import CopySpec
 from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
 from s3dlio_ray._internal.model.keys import KeyRange, ListedKeys, run_prefix
 from s3dlio_ray._internal.model.results import (
@@ -124,6 +125,10 @@ class RunContext:
     def settings_for(self, index: int) -> Settings:
         """The settings of phase `index`: the workload's, with that phase's own options."""
         return self.configuration.phases[index]
+
+    @property
+    def copy(self) -> CopySpec | None:
+        return self.configuration.copy
 
     async def existing_keys(self, settings: Settings) -> ListedKeys:
         """The objects `source: existing` reads: a manifest's, or those under the prefix,

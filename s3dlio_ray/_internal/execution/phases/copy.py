@@ -29,17 +29,14 @@ from s3dlio_ray._internal.execution.phases.transfer import (
 from s3dlio_ray._internal.model import crc
 from s3dlio_ray._internal.model.copy_plan import (
     MANIFEST,
-    NODE,
     CopyItems,
     CopySpec,
-    S3Location,
     manifest_entries,
     manifest_text,
     selected,
 )
 from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
 from s3dlio_ray._internal.model.vocabulary import Phase
-from s3dlio_ray._internal.settings.schema import Settings
 from s3dlio_ray._internal.storage.files import FileError, SourceFile, TargetFile
 from s3dlio_ray._internal.storage.object_store import ObjectStore
 from s3dlio_ray._internal.storage.s3.client import CRC32_HEADER, PartGate, S3Client
@@ -177,51 +174,6 @@ def transfer(spec: PhaseSpec, items: Sequence[str], limits: ShareLimits, task_id
     return Upload(spec, items) if spec.phase == Phase.UPLOAD else Download(spec, items)
 
 
-def plan(settings: Settings) -> CopySpec:
-    """The copy the settings ask for; ConfigError in one line when it cannot be."""
-    source, destination = settings.copy_from, settings.copy_to
-    if source is None or destination is None:
-        raise ConfigError("cp: give what to copy and where (copy_from, copy_to)")
-    upward = destination.startswith("s3://")
-    if upward == source.startswith("s3://"):
-        raise ConfigError(
-            "cp: copies between a local path and s3://BUCKET/PREFIX: one of the two must be each"
-        )
-    local, remote = (source, destination) if upward else (destination, source)
-    location = S3Location.parse(remote)
-    if upward:
-        if NODE in local:
-            raise ConfigError("cp: {node} names each node's own destination: downloads only")
-        if settings.per_node:
-            raise ConfigError(
-                "per_node: every node gets its own copy of a download; an upload "
-                "reads one shared source: leave per_node out"
-            )
-        path = Path(local)
-        if not path.exists():
-            raise ConfigError(f"cp: {local}: no such file or folder")
-        if path.is_dir() and not settings.recursive:
-            raise ConfigError(f"cp: {local} is a folder: add --recursive to copy what is in it")
-        single = not path.is_dir()
-    else:
-        single = not settings.recursive
-        if single and Path(local).is_dir() and not local.endswith("/"):
-            local += "/"
-        if single and (not location.prefix or location.prefix.endswith("/")):
-            raise ConfigError(
-                f"cp: {remote} names no object: add --recursive to copy what is under it"
-            )
-    return CopySpec(
-        local,
-        location,
-        single,
-        settings.per_node,
-        settings.sync,
-        settings.clobber,
-        settings.checksum_headers,
-    )
-
-
 def local_files(copy: CopySpec, include: Sequence[str], exclude: Sequence[str]) -> CopyItems:
     """The files an upload copies: the one named, or every file below the folder that passes
     the patterns, in name order (links to files are followed, to folders not)."""
@@ -274,10 +226,16 @@ async def _run_copy(run: Run, spec: PhaseSpec, items: CopyItems, skipped: int) -
     return outcome
 
 
+def _planned(run: Run) -> CopySpec:
+    """The copy the run's plan made of the settings (a copy phase always has one)."""
+    assert run.copy is not None, "the plan makes one for every run with a copy phase"
+    return run.copy
+
+
 class UploadStep:
     async def run(self, run: Run, index: int) -> None:
         settings = run.settings_for(index)
-        copy = plan(settings)
+        copy = _planned(run)
         client = run.client
         if not await client.bucket_exists(copy.remote.bucket):
             raise ConfigError(
@@ -312,7 +270,7 @@ class UploadStep:
 class DownloadStep:
     async def run(self, run: Run, index: int) -> None:
         settings = run.settings_for(index)
-        copy = plan(settings)
+        copy = _planned(run)
         client = run.client
         kept = await read_manifest(client, copy)
         if copy.single:

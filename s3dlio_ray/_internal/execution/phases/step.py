@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from s3dlio_ray._internal.execution.phases.existing import top_level
 from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
+from s3dlio_ray._internal.model.copy_plan import CopySpec
 from s3dlio_ray._internal.model.errors import S3DlioRayError
 from s3dlio_ray._internal.model.keys import KeyRange, ListedKeys, as_key_range, listings, run_prefix
 from s3dlio_ray._internal.model.results import CleanupResult, PhaseResult
@@ -84,6 +85,11 @@ class Run(Protocol):
     """The latest checkpoint's shards (what a restore reads)."""
 
     def settings_for(self, index: int) -> Settings: ...
+
+    @property
+    def copy(self) -> CopySpec | None:
+        """What an upload or download phase copies (the run's plan made it)."""
+        ...
 
     async def existing_keys(self, settings: Settings) -> ListedKeys:
         """The objects `source: existing` reads: from the manifest, or listed once per run."""
