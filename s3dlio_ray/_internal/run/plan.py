@@ -1,8 +1,9 @@
 """A run's plan: what the settings leave open, decided once, before anything starts, by one
 function. The run id, the seed, the bucket, where requests go and as whom (endpoints parsed into
 typed values, the region, the credentials' source), the settings of each configuration and of
-each of its phases, and what a copy moves and where: the launcher, the runner, the client builder and the actors read them
-here, or take the part they need, and derive none of them again."""
+each of its phases, and what a copy moves and where: the launcher, the runner, the client
+builder and the actors read them here, or take the part they need, and derive none of them
+again."""
 
 from __future__ import annotations
 
