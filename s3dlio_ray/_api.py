@@ -47,14 +47,10 @@ def load_settings(
 
 
 def _settings(workload: Workload, overrides: Mapping[str, Any]) -> Settings:
-    if isinstance(workload, Settings):
-        # Settings were loaded with the environment already: apply only the overrides.
-        settings = (
-            _load_settings(workload.to_dict(), overrides, environ={}) if overrides else workload
-        )
-    else:
-        settings = _load_settings(workload, overrides)
-    return settings
+    if not isinstance(workload, Settings):
+        return _load_settings(workload, overrides)
+    # Settings were loaded with the environment already: apply only the overrides.
+    return _load_settings(workload.to_dict(), overrides, environ={}) if overrides else workload
 
 
 @dataclass(frozen=True, repr=False)
