@@ -2,6 +2,7 @@ import pytest
 
 from s3dlio_ray._internal.model.endpoint import Endpoint
 from s3dlio_ray._internal.model.errors import ConfigError
+from s3dlio_ray._internal.settings.schema import Settings
 from s3dlio_ray._internal.tuning.profiles import (
     AWS,
     HIGH_PERFORMANCE,
@@ -34,8 +35,8 @@ def test_an_endpoint_spread_over_addresses_is_still_known_by_its_name():
 
 def test_named_profile_and_unknown_name():
     assert select_profile("aws", Endpoint.parse("http://127.0.0.1:9000")) is AWS
-    with pytest.raises(ConfigError, match="allowed: auto, aws, high-performance"):
-        select_profile("fast", None)
+    with pytest.raises(ConfigError, match="expected one of auto, aws, high-performance"):
+        Settings(profile="fast")
 
 
 def test_start_concurrency_uses_the_operations_own_direction():

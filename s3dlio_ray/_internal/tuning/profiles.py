@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from enum import Enum
 
 from s3dlio_ray._internal.model.endpoint import Endpoint
-from s3dlio_ray._internal.model.errors import ConfigError
 
 MB = 1_000_000
 
@@ -38,14 +37,11 @@ PROFILES = {p.name: p for p in (AWS, HIGH_PERFORMANCE)}
 
 
 def select_profile(name: str, endpoint: Endpoint | None) -> Profile:
-    """The named profile, or for "auto" the one that fits the endpoint (none: AWS S3's own)."""
+    """The named profile, or for "auto" the one that fits the endpoint (none: AWS S3's own).
+    The settings allow only these names."""
     if name == "auto":
         return AWS if endpoint is None or endpoint.is_aws else HIGH_PERFORMANCE
-    try:
-        return PROFILES[name]
-    except KeyError:
-        allowed = ", ".join(["auto", *PROFILES])
-        raise ConfigError(f"profile: unknown profile {name!r}; allowed: {allowed}") from None
+    return PROFILES[name]
 
 
 def start_concurrency(
