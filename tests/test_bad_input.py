@@ -103,6 +103,11 @@ CASES = [
     (["--set", "seed=abc"], "seed: expected an integer"),
     (["--set", "adapt_interval_s=0"], "adapt_interval_s: expected a number in 0.05..60"),
     (["--set", "colour=blue"], "unknown key 'colour'"),
+    (["--set", "objets=3"], "unknown key 'objets'; did you mean objects"),
+    (
+        ["--set", "dataset.num_file_train=3"],
+        "dataset.num_file_train: not a key of DLIO's dataset section; did you mean num_files_train",
+    ),
     (["--set", "controller=central"], "controller: expected one of actor, cluster"),
     (["--set", "cluster_target_gbps=-1"], "cluster_target_gbps: expected a number in"),
     (
@@ -168,7 +173,7 @@ WORKLOADS = [
     (None, "cannot read workload file"),
     ("objects: [1,\n", "not valid YAML at line"),
     ("- put\n- get\n", "expected a mapping of settings at the top level"),
-    ("objects: 5\ncolour: blue\n", "unknown key 'colour'; allowed keys:"),
+    ("objects: 5\ncolour: blue\n", "unknown key 'colour' (every key: s3dlio-ray run --help)"),
     ("object_size: {distribution: uniform, min: 1KiB}\n", "object_size: expected a size"),
     ("phases: put\nduration_s: -1\n", "duration_s: expected a number"),
 ]

@@ -136,7 +136,7 @@ def test_the_boto3_baseline_refuses_what_it_cannot_do():
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("objectz: 5\n", "unknown key 'objectz'; allowed keys: "),
+        ("objectz: 5\n", "unknown key 'objectz'; did you mean objects or object_size?"),
         ("objects: many\n", "objects: expected an integer in 1..1000000000000 (got 'many')"),
         ("objects: 0\n", "objects: expected an integer in 1..1000000000000"),
         ("part_size_mb: 4\n", "part_size_mb: expected an integer in 5..5120"),
@@ -334,3 +334,34 @@ def test_each_group_is_a_read_only_view_of_the_one_settings():
         settings.group("speed")
     every = [key for group in GROUPS for key in settings.group(group)]
     assert sorted(every) == sorted(f.name for f in fields(Settings))
+
+
+def test_a_dlio_key_nobody_knows_is_refused_and_dlios_own_are_a_warning(workload, caplog):
+    path = workload("dataset: {num_files_train: 8, format: npz, data_folder: data/}\n")
+    with pytest.raises(ConfigError, match="did you mean num_files_train"):
+        load_settings(path, parse_assignment("dataset.num_file_train=3"), environ={})
+    with pytest.raises(ConfigError, match=r"reader\.batchsize: .*did you mean batch_size"):
+        load_settings(None, {"reader": {"batchsize": 2}}, environ={})
+    with caplog.at_level(logging.WARNING):
+        settings = load_settings(path, {"data_reader": {"batch_size": 2}}, environ={})
+    assert (settings.num_files_train, settings.batch_size) == (8, 2)
+    assert "dataset.format, dataset.data_folder" in caplog.text
+    assert load_settings(None, {"output": "r.json"}, environ={}).output == "r.json"
+    assert load_settings(None, {"output": {"folder": "x"}}, environ={}).output is None
+
+
+def test_a_mean_changed_without_its_deviation_warns_when_sizes_clip(workload, caplog):
+    path = workload(
+        "dataset: {record_length_bytes: 146600628, record_length_bytes_stdev: 68341808}\n"
+    )
+    with caplog.at_level(logging.WARNING):
+        load_settings(path, parse_assignment("dataset.record_length_bytes=1048576"), environ={})
+    assert "clips samples at 1 byte (sizes 1 to 206,074,000); set record_length_bytes_stdev" in (
+        caplog.text
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        both = {"record_length_bytes": 1048576, "record_length_bytes_stdev": 1000}
+        load_settings(path, both, environ={})
+        load_settings(path, parse_assignment("dataset.record_length_bytes=400000000"), environ={})
+    assert "clips" not in caplog.text

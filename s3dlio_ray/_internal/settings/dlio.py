@@ -8,7 +8,7 @@ from typing import Any
 
 from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.model.vocabulary import Phase
-from s3dlio_ray._internal.settings.values import parse_bool
+from s3dlio_ray._internal.settings.values import did_you_mean, parse_bool
 
 DLIO_SECTIONS: dict[str, dict[str, str]] = {
     "dataset": {
@@ -29,15 +29,112 @@ DLIO_SECTIONS: dict[str, dict[str, str]] = {
     },
     "train": {"epochs": "epochs", "computation_time": "computation_time"},
     "checkpoint": {"model_size": "model_size"},
-    "model": {"model_size": "model_size"},
+    "model": {"model_size": "model_size", "model_size_bytes": "model_size"},
     "metric": {"au": "au_threshold"},
     "workflow": {},
     "framework": {},
     "profiling": {},
     "evaluation": {},
+    "storage": {},
+    "output": {},
 }
-"""A DLIO workload file's sections: each key this tool reads, and the setting it sets. Keys
-not listed are DLIO's alone (formats, folders, framework): named in one warning."""
+"""A DLIO workload file's sections: each key this tool reads, and the setting it sets."""
+
+DLIO_ONLY: dict[str, frozenset[str]] = {
+    "dataset": frozenset(
+        [
+            "num_files_eval",
+            "record_length_bytes_resize",
+            "record_length_resize",
+            "generation_buffer_size",
+            "data_folder",
+            "num_subfolders_train",
+            "num_subfolders_eval",
+            "enable_chunking",
+            "chunk_size",
+            "compression",
+            "compression_level",
+            "file_prefix",
+            "format",
+            "keep_files",
+            "record_element_bytes",
+            "record_element_type",
+            "record_dims",
+            "hdf5",
+        ]
+    ),
+    "reader": frozenset(
+        [
+            "dont_use_mmap",
+            "reader_classname",
+            "multiprocessing_context",
+            "data_loader",
+            "data_loader_classname",
+            "data_loader_sampler",
+            "computation_threads",
+            "batch_size_eval",
+            "file_access",
+            "shuffle_size",
+            "read_type",
+            "transfer_size",
+            "odirect",
+            "preprocess_time",
+            "preprocess_time_stdev",
+            "pin_memory",
+            "transformed_record_dims",
+            "transformed_record_element_type",
+        ]
+    ),
+    "train": frozenset(
+        ["total_training_steps", "seed_change_epoch", "computation_time_stdev", "seed"]
+    ),
+    "checkpoint": frozenset(
+        [
+            "checkpoint_folder",
+            "checkpoint_after_epoch",
+            "epochs_between_checkpoints",
+            "steps_between_checkpoints",
+            "type",
+            "checkpoint_mechanism_classname",
+            "fsync",
+            "time_between_checkpoints",
+            "num_checkpoints_write",
+            "num_checkpoints_read",
+            "recovery_rank_shift",
+            "rank_sync",
+            "mode",
+            "randomize_tensor",
+            "ksm",
+        ]
+    ),
+    "model": frozenset(
+        [
+            "name",
+            "type",
+            "optimization_groups",
+            "num_layers",
+            "layer_parameters",
+            "model_datatype",
+            "optimizer_datatype",
+            "parallelism",
+            "transformer",
+        ]
+    ),
+    "evaluation": frozenset(
+        ["eval_time", "eval_time_stdev", "eval_after_epoch", "epochs_between_evals"]
+    ),
+    "workflow": frozenset(["evaluation", "profiling", "debug"]),
+    "profiling": frozenset(["profiler", "iostat_devices"]),
+    "storage": frozenset(["storage_type", "storage_root", "storage_options"]),
+    "output": frozenset(["folder", "log_file", "metric"]),
+    "metric": frozenset(),
+    "framework": frozenset(),
+}
+"""The keys DLIO itself reads that this tool does not (formats, folders, the framework): named
+in one warning. Any other key in a DLIO section is a mistake, refused with the nearest names."""
+
+SECTION_ALIASES = {"data_reader": "reader"}
+"""DLIO reads its reader section under either name."""
 
 NAMED_BY_A_STRING = ("framework", "model")
 """DLIO sections that may be one string (`framework: pytorch`, `model: resnet50`)."""
@@ -51,19 +148,31 @@ WORKFLOW = (
 
 def dlio_sections(raw: Mapping[str, Any], source: str) -> tuple[dict[str, Any], list[str]]:
     """The settings a mapping gives, its DLIO sections read as flat keys (`dataset:
-    {num_files_train: 8}` is `num_files_train: 8`), and the DLIO keys it has that nothing
-    reads. `workflow` chooses the phases when `phases` is not given."""
+    {num_files_train: 8}` is `num_files_train: 8`), and the DLIO keys it has that nothing here
+    reads. `workflow` chooses the phases when `phases` is not given. A key DLIO does not know
+    either is refused, with the nearest names."""
     flat: dict[str, Any] = {}
     unused: list[str] = []
-    for key, value in raw.items():
-        if key not in DLIO_SECTIONS:
-            flat[key] = value
+    for given, value in raw.items():
+        key = SECTION_ALIASES.get(given, given)
+        # `output` is this tool's result file, or DLIO's output section (a mapping).
+        if key not in DLIO_SECTIONS or (key == "output" and not isinstance(value, Mapping)):
+            flat[given] = value
             continue
         if not isinstance(value, Mapping):
             if key not in NAMED_BY_A_STRING:
-                raise ConfigError(f"{source}: {key}: expected a mapping of DLIO's {key} keys")
-            unused.append(key)
+                raise ConfigError(f"{source}: {given}: expected a mapping of DLIO's {key} keys")
+            unused.append(given)
             continue
+        known = set(DLIO_SECTIONS[key]) | DLIO_ONLY.get(key, frozenset())
+        if key == "workflow":
+            known |= set(dict(WORKFLOW))
+        for inner in value:
+            if inner not in known:
+                raise ConfigError(
+                    f"{source}: {given}.{inner}: not a key of DLIO's {key} section"
+                    f"{did_you_mean(str(inner), known)}"
+                )
         if key == "workflow" and "phases" not in raw:
             flat["phases"] = _workflow_phases(value, source)
             unused += [f"workflow.{k}" for k in value if k not in dict(WORKFLOW)]
@@ -71,7 +180,7 @@ def dlio_sections(raw: Mapping[str, Any], source: str) -> tuple[dict[str, Any], 
         for inner, item in value.items():
             target = DLIO_SECTIONS[key].get(inner)
             if target is None:
-                unused.append(f"{key}.{inner}")
+                unused.append(f"{given}.{inner}")
             else:
                 flat[target] = item
     return flat, unused

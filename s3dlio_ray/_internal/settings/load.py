@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from s3dlio_ray._internal.model.dataset import DEVIATIONS, sample_sizes
 from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.settings.dlio import DLIO_SECTIONS, dlio_sections
 from s3dlio_ray._internal.settings.schema import ENVIRONMENT, Settings, read_value
@@ -85,6 +86,35 @@ def _into_sections(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
     return merged
 
 
+def _given_keys(overrides: Mapping[str, Any]) -> set[str]:
+    """The settings `overrides` name themselves (a DLIO section's keys as the settings they
+    set)."""
+    given: set[str] = set()
+    for key, value in overrides.items():
+        if key in DLIO_SECTIONS and isinstance(value, Mapping):
+            given |= {DLIO_SECTIONS[key].get(str(inner), str(inner)) for inner in value}
+        else:
+            given.add(key)
+    return given
+
+
+def _warn_of_a_clipped_sample_size(settings: Settings, given: set[str]) -> None:
+    """A sample size's mean changed without its deviation keeps the workload's deviation: say
+    so when that makes the sizes clip at one byte (unet3d's 68 MB deviation around a 1 MiB
+    mean draws samples of 1 byte to 206 MB)."""
+    mean, stdev = settings.record_length_bytes, settings.record_length_bytes_stdev
+    overridden = "record_length_bytes" in given and "record_length_bytes_stdev" not in given
+    if overridden and mean - DEVIATIONS * stdev < 1:
+        largest = sample_sizes(mean, stdev)[1]
+        log.warning(
+            "record_length_bytes: a mean of %s with the workload's record_length_bytes_stdev of "
+            "%s clips samples at 1 byte (sizes 1 to %s); set record_length_bytes_stdev too",
+            f"{mean:,}",
+            f"{stdev:,}",
+            f"{largest:,}",
+        )
+
+
 def load_settings(
     workload: str | Path | Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -112,8 +142,10 @@ def load_settings(
         unused += ignored
         _apply(values, flat, None)
     if unused:
-        log.warning("DLIO keys this tool does not use, ignored: %s", ", ".join(unused))
+        named = ", ".join(dict.fromkeys(unused))
+        log.warning("DLIO keys this tool does not use, ignored: %s", named)
     settings = Settings(**values)
+    _warn_of_a_clipped_sample_size(settings, _given_keys(overrides or {}))
     problem = aws_bucket_name_problem(settings.bucket) if settings.bucket else None
     if problem:
         log.warning(

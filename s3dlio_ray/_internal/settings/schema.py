@@ -28,6 +28,7 @@ from s3dlio_ray._internal.settings.values import (
     Shuffle,
     Source,
     choice,
+    did_you_mean,
     float_range,
     int_range,
     one_of,
@@ -664,8 +665,9 @@ def read_value(key: str, value: Any) -> Any:
     the key and what it allows."""
     parse = PARSERS.get(key)
     if parse is None:
-        allowed = ", ".join(sorted(PARSERS))
-        raise ConfigError(f"unknown key {key!r}; allowed keys: {allowed}")
+        raise ConfigError(
+            f"unknown key {key!r}{did_you_mean(key, PARSERS)} (every key: s3dlio-ray run --help)"
+        )
     try:
         return parse(plain(value))
     except SecretValue as exc:

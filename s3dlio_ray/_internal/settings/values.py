@@ -4,8 +4,9 @@ the workload file's data."""
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -405,6 +406,12 @@ def aws_bucket_name_problem(name: str) -> str | None:
     if name.startswith(("xn--", "sthree-")) or name.endswith(("-s3alias", "--ol-s3")):
         return "no reserved prefix (xn--, sthree-) or suffix (-s3alias, --ol-s3)"
     return None
+
+
+def did_you_mean(given: str, known: Iterable[str]) -> str:
+    """ "; did you mean X or Y?" for the known names nearest a misspelt one, or nothing."""
+    near = difflib.get_close_matches(given, sorted(known), n=3, cutoff=0.75)
+    return f"; did you mean {' or '.join(near)}?" if near else ""
 
 
 def choice(*allowed: str) -> Callable[[Any], str]:
