@@ -62,7 +62,8 @@ class RunReport:
 
     def __repr__(self) -> str:
         results = ", ".join(repr(result) for result in self.results)
-        return f"RunReport(ok={self.ok}, results=[{results}])"
+        passed = "" if self.passed is None else f", passed={self.passed}"
+        return f"RunReport(ok={self.ok}{passed}, results=[{results}])"
 
     @property
     def result(self) -> RunResult:
@@ -77,6 +78,13 @@ class RunReport:
     def ok(self) -> bool:
         """Every object written and read back intact, in every configuration."""
         return all(r.ok for r in self.results)
+
+    @property
+    def passed(self) -> bool | None:
+        """Every configuration met the criteria it was given (an AU threshold); None with none
+        judged."""
+        verdicts = [r.passed for r in self.results if r.passed is not None]
+        return all(verdicts) if verdicts else None
 
     @property
     def error(self) -> str | None:

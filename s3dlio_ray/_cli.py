@@ -271,7 +271,9 @@ def _execute(settings: Settings, quiet: bool, console: Console) -> int:
         console.print(left, highlight=False, soft_wrap=True)
     if report.error:
         raise S3DlioRayError(report.error)
-    return ExitCode.OK if report.ok else ExitCode.RUN_ERROR
+    if not report.ok:
+        return ExitCode.RUN_ERROR
+    return ExitCode.CRITERION_FAILED if report.passed is False else ExitCode.OK
 
 
 def _left_behind(report: RunReport) -> str | None:

@@ -255,6 +255,13 @@ def run_cli(
     )
 
 
+def ended_on_time(elapsed_s: float, duration_s: float, slowest_s: float) -> bool:
+    """A timed phase's elapsed time: at least about its duration, and past it by no more than
+    draining what was in flight (the slowest operation the phase itself recorded) and a second:
+    relative to the run's own figures, so a busy machine's slower requests do not break it."""
+    return duration_s - 1.0 < elapsed_s <= duration_s + slowest_s + 1.0
+
+
 def settings_for(bucket: str, **overrides) -> Settings:
     """configs/quick.yaml scaled down for a test, in `bucket`, without metrics unless asked."""
     values = {

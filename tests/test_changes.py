@@ -185,5 +185,6 @@ def test_paused_time_counts_toward_no_accelerators_utilization():
     now[0] += 0.05
     accelerator.computed(1, 100)
     epoch = accelerator.end_epoch()
-    assert epoch.counted_s == pytest.approx(0.1)
-    assert epoch.wait_s == pytest.approx(0.0) and epoch.compute_s == pytest.approx(0.1)
+    # The second step (the first is left out of AU) waited only while paused: none of it.
+    assert epoch.counted_s == pytest.approx(0.05) and epoch.compute_s == pytest.approx(0.05)
+    assert epoch.wait_s == pytest.approx(0.0) and epoch.au == pytest.approx(1.0)

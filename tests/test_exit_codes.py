@@ -3,6 +3,7 @@ say the same."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 
@@ -44,3 +45,47 @@ def test_bad_input_on_any_command_exits_2(capsys, tmp_path):
     assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 2
     err = capsys.readouterr().err
     assert err.count("s3dlio-ray: error: ") == 5 and "Traceback" not in err
+
+
+def test_a_run_that_misses_its_au_threshold_says_fail_and_exits_3(
+    moto_url, bucket, credentials, capsys, tmp_path
+):
+    # 11 one-sample steps of 50 ms compute behind a store capped at 5 reads a second: the
+    # accelerator waits ~0.2 s a step, far below 90% busy; every byte still reads back intact.
+    code = main(
+        [
+            "run",
+            "configs/train-unet3d.yaml",
+            "--endpoint",
+            moto_url,
+            "--bucket",
+            bucket,
+            "--executor",
+            "local",
+            "--metrics-port",
+            "off",
+            "--output",
+            str(tmp_path / "train.json"),
+            "--set",
+            "dataset.num_files_train=11",
+            "--set",
+            "dataset.record_length_bytes=4096",
+            "--set",
+            "dataset.record_length_bytes_stdev=0",
+            "--set",
+            "reader.batch_size=1",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "train.computation_time=0.05",
+            "--rate-limit",
+            "5 ops/s",
+            "--set",
+            "phases=[datagen, train, cleanup]",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == ExitCode.CRITERION_FAILED, out
+    assert "(threshold 90%: FAIL)" in out and "FAIL: the run missed its AU threshold" in out
+    saved = json.loads((tmp_path / "train.json").read_text())
+    assert saved["ok"] is True and saved["passed"] is False

@@ -140,6 +140,7 @@ def test_samples_inside_files_are_ranged_gets_split_only_above_the_part_size(mot
             epochs=1,
             part_size_mb=5,
             accelerators_per_node=2,
+            exclude_start_steps=0,  # one step each: count it
         )
         result = run(settings, recording.url)
     assert result.ok, result.error
@@ -155,8 +156,9 @@ def test_samples_inside_files_are_ranged_gets_split_only_above_the_part_size(mot
 
 
 def test_au_lands_near_the_prediction_behind_a_slow_endpoint(moto_url, bucket):
-    """Each step waits for a batch a fixed 0.2 s away and computes 0.2 s: AU near 50%. Read
-    ahead hides the wait; no compute at all measures the reads alone."""
+    """Each step waits for a sample a fixed 0.2 s away and computes 0.2 s: AU near 50% over the
+    10 steps counted (the first left out, as DLIO does). Read ahead hides the wait; no compute
+    at all scores 0, as DLIO scores it."""
     host, port = moto_url.removeprefix("http://").split(":")
 
     async def main():
@@ -165,10 +167,10 @@ def test_au_lands_near_the_prediction_behind_a_slow_endpoint(moto_url, bucket):
             settings = train_settings(
                 bucket,
                 executor="local",
-                num_files_train=8,
+                num_files_train=11,
                 record_length_bytes_stdev=0,
-                batch_size=2,
-                read_threads=2,
+                batch_size=1,
+                read_threads=1,
                 prefetch_size=0,
                 epochs=1,
                 computation_time=0.2,
@@ -186,9 +188,9 @@ def test_au_lands_near_the_prediction_behind_a_slow_endpoint(moto_url, bucket):
                 executor="local",
                 phases="train",
                 run_id=settings.run_id,
-                num_files_train=8,
+                num_files_train=11,
                 record_length_bytes_stdev=0,
-                batch_size=2,
+                batch_size=1,
                 read_threads=8,
                 prefetch_size=3,
                 epochs=1,
@@ -203,11 +205,12 @@ def test_au_lands_near_the_prediction_behind_a_slow_endpoint(moto_url, bucket):
     assert slow.ok and hidden.ok, (slow.error, hidden.error)
     _, paced, pure = slow.phases
     epoch = paced.training.epochs[0]
-    assert epoch.steps == 4 and epoch.wait_s >= 4 * 0.2
+    assert epoch.steps == 11 and epoch.counted_steps == 10 and epoch.wait_s >= 11 * 0.2
     assert 0.35 <= paced.training.au <= 0.6, paced.training.au
-    assert paced.training.passed is False
-    assert pure.training.au < 0.05 and pure.training.samples == 8
-    assert pure.training.by_epoch()[0].samples_per_s < 8 / (4 * 0.2) * 1.2
+    assert paced.training.au_meaningful and paced.training.passed is False
+    assert slow.passed is False and slow.ok
+    assert pure.training.au < 0.01 and pure.training.samples == 11
+    assert pure.training.by_epoch()[0].samples_per_s < 11 / (11 * 0.2) * 1.2
     assert hidden.phase(Phase.TRAIN).training.au > 0.85
     rows = [row for row in slow.timeseries if row.op == "train" and row.au is not None]
     assert rows and all(0 <= row.au <= 1 for row in rows)
@@ -324,6 +327,13 @@ def test_training_settings_that_cannot_work_are_refused_in_one_line(moto_url, bu
             ),
             moto_url,
         )
+    with pytest.raises(ConfigError, match=r"an epoch of 1 steps .* leaves none for AU to count"):
+        run(
+            train_settings(
+                bucket, executor="local", phases="train", run_id=written.run_id, batch_size=18
+            ),
+            moto_url,
+        )
     with pytest.raises(ConfigError, match="cannot fill one step of batch_size 20"):
         run(
             train_settings(
@@ -334,25 +344,26 @@ def test_training_settings_that_cannot_work_are_refused_in_one_line(moto_url, bu
 
 
 def test_find_max_accelerators_answers_the_most_a_rate_limited_store_keeps_busy(moto_url, bucket):
-    """A store capped at 12 reads a second; each accelerator needs 5 a second (0.2 s compute per
-    sample): 2 per node keep AU above 90%, 3 (15 a second) cannot."""
+    """A store capped at 24 reads a second; each accelerator needs 10 a second (0.1 s compute
+    per sample): 2 per node keep AU above 90%, 3 (30 a second) cannot. 44 samples give even 4
+    accelerators the 10 counted steps an AU needs."""
     settings = train_settings(
         bucket,
         executor="local",
         phases="datagen,train,cleanup",
-        num_files_train=16,
+        num_files_train=44,
         record_length_bytes="4KiB",
         record_length_bytes_stdev=0,
         batch_size=1,
         read_threads=2,
         prefetch_size=1,
-        computation_time=0.2,
+        computation_time=0.1,
         au_threshold=0.9,
-        rate_limit="12 ops/s",
+        rate_limit="24 ops/s",
         find_max_accelerators=True,
     )
     result = run(settings, moto_url)
-    assert result.ok, result.error
+    assert result.ok and result.passed, result.error
     tries = [(p.training.accelerators, p.training.passed) for p in result.phases if p.training]
     assert [count for count, _ in tries[:2]] == [1, 2] and all(e for _, e in tries[:2])
     assert all(len(p.training.by_epoch()) == 1 for p in result.phases if p.training)

@@ -20,8 +20,11 @@ from typing import Any
 from s3dlio_ray._internal.model.stats import LatencyHistogram, OpStats
 from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
 
-SCHEMA_VERSION = 5
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+SCHEMA_VERSION = 6
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
+
+MEANINGFUL_STEPS = 10
+"""Counted steps per accelerator and epoch below which an AU is not a measurement."""
 
 
 @dataclass(frozen=True)
@@ -110,11 +113,11 @@ class ConcurrencySample:
 
 @dataclass(frozen=True)
 class AcceleratorEpoch:
-    """One simulated accelerator's epoch of a train phase.
-
-    `counted_s` is the time accelerator utilization is measured over: from the moment the first
-    batch was ready to the end of the last compute step (MLPerf Storage leaves the first step's
-    I/O out of AU); `elapsed_s` includes that first wait.
+    """One simulated accelerator's epoch of a train phase, measured as DLIO (MLPerf Storage)
+    measures it: the first `exclude_start_steps` and last `exclude_end_steps` steps of an epoch
+    are left out. `compute_s` is the compute time of the counted steps; `counted_s` the epoch's
+    wall time less the load and compute time of the steps left out; `elapsed_s` the whole
+    epoch. `counted_steps` is None in result files made before steps were left out this way.
     """
 
     rank: int
@@ -127,16 +130,23 @@ class AcceleratorEpoch:
     counted_s: float
     elapsed_s: float
     node: str = ""
+    counted_steps: int | None = None
 
     @property
     def au(self) -> float:
-        """Accelerator utilization: compute time over the time counted."""
-        return self.compute_s / self.counted_s if self.counted_s > 0 else 1.0
+        """Accelerator utilization: the counted steps' compute time over the time counted; 0
+        with no step counted, as DLIO scores it."""
+        return self.compute_s / self.counted_s if self.compute_s > 0 and self.counted_s > 0 else 0.0
+
+    @property
+    def steps_counted(self) -> int:
+        """The steps AU counts (a file made before steps were left out: all but the first)."""
+        return self.counted_steps if self.counted_steps is not None else max(0, self.steps - 1)
 
 
 @dataclass(frozen=True)
 class EpochSummary:
-    """One epoch across every accelerator of the cluster."""
+    """One epoch across every accelerator of the cluster: its AU is the mean of theirs."""
 
     epoch: int
     samples: int
@@ -145,6 +155,8 @@ class EpochSummary:
     wait_s: float
     au: float
     passed: bool | None
+    counted_steps: int = 0
+    """The fewest steps any accelerator's AU counted in this epoch."""
 
     @property
     def samples_per_s(self) -> float:
@@ -155,10 +167,13 @@ class EpochSummary:
         return self.bytes / self.elapsed_s / 1e9 if self.elapsed_s > 0 else 0.0
 
 
-def _utilization(epochs: Sequence[AcceleratorEpoch]) -> float:
-    """Compute time over counted time, summed over accelerators (MLPerf Storage's AU)."""
-    counted = sum(e.counted_s for e in epochs)
-    return sum(e.compute_s for e in epochs) / counted if counted > 0 else 1.0
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _population_std(values: Sequence[float]) -> float:
+    mean = _mean(values)
+    return (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5 if values else 0.0
 
 
 @dataclass(frozen=True, repr=False)
@@ -179,6 +194,10 @@ class TrainingResult:
     memory_budget: int | None = None
     buffered_peak: int = 0
     """The most bytes any engine held at once for samples in flight and read ahead."""
+    exclude_start_steps: int = 1
+    exclude_end_steps: int = 0
+    searching: bool = False
+    """One try of a search for the most accelerators (a failed try is part of the answer)."""
 
     def __repr__(self) -> str:
         passed = "" if self.passed is None else f", passed={self.passed}"
@@ -189,12 +208,34 @@ class TrainingResult:
 
     @property
     def au(self) -> float:
-        return _utilization(self.epochs)
+        """The run's AU as DLIO reports it: the mean over epochs of each epoch's AU (itself the
+        mean over accelerators), not a time-weighted total."""
+        return _mean([epoch.au for epoch in self.by_epoch()])
+
+    @property
+    def au_std(self) -> float:
+        """The population standard deviation of the epochs' AU (DLIO's figure beside it)."""
+        return _population_std([epoch.au for epoch in self.by_epoch()])
+
+    @property
+    def au_meaningful(self) -> bool:
+        """Every accelerator counted at least MEANINGFUL_STEPS steps in every epoch."""
+        return bool(self.epochs) and min(e.steps_counted for e in self.epochs) >= MEANINGFUL_STEPS
 
     @property
     def passed(self) -> bool | None:
-        """Whether AU met the threshold (None: no threshold set)."""
-        return None if self.au_threshold is None else self.au >= self.au_threshold
+        """Whether AU met the threshold; None with no threshold, or with too few counted steps
+        for the AU to mean anything."""
+        if self.au_threshold is None or not self.au_meaningful:
+            return None
+        return self.au >= self.au_threshold
+
+    @property
+    def samples_per_s(self) -> tuple[float, float]:
+        """Samples a second over the counted time, summed over accelerators, as the mean and
+        population standard deviation over epochs (DLIO's throughput figures)."""
+        rates = [epoch.samples_per_s for epoch in self.by_epoch()]
+        return _mean(rates), _population_std(rates)
 
     @property
     def samples(self) -> int:
@@ -210,7 +251,9 @@ class TrainingResult:
     def by_epoch(self) -> list[EpochSummary]:
         summaries = []
         for number, parts in self._grouped("epoch"):
-            au = _utilization(parts)
+            au = _mean([e.au for e in parts])
+            counted = min(e.steps_counted for e in parts)
+            judged = self.au_threshold is not None and counted >= MEANINGFUL_STEPS
             summaries.append(
                 EpochSummary(
                     number,
@@ -219,7 +262,8 @@ class TrainingResult:
                     max(e.elapsed_s for e in parts),
                     sum(e.wait_s for e in parts),
                     au,
-                    None if self.au_threshold is None else au >= self.au_threshold,
+                    au >= self.au_threshold if judged and self.au_threshold is not None else None,
+                    counted,
                 )
             )
         return summaries
@@ -240,6 +284,7 @@ class TrainingResult:
                     sum(e.counted_s for e in parts),
                     sum(e.elapsed_s for e in parts),
                     parts[0].node,
+                    sum(e.steps_counted for e in parts),
                 )
             )
         return totals
@@ -255,6 +300,12 @@ class TrainingResult:
             "memory_budget": self.memory_budget,
             "buffered_peak": self.buffered_peak,
             "au": self.au,
+            "au_std": self.au_std,
+            "au_meaningful": self.au_meaningful,
+            "exclude_start_steps": self.exclude_start_steps,
+            "exclude_end_steps": self.exclude_end_steps,
+            "searching": self.searching,
+            "samples_per_s": list(self.samples_per_s),
             "passed": self.passed,
             "by_epoch": [
                 {**asdict(e), "samples_per_s": e.samples_per_s, "gbps": e.gbps}
@@ -279,6 +330,9 @@ class TrainingResult:
             doc["au_threshold"],
             doc["memory_budget"],
             doc["buffered_peak"],
+            doc.get("exclude_start_steps", 1),
+            doc.get("exclude_end_steps", 0),
+            doc.get("searching", False),
         )
 
 
@@ -663,6 +717,17 @@ class RunResult:
         )
 
     @property
+    def passed(self) -> bool | None:
+        """Whether the run met the criteria it was given (an AU threshold): None with none
+        judged; a search for the most accelerators passes once one count held."""
+        trained = [p.training for p in self.phases if p.training is not None]
+        verdicts = [t.passed for t in trained if not t.searching and t.passed is not None]
+        searched = [t.passed for t in trained if t.searching and t.passed is not None]
+        if searched:
+            verdicts.append(any(searched))
+        return all(verdicts) if verdicts else None
+
+    @property
     def ok(self) -> bool:
         """Every object written and read back intact, cleanup complete, no run error."""
         failures = sum(len(p.failed) for p in self.phases)
@@ -678,6 +743,7 @@ class RunResult:
             "tool": {"name": "s3dlio-ray", "version": self.tool_version},
             "run_id": self.run_id,
             "ok": self.ok,
+            "passed": self.passed,
             "error": self.error,
             "workload": self.workload,
             "configuration": self.configuration,
@@ -709,7 +775,7 @@ class RunResult:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> RunResult:
-        """A result document of schema version 1 to 5 (KeyError or ValueError when it is not)."""
+        """A result document of schema version 1 to 6 (KeyError or ValueError when it is not)."""
         if doc["schema_version"] not in READABLE_VERSIONS:
             raise ValueError(f"schema version {doc['schema_version']} is not readable")
         cleanup = doc["cleanup"]

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.model.results import (
+    MEANINGFUL_STEPS,
     READABLE_VERSIONS,
     SERIES_COLUMNS,
     RunResult,
@@ -195,17 +196,27 @@ def accelerator_rows(training: TrainingResult) -> list[list[str]]:
 
 
 def training_line(training: TrainingResult) -> str:
-    """One line: AU against its threshold, the shape of the run, what was dropped, memory."""
+    """One line: AU (mean and deviation over epochs) against its threshold, the shape of the
+    run, what was dropped, memory; an AU of too few counted steps says so, and passes nothing."""
     threshold = (
         f" (threshold {training.au_threshold * 100:.0f}%: {_verdict(training.passed)})"
-        if training.au_threshold is not None
+        if training.au_threshold is not None and training.au_meaningful
         else ""
     )
     epochs = len(training.by_epoch())
+    counted = min((e.counted_steps for e in training.by_epoch()), default=0)
+    meaning = (
+        ""
+        if training.au_meaningful
+        else f" NOT MEANINGFUL: {counted} counted steps per epoch (at least "
+        f"{MEANINGFUL_STEPS} make an AU; more files, a smaller batch or fewer accelerators)"
+    )
     line = (
-        f"train: AU {training.au * 100:.1f}%{threshold} over {epochs} epochs of "
-        f"{training.steps_per_epoch} steps x {training.batch_size} samples on "
-        f"{training.accelerators} accelerators, {training.computation_time_s:g} s compute per step"
+        f"train: AU {training.au * 100:.1f}% (sd {training.au_std * 100:.1f}){threshold}{meaning} "
+        f"over {epochs} epochs of {training.steps_per_epoch} steps (the first "
+        f"{training.exclude_start_steps} and last {training.exclude_end_steps} not counted) x "
+        f"{training.batch_size} samples on {training.accelerators} accelerators, "
+        f"{training.computation_time_s:g} s compute per step"
     )
     if training.dropped_per_epoch:
         line += f"; {training.dropped_per_epoch} samples per epoch dropped (not a whole step)"
@@ -341,4 +352,19 @@ def print_summary(result: RunResult, console: Console, paths: Sequence[Path] = (
             console.print(f"... and {len(reasons) - 5} more {phase.phase} failures")
     for path in paths:
         console.print(f"result: {path}")
-    console.print("[green]OK[/green]" if result.ok else "[red]FAILED[/red]")
+    console.print(verdict_markup(result))
+
+
+def verdict(result: RunResult) -> str:
+    """What the run's last line says: OK, FAILED (it went wrong), or FAIL (it went right and
+    missed a criterion it was given, such as an AU threshold)."""
+    if not result.ok:
+        return "FAILED"
+    return "FAIL" if result.passed is False else "OK"
+
+
+def verdict_markup(result: RunResult) -> str:
+    word = verdict(result)
+    if word == "FAIL":
+        return "[red]FAIL[/red]: the run missed its AU threshold (exit 3)"
+    return "[green]OK[/green]" if word == "OK" else "[red]FAILED[/red]"

@@ -29,6 +29,7 @@ from s3dlio_ray._internal.reports.files import (
     node_rows,
     summary_rows,
     training_line,
+    verdict,
 )
 
 if TYPE_CHECKING:
@@ -414,7 +415,8 @@ def comparison_section(named: Named) -> str:
 def render_html(result: RunResult, compared: Named = ()) -> str:
     """The report of one result; with `compared` (each configuration of the run, this one
     among them, with its name) a comparison section."""
-    status = '<span class="ok">OK</span>' if result.ok else '<span class="failed">FAILED</span>'
+    word = verdict(result)
+    status = f'<span class="{"ok" if word == "OK" else "failed"}">{word}</span>'
     cluster = result.cluster
     endpoints = endpoint_rows(result)
     by_endpoint = (

@@ -30,7 +30,11 @@ DLIO_SECTIONS: dict[str, dict[str, str]] = {
     "train": {"epochs": "epochs", "computation_time": "computation_time"},
     "checkpoint": {"model_size": "model_size"},
     "model": {"model_size": "model_size", "model_size_bytes": "model_size"},
-    "metric": {"au": "au_threshold"},
+    "metric": {
+        "au": "au_threshold",
+        "exclude_start_steps": "exclude_start_steps",
+        "exclude_end_steps": "exclude_end_steps",
+    },
     "workflow": {},
     "framework": {},
     "profiling": {},
@@ -179,11 +183,25 @@ def dlio_sections(raw: Mapping[str, Any], source: str) -> tuple[dict[str, Any], 
             continue
         for inner, item in value.items():
             target = DLIO_SECTIONS[key].get(inner)
-            if target is None:
+            if key == "output" and inner == "metric" and isinstance(item, Mapping):
+                flat.update(_output_metric(item, source))
+            elif target is None:
                 unused.append(f"{given}.{inner}")
             else:
                 flat[target] = item
     return flat, unused
+
+
+def _output_metric(metric: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """DLIO's `output.metric` section: which steps of an epoch AU leaves out."""
+    known = ("exclude_start_steps", "exclude_end_steps")
+    for inner in metric:
+        if inner not in known:
+            raise ConfigError(
+                f"{source}: output.metric.{inner}: not a key of DLIO's output.metric section"
+                f"{did_you_mean(str(inner), known)}"
+            )
+    return dict(metric)
 
 
 def _workflow_phases(workflow: Mapping[str, Any], source: str) -> list[str]:

@@ -278,6 +278,18 @@ class Settings:
         "training",
         "metric.au: the accelerator utilization a train phase must reach to pass (0.9: 90 percent)",
     )
+    exclude_start_steps: int = setting(
+        1,
+        int_range(0, 10**6),
+        "training",
+        "metric: steps at the start of each epoch AU leaves out, as DLIO does (default 1)",
+    )
+    exclude_end_steps: int = setting(
+        0,
+        int_range(0, 10**6),
+        "training",
+        "metric: steps at the end of each epoch AU leaves out (default 0)",
+    )
     find_max_accelerators: bool = setting(
         False,
         parse_bool,

@@ -76,6 +76,8 @@ PHASE_OPTIONS = (
     "model_size",
     "computation_time",
     "accelerators_per_node",
+    "exclude_start_steps",
+    "exclude_end_steps",
 )
 """Keys a phase entry may set for itself (`- get: {duration_s: 10}`)."""
 

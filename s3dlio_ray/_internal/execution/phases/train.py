@@ -128,7 +128,17 @@ class Train:
         self._spec = spec
         self._training = spec.training
         self._ranks = list(ranks)
-        self._clocks = [AcceleratorClock(rank, clock) for rank in self._ranks]
+        training = spec.training
+        self._clocks = [
+            AcceleratorClock(
+                rank,
+                clock,
+                training.exclude_start_steps,
+                training.exclude_end_steps,
+                training.steps,
+            )
+            for rank in self._ranks
+        ]
         self._check = ReadCheck(ObjectData(spec.seed), spec.generated)
         self._budget = ByteBudget(spec.training.memory_budget)
         self._orders: dict[int, list[int]] = {}
@@ -295,6 +305,8 @@ def training_spec(
         shuffle(settings.file_shuffle),
         shuffle(settings.sample_shuffle),
         settings.memory_budget,
+        settings.exclude_start_steps,
+        settings.exclude_end_steps,
     )
 
 
@@ -352,6 +364,15 @@ class TrainStep:
         training = training_spec(settings, dataset, accelerators, run.run_id)
         if training.steps < 1:
             self._refuse(dataset, settings, accelerators)
+        left_out = settings.exclude_start_steps + settings.exclude_end_steps
+        if training.steps <= left_out:
+            raise ConfigError(
+                f"train: an epoch of {training.steps} steps on {accelerators} accelerators "
+                f"leaves none for AU to count once the first {settings.exclude_start_steps} and "
+                f"last {settings.exclude_end_steps} are left out (exclude_start_steps, "
+                "exclude_end_steps, as DLIO does): write more files (num_files_train), or lower "
+                "batch_size or accelerators_per_node"
+            )
         refuse_a_batch_over_budget(settings, dataset.largest_sample)
         existing = settings.source == Source.EXISTING
         spec = spec_of(run, settings, Phase.TRAIN, existing=existing, training=training)
@@ -370,6 +391,9 @@ class TrainStep:
                     dropped_per_epoch=dataset.samples - steps * settings.batch_size * accelerators,
                     au_threshold=settings.au_threshold,
                     memory_budget=settings.memory_budget,
+                    exclude_start_steps=settings.exclude_start_steps,
+                    exclude_end_steps=settings.exclude_end_steps,
+                    searching=settings.find_max_accelerators,
                 ),
             )
 

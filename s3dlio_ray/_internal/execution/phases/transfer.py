@@ -39,6 +39,8 @@ class TrainingSpec:
     file_shuffle: str | None
     sample_shuffle: str | None
     memory_budget: int | None
+    exclude_start_steps: int = 1
+    exclude_end_steps: int = 0
 
     @property
     def steps(self) -> int:
