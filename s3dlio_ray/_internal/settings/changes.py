@@ -41,7 +41,10 @@ class Overrides:
     version: int = 0
 
     def onto(self, settings: Settings) -> Settings:
-        return dataclasses.replace(settings, **dict(self.values)) if self.values else settings
+        """The settings with every change taken; each was checked against the whole when it was
+        taken (`change`), so applying them checks nothing again (on an actor, where a
+        manifest's path need not exist, or on every metrics scrape)."""
+        return settings.derive(**dict(self.values)) if self.values else settings
 
     def rate_limit(self, started_with: RateLimit | None) -> RateLimit | None:
         """The cluster's cap now: the changed one, else the one the phase started with."""
