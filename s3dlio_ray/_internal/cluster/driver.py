@@ -195,6 +195,11 @@ class RayWorker:
         ray.kill(self.handle)
 
 
+def _handle(worker: Worker) -> ray.actor.ActorHandle:
+    """The actor behind a worker of this pool (every one is a RayWorker)."""
+    return cast(RayWorker, worker).handle
+
+
 class RayPool:
     """Transfer actors on every alive node of the Ray cluster."""
 
@@ -209,7 +214,6 @@ class RayPool:
         self._settings = settings
         self._access = access
         self.workers: list[Worker] = []
-        self._actors: list[RayWorker] = []
         self.node_cpus: dict[str, float] = {}
         self.elsewhere: list[str] = []
         """Nodes on other machines than the driver's (they cannot reach its loopback)."""
@@ -250,10 +254,10 @@ class RayPool:
                     ).remote(
                         self._settings,
                         access,
-                        Seat(len(self._actors), index),
+                        Seat(len(self.workers), index),
                     ),
                 )
-                self._actors.append(RayWorker(f"{slot.label}/{index}", slot.label, index, handle))
+                self.workers.append(RayWorker(f"{slot.label}/{index}", slot.label, index, handle))
                 self._held += slot.cpus_each
             if slot.actors > 1:
                 self._gatherers[slot.label] = cast(
@@ -264,11 +268,10 @@ class RayPool:
                         scheduling_strategy=NodeAffinitySchedulingStrategy(
                             slot.node_id, soft=False
                         ),
-                    ).remote([w.handle for w in self._actors if w.node == slot.label]),
+                    ).remote([_handle(w) for w in self.workers if w.node == slot.label]),
                 )
-        self.workers = list(self._actors)
         try:
-            ray.get([w.handle.info.remote() for w in self._actors], timeout=PLACEMENT_TIMEOUT_S)
+            ray.get([_handle(w).info.remote() for w in self.workers], timeout=PLACEMENT_TIMEOUT_S)
         except RayTaskError as exc:
             if isinstance(exc.cause, S3DlioRayError):
                 raise exc.cause from None
@@ -322,7 +325,6 @@ class RayPool:
         for worker in self.workers:
             await worker.close()
         self.workers.clear()
-        self._actors.clear()
         for gatherer in self._gatherers.values():
             ray.kill(gatherer)
         self._gatherers.clear()
