@@ -171,12 +171,7 @@ def dlio_sections(raw: Mapping[str, Any], source: str) -> tuple[dict[str, Any], 
         known = set(DLIO_SECTIONS[key]) | DLIO_ONLY.get(key, frozenset())
         if key == "workflow":
             known |= set(dict(WORKFLOW))
-        for inner in value:
-            if inner not in known:
-                raise ConfigError(
-                    f"{source}: {given}.{inner}: not a key of DLIO's {key} section"
-                    f"{did_you_mean(str(inner), known)}"
-                )
+        _refuse_unknown(value, known, given, key, source)
         if key == "workflow" and "phases" not in raw:
             flat["phases"] = _workflow_phases(value, source)
             unused += [f"workflow.{k}" for k in value if k not in dict(WORKFLOW)]
@@ -194,14 +189,22 @@ def dlio_sections(raw: Mapping[str, Any], source: str) -> tuple[dict[str, Any], 
 
 def _output_metric(metric: Mapping[str, Any], source: str) -> dict[str, Any]:
     """DLIO's `output.metric` section: which steps of an epoch AU leaves out."""
-    known = ("exclude_start_steps", "exclude_end_steps")
-    for inner in metric:
+    known = {"exclude_start_steps", "exclude_end_steps"}
+    _refuse_unknown(metric, known, "output.metric", "output.metric", source)
+    return dict(metric)
+
+
+def _refuse_unknown(
+    section: Mapping[str, Any], known: set[str], given: str, name: str, source: str
+) -> None:
+    """A key of DLIO's section `name` (written `given`) that DLIO does not read either is a
+    mistake: refused with the nearest names."""
+    for inner in section:
         if inner not in known:
             raise ConfigError(
-                f"{source}: output.metric.{inner}: not a key of DLIO's output.metric section"
+                f"{source}: {given}.{inner}: not a key of DLIO's {name} section"
                 f"{did_you_mean(str(inner), known)}"
             )
-    return dict(metric)
 
 
 def _workflow_phases(workflow: Mapping[str, Any], source: str) -> list[str]:
