@@ -218,9 +218,14 @@ class TrainingResult:
         return _population_std([epoch.au for epoch in self.by_epoch()])
 
     @property
+    def counted_steps(self) -> int:
+        """The fewest steps any accelerator's AU counted in any epoch."""
+        return min((e.steps_counted for e in self.epochs), default=0)
+
+    @property
     def au_meaningful(self) -> bool:
         """Every accelerator counted at least MEANINGFUL_STEPS steps in every epoch."""
-        return bool(self.epochs) and min(e.steps_counted for e in self.epochs) >= MEANINGFUL_STEPS
+        return self.counted_steps >= MEANINGFUL_STEPS
 
     @property
     def passed(self) -> bool | None:
@@ -253,7 +258,7 @@ class TrainingResult:
         for number, parts in self._grouped("epoch"):
             au = _mean([e.au for e in parts])
             counted = min(e.steps_counted for e in parts)
-            judged = self.au_threshold is not None and counted >= MEANINGFUL_STEPS
+            threshold = self.au_threshold
             summaries.append(
                 EpochSummary(
                     number,
@@ -262,7 +267,7 @@ class TrainingResult:
                     max(e.elapsed_s for e in parts),
                     sum(e.wait_s for e in parts),
                     au,
-                    au >= self.au_threshold if judged and self.au_threshold is not None else None,
+                    None if threshold is None or counted < MEANINGFUL_STEPS else au >= threshold,
                     counted,
                 )
             )

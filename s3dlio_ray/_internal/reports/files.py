@@ -204,11 +204,10 @@ def training_line(training: TrainingResult) -> str:
         else ""
     )
     epochs = len(training.by_epoch())
-    counted = min((e.counted_steps for e in training.by_epoch()), default=0)
     meaning = (
         ""
         if training.au_meaningful
-        else f" NOT MEANINGFUL: {counted} counted steps per epoch (at least "
+        else f" NOT MEANINGFUL: {training.counted_steps} counted steps per epoch (at least "
         f"{MEANINGFUL_STEPS} make an AU; more files, a smaller batch or fewer accelerators)"
     )
     line = (
