@@ -54,16 +54,26 @@ def test_time_series_has_a_row_per_second_per_node_and_adds_up(scraped_run, tmp_
         "in_flight",
         "au",
         "event",
+        "phase",
+        "interval_s",
+        "epoch",
     }
     for phase in result.phases:
         mine = [r for r in rows if r["op"] == phase.phase]
         assert {r["node"] for r in mine} == set(result.cluster.nodes)
         assert sum(int(r["bytes"]) for r in mine) == phase.stats.bytes
         assert sum(int(r["ops"]) for r in mine) == phase.objects
+        for row in mine:
+            interval = float(row["interval_s"])
+            assert interval >= 0.5, "a short final interval joins the row before it"
+            assert float(row["gbps"]) == pytest.approx(int(row["bytes"]) / interval / 1e9)
         for node in result.cluster.nodes:
-            times = [float(r["t_s"]) for r in mine if r["node"] == node]
+            on_node = [r for r in mine if r["node"] == node]
+            times = [float(r["t_s"]) for r in on_node]
             gaps = [b - a for a, b in itertools.pairwise(times)]
             assert len(times) >= 3 and all(0.5 < g < 2.0 for g in gaps[:-1]), gaps
+            intervals = [float(r["interval_s"]) for r in on_node]
+            assert gaps == pytest.approx(intervals[1:]), "rows cover the phase without a gap"
     train = [r for r in rows if r["op"] == "train"]
     assert all(0 <= float(r["au"]) <= 1 for r in train if r["au"])
     assert len([r for r in train if r["au"]]) >= 3 * len(result.cluster.nodes)

@@ -131,6 +131,8 @@ class EngineSnapshot:
     """A train phase's accelerators, cumulative (compute and counted time, samples, epoch)."""
     throttles: int = 0
     """Retries the endpoint asked for by throttling (503 SlowDown, 5xx, timeouts)."""
+    by_op: dict[str, OpStats] = field(default_factory=dict)
+    """A mixed phase's statistics per operation within it, cumulative."""
 
 
 @dataclass
@@ -184,6 +186,9 @@ class Engine:
             {endpoint: stats.copy() for endpoint, stats in live.by_endpoint.items()},
             live.transfer.progress() if hasattr(live.transfer, "progress") else None,
             live.throttles,
+            {op: stats.copy() for op, stats in live.transfer.outcome().by_op.items()}
+            if live.phase == Phase.MIXED
+            else {},
         )
 
     def steer(self, steer: Steer) -> None:

@@ -175,6 +175,7 @@ class PhaseExecutor:
         if not self._live():
             raise S3DlioRayError(f"{phase}: no transfer actor is left alive in the cluster")
         started = self._clock()
+        self.telemetry.begin(phase)
         self._fatal = None
         self._stopped_by = EndedBy.INTERRUPTED if self.interrupted else None
         tasks = self._running = self._spread(spec, keys, 0.0)
@@ -212,6 +213,8 @@ class PhaseExecutor:
                         result.stats,
                         result.by_endpoint,
                         UtilizationProgress.of(result.training) if result.training else None,
+                        result.by_op,
+                        (result.final_concurrency, result.peak_in_flight),
                     )
                     if phase == Phase.PUT:
                         written.append(successful_writes(as_key_range(task.keys), result))
@@ -228,7 +231,7 @@ class PhaseExecutor:
             self._running = []
         if broken is not None:
             raise broken
-        self.telemetry.sample(phase)
+        self.telemetry.sample(phase, final=True)
         elapsed = self._clock() - started
         merged = PhaseResult.merge(phase, elapsed, parts, unassigned)
         if self._fatal is not None:
@@ -341,8 +344,12 @@ class PhaseExecutor:
                 steering.observe(snapshots, now - last)
             last = now
             rate = self.telemetry.sample(phase)
-            counts = not self._clock.paused
-            if counts and detector is not None and detector.add(self._clock() - started, rate):
+            counts = rate is not None and not self._clock.paused
+            if (
+                counts
+                and detector is not None
+                and detector.add(self._clock() - started, rate or 0.0)
+            ):
                 detector = None
                 self._stop_all(EndedBy.AUTOTERM)
             self.gather_cpu_s += time.process_time() - cpu0

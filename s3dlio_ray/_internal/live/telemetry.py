@@ -8,8 +8,8 @@ it ends), so a local run has the same time series and metrics as a Ray run.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from s3dlio_ray._internal.execution.engine import EngineSnapshot
@@ -28,6 +28,7 @@ class _Task:
     phase: str
     seen: OpStats = field(default_factory=OpStats)
     seen_endpoints: dict[str, OpStats] = field(default_factory=dict)
+    seen_operations: dict[str, OpStats] = field(default_factory=dict)
     limit: int = 0
     in_flight: int = 0
     seen_training: UtilizationProgress = field(default_factory=UtilizationProgress)
@@ -45,8 +46,13 @@ class LiveTotals:
         self.totals: dict[tuple[str, str], OpStats] = {}
         self.endpoints: dict[tuple[str, str, str], OpStats] = {}
         """The same per (node, operation, endpoint that answered)."""
+        self.operations: dict[tuple[str, str, str], OpStats] = {}
+        """A mixed phase's per (node, phase, operation within it)."""
         self.training: dict[str, UtilizationProgress] = {}
         """A train phase's accelerators per node: compute and counted time, samples, epoch."""
+        self.ended: dict[str, tuple[int, int]] = {}
+        """Per node, the limit and the most requests in flight of the shares that have ended
+        (what a phase too short for a tick ran at)."""
         self._tasks: dict[int, _Task] = {}
         self._finished: set[int] = set()
 
@@ -54,7 +60,7 @@ class LiveTotals:
         if snapshot is None or task_id in self._finished:
             return
         task = self._tasks.setdefault(task_id, _Task(node, str(snapshot.phase)))
-        self._add(task, snapshot.stats, snapshot.by_endpoint)
+        self._add(task, snapshot.stats, snapshot.by_endpoint, snapshot.by_op)
         task.limit, task.in_flight = snapshot.limit, snapshot.in_flight
         if snapshot.training is not None:
             self._add_training(task, snapshot.training)
@@ -67,12 +73,16 @@ class LiveTotals:
         final: OpStats,
         by_endpoint: EndpointStats,
         training: UtilizationProgress | None = None,
+        by_op: Mapping[str, OpStats] | None = None,
+        concurrency: tuple[int, int] = (0, 0),
     ) -> None:
         """The task's own final statistics: count what the snapshots had not yet seen."""
         if task_id in self._finished:
             return
         task = self._tasks.pop(task_id, None) or _Task(node, str(phase))
-        self._add(task, final, by_endpoint)
+        limit, in_flight = self.ended.get(node, (0, 0))
+        self.ended[node] = (limit + concurrency[0], in_flight + concurrency[1])
+        self._add(task, final, by_endpoint, by_op or {})
         if training is not None:
             self._add_training(task, training)
         self._finished.add(task_id)
@@ -87,7 +97,13 @@ class LiveTotals:
         self._tasks.pop(task_id, None)
         self._finished.add(task_id)
 
-    def _add(self, task: _Task, cumulative: OpStats, by_endpoint: EndpointStats) -> None:
+    def _add(
+        self,
+        task: _Task,
+        cumulative: OpStats,
+        by_endpoint: EndpointStats,
+        by_op: Mapping[str, OpStats],
+    ) -> None:
         if cumulative.ops < task.seen.ops or cumulative.errors < task.seen.errors:
             return
         delta = cumulative.since(task.seen)
@@ -98,6 +114,13 @@ class LiveTotals:
             key = (task.node, task.phase, endpoint)
             self.endpoints.setdefault(key, OpStats()).merge(stats.since(seen))
             task.seen_endpoints[endpoint] = stats
+        if task.phase != Phase.MIXED:
+            return
+        for op, stats in by_op.items():
+            seen = task.seen_operations.get(op, OpStats())
+            key = (task.node, task.phase, op)
+            self.operations.setdefault(key, OpStats()).merge(stats.since(seen))
+            task.seen_operations[op] = stats
 
     def concurrency(self) -> dict[str, tuple[int, int]]:
         """(limit, in flight) per node, summed over its running tasks."""
@@ -124,38 +147,62 @@ class Progress:
     epoch: int | None = None
 
 
+SHORTEST_ROW_S = 0.5
+"""No row covers less: a tick that comes this soon after the one before (after a slow gather)
+is left for the next, and a phase's last interval this short joins the row before it. The
+bytes that finished in a few milliseconds are not a rate."""
+
+
 class Telemetry:
     """Live totals, the rates since the previous sample, and the time series rows."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
         self.totals = LiveTotals()
         self.rates: dict[tuple[str, str], float] = {}
         self.series: list[SeriesRow] = []
-        self._started = self._last_sample = time.perf_counter()
+        self._clock = clock
+        self._started = self._last_sample = clock()
         self._sampled: dict[tuple[str, str], OpStats] = {}
+        self._sampled_ops: dict[tuple[str, str, str], OpStats] = {}
         self._sampled_training: dict[str, UtilizationProgress] = {}
         self.au: dict[str, float] = {}
         """Each node's accelerator utilization over the last sample (a train phase)."""
         self.events: list[ConfigEvent] = []
         self._first_unmarked = 0
         """The first event not yet on a row of the series: the next sample's rows carry it."""
+        self._phase_rows: dict[tuple[str, str], int] = {}
+        """The running phase's latest row per (node, operation): where a short final one goes."""
+        self._concurrency: dict[str, tuple[int, int]] = {}
+        """Each node's limit and requests in flight at the phase's latest tick."""
 
     def mark(self, changes: Mapping[str, Any]) -> None:
         """Record settings changed while the run goes."""
-        self.events.append(
-            ConfigEvent(time.time(), time.perf_counter() - self._started, dict(changes))
-        )
+        self.events.append(ConfigEvent(time.time(), self._clock() - self._started, dict(changes)))
 
-    def sample(self, phase: Phase) -> float:
-        """Rates since the previous sample, and one time-series row per node for this phase.
+    def begin(self, phase: Phase) -> None:
+        """A phase starts: its first row covers its own time, not the pause before it."""
+        self._last_sample = self._clock()
+        self._phase_rows.clear()
+        self._concurrency.clear()
+        self.totals.ended.clear()
 
-        Taken every tick and once more when the phase ends, so the rows of a phase add up to
-        exactly what its result counts (when no engine died). Answers the phase's cluster-wide
-        rate for autoterm.
+    def sample(self, phase: Phase, final: bool = False) -> float | None:
+        """Rates since the previous sample, and one time-series row per node for this phase (a
+        mixed phase also one per node and operation).
+
+        Taken every tick and once more when the phase ends (`final`), so the rows of a phase add
+        up to exactly what its result counts (when no engine died); see SHORTEST_ROW_S for a
+        short interval. Answers the phase's cluster-wide rate for autoterm (None: the tick came
+        too soon to measure one).
         """
-        now = time.perf_counter()
+        now = self._clock()
         elapsed = max(now - self._last_sample, 1e-9)
-        concurrency = self.totals.concurrency()
+        if not final and elapsed < SHORTEST_ROW_S:
+            return None
+        if not final:
+            self._concurrency = self.totals.concurrency()
+        elif not self._concurrency:
+            self._concurrency = dict(self.totals.ended)
         self._utilization()
         moved_bytes = moved_ops = 0
         unmarked = self.events[self._first_unmarked :]
@@ -168,28 +215,70 @@ class Telemetry:
             if op == phase:
                 moved_bytes += delta.bytes
                 moved_ops += delta.ops
-                limit, in_flight = concurrency.get(node, (0, 0))
-                self.series.append(
-                    SeriesRow(
-                        time.time(),
-                        now - self._started,
-                        node,
-                        op,
-                        delta.bytes,
-                        delta.ops,
-                        delta.errors,
-                        self.rates[(node, op)] / 1e9,
-                        limit,
-                        in_flight,
-                        self.au.get(node) if op == Phase.TRAIN else None,
-                        event,
-                    )
-                )
+                self._row(node, phase, str(phase), delta, now, elapsed, event, final)
                 marked = True
+        for (node, op_phase, op), stats in self.totals.operations.items():
+            if op_phase == phase:
+                delta = stats.since(self._sampled_ops.get((node, op_phase, op), OpStats()))
+                self._sampled_ops[(node, op_phase, op)] = stats.copy()
+                self._row(node, phase, op, delta, now, elapsed, None, final)
         if marked:
             self._first_unmarked = len(self.events)
         self._last_sample = now
         return steadiness_rate(moved_bytes, moved_ops, elapsed)
+
+    def _row(
+        self,
+        node: str,
+        phase: Phase,
+        op: str,
+        delta: OpStats,
+        now: float,
+        elapsed: float,
+        event: str | None,
+        final: bool,
+    ) -> None:
+        """Append the interval's row, or, for a short final interval, add it to the row before."""
+        index = self._phase_rows.get((node, op))
+        if final and elapsed < SHORTEST_ROW_S and index is not None:
+            before = self.series[index]
+            interval = (before.interval_s or 0.0) + elapsed
+            moved = before.bytes + delta.bytes
+            events = "; ".join(e for e in (before.event, event) if e) or None
+            self.series[index] = replace(
+                before,
+                time=time.time(),
+                t_s=now - self._started,
+                bytes=moved,
+                ops=before.ops + delta.ops,
+                errors=before.errors + delta.errors,
+                gbps=moved / interval / 1e9,
+                interval_s=interval,
+                event=events,
+            )
+            return
+        limit, in_flight = self._concurrency.get(node, (0, 0))
+        training = self.totals.training.get(node) if phase == Phase.TRAIN else None
+        self._phase_rows[(node, op)] = len(self.series)
+        self.series.append(
+            SeriesRow(
+                time=time.time(),
+                t_s=now - self._started,
+                node=node,
+                op=op,
+                bytes=delta.bytes,
+                ops=delta.ops,
+                errors=delta.errors,
+                gbps=delta.bytes / elapsed / 1e9,
+                concurrency=limit,
+                in_flight=in_flight,
+                au=self.au.get(node) if training is not None else None,
+                event=event,
+                phase=str(phase),
+                interval_s=elapsed,
+                epoch=training.epoch if training is not None else None,
+            )
+        )
 
     def _utilization(self) -> None:
         """Each node's AU since the previous sample: compute time over counted time."""

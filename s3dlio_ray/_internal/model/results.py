@@ -20,8 +20,8 @@ from typing import Any
 from s3dlio_ray._internal.model.stats import LatencyHistogram, OpStats
 from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
 
-SCHEMA_VERSION = 6
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
+SCHEMA_VERSION = 7
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 
 MEANINGFUL_STEPS = 10
 """Counted steps per accelerator and epoch below which an AU is not a measurement."""
@@ -606,7 +606,9 @@ def _summaries(stats: Mapping[str, OpStats], elapsed_s: float) -> dict[str, Summ
 
 @dataclass(frozen=True)
 class SeriesRow:
-    """One second of one node's work on one operation: a row of the CSV time series."""
+    """One interval (a tick, about a second) of one node's work on one operation: a row of the
+    CSV time series. `t_s` is the interval's end; `gbps` is its bytes over `interval_s`. A mixed
+    phase has a row per node for the phase (`op` == `phase`) and one per operation within it."""
 
     time: float
     t_s: float
@@ -622,6 +624,16 @@ class SeriesRow:
     """A train phase: the node's accelerator utilization over this second."""
     event: str | None = None
     """The settings changed during this second (`s3dlio-ray control`), as `key=value, ...`."""
+    phase: str = ""
+    """The phase the row belongs to (schema 7; before it, the row's `op`)."""
+    interval_s: float | None = None
+    """The seconds the row covers (schema 7; unknown before it)."""
+    epoch: int | None = None
+    """A train phase: the latest epoch any accelerator of the node was in."""
+
+    def __post_init__(self) -> None:
+        if not self.phase:
+            object.__setattr__(self, "phase", self.op)
 
 
 @dataclass(frozen=True)

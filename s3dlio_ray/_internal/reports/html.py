@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import html
 import io
+import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from s3dlio_ray._internal.model.results import RunResult, SeriesRow
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 PHASE_SHADES = ["#e8eef7", "#f7efe6", "#eaf5ea", "#f3eaf5", "#f5f5e4"]
 EVENT_COLOR = "#8e44ad"
+EPOCH_COLOR = "#555555"
 SIZE = (10.0, 3.6)
 
 STYLE = """
@@ -80,14 +82,31 @@ def _svg(figure: Figure, name: str) -> str:
     return f'<figure class="chart" id="{name}">{text}</figure>'
 
 
-def _plain_ticks(axes: Axes) -> None:
+def readable(value: float, _position: object = None) -> str:
+    """A tick label in the axis' own unit: `14,000`, `250`, `2.5`, `0.004`; never `1.4e+04`."""
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if not value:
+        return "0"
+    decimals = min(12, max(0, 2 - math.floor(math.log10(abs(value)))))
+    text = f"{value:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if decimals else text
+
+
+def _ticks(axes: Axes) -> None:
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    axes.xaxis.set_major_locator(MaxNLocator(nbins=12))
+    axes.xaxis.set_major_locator(MaxNLocator(nbins=10))
+    axes.xaxis.set_major_formatter(FuncFormatter(readable))
     axes.yaxis.set_major_locator(MaxNLocator(nbins=6))
-    axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.4g}"))
+    axes.yaxis.set_major_formatter(FuncFormatter(readable))
     axes.grid(True, color="#e0e0e0", linewidth=0.6)
     axes.set_xlabel("seconds since start")
+
+
+def _legend_outside(axes: Axes) -> None:
+    """The legend right of the plot, where it covers no data."""
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
 
 
 def rate_unit(peak_bytes_per_s: float) -> tuple[str, float]:
@@ -98,60 +117,134 @@ def rate_unit(peak_bytes_per_s: float) -> tuple[str, float]:
     return "KB/s", 1e3
 
 
+def _start(row: SeriesRow) -> float:
+    """Where the row's interval begins (a file before schema 7 does not say: a tick)."""
+    return row.t_s - (row.interval_s if row.interval_s is not None else 1.0)
+
+
 def phase_spans(rows: Sequence[SeriesRow]) -> list[tuple[str, float, float]]:
-    """(phase, start, end) in the series' seconds: a row covers the second before its time."""
-    spans: dict[str, tuple[float, float]] = {}
+    """(phase, start, end) in the series' seconds, one per run of the phase's rows; the time
+    between phases is in no span."""
+    spans: list[tuple[str, float, float]] = []
+    for row in sorted((r for r in rows if r.op == r.phase), key=lambda r: r.t_s):
+        if spans and spans[-1][0] == row.phase and _start(row) <= spans[-1][2] + 1e-6:
+            spans[-1] = (row.phase, spans[-1][1], max(spans[-1][2], row.t_s))
+        else:
+            spans.append((row.phase, _start(row), row.t_s))
+    return spans
+
+
+def steps(points: Sequence[tuple[float, float, float]]) -> tuple[list[float], list[float]]:
+    """(start, end, value) intervals as a line that is flat over each interval and broken
+    (NaN) where one interval does not begin where the one before ended: what is drawn is what
+    was measured, and nothing is drawn between phases."""
+    xs: list[float] = []
+    ys: list[float] = []
+    end = None
+    for start, stop, value in sorted(points):
+        if end is not None and start > end + 1e-6:
+            xs.append(math.nan)
+            ys.append(math.nan)
+        xs += [max(start, end if end is not None else start), stop]
+        ys += [value, value]
+        end = stop
+    return xs, ys
+
+
+def _intervals(
+    rows: Sequence[SeriesRow], value: str
+) -> dict[str, list[tuple[float, float, float]]]:
+    """Per node, (start, end, value) of each of its rows."""
+    lines: dict[str, list[tuple[float, float, float]]] = {}
     for row in rows:
-        start, end = spans.get(row.op, (row.t_s, row.t_s))
-        spans[row.op] = (min(start, row.t_s), max(end, row.t_s))
-    ordered = sorted(spans.items(), key=lambda item: item[1][0])
-    result, previous_end = [], 0.0
-    for op, (first, last) in ordered:
-        start = max(previous_end, first - 1.0)
-        result.append((op, start, last))
-        previous_end = last
-    return result
+        lines.setdefault(row.node, []).append((_start(row), row.t_s, float(getattr(row, value))))
+    return lines
 
 
 def _shade_phases(axes: Axes, spans: Sequence[tuple[str, float, float]]) -> None:
-    for index, (op, start, end) in enumerate(spans):
+    """Each phase shaded, named once in the legend."""
+    shades: dict[str, str] = {}
+    for op, start, end in spans:
+        first = op not in shades
+        shade = shades.setdefault(op, PHASE_SHADES[len(shades) % len(PHASE_SHADES)])
         axes.axvspan(
-            start, end, color=PHASE_SHADES[index % len(PHASE_SHADES)], zorder=0, gid=f"phase-{op}"
+            start,
+            end,
+            color=shade,
+            zorder=0,
+            gid=f"phase-{op}" if first else None,
+            label=f"phase {op}" if first else None,
         )
-        axes.annotate(
-            op,
-            xy=((start + end) / 2, 1.0),
-            xycoords=("data", "axes fraction"),
-            xytext=(0, -12),
-            textcoords="offset points",
-            ha="center",
-            fontsize=9,
-            color="#555",
+
+
+def _marks(
+    axes: Axes,
+    marks: Sequence[tuple[float, str]],
+    color: str,
+    style: str,
+    name: str,
+    legend: str,
+    top: bool,
+) -> None:
+    """Vertical lines at `marks`, each labelled (at the top or the bottom: epochs and changes
+    keep apart) unless the label would touch the one before it; the legend names them all."""
+    low, high = axes.get_xlim()
+    room = (high - low) / 25
+    labelled = -math.inf
+    for index, (at, label) in enumerate(marks):
+        axes.axvline(
+            at,
+            color=color,
+            linestyle=style,
+            linewidth=1,
+            zorder=3,
+            gid=f"{name}-{index + 1}",
+            label=legend if index == 0 else None,
         )
+        if at - labelled >= room:
+            labelled = at
+            axes.annotate(
+                label,
+                xy=(at, 1.0 if top else 0.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(2, -10 if top else 3),
+                textcoords="offset points",
+                fontsize=8,
+                color=color,
+            )
+
+
+def epoch_starts(rows: Sequence[SeriesRow]) -> list[tuple[float, int]]:
+    """Where each epoch after the first began on the series' clock: the start of the first
+    interval in which an accelerator was in it."""
+    starts: list[tuple[float, int]] = []
+    latest = None
+    for row in sorted((r for r in rows if r.epoch is not None), key=lambda r: r.t_s):
+        assert row.epoch is not None
+        if latest is not None and row.epoch > latest:
+            starts.append((_start(row), row.epoch))
+        latest = row.epoch if latest is None else max(latest, row.epoch)
+    return starts
 
 
 def _backdrop(axes: Axes, result: RunResult) -> None:
-    """Phases shaded, and each change of settings while the run went (`s3dlio-ray control`) a
-    numbered line, as the changes table numbers it."""
-    _shade_phases(axes, phase_spans(result.timeseries))
-    for number, event in enumerate(result.events, 1):
-        axes.axvline(
-            event.t_s,
-            color=EVENT_COLOR,
-            linestyle="-.",
-            linewidth=1,
-            zorder=3,
-            gid=f"event-{number}",
-        )
-        axes.annotate(
-            str(number),
-            xy=(event.t_s, 1.0),
-            xycoords=("data", "axes fraction"),
-            xytext=(3, -26),
-            textcoords="offset points",
-            fontsize=8,
-            color=EVENT_COLOR,
-        )
+    """Phases shaded; the epochs of a train phase and each change of settings while the run
+    went (`s3dlio-ray control`, numbered as the changes table numbers them) marked."""
+    rows = result.timeseries
+    _shade_phases(axes, phase_spans(rows))
+    axes.set_xlim(min(_start(r) for r in rows), max(r.t_s for r in rows))
+    epochs = epoch_starts(rows)
+    _marks(
+        axes,
+        [(at, f"e{epoch}") for at, epoch in epochs],
+        EPOCH_COLOR,
+        ":",
+        "epoch",
+        "epoch starts",
+        False,
+    )
+    events = [(e.t_s, str(number)) for number, e in enumerate(result.events, 1)]
+    _marks(axes, events, EVENT_COLOR, "-.", "event", "change (numbered below)", True)
 
 
 def changes_section(result: RunResult) -> str:
@@ -168,79 +261,125 @@ def changes_section(result: RunResult) -> str:
     )
 
 
-def _lines(rows: Sequence[SeriesRow], value: str) -> dict[str, list[tuple[float, float]]]:
-    lines: dict[str, list[tuple[float, float]]] = {}
-    for row in rows:
-        lines.setdefault(row.node, []).append((row.t_s, float(getattr(row, value))))
+def plotted_rates(
+    result: RunResult, per: str = "bytes"
+) -> dict[str, list[tuple[float, float, float]]]:
+    """What a rate chart draws, per second of `per` (a row's "bytes" or "ops"): per node, the
+    cluster total and each operation of a mixed phase, as (start, end, rate) intervals."""
+    lines: dict[str, list[tuple[float, float, float]]] = {}
+    total: dict[tuple[float, float], float] = {}
+    operations: dict[tuple[str, float, float], float] = {}
+    for row in result.timeseries:
+        span = (_start(row), row.t_s)
+        rate = getattr(row, per) / max(span[1] - span[0], 1e-9)
+        if row.op == row.phase:
+            lines.setdefault(f"node-{row.node}", []).append((*span, rate))
+            total[span] = total.get(span, 0.0) + rate
+        else:
+            key = (f"{row.phase}-{row.op}", *span)
+            operations[key] = operations.get(key, 0.0) + rate
+    lines["cluster-total"] = [(*span, rate) for span, rate in total.items()]
+    for (name, start, end), rate in operations.items():
+        lines.setdefault(name, []).append((start, end, rate))
     return lines
 
 
-def throughput_chart(result: RunResult) -> str:
-    """Per node and for the cluster, over time, phases shaded."""
-    rows = result.timeseries
-    if not rows:
-        return "<p class='meta'>throughput over time: no samples (the run was under a second)</p>"
-    per_node: dict[str, list[tuple[float, float]]] = {}
-    total: dict[float, float] = {}
-    for row in rows:
-        per_node.setdefault(row.node, []).append((row.t_s, row.gbps * 1e9))
-        total[row.t_s] = total.get(row.t_s, 0.0) + row.gbps * 1e9
-    unit, scale = rate_unit(max(total.values()))
+def _rate_figure(result: RunResult, per: str, title: str) -> Figure | None:
+    """Per node, the cluster total (when there are several nodes) and a mixed phase's
+    operations that moved any, over time, phases shaded; each row flat over its interval."""
+    if not result.timeseries:
+        return None
+    lines = plotted_rates(result, per)
+    peak = max(rate for _, _, rate in lines["cluster-total"])
+    unit, scale = rate_unit(peak) if per == "bytes" else ("objects/s", 1.0)
     figure = _figure()
     axes = figure.axes[0]
     _backdrop(axes, result)
-    for index, (node, points) in enumerate(sorted(per_node.items())):
-        xs, ys = zip(*sorted(points), strict=True)
+    nodes = sorted(name for name in lines if name.startswith("node-"))
+    operations = sorted(
+        name
+        for name, points in lines.items()
+        if name != "cluster-total" and name not in nodes and any(rate for *_, rate in points)
+    )
+    for index, name in enumerate(nodes):
+        label = name.removeprefix("node-")
+        xs, ys = steps(lines[name])
         axes.plot(
             xs,
             [y / scale for y in ys],
             color=COLORS[index % len(COLORS)],
-            zorder=2,
-            label=node,
-            gid=f"node-{node}",
+            linewidth=1.4,
+            zorder=3,
+            label=f"{label} (the cluster)" if len(nodes) == 1 else label,
+            gid=name,
         )
-    xs, ys = zip(*sorted(total.items()), strict=True)
-    axes.plot(
-        xs,
-        [y / scale for y in ys],
-        color="#222",
-        linewidth=3.2,
-        alpha=0.45,
-        zorder=1,
-        label="cluster total",
-        gid="cluster-total",
-    )
+    if len(nodes) > 1:
+        xs, ys = steps(lines["cluster-total"])
+        axes.plot(
+            xs,
+            [y / scale for y in ys],
+            color="#222",
+            linewidth=1.6,
+            linestyle="--",
+            zorder=4,
+            label="cluster total",
+            gid="cluster-total",
+        )
+    for index, name in enumerate(operations, len(nodes)):
+        xs, ys = steps(lines[name])
+        axes.plot(
+            xs,
+            [y / scale for y in ys],
+            color=COLORS[index % len(COLORS)],
+            linewidth=1.1,
+            linestyle=(0, (4, 2)),
+            zorder=2,
+            label=name.replace("-", ": ", 1),
+            gid=f"op-{name}",
+        )
     axes.set_ylabel(unit)
     axes.set_ylim(bottom=0)
-    axes.set_title("throughput per node and for the cluster")
-    _plain_ticks(axes)
-    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
-    return _svg(figure, "throughput")
+    axes.set_title(title)
+    _ticks(axes)
+    _legend_outside(axes)
+    return figure
 
 
-def concurrency_chart(result: RunResult) -> str:
+def throughput_figure(result: RunResult) -> Figure | None:
+    return _rate_figure(result, "bytes", "throughput per node and for the cluster")
+
+
+def operations_figure(result: RunResult) -> Figure | None:
+    """Objects per second: what small objects, metadata phases (list, stat, delete) and a
+    mixed phase's operations are measured in."""
+    return _rate_figure(result, "ops", "objects per second per node and for the cluster")
+
+
+def concurrency_figure(result: RunResult) -> Figure | None:
     """The controllers' limit and the requests in flight per node, phases shaded."""
-    rows = result.timeseries
+    rows = [row for row in result.timeseries if row.op == row.phase]
     if not rows:
-        return "<p class='meta'>concurrency over time: no samples</p>"
+        return None
     figure = _figure()
     axes = figure.axes[0]
     _backdrop(axes, result)
-    limits, in_flight = _lines(rows, "concurrency"), _lines(rows, "in_flight")
+    limits, in_flight = _intervals(rows, "concurrency"), _intervals(rows, "in_flight")
     for index, node in enumerate(sorted(limits)):
         color = COLORS[index % len(COLORS)]
-        xs, ys = zip(*sorted(limits[node]), strict=True)
-        axes.step(xs, ys, where="post", color=color, label=f"{node} limit", gid=f"limit-{node}")
-        xs, ys = zip(*sorted(in_flight[node]), strict=True)
+        axes.plot(*steps(limits[node]), color=color, label=f"{node} limit", gid=f"limit-{node}")
         axes.plot(
-            xs, ys, color=color, linestyle=":", label=f"{node} in flight", gid=f"in-flight-{node}"
+            *steps(in_flight[node]),
+            color=color,
+            linestyle=":",
+            label=f"{node} in flight",
+            gid=f"in-flight-{node}",
         )
     axes.set_ylabel("requests")
     axes.set_ylim(bottom=0)
     axes.set_title("concurrency limit and requests in flight per node")
-    _plain_ticks(axes)
-    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
-    return _svg(figure, "concurrency")
+    _ticks(axes)
+    _legend_outside(axes)
+    return figure
 
 
 def _histograms(result: RunResult) -> Iterator[tuple[str, LatencyHistogram]]:
@@ -254,14 +393,25 @@ def _histograms(result: RunResult) -> Iterator[tuple[str, LatencyHistogram]]:
             yield str(phase.phase), phase.stats.latency
 
 
-def latency_chart(result: RunResult) -> str:
+def _log_ticks(axes: Axes, low: float, high: float) -> None:
+    """Labels on a log axis that never crowd: 1-2-5 within two decades, powers of ten beyond."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    decades = math.log10(max(high, low * 1.0001) / low)
+    subs = (1.0, 2.0, 5.0) if decades < 2 else (1.0,)
+    axes.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    axes.xaxis.set_major_formatter(FuncFormatter(readable))
+    axes.xaxis.set_minor_formatter(NullFormatter())
+
+
+def latency_figure(result: RunResult) -> Figure | None:
     """Left: p50/p90/p99 per operation; right: the whole distribution as a CDF."""
     histograms = list(_histograms(result))
     if not histograms:
-        return "<p class='meta'>latency: no completed operation</p>"
-    from matplotlib.ticker import FuncFormatter, LogLocator
+        return None
+    from matplotlib.ticker import FuncFormatter
 
-    figure = _figure(1, 2, (10.0, 3.8))
+    figure = _figure(1, 2, (10.0, 4.0))
     bars, cdf = figure.axes
     width = 0.8 / 3
     for index, quantile in enumerate((0.5, 0.9, 0.99)):
@@ -274,12 +424,17 @@ def latency_chart(result: RunResult) -> str:
             color=COLORS[index],
             label=f"p{quantile * 100:g}",
         )
-    bars.set_xticks(range(len(histograms)), [name for name, _ in histograms])
+    bars.set_xticks(
+        range(len(histograms)),
+        [name.replace(": ", "\n") for name, _ in histograms],
+        fontsize=8 if len(histograms) > 4 else 10,
+    )
     bars.set_ylabel("ms")
     bars.set_title("latency percentiles per operation")
-    bars.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.4g}"))
+    bars.yaxis.set_major_formatter(FuncFormatter(readable))
     bars.grid(True, axis="y", color="#e0e0e0", linewidth=0.6)
-    bars.legend(fontsize=9, frameon=False)
+    _legend_outside(bars)
+    low, high = math.inf, 0.0
     for index, (name, hist) in enumerate(histograms):
         xs, ys, seen = [hist.min_s * 1e3], [0.0], 0
         for bucket, count in enumerate(hist.counts):
@@ -287,6 +442,7 @@ def latency_chart(result: RunResult) -> str:
                 seen += count
                 xs.append(max(min(bucket_upper_bound(bucket), hist.max_s), hist.min_s) * 1e3)
                 ys.append(seen / hist.count)
+        low, high = min(low, xs[0]), max(high, xs[-1])
         cdf.step(
             xs,
             ys,
@@ -296,31 +452,29 @@ def latency_chart(result: RunResult) -> str:
             gid=f"cdf-{name.replace(': ', '-')}",
         )
     cdf.set_xscale("log")
-    cdf.xaxis.set_major_locator(LogLocator(base=10))
-    cdf.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    _log_ticks(cdf, low, high)
     cdf.set_xlabel("latency, ms (log)")
     cdf.set_ylabel("fraction of operations")
     cdf.set_ylim(0, 1.02)
     cdf.set_title("latency distribution (CDF)")
     cdf.grid(True, color="#e0e0e0", linewidth=0.6)
-    cdf.legend(fontsize=9, frameon=False, loc="lower right")
-    return _svg(figure, "latency")
+    _legend_outside(cdf)
+    return figure
 
 
-def comparison_chart(named: Named) -> str:
+def comparison_figure(named: Named) -> Figure | None:
     """GB/s and p99 per phase, one bar per configuration."""
+    if len(named) < 2:
+        return None
+    from matplotlib.ticker import FuncFormatter
+
     phases = [str(p.phase) for p in named[0][1].phases]
+    rate, scale = rate_unit(max((p.gbps * 1e9 for _, r in named for p in r.phases), default=0.0))
     figure = _figure(1, 2, (10.0, 3.6))
     width = 0.8 / len(named)
     for axes, metric, title, unit, value in (
-        (figure.axes[0], "gbps", "GB/s per phase and configuration", "GB/s", lambda p: p.gbps),
-        (
-            figure.axes[1],
-            "p99",
-            "p99 latency per phase and configuration",
-            "ms",
-            lambda p: p.latency.p99_s * 1e3,
-        ),
+        (figure.axes[0], "gbps", "throughput per phase", rate, lambda p: p.gbps * 1e9 / scale),
+        (figure.axes[1], "p99", "p99 latency per phase", "ms", lambda p: p.latency.p99_s * 1e3),
     ):
         for index, (label, result) in enumerate(named):
             values = [value(p) if (p := result.phase(name)) else 0.0 for name in phases]
@@ -334,24 +488,26 @@ def comparison_chart(named: Named) -> str:
             )
             for bar, phase in zip(bars, phases, strict=True):
                 bar.set_gid(f"{metric}-{phase}-{label}")
-        axes.set_xticks(range(len(phases)), phases)
+        axes.set_xticks(range(len(phases)), phases, fontsize=8 if len(phases) > 5 else 10)
+        axes.yaxis.set_major_formatter(FuncFormatter(readable))
         axes.set_ylabel(unit)
         axes.set_title(title)
         axes.grid(True, axis="y", color="#e0e0e0", linewidth=0.6)
-    figure.axes[0].legend(fontsize=9, frameon=False)
-    return _svg(figure, "comparison")
+    _legend_outside(figure.axes[1])
+    return figure
 
 
-def au_chart(result: RunResult) -> str:
-    """Each node's accelerator utilization over time in train phases, with the threshold."""
+def au_figure(result: RunResult) -> Figure | None:
+    """Each node's accelerator utilization over time in train phases, with the threshold and
+    the epochs marked."""
     rows = [row for row in result.timeseries if row.au is not None]
     if not rows:
-        return "<p class='meta'>accelerator utilization over time: no samples</p>"
+        return None
     figure = _figure()
     axes = figure.axes[0]
     _backdrop(axes, result)
-    for index, (node, points) in enumerate(sorted(_lines(rows, "au").items())):
-        xs, ys = zip(*sorted(points), strict=True)
+    for index, (node, points) in enumerate(sorted(_intervals(rows, "au").items())):
+        xs, ys = steps(points)
         axes.plot(
             xs,
             [y * 100 for y in ys],
@@ -375,12 +531,30 @@ def au_chart(result: RunResult) -> str:
     axes.set_ylabel("AU %")
     axes.set_ylim(0, 105)
     axes.set_title("accelerator utilization per node")
-    _plain_ticks(axes)
-    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
-    return _svg(figure, "au")
+    _ticks(axes)
+    _legend_outside(axes)
+    return figure
 
 
-def training_section(result: RunResult) -> str:
+def figures(result: RunResult, compared: Named = ()) -> dict[str, Figure]:
+    """Every chart the report of `result` draws, by the id it has on the page."""
+    drawn = {
+        "throughput": throughput_figure(result),
+        "operations": operations_figure(result),
+        "latency": latency_figure(result),
+        "concurrency": concurrency_figure(result),
+        "au": au_figure(result),
+        "comparison": comparison_figure(compared),
+    }
+    return {name: figure for name, figure in drawn.items() if figure is not None}
+
+
+def _chart(drawn: Mapping[str, Figure], name: str, missing: str) -> str:
+    figure = drawn.get(name)
+    return _svg(figure, name) if figure is not None else f"<p class='meta'>{missing}</p>"
+
+
+def training_section(result: RunResult, drawn: Mapping[str, Figure]) -> str:
     """Per train phase: the line, the epochs, the slowest accelerators; then AU over time."""
     phases = [p for p in result.phases if p.training is not None]
     if not phases:
@@ -392,7 +566,7 @@ def training_section(result: RunResult) -> str:
         parts.append(f'<p class="meta">{_esc(training_line(training))}</p>')
         parts.append(_table(EPOCH_COLUMNS, epoch_rows(training)))
         parts.append(_table(ACCELERATOR_COLUMNS, accelerator_rows(training)))
-    parts.append(au_chart(result))
+    parts.append(_chart(drawn, "au", "accelerator utilization over time: no samples"))
     return "\n".join(parts)
 
 
@@ -402,14 +576,14 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def comparison_section(named: Named) -> str:
+def comparison_section(named: Named, drawn: Mapping[str, Figure]) -> str:
     """Configurations (or runs) side by side: the ratio table and the bars."""
     if len(named) < 2:
         return ""
     table = _table(CONFIGURATION_COLUMNS, configuration_rows(named))
     return f"""<h2>Configuration comparison</h2>
 <p class="meta">ratio: GB/s over the first's ({_esc(named[0][0])})</p>{table}
-{comparison_chart(named)}"""
+{_chart(drawn, "comparison", "")}"""
 
 
 def render_html(result: RunResult, compared: Named = ()) -> str:
@@ -426,6 +600,7 @@ def render_html(result: RunResult, compared: Named = ()) -> str:
     )
     error = f'<p class="failed">{_esc(result.error)}</p>' if result.error else ""
     addresses = ", ".join(result.endpoints or (result.endpoint,))
+    drawn = figures(result, compared)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>s3dlio-ray {_esc(result.workload)} {_esc(result.run_id)}</title>
@@ -438,14 +613,16 @@ s3dlio-ray {_esc(result.tool_version)}</p>{error}
 <h2>Summary</h2>{_table(SUMMARY_COLUMNS, summary_rows(result))}
 <h2>By node</h2>{_table(NODE_COLUMNS, node_rows(result))}
 {by_endpoint}
-{training_section(result)}
+{training_section(result, drawn)}
 {changes_section(result)}
 <h2>Throughput over time</h2>
-{throughput_chart(result)}
+{_chart(drawn, "throughput", "throughput over time: no samples (the run was under a second)")}
+<h2>Objects per second</h2>
+{_chart(drawn, "operations", "objects per second: no samples")}
 <h2>Latency per operation</h2>
-{latency_chart(result)}
+{_chart(drawn, "latency", "latency: no completed operation")}
 <h2>Concurrency over time</h2>
-{concurrency_chart(result)}
-{comparison_section(compared)}
+{_chart(drawn, "concurrency", "concurrency over time: no samples")}
+{comparison_section(compared, drawn)}
 </body></html>
 """
