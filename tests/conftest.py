@@ -380,6 +380,8 @@ class ScrapedRun:
     saved: dict
     started: float
     final: float
+    oplog: Path
+    """The op-log's base path: one file per engine beside it."""
 
     def query(self, expression: str) -> list[dict]:
         """The expression as of the linger, when the final values were served (afterwards the
@@ -407,6 +409,7 @@ def scraped_run(ray_cluster, prometheus, moto_url, boto3_s3, tmp_path_factory) -
     from s3dlio_ray._internal.run.plan import plan_run
 
     prom_url, metrics_port = prometheus
+    oplog = tmp_path_factory.mktemp("scraped") / "ops.tsv.zst"
     bucket = f"scraped-{uuid.uuid4().hex[:8]}"
     boto3_s3.create_bucket(Bucket=bucket)
     host, port = moto_url.removeprefix("http://").split(":")
@@ -423,6 +426,7 @@ def scraped_run(ray_cluster, prometheus, moto_url, boto3_s3, tmp_path_factory) -
         read_threads=1,
         prefetch_size=0,
         computation_time=0.1,
+        op_log=str(oplog),
     )
 
     async def main():
@@ -436,4 +440,4 @@ def scraped_run(ray_cluster, prometheus, moto_url, boto3_s3, tmp_path_factory) -
     result = asyncio.run(main())
     ended = time.time()
     assert result.ok, result.error
-    return ScrapedRun(prom_url, result, result.to_dict(), started, ended - 1.0)
+    return ScrapedRun(prom_url, result, result.to_dict(), started, ended - 1.0, oplog)

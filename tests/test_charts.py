@@ -8,21 +8,21 @@ whole second.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import math
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from conftest import (
-    ROOT,
-    recorded,
-    result_of,
-)
+import pytest
+from conftest import ROOT, TEST_CREDENTIALS, headless, recorded, result_of
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
+from test_oplog import read_oplog, when
 
 from s3dlio_ray._internal.model.results import (
     ConfigEvent,
@@ -37,8 +37,13 @@ from s3dlio_ray._internal.reports.html import (
     phase_spans,
     plotted_rates,
     readable,
+    render_html,
     steps,
 )
+from s3dlio_ray._internal.run.launch import execute
+from s3dlio_ray._internal.run.plan import plan_run
+from s3dlio_ray._internal.settings.load import load_settings
+from s3dlio_ray._internal.storage.oplog import oplog_pattern
 
 ARTIFACTS = Path(os.environ.get("S3DLIO_RAY_TEST_ARTIFACTS", ROOT / "build" / "test-artifacts"))
 
@@ -186,3 +191,120 @@ def test_a_crowded_run_draws_no_label_over_another():
     assert set(drawn) == {"throughput", "operations", "latency", "concurrency", "au", "comparison"}
     for name, figure in drawn.items():
         assert layout_faults(figure) == [], name
+
+
+def best_second(oplog: Path, phase: str, start: float, end: float) -> float:
+    """The phase's highest whole-second rate, bytes/s, from the op-log: the most bytes whose
+    requests ended within any one second of the phase's time (wall clock, `start` to `end`)."""
+    ends = sorted(
+        (when(row["end"]).timestamp(), int(row["bytes"]))
+        for path in oplog.parent.glob(oplog_pattern(oplog.name))
+        for row in read_oplog(path)
+        if row["op"] in MOVES_BYTES[phase] and not row["error"]
+    )
+    ends = [(at, moved) for at, moved in ends if start - 1.0 <= at <= end + 1.0]
+    best = window = 0
+    first = 0
+    for at, moved in ends:
+        window += moved
+        while ends[first][0] <= at - 1.0:
+            window -= ends[first][1]
+            first += 1
+        best = max(best, window)
+    return float(best)
+
+
+def rates_above_the_best_second(result: RunResult, oplog: Path) -> list[str]:
+    """Every plotted rate of every phase against the op-log's best second of that phase.
+
+    A row covers at least half a second, so a rate may reach twice the best second's when all
+    of a second's bytes ended in half of it; the spike this guards against (bytes that ended in
+    the last milliseconds of a phase divided by those milliseconds) was 80 times it."""
+    faults = []
+    lines = plotted_rates(result)
+    for phase, start, end in phase_spans(result.timeseries):
+        if phase not in MOVES_BYTES:
+            continue
+        epoch = result.timeseries[0].time - result.timeseries[0].t_s
+        best = best_second(oplog, phase, epoch + start, epoch + end)
+        for name, points in lines.items():
+            for first, last, rate in points:
+                if start - 1e-6 <= first and last <= end + 1e-6 and rate > 2 * best:
+                    faults.append(
+                        f"{phase} {name}: {rate:.0f} B/s at {last:.1f} s, best {best:.0f}"
+                    )
+    return faults
+
+
+def screenshot(chromium: str, page: Path, name: str, profile: Path) -> Path:
+    """The page as Chromium draws it, kept where CI keeps test artifacts."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / f"{name}.png"
+    taken = headless(
+        chromium, profile, "--window-size=1100,3200", f"--screenshot={shot}", page.as_uri()
+    )
+    assert taken.returncode == 0, taken.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return shot
+
+
+@pytest.fixture(scope="module")
+def mixed_run(ray_cluster, moto_url, boto3_s3, tmp_path_factory) -> tuple[RunResult, Path]:
+    """configs/mixed.yaml scaled down, with an op-log."""
+    oplog = tmp_path_factory.mktemp("mixed") / "ops.tsv.zst"
+    bucket = f"mixed-{uuid.uuid4().hex[:8]}"
+    boto3_s3.create_bucket(Bucket=bucket)
+    settings = load_settings(
+        ROOT / "configs" / "mixed.yaml",
+        {
+            "bucket": bucket,
+            "metrics_port": "off",
+            "objects": 60,
+            "object_size": "64KiB",
+            "duration_s": 4,
+            "op_log": str(oplog),
+        },
+        environ={},
+    )
+    result = asyncio.run(execute(plan_run(settings, (moto_url,), TEST_CREDENTIALS)))
+    assert result.ok, result.error
+    return result, oplog
+
+
+def test_the_quick_and_train_charts_show_what_happened(scraped_run, chromium, tmp_path):
+    result = scraped_run.result
+    assert rates_above_the_best_second(result, scraped_run.oplog) == []
+    drawn = figures(result)
+    assert {"throughput", "operations", "latency", "concurrency", "au"} <= set(drawn)
+    for name, figure in drawn.items():
+        assert layout_faults(figure) == [], name
+    page = tmp_path / "run.html"
+    page.write_text(render_html(result))
+    screenshot(chromium, page, "report-put-get-train", tmp_path / "profile")
+
+
+def test_the_mixed_charts_show_each_operation(mixed_run, chromium, tmp_path):
+    result, oplog = mixed_run
+    assert rates_above_the_best_second(result, oplog) == []
+    lines = plotted_rates(result, "ops")
+    assert {"mixed-get", "mixed-put", "mixed-stat", "mixed-delete"} <= set(lines)
+    drawn = figures(result)
+    for name, figure in drawn.items():
+        assert layout_faults(figure) == [], name
+    page = tmp_path / "mixed.html"
+    page.write_text(render_html(result))
+    html = page.read_text()
+    for op in ("get", "put"):
+        assert f'id="throughput-op-mixed-{op}"' in html
+    for op in ("get", "put", "stat", "delete"):
+        assert f'id="operations-op-mixed-{op}"' in html
+    screenshot(chromium, page, "report-mixed", tmp_path / "profile")
+
+
+def test_the_comparison_charts_read(scraped_run, mixed_run, chromium, tmp_path):
+    named = [("quick", scraped_run.result), ("mixed", mixed_run[0])]
+    drawn = figures(scraped_run.result, named)
+    assert layout_faults(drawn["comparison"]) == []
+    page = tmp_path / "compare.html"
+    page.write_text(render_html(scraped_run.result, named))
+    screenshot(chromium, page, "report-compare", tmp_path / "profile")
