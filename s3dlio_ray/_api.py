@@ -25,7 +25,12 @@ from s3dlio_ray._internal.model.results import CleanupResult, PhaseResult, RunRe
 from s3dlio_ray._internal.reports.compare import Difference, Named
 from s3dlio_ray._internal.reports.compare import compare as compare_results
 from s3dlio_ray._internal.reports.files import load_result, write_csv, write_json
-from s3dlio_ray._internal.reports.pages import named_results, report_pages, write_pages
+from s3dlio_ray._internal.reports.pages import (
+    named_results,
+    report_page,
+    write_pages,
+    write_report,
+)
 from s3dlio_ray._internal.run.launch import MetricsHook, execute_plan
 from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.settings.load import load_settings as _load_settings
@@ -353,12 +358,12 @@ def _result(source: RunResult | str | Path) -> RunResult:
     return source if isinstance(source, RunResult) else load_result(source)
 
 
-def report(*sources: str | Path, html: str | Path | None = None) -> list[Path]:
-    """Re-render result files as HTML pages (several: each with the comparison of all); a page
-    goes beside its result file, or to `html` when there is one result. Answers the pages."""
-    pages = report_pages(sources, html)
-    write_pages(named_results(sources), pages)
-    return pages
+def report(*sources: str | Path, html: str | Path | None = None) -> Path:
+    """Re-render result files as one HTML page: one result's beside it, several results'
+    comparison as a new compare-A-B.html beside the first (or `html`). Answers the page."""
+    page = report_page(sources, html)
+    write_report(named_results(sources), page)
+    return page
 
 
 def compare(a: RunResult | str | Path, b: RunResult | str | Path) -> list[Difference]:

@@ -117,12 +117,17 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
         k for k in _add_setting_flags(cp, COPY_GROUPS, ("copy_from", "copy_to")) if k not in keys
     ]
     report = commands.add_parser(
-        "report", help="re-render result files: summary and HTML (several: side by side too)"
+        "report",
+        help="re-render result files: summary and HTML (several: a new comparison page)",
     )
     report.add_argument(
         "results", nargs="+", metavar="RESULT", help="result JSON files written by `run`"
     )
-    report.add_argument("--html", help="where to write the HTML report (default: beside it)")
+    report.add_argument(
+        "--html",
+        help="where to write the page (default: beside the result; for several, "
+        "compare-A-B.html beside the first)",
+    )
     clean = commands.add_parser(
         "cleanup",
         help="remove what a run left behind (a killed run): its objects, uploads and journal",
@@ -351,15 +356,16 @@ class _Signals(RunControl):
 def _report(args: argparse.Namespace, keys: list[str], console: Console) -> int:
     from s3dlio_ray._internal.reports.compare import configuration_table
     from s3dlio_ray._internal.reports.files import print_summary
-    from s3dlio_ray._internal.reports.pages import named_results, report_pages, write_pages
+    from s3dlio_ray._internal.reports.pages import named_results, report_page, write_report
 
-    pages = report_pages(args.results, args.html)
+    page = report_page(args.results, args.html)
     named = named_results(args.results)
-    write_pages(named, pages)
-    for (_, result), page in zip(named, pages, strict=True):
-        print_summary(result, console, [page])
+    write_report(named, page)
+    for _, result in named:
+        print_summary(result, console, [page] if len(named) == 1 else [])
     if len(named) > 1:
         console.print(configuration_table(named))
+        console.print(f"comparison: {page}", highlight=False)
     return ExitCode.OK if all(result.ok for _, result in named) else ExitCode.RUN_ERROR
 
 

@@ -88,7 +88,7 @@ def compare_and_report():
     called.update({"load_result", "compare", "report"})
     assert s3dlio_ray.load_result(old).phases
     assert s3dlio_ray.compare(old, old)
-    assert s3dlio_ray.report(old, html=tmp / "old.html") == [tmp / "old.html"]
+    assert s3dlio_ray.report(old, html=tmp / "old.html") == tmp / "old.html"
 
 def run_and_write():
     called.update({"load_settings", "run", "run_async", "start"})

@@ -124,7 +124,7 @@ def test_a_version_1_result_file_still_renders(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "v1-run" in proc.stdout and "OK" in proc.stdout
     page = (tmp_path / "v1.html").read_text()
-    assert 'id="throughput-cluster-total"' in page and 'id="latency-cdf-put"' in page
+    assert 'id="throughput-node-' in page and 'id="latency-cdf-put"' in page
     proc = run_cli("compare", str(old), str(old))
     assert proc.returncode == 0 and "1.00x" in proc.stdout, proc.stderr
 
@@ -210,5 +210,26 @@ def test_report_of_several_results_puts_them_side_by_side(scraped_run, tmp_path)
     assert proc.returncode == 0, proc.stderr
     table = proc.stdout[proc.stdout.index("configurations (ratio") :]
     assert "0.25x" in next(x for x in table.splitlines() if "put" in x and "slow" in x)
-    page = (tmp_path / "slow.html").read_text()
+    page = (tmp_path / "compare-fast-slow.html").read_text()
     assert "Configuration comparison" in page and "0.25x" in page
+    assert not (tmp_path / "slow.html").exists() and not (tmp_path / "fast.html").exists()
+
+
+def test_report_of_two_results_writes_a_new_comparison_page_and_overwrites_neither(
+    scraped_run, tmp_path
+):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    for path in (a, b):
+        path.write_text(json.dumps(scraped_run.saved))
+        path.with_suffix(".html").write_text("the run's own page")
+    proc = run_cli("report", str(a), str(b))
+    assert proc.returncode == 0, proc.stderr
+    page = tmp_path / "compare-a-b.html"
+    assert f"comparison: {page}" in proc.stdout
+    assert "s3dlio-ray comparison: a, b" in page.read_text()
+    assert a.with_suffix(".html").read_text() == b.with_suffix(".html").read_text() == (
+        "the run's own page"
+    )
+    proc = run_cli("report", str(a), str(b), "--html", str(a.with_suffix(".html")))
+    assert proc.returncode == 2 and "would overwrite a result or its own page" in proc.stderr
+    assert a.with_suffix(".html").read_text() == "the run's own page"

@@ -586,6 +586,35 @@ def comparison_section(named: Named, drawn: Mapping[str, Figure]) -> str:
 {_chart(drawn, "comparison", "")}"""
 
 
+def render_comparison_html(named: Named) -> str:
+    """Several results side by side (`s3dlio-ray report A.json B.json`): what each run was, the
+    comparison, then each run's summary."""
+    drawn = {"comparison": comparison_figure(named)}
+    runs = "".join(
+        f"<li><b>{_esc(name)}</b>: {_esc(result.workload)} run {_esc(result.run_id)} "
+        f"({_esc(verdict(result))}) &middot; endpoint "
+        f"{_esc(', '.join(result.endpoints or (result.endpoint,)))} &middot; "
+        f"{result.cluster.executor} executor, {len(result.cluster.nodes)} node(s), "
+        f"{result.cluster.actors} actor(s)</li>"
+        for name, result in named
+    )
+    summaries = "".join(
+        f"<h2>{_esc(name)}</h2>{_table(SUMMARY_COLUMNS, summary_rows(result))}"
+        for name, result in named
+    )
+    names = ", ".join(name for name, _ in named)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>s3dlio-ray comparison: {_esc(names)}</title>
+<style>{STYLE}</style></head><body>
+<h1>s3dlio-ray comparison: {_esc(names)}</h1>
+<ul class="meta">{runs}</ul>
+{comparison_section(named, {k: v for k, v in drawn.items() if v is not None})}
+{summaries}
+</body></html>
+"""
+
+
 def render_html(result: RunResult, compared: Named = ()) -> str:
     """The report of one result; with `compared` (each configuration of the run, this one
     among them, with its name) a comparison section."""
