@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 import time
@@ -25,6 +26,7 @@ from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
 from s3dlio_ray._internal.model.exit_codes import ExitCode
 from s3dlio_ray._internal.model.keys import run_prefix
 from s3dlio_ray._internal.model.results import describe_changes
+from s3dlio_ray._internal.model.units import RateUnit, rate_unit
 from s3dlio_ray._internal.model.version import VERSION
 from s3dlio_ray._internal.model.vocabulary import Phase
 
@@ -124,6 +126,12 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
         "results", nargs="+", metavar="RESULT", help="result JSON files written by `run`"
     )
     report.add_argument(
+        "--units",
+        default="GB/s",
+        type=_units,
+        help="rates in GB/s, MB/s (decimal) or GiB/s, MiB/s (binary)",
+    )
+    report.add_argument(
         "--html",
         help="where to write the page (default: beside the result; for several, "
         "compare-A-B.html beside the first)",
@@ -175,28 +183,42 @@ def _overrides(args: argparse.Namespace, keys: list[str]) -> dict[str, Any]:
     return values
 
 
+def _units(text: str) -> str:
+    try:
+        return rate_unit(text).name
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 class _ProgressLine:
     """One status line updated in place on a terminal; a line every few seconds in a log."""
 
-    def __init__(self, console: Console, total: int | None, log_every_s: float = 5.0) -> None:
+    def __init__(
+        self, console: Console, total: int | None, unit: RateUnit, log_every_s: float = 5.0
+    ) -> None:
         self._console = console
         self._total = total
+        self._unit = unit
         self._status = console.status("") if console.is_terminal else None
         self._log_every = log_every_s
         self._last_log = 0.0
 
     def __call__(self, progress: Progress) -> None:
-        nodes = "  ".join(f"{node} {gbps:.2f}" for node, gbps in progress.node_gbps.items())
+        unit = self._unit
+        nodes = "  ".join(
+            f"{node} {unit.rate(gbps * 1e9)}" for node, gbps in progress.node_gbps.items()
+        )
         total = self._total if progress.phase in (Phase.PUT, Phase.GET) else None
         done = f"{progress.done}{'' if total is None else f'/{total}'} objects"
         if progress.phase == Phase.TRAIN:
             epoch = "" if progress.epoch is None else f"epoch {progress.epoch}  "
             au = "" if progress.au is None else f"  AU {progress.au * 100:.1f}%"
             done = f"{epoch}{progress.done} samples{au}"
+        paused = "PAUSED (s3dlio-ray control --resume goes on)  " if progress.paused else ""
         text = (
-            f"{progress.phase}: {done}  {progress.gbps:.2f} GB/s"
+            f"{progress.phase}: {paused}{done}  {unit.rate(progress.gbps * 1e9)} {unit.name}"
             f"  concurrency {progress.limit} ({progress.in_flight} in flight)"
-            f"  errors {progress.errors}" + (f"  | GB/s by node: {nodes}" if nodes else "")
+            f"  errors {progress.errors}" + (f"  | {unit.name} by node: {nodes}" if nodes else "")
         )
         if self._status is not None:
             self._status.update(text)
@@ -238,7 +260,8 @@ def _execute(settings: Settings, quiet: bool, console: Console) -> int:
 
     copying = {Phase.UPLOAD, Phase.DOWNLOAD} & set(settings.phase_names)
     total = None if settings.duration_s or settings.autoterm or copying else settings.objects
-    with _ProgressLine(console, total) as progress:
+    unit = rate_unit(settings.units)
+    with _ProgressLine(console, total, unit) as progress:
         hooks = api.Hooks(
             progress=None if quiet else progress,
             metrics=lambda port: console.print(
@@ -246,8 +269,8 @@ def _execute(settings: Settings, quiet: bool, console: Console) -> int:
             ),
             embedded=lambda url: console.print(f"embedded S3 endpoint (moto) at {url}"),
             control=lambda run_id: console.print(
-                f"run {run_id}: change it while it goes with s3dlio-ray control --run-id "
-                f"{run_id} --target-gbps N | --pause | --resume ...",
+                f"run {run_id}: s3dlio-ray control --run-id {run_id} --pause | --resume | "
+                "--target-gbps N ...",
                 highlight=False,
             ),
         )
@@ -257,7 +280,7 @@ def _execute(settings: Settings, quiet: bool, console: Console) -> int:
     for index, result in enumerate(report.results):
         if result.configuration is not None:
             console.rule(f"configuration {result.configuration}")
-        print_summary(result, console, paths[3 * index : 3 * index + 3])
+        print_summary(result, console, paths[3 * index : 3 * index + 3], unit)
     if report.settings.op_log:
         console.print(f"op-log: one file per engine, {oplog_pattern(report.settings.op_log)}")
     if len(report.results) > 1:
@@ -361,8 +384,9 @@ def _report(args: argparse.Namespace, keys: list[str], console: Console) -> int:
     page = report_page(args.results, args.html)
     named = named_results(args.results)
     write_report(named, page)
+    unit = rate_unit(args.units)
     for _, result in named:
-        print_summary(result, console, [page] if len(named) == 1 else [])
+        print_summary(result, console, [page] if len(named) == 1 else [], unit)
     if len(named) > 1:
         console.print(configuration_table(named))
         console.print(f"comparison: {page}", highlight=False)
@@ -428,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     parser, keys = _parser()
     args = parser.parse_args(argv)
     console = Console()
-    if not console.is_terminal:
+    if not console.is_terminal and "COLUMNS" not in os.environ:
         console = Console(width=max(console.width, 140))
     try:
         return COMMANDS[args.command](args, keys, console)

@@ -59,3 +59,30 @@ def test_exporter_serves_per_node_series_on_loopback():
     assert samples[("s3dlio_ray_request_latency_seconds_count", (*b, ("op", "put")))] == 1
     assert samples[("s3dlio_ray_run_info", (("run_id", "r1"), ("workload", "quick")))] == 1
     assert "secret" not in text.lower()
+
+
+def test_a_mixed_phase_is_counted_per_operation_within_it():
+    view = MetricsView(
+        totals={("n1", "mixed"): recorded(4, 400), ("n1", "put"): recorded(2, 200)},
+        endpoints={
+            ("n1", "mixed", "http://a:9000"): recorded(4, 400),
+            ("n1", "put", "http://a:9000"): recorded(2, 200),
+        },
+        operations={
+            ("n1", "mixed", "get"): recorded(3, 300),
+            ("n1", "mixed", "put"): recorded(1, 100),
+        },
+    )
+    exporter = MetricsExporter(view, {"run_id": "r1"}, port=0, linger_s=0).start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{exporter.port}/metrics") as response:
+            text = response.read().decode()
+    finally:
+        exporter.finish()
+    counted = {
+        s.labels["op"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "s3dlio_ray_operations_total"
+    }
+    assert counted == {"get": 3, "put": 2 + 1}, "a put is a put, in a put phase or a mixed one"

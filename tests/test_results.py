@@ -227,8 +227,10 @@ def test_report_of_two_results_writes_a_new_comparison_page_and_overwrites_neith
     page = tmp_path / "compare-a-b.html"
     assert f"comparison: {page}" in proc.stdout
     assert "s3dlio-ray comparison: a, b" in page.read_text()
-    assert a.with_suffix(".html").read_text() == b.with_suffix(".html").read_text() == (
-        "the run's own page"
+    assert (
+        a.with_suffix(".html").read_text()
+        == b.with_suffix(".html").read_text()
+        == ("the run's own page")
     )
     proc = run_cli("report", str(a), str(b), "--html", str(a.with_suffix(".html")))
     assert proc.returncode == 2 and "would overwrite a result or its own page" in proc.stderr

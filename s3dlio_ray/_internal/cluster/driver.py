@@ -108,7 +108,7 @@ def connect(address: str | None = None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
-    options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
+    options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": True}
     if address and address != "local":
         if not answers(address):
             raise S3DlioRayError(

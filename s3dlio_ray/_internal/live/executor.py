@@ -43,6 +43,9 @@ from s3dlio_ray._internal.tuning.cluster import (
     ClusterPolicy,
 )
 
+SLOW_GATHERS = 3
+"""Gathers longer than the tick, in one run, before the driver says so."""
+
 log = logging.getLogger(__name__)
 
 
@@ -94,6 +97,7 @@ class PhaseExecutor:
         self.gather_wall_s: list[float] = []
         """Each tick's gather, from asking the first share to the sample taken."""
         self._said_slow = False
+        self._missed_ticks = 0
         self._interrupted = asyncio.Event()
         self._running: list[_Task] = []
         self._stopped_by: EndedBy | None = None
@@ -245,16 +249,22 @@ class PhaseExecutor:
         return len(self.gather_wall_s)
 
     def _took(self, seconds: float, workers: int) -> None:
-        """Keep a gather's wall time; say once when gathering takes half the tick."""
+        """Keep a gather's wall time; say once when gathers keep taking longer than the tick
+        (the series then has fewer, longer rows). One slow gather, as a busy moment makes, is
+        not worth a line."""
         self.gather_wall_s.append(seconds)
-        if seconds > self._tick_s / 2 and not self._said_slow:
+        self._missed_ticks += seconds > self._tick_s
+        missed = self._missed_ticks
+        if missed >= SLOW_GATHERS and not self._said_slow:
             self._said_slow = True
             log.warning(
-                "gathering %d actors' statistics took %.0f ms of the %.0f ms tick: the "
-                "per-second series may miss seconds (fewer actors per node would help)",
+                "gathering %d actors' statistics took longer than the %.0f ms tick %d times "
+                "(latest %.0f ms): the time series has fewer, longer rows (fewer actors per "
+                "node would help)",
                 workers,
-                seconds * 1000,
                 self._tick_s * 1000,
+                missed,
+                seconds * 1000,
             )
 
     def _fail(self, message: str) -> None:
@@ -356,4 +366,4 @@ class PhaseExecutor:
             self._took(time.perf_counter() - began, len(running))
             due = max(due, time.perf_counter() - self._tick_s)
             if self.on_progress is not None:
-                self.on_progress(self.telemetry.progress(phase, self.nodes))
+                self.on_progress(self.telemetry.progress(phase, self.nodes, self._clock.paused))

@@ -49,6 +49,8 @@ class MetricsView:
     totals: Mapping[tuple[str, str], OpStats] = field(default_factory=dict)
     endpoints: Mapping[tuple[str, str, str], OpStats] = field(default_factory=dict)
     """Per (node, operation, endpoint): the counters and the latency histogram come from it."""
+    operations: Mapping[tuple[str, str, str], OpStats] = field(default_factory=dict)
+    """A mixed phase's per (node, phase, operation within it): its counters' `op` labels."""
     rates: Mapping[tuple[str, str], float] = field(default_factory=dict)
     concurrency: Callable[[], Mapping[str, tuple[int, int]]] = dict
     actors: Mapping[str, int] = field(default_factory=dict)
@@ -61,6 +63,21 @@ class MetricsView:
     targets: Callable[[], Mapping[str, float]] = dict
     """The throughput targets now, GB/s, by scope (actor: each actor's; cluster); 0: none."""
     paused: Callable[[], bool] = bool
+
+
+def _counted(view: MetricsView) -> dict[tuple[str, str, str], OpStats]:
+    """Per (node, op, endpoint): a mixed phase counted per operation within it (`op` get, put,
+    stat, delete), under the one endpoint the node's phase used, or "all" when it used several
+    (the engine counts operations per phase, endpoints per phase, not both)."""
+    mixed = {(node, phase) for node, phase, _ in view.operations}
+    counted = {key: stats for key, stats in view.endpoints.items() if key[:2] not in mixed}
+    for (node, phase, op), stats in view.operations.items():
+        used = [e for (n, p, e) in view.endpoints if (n, p) == (node, phase)]
+        key = (node, op, used[0] if len(used) == 1 else "all")
+        total = counted[key].copy() if key in counted else OpStats()
+        total.merge(stats)
+        counted[key] = total
+    return counted
 
 
 def histogram_buckets(hist: LatencyHistogram) -> list[tuple[str, float]]:
@@ -97,7 +114,7 @@ class RunCollector(Collector):
             "retries": CounterMetricFamily(f"{PREFIX}_retries", "Requests retried", labels=labels),
         }
         latency: dict[tuple[str, str], LatencyHistogram] = {}
-        for (node, op, endpoint), stats in sorted(view.endpoints.items()):
+        for (node, op, endpoint), stats in sorted(_counted(view).items()):
             families["bytes"].add_metric([node, op, endpoint], stats.bytes)
             families["ops"].add_metric([node, op, endpoint], stats.ops)
             families["errors"].add_metric([node, op, endpoint], stats.errors)

@@ -145,6 +145,8 @@ class Progress:
     au: float | None = None
     """A train phase: the cluster's accelerator utilization over the last second."""
     epoch: int | None = None
+    paused: bool = False
+    """`s3dlio-ray control --pause` holds the run: no rate is a measurement now."""
 
 
 SHORTEST_ROW_S = 0.5
@@ -290,7 +292,7 @@ class Telemetry:
             else:
                 self.au.pop(node, None)
 
-    def progress(self, phase: Phase, nodes: list[str]) -> Progress:
+    def progress(self, phase: Phase, nodes: list[str], paused: bool = False) -> Progress:
         phase_totals = [s for (_, op), s in self.totals.totals.items() if op == phase]
         node_gbps = {node: self.rates.get((node, phase), 0.0) / 1e9 for node in nodes}
         concurrency = self.totals.concurrency()
@@ -306,4 +308,5 @@ class Telemetry:
             max((p.epoch for p in self.totals.training.values()), default=None)
             if phase == Phase.TRAIN
             else None,
+            paused,
         )

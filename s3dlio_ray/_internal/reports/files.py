@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from s3dlio_ray._internal.model.errors import ConfigError
@@ -20,6 +21,7 @@ from s3dlio_ray._internal.model.results import (
     Summary,
     TrainingResult,
 )
+from s3dlio_ray._internal.model.units import GB_PER_S, RateUnit
 from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
 from s3dlio_ray._internal.tuning.parts import MIB
 
@@ -64,85 +66,146 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
-SUMMARY_COLUMNS = (
-    "phase",
-    "objects",
-    "GB/s",
-    "ops/s",
-    "p50 ms",
-    "p90 ms",
-    "p99 ms",
+def summary_columns(unit: RateUnit = GB_PER_S) -> tuple[str, ...]:
+    return (
+        "phase",
+        "seconds",
+        "objects",
+        "bytes",
+        unit.name,
+        "objects/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        "retries",
+        "verified",
+        "concurrency",
+    )
+
+
+def node_columns(unit: RateUnit = GB_PER_S) -> tuple[str, ...]:
+    return (
+        "phase",
+        "node",
+        "actors",
+        "objects",
+        unit.name,
+        "objects/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+    )
+
+
+def endpoint_columns(unit: RateUnit = GB_PER_S) -> tuple[str, ...]:
+    return (
+        "phase",
+        "endpoint",
+        "objects",
+        unit.name,
+        "objects/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "retries",
+    )
+
+
+CONCURRENCY_NOTE = "concurrency: the in-flight limit when the phase started -> when it ended"
+
+NARROW_FIRST = (
     "max ms",
-    "errors",
     "retries",
+    "p90 ms",
+    "actors",
     "verified",
     "concurrency",
+    "p50 ms",
+    "bytes",
+    "seconds",
 )
-NODE_COLUMNS = ("phase", "node", "actors", "objects", "GB/s", "p50 ms", "p99 ms", "errors")
-ENDPOINT_COLUMNS = ("phase", "endpoint", "objects", "GB/s", "p50 ms", "p99 ms", "errors", "retries")
+"""Columns left out first when a table is wider than the terminal (the JSON keeps them all)."""
 
 
-def summary_rows(result: RunResult) -> list[list[str]]:
-    """Per phase: throughput, latency, errors, verification, concurrency (start -> final)."""
+def summary_rows(result: RunResult, unit: RateUnit = GB_PER_S) -> list[list[str]]:
+    """Per phase: its time and bytes, throughput in `unit` and objects/s, latency, errors,
+    verification, concurrency (start -> final); under a mixed phase, a row per operation."""
     rows = []
     for phase in result.phases:
         s = phase.summary
         reads = phase.phase in (Phase.GET, Phase.RESTORE, Phase.TRAIN, Phase.DOWNLOAD)
         verified = f"{phase.verified}/{s.objects + s.errors}" if reads else "-"
+        name = phase.phase + ("" if phase.ended_by == EndedBy.KEYS else f" ({phase.ended_by})")
         rows.append(
             [
-                phase.phase + ("" if phase.ended_by == EndedBy.KEYS else f" ({phase.ended_by})"),
-                str(s.objects),
-                f"{s.gbps:.3f}",
-                f"{s.ops_per_s:.1f}",
-                _ms(s.latency.p50_s),
-                _ms(s.latency.p90_s),
-                _ms(s.latency.p99_s),
-                _ms(s.latency.max_s),
-                str(s.errors),
-                str(s.retries),
+                name,
+                f"{phase.elapsed_s:.1f}",
+                *_summary_cells(s, unit),
                 verified,
                 f"{phase.start_concurrency}->{phase.final_concurrency}",
             ]
         )
+        if phase.phase == Phase.MIXED:
+            for op, view in phase.by_op.items():
+                rows.append([f"  {op}", "", *_summary_cells(view, unit), "", ""])
     return rows
 
 
-def node_rows(result: RunResult) -> list[list[str]]:
-    """Per phase and node: actors, objects, GB/s over the phase, latency, errors; under each
-    node, a row per source address its actors left from (with bind_addresses)."""
+def _summary_cells(s: Summary, unit: RateUnit) -> list[str]:
+    return [
+        str(s.objects),
+        unit.size(s.bytes),
+        unit.rate(s.gbps * 1e9),
+        f"{s.ops_per_s:.1f}",
+        _ms(s.latency.p50_s),
+        _ms(s.latency.p90_s),
+        _ms(s.latency.p99_s),
+        _ms(s.latency.max_s),
+        str(s.errors),
+        str(s.retries),
+    ]
+
+
+def node_rows(result: RunResult, unit: RateUnit = GB_PER_S) -> list[list[str]]:
+    """Per phase and node: actors, objects, throughput over the phase, latency, errors; under
+    each node, a row per source address its actors left from (with bind_addresses)."""
     rows = []
     for phase in result.phases:
         for node, view in sorted(phase.nodes.items()):
-            rows.append(_node_row(phase.phase, node, str(phase.actors_on(node)), view))
+            rows.append(_node_row(phase.phase, node, str(phase.actors_on(node)), view, unit))
             for where, address_view in phase.addresses.items():
                 on, address = where.split(" ", 1)
                 if on == node:
-                    rows.append(_node_row(phase.phase, f"{node} via {address}", "", address_view))
+                    via = f"{node} via {address}"
+                    rows.append(_node_row(phase.phase, via, "", address_view, unit))
     return rows
 
 
-def _node_row(phase: str, node: str, actors: str, view: Summary) -> list[str]:
+def _node_row(phase: str, node: str, actors: str, view: Summary, unit: RateUnit) -> list[str]:
     return [
         phase,
         node,
         actors,
         str(view.objects),
-        f"{view.gbps:.3f}",
+        unit.rate(view.gbps * 1e9),
+        f"{view.ops_per_s:.1f}",
         _ms(view.latency.p50_s),
         _ms(view.latency.p99_s),
         str(view.errors),
     ]
 
 
-def endpoint_rows(result: RunResult) -> list[list[str]]:
+def endpoint_rows(result: RunResult, unit: RateUnit = GB_PER_S) -> list[list[str]]:
     """Per phase and endpoint: what each address served."""
     return [
         [
             phase.phase,
             endpoint,
             str(view.objects),
-            f"{view.gbps:.3f}",
+            unit.rate(view.gbps * 1e9),
+            f"{view.ops_per_s:.1f}",
             _ms(view.latency.p50_s),
             _ms(view.latency.p99_s),
             str(view.errors),
@@ -281,35 +344,86 @@ def search_answer(result: RunResult) -> str:
     )
 
 
-def _rich_table(title: str, columns: Sequence[str], rows: list[list[str]]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(
-            column, justify="left" if column in ("phase", "node", "endpoint") else "right"
-        )
-    for row in rows:
-        table.add_row(*row)
+def _rich_table(
+    title: str,
+    columns: Sequence[str],
+    rows: list[list[str]],
+    width: int | None = None,
+    note: str | None = None,
+) -> Table:
+    """The table; with `width`, columns of NARROW_FIRST left out until it fits, so no number
+    is ever cut short (the caption says what was left out)."""
+    shown = list(range(len(columns)))
+    table = _table(title, columns, rows, shown, note)
+    for name in NARROW_FIRST:
+        if width is None or _width(table) <= width:
+            break
+        if name in columns:
+            shown.remove(columns.index(name))
+            left = [c for i, c in enumerate(columns) if i not in shown]
+            table = _table(title, columns, rows, shown, note, left)
     return table
 
 
-def summary_table(result: RunResult) -> Table:
+def _table(
+    title: str,
+    columns: Sequence[str],
+    rows: list[list[str]],
+    shown: Sequence[int],
+    note: str | None,
+    left: Sequence[str] = (),
+) -> Table:
+    captions = [note] if note and "concurrency" in [columns[i] for i in shown] else []
+    if left:
+        captions.append(f"not shown at this width: {', '.join(left)} (wider terminal: all)")
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption="; ".join(captions) or None,
+        caption_justify="left",
+    )
+    for index in shown:
+        column = columns[index]
+        named = column in ("phase", "node", "endpoint")
+        table.add_column(column, justify="left" if named else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*(row[i] for i in shown))
+    return table
+
+
+def _width(table: Table) -> int:
+    """The columns the table needs to show every cell whole."""
+    console = Console(width=10_000)
+    return Measurement.get(console, console.options, table).maximum
+
+
+def summary_table(result: RunResult, unit: RateUnit = GB_PER_S, width: int | None = None) -> Table:
     more = len(result.endpoints) - 1
     endpoint = result.endpoint + (f" (+{more} endpoints)" if more > 0 else "")
     title = (
         f"s3dlio-ray {result.workload}  run {result.run_id}  {endpoint}  "
         f"{result.http_version}  profile {result.profile}"
     )
-    return _rich_table(title, SUMMARY_COLUMNS, summary_rows(result))
+    columns, rows = summary_columns(unit), summary_rows(result, unit)
+    return _rich_table(title, columns, rows, width, CONCURRENCY_NOTE)
 
 
-def print_summary(result: RunResult, console: Console, paths: Sequence[Path] = ()) -> None:
+def print_summary(
+    result: RunResult,
+    console: Console,
+    paths: Sequence[Path] = (),
+    unit: RateUnit = GB_PER_S,
+) -> None:
     """The five-second read: phases, nodes (when more than one actor), endpoints (when more
-    than one), cleanup, failures."""
-    console.print(summary_table(result))
+    than one), cleanup, failures; every table as wide as the console allows."""
+    width = console.width
+    console.print(summary_table(result, unit, width))
     if len(result.cluster.nodes) > 1 or result.cluster.actors > 1:
-        console.print(_rich_table("by node", NODE_COLUMNS, node_rows(result)))
+        rows = node_rows(result, unit)
+        console.print(_rich_table("by node", node_columns(unit), rows, width))
     if any(len(p.endpoints) > 1 for p in result.phases):
-        console.print(_rich_table("by endpoint", ENDPOINT_COLUMNS, endpoint_rows(result)))
+        rows = endpoint_rows(result, unit)
+        console.print(_rich_table("by endpoint", endpoint_columns(unit), rows, width))
     search = bool(result.settings.get("find_max_accelerators"))
     if search:
         title = "find-max-accelerators (one epoch per try)"

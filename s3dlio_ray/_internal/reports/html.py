@@ -20,14 +20,14 @@ from s3dlio_ray._internal.model.stats import LatencyHistogram, bucket_upper_boun
 from s3dlio_ray._internal.reports.compare import CONFIGURATION_COLUMNS, Named, configuration_rows
 from s3dlio_ray._internal.reports.files import (
     ACCELERATOR_COLUMNS,
-    ENDPOINT_COLUMNS,
     EPOCH_COLUMNS,
-    NODE_COLUMNS,
-    SUMMARY_COLUMNS,
     accelerator_rows,
+    endpoint_columns,
     endpoint_rows,
     epoch_rows,
+    node_columns,
     node_rows,
+    summary_columns,
     summary_rows,
     training_line,
     verdict,
@@ -599,7 +599,7 @@ def render_comparison_html(named: Named) -> str:
         for name, result in named
     )
     summaries = "".join(
-        f"<h2>{_esc(name)}</h2>{_table(SUMMARY_COLUMNS, summary_rows(result))}"
+        f"<h2>{_esc(name)}</h2>{_table(summary_columns(), summary_rows(result))}"
         for name, result in named
     )
     names = ", ".join(name for name, _ in named)
@@ -623,7 +623,7 @@ def render_html(result: RunResult, compared: Named = ()) -> str:
     cluster = result.cluster
     endpoints = endpoint_rows(result)
     by_endpoint = (
-        f"<h2>By endpoint</h2>{_table(ENDPOINT_COLUMNS, endpoints)}"
+        f"<h2>By endpoint</h2>{_table(endpoint_columns(), endpoints)}"
         if any(len(p.endpoints) > 1 for p in result.phases)
         else ""
     )
@@ -639,8 +639,8 @@ def render_html(result: RunResult, compared: Named = ()) -> str:
 profile {_esc(result.profile)} &middot; {cluster.executor} executor,
 {len(cluster.nodes)} node(s), {cluster.actors} actor(s) &middot;
 s3dlio-ray {_esc(result.tool_version)}</p>{error}
-<h2>Summary</h2>{_table(SUMMARY_COLUMNS, summary_rows(result))}
-<h2>By node</h2>{_table(NODE_COLUMNS, node_rows(result))}
+<h2>Summary</h2>{_table(summary_columns(), summary_rows(result))}
+<h2>By node</h2>{_table(node_columns(), node_rows(result))}
 {by_endpoint}
 {training_section(result, drawn)}
 {changes_section(result)}

@@ -144,6 +144,7 @@ async def execute(
             view = MetricsView(
                 telemetry.totals.totals,
                 telemetry.totals.endpoints,
+                telemetry.totals.operations,
                 telemetry.rates,
                 telemetry.totals.concurrency,
                 executor.actors_per_node(),

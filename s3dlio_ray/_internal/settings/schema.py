@@ -51,6 +51,7 @@ from s3dlio_ray._internal.settings.values import (
     parse_rate_limit,
     parse_sample_size,
     parse_str,
+    parse_units,
     plain,
 )
 from s3dlio_ray._internal.tuning.endpoints import EndpointPolicy
@@ -554,6 +555,13 @@ class Settings:
         optional(parse_op_log),
         "output",
         "write an op-log per engine: PATH.tsv.zst -> PATH-HOST-PID.tsv.zst",
+    )
+    units: str = setting(
+        "GB/s",
+        parse_units,
+        "output",
+        "rates in summaries: GB/s, MB/s (decimal) or GiB/s, MiB/s (binary); result files "
+        "keep bytes and GB/s",
     )
 
     def __post_init__(self) -> None:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from s3dlio_ray._internal.model.copy_plan import S3Location
 from s3dlio_ray._internal.model.sizes import DISTRIBUTIONS, ObjectSizes
-from s3dlio_ray._internal.model.units import parse_size
+from s3dlio_ray._internal.model.units import parse_size, rate_unit
 from s3dlio_ray._internal.model.vocabulary import Phase
 from s3dlio_ray._internal.tuning.pacing import RateLimit
 from s3dlio_ray._internal.tuning.parts import MAX_OBJECT_SIZE
@@ -424,6 +424,11 @@ def choice(*allowed: str) -> Callable[[Any], str]:
         return text
 
     return parse
+
+
+def parse_units(value: Any) -> str:
+    """The unit summaries print rates in: GB/s, MB/s, GiB/s, MiB/s, decimal or binary."""
+    return rate_unit(parse_str(value).strip()).name
 
 
 def plain(value: Any) -> Any:
