@@ -22,15 +22,16 @@ from s3dlio_ray._internal.model.copy_plan import copy_workload
 from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
 from s3dlio_ray._internal.model.keys import run_prefix
 from s3dlio_ray._internal.model.results import CleanupResult, PhaseResult, RunResult
-from s3dlio_ray._internal.reports.compare import Difference, Named
+from s3dlio_ray._internal.reports.compare import Difference, Named, Runs
 from s3dlio_ray._internal.reports.compare import compare as compare_results
-from s3dlio_ray._internal.reports.files import load_result, write_csv, write_json
+from s3dlio_ray._internal.reports.files import write_csv, write_json
 from s3dlio_ray._internal.reports.pages import (
     named_results,
     report_page,
     write_pages,
     write_report,
 )
+from s3dlio_ray._internal.reports.repeats import load_runs
 from s3dlio_ray._internal.run.launch import MetricsHook, execute_plan
 from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.settings.load import load_settings as _load_settings
@@ -354,8 +355,8 @@ def cleanup_run(run_id: str, /, **overrides: Any) -> CleanupResult:
     return _blocking(cleanup_async(run_id, **overrides))
 
 
-def _result(source: RunResult | str | Path) -> RunResult:
-    return source if isinstance(source, RunResult) else load_result(source)
+def _runs(source: RunResult | str | Path) -> Runs:
+    return Runs((source,)) if isinstance(source, RunResult) else load_runs(source)
 
 
 def report(*sources: str | Path, html: str | Path | None = None) -> Path:
@@ -367,5 +368,7 @@ def report(*sources: str | Path, html: str | Path | None = None) -> Path:
 
 
 def compare(a: RunResult | str | Path, b: RunResult | str | Path) -> list[Difference]:
-    """B against A for every metric of every phase they share (ratios: Difference.ratio)."""
-    return compare_results(_result(a), _result(b))
+    """B against A for every metric of every phase they share: the ratio, and the interval of
+    the difference with its verdict (`Difference.verdict`, `.word`: faster, slower, within
+    noise). A path may name a result file or a repeat set (`run --repeat N`)."""
+    return compare_results(_runs(a), _runs(b))

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import Field, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -166,9 +167,13 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
     pause.add_argument(
         "--resume", dest="paused", action="store_const", const=False, help="go on after --pause"
     )
-    cmp = commands.add_parser("compare", help="compare two result files, B against A")
-    cmp.add_argument("a", help="result JSON file A (the reference)")
-    cmp.add_argument("b", help="result JSON file B")
+    cmp = commands.add_parser(
+        "compare",
+        help="B against A: ratios, the interval of each difference and a verdict (faster, "
+        "slower, within noise)",
+    )
+    cmp.add_argument("a", help="result JSON file A (the reference), or a -repeats.json set")
+    cmp.add_argument("b", help="result JSON file B, or a -repeats.json set")
     return parser, keys
 
 
@@ -253,6 +258,53 @@ def _cp(args: argparse.Namespace, keys: list[str], console: Console) -> int:
 
 
 def _execute(settings: Settings, quiet: bool, console: Console) -> int:
+    """Run the settings' workload once, or `repeat` times and then the repeats' means."""
+    if settings.repeat == 1:
+        return _execute_once(settings, quiet, console)[0]
+    return _repeat(settings, quiet, console)
+
+
+def _repeat(settings: Settings, quiet: bool, console: Console) -> int:
+    """Each repeat a whole run of its own (run id and files ending -rN); the first that does
+    not end OK ends the series with its exit code. Then each phase's mean and interval, and
+    the set file `compare` reads."""
+    from s3dlio_ray._internal.reports.files import fitted_table
+    from s3dlio_ray._internal.reports.repeats import (
+        REPEAT_COLUMNS,
+        load_runs,
+        repeat_rows,
+        write_repeats,
+    )
+    from s3dlio_ray._internal.run.plan import new_run_id
+
+    base = settings.run_id or new_run_id()
+    output = Path(settings.output) if settings.output else None
+    written = []
+    for number in range(1, settings.repeat + 1):
+        console.rule(f"repeat {number} of {settings.repeat}")
+        one = settings.derive(
+            run_id=f"{base}-r{number}",
+            output=str(output.with_name(f"{output.stem}-r{number}.json")) if output else None,
+        )
+        code, paths = _execute_once(one, quiet, console)
+        if code != ExitCode.OK:
+            return code
+        written.append(paths[0])
+    target = (
+        output.with_name(f"{output.stem}-repeats.json")
+        if output
+        else written[0].with_name(f"{settings.name}-{base}-repeats.json")
+    )
+    write_repeats(target, written)
+    title = f"{settings.name}: {settings.repeat} repeats, mean ± 95% interval"
+    console.print(
+        fitted_table(title, REPEAT_COLUMNS, repeat_rows(load_runs(target)), console.width)
+    )
+    console.print(f"repeats: {target} (s3dlio-ray compare A B reads it)", highlight=False)
+    return ExitCode.OK
+
+
+def _execute_once(settings: Settings, quiet: bool, console: Console) -> tuple[int, list[Path]]:
     """Run the settings' workload with the progress line, then its summary and files."""
     from s3dlio_ray._internal.reports.compare import configuration_table
     from s3dlio_ray._internal.reports.files import print_summary
@@ -294,14 +346,14 @@ def _execute(settings: Settings, quiet: bool, console: Console) -> int:
         cleanup = report.result.cleanup
         done = left or (f"cleanup: {cleanup.deleted} objects deleted" if cleanup else "no cleanup")
         print(f"s3dlio-ray: interrupted by {name}: result in {paths[0]}; {done}", file=sys.stderr)
-        return ExitCode.stopped_by(signals.received)
+        return ExitCode.stopped_by(signals.received), paths
     if left:
         console.print(left, highlight=False, soft_wrap=True)
     if report.error:
         raise S3DlioRayError(report.error)
     if not report.ok:
-        return ExitCode.RUN_ERROR
-    return ExitCode.CRITERION_FAILED if report.passed is False else ExitCode.OK
+        return ExitCode.RUN_ERROR, paths
+    return ExitCode.CRITERION_FAILED if report.passed is False else ExitCode.OK, paths
 
 
 def _left_behind(report: RunReport) -> str | None:
@@ -394,13 +446,16 @@ def _report(args: argparse.Namespace, keys: list[str], console: Console) -> int:
 
 
 def _compare(args: argparse.Namespace, keys: list[str], console: Console) -> int:
-    from s3dlio_ray._internal.reports.compare import compare, compare_table
-    from s3dlio_ray._internal.reports.files import load_result
+    from s3dlio_ray._internal.reports.compare import compare, compare_notes, compare_table
+    from s3dlio_ray._internal.reports.repeats import load_runs
 
-    a, b = load_result(args.a), load_result(args.b)
-    if not compare(a, b):
+    a, b = load_runs(args.a), load_runs(args.b)
+    differences = compare(a, b)
+    if not differences:
         raise ConfigError(f"{args.a} and {args.b} share no phase to compare")
-    console.print(compare_table(a, b))
+    console.print(compare_table(differences, a, b))
+    for note in compare_notes(differences, a, b):
+        console.print(note, highlight=False, style="yellow" if note.startswith("warning") else "")
     return ExitCode.OK
 
 

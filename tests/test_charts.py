@@ -195,7 +195,9 @@ def test_a_crowded_run_draws_no_label_over_another():
 
 def best_second(oplog: Path, phase: str, start: float, end: float) -> float:
     """The phase's highest whole-second rate, bytes/s, from the op-log: the most bytes whose
-    requests ended within any one second of the phase's time (wall clock, `start` to `end`)."""
+    requests ended within any one second of the phase's time (wall clock, `start` to `end`),
+    per second; a phase shorter than a second is its own best second."""
+    window = min(1.0, end - start)
     ends = sorted(
         (when(row["end"]).timestamp(), int(row["bytes"]))
         for path in oplog.parent.glob(oplog_pattern(oplog.name))
@@ -203,15 +205,14 @@ def best_second(oplog: Path, phase: str, start: float, end: float) -> float:
         if row["op"] in MOVES_BYTES[phase] and not row["error"]
     )
     ends = [(at, moved) for at, moved in ends if start - 1.0 <= at <= end + 1.0]
-    best = window = 0
-    first = 0
+    best = moved_in_window = first = 0
     for at, moved in ends:
-        window += moved
-        while ends[first][0] <= at - 1.0:
-            window -= ends[first][1]
+        moved_in_window += moved
+        while ends[first][0] <= at - window:
+            moved_in_window -= ends[first][1]
             first += 1
-        best = max(best, window)
-    return float(best)
+        best = max(best, moved_in_window)
+    return best / window
 
 
 def rates_above_the_best_second(result: RunResult, oplog: Path) -> list[str]:

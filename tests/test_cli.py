@@ -514,3 +514,44 @@ def test_a_stale_local_ray_record_is_one_line_not_a_hang(tmp_path):
     env["RAY_ADDRESS"] = dead
     line = assert_one_line_error(run_quick("--objects", "1", env=env), 1)
     assert f"the Ray cluster at {dead} does not answer" in line
+
+
+def test_repeat_reports_each_phase_mean_with_its_interval_and_compare_reads_the_set(
+    moto_url, tmp_path
+):
+    out = tmp_path / "rep.json"
+    proc = run_cli(
+        "run",
+        "configs/quick.yaml",
+        "--endpoint",
+        moto_url,
+        "--metrics-port",
+        "off",
+        "--executor",
+        "local",
+        "--objects",
+        "12",
+        "--object-size",
+        "64KiB",
+        "--repeat",
+        "3",
+        "--output",
+        str(out),
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = [json.loads((tmp_path / f"rep-r{n}.json").read_text()) for n in (1, 2, 3)]
+    assert len({r["run_id"] for r in runs}) == 3 and all(r["ok"] for r in runs)
+    table = proc.stdout[proc.stdout.index("3 repeats, mean ± 95% interval") :]
+    for phase in ("put", "get"):
+        line = next(x for x in table.splitlines() if f"│ {phase} " in x)
+        mean = sum(next(p for p in r["phases"] if p["phase"] == phase)["gbps"] for r in runs) / 3
+        assert f"{mean:.3f} ± " in line
+    assert f"repeats: {tmp_path / 'rep-repeats.json'}" in proc.stdout
+    proc = run_cli(
+        "compare", str(tmp_path / "rep-repeats.json"), str(tmp_path / "rep-repeats.json")
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "within noise" in proc.stdout and "intervals: A 3 repeats, B 3 repeats" in proc.stdout
+    proc = run_cli("run", "configs/quick.yaml", "--repeat", "2")
+    assert proc.returncode == 2 and "repeat: 1, or at least 3" in proc.stderr

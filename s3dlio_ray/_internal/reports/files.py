@@ -344,7 +344,7 @@ def search_answer(result: RunResult) -> str:
     )
 
 
-def _rich_table(
+def fitted_table(
     title: str,
     columns: Sequence[str],
     rows: list[list[str]],
@@ -405,7 +405,7 @@ def summary_table(result: RunResult, unit: RateUnit = GB_PER_S, width: int | Non
         f"{result.http_version}  profile {result.profile}"
     )
     columns, rows = summary_columns(unit), summary_rows(result, unit)
-    return _rich_table(title, columns, rows, width, CONCURRENCY_NOTE)
+    return fitted_table(title, columns, rows, width, CONCURRENCY_NOTE)
 
 
 def print_summary(
@@ -420,14 +420,14 @@ def print_summary(
     console.print(summary_table(result, unit, width))
     if len(result.cluster.nodes) > 1 or result.cluster.actors > 1:
         rows = node_rows(result, unit)
-        console.print(_rich_table("by node", node_columns(unit), rows, width))
+        console.print(fitted_table("by node", node_columns(unit), rows, width))
     if any(len(p.endpoints) > 1 for p in result.phases):
         rows = endpoint_rows(result, unit)
-        console.print(_rich_table("by endpoint", endpoint_columns(unit), rows, width))
+        console.print(fitted_table("by endpoint", endpoint_columns(unit), rows, width))
     search = bool(result.settings.get("find_max_accelerators"))
     if search:
         title = "find-max-accelerators (one epoch per try)"
-        console.print(_rich_table(title, SEARCH_COLUMNS, search_rows(result)))
+        console.print(fitted_table(title, SEARCH_COLUMNS, search_rows(result)))
         console.print(search_answer(result), highlight=False)
     for phase in result.phases:
         if phase.phase in (Phase.CHECKPOINT, Phase.RESTORE):
@@ -437,11 +437,11 @@ def print_summary(
                 highlight=False,
             )
         if phase.training is not None and not search:
-            console.print(_rich_table("train by epoch", EPOCH_COLUMNS, epoch_rows(phase.training)))
+            console.print(fitted_table("train by epoch", EPOCH_COLUMNS, epoch_rows(phase.training)))
             if phase.training.accelerators > 1:
                 title = "train by accelerator (lowest AU first)"
                 rows = accelerator_rows(phase.training)
-                console.print(_rich_table(title, ACCELERATOR_COLUMNS, rows))
+                console.print(fitted_table(title, ACCELERATOR_COLUMNS, rows))
             style = "red" if phase.training.passed is False else "default"
             console.print(training_line(phase.training), style=style, highlight=False)
         if set(phase.checks) - {"content"}:

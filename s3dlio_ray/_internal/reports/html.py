@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING
 
 from s3dlio_ray._internal.model.results import RunResult, SeriesRow
 from s3dlio_ray._internal.model.stats import LatencyHistogram, bucket_upper_bound
-from s3dlio_ray._internal.reports.compare import CONFIGURATION_COLUMNS, Named, configuration_rows
+from s3dlio_ray._internal.reports.compare import (
+    COMPARE_COLUMNS,
+    CONFIGURATION_COLUMNS,
+    Named,
+    compare,
+    compare_notes,
+    compare_rows,
+    configuration_rows,
+)
 from s3dlio_ray._internal.reports.files import (
     ACCELERATOR_COLUMNS,
     EPOCH_COLUMNS,
@@ -45,7 +53,7 @@ SIZE = (10.0, 3.6)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width: 1100px; }
-h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; }
+h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; } h3 { font-size: 14px; }
 table { border-collapse: collapse; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
 th:first-child, td:first-child, td.name { text-align: left; }
@@ -577,12 +585,26 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def comparison_section(named: Named, drawn: Mapping[str, Figure]) -> str:
-    """Configurations (or runs) side by side: the ratio table and the bars."""
+    """Configurations (or runs) side by side: the ratio table, each against the first with
+    the interval of the difference and a verdict, and the bars."""
     if len(named) < 2:
         return ""
     table = _table(CONFIGURATION_COLUMNS, configuration_rows(named))
+    first_name, first = named[0]
+    against = []
+    for name, result in named[1:]:
+        differences = compare(first, result)
+        notes = "".join(
+            f'<p class="meta">{_esc(note)}</p>'
+            for note in compare_notes(differences, first, result)
+        )
+        against.append(
+            f"<h3>{_esc(name)} (B) against {_esc(first_name)} (A)</h3>"
+            f"{_table(COMPARE_COLUMNS, compare_rows(differences))}{notes}"
+        )
     return f"""<h2>Configuration comparison</h2>
-<p class="meta">ratio: GB/s over the first's ({_esc(named[0][0])})</p>{table}
+<p class="meta">ratio: GB/s over the first's ({_esc(first_name)})</p>{table}
+{"".join(against)}
 {_chart(drawn, "comparison", "")}"""
 
 

@@ -49,6 +49,7 @@ from s3dlio_ray._internal.settings.values import (
     parse_op_log,
     parse_patterns,
     parse_rate_limit,
+    parse_repeat,
     parse_sample_size,
     parse_str,
     parse_units,
@@ -555,6 +556,13 @@ class Settings:
         optional(parse_op_log),
         "output",
         "write an op-log per engine: PATH.tsv.zst -> PATH-HOST-PID.tsv.zst",
+    )
+    repeat: int = setting(
+        1,
+        parse_repeat,
+        "output",
+        "run the workload N times (N >= 3): each phase's mean with its 95% interval, and a "
+        "repeat set `compare` reads",
     )
     units: str = setting(
         "GB/s",

@@ -426,6 +426,15 @@ def choice(*allowed: str) -> Callable[[Any], str]:
     return parse
 
 
+def parse_repeat(value: Any) -> int:
+    """How many times `run` runs the workload: 1, or at least 3 (an interval from two runs
+    means little)."""
+    count = int_range(1, 1000)(value)
+    if count == 2:
+        raise ValueError("1, or at least 3: an interval from two runs means little")
+    return count
+
+
 def parse_units(value: Any) -> str:
     """The unit summaries print rates in: GB/s, MB/s, GiB/s, MiB/s, decimal or binary."""
     return rate_unit(parse_str(value).strip()).name
