@@ -11,10 +11,11 @@ import argparse
 import asyncio
 import logging
 import os
+import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import Field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from s3dlio_ray import _api as api
 from s3dlio_ray._api import RunControl, RunReport
 from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
 from s3dlio_ray._internal.model.exit_codes import ExitCode
-from s3dlio_ray._internal.model.keys import run_prefix
+from s3dlio_ray._internal.model.keys import cleanup_command, run_prefix
 from s3dlio_ray._internal.model.results import describe_changes
 from s3dlio_ray._internal.model.units import RateUnit, rate_unit
 from s3dlio_ray._internal.model.version import VERSION
@@ -246,7 +247,7 @@ class _ProgressLine:
 def _run(args: argparse.Namespace, keys: list[str], console: Console) -> int:
 
     settings = api.load_settings(args.workload, **_overrides(args, keys))
-    return _execute(settings, args.quiet, console)
+    return _execute(settings, args.quiet, console, args.argv)
 
 
 def _cp(args: argparse.Namespace, keys: list[str], console: Console) -> int:
@@ -257,10 +258,11 @@ def _cp(args: argparse.Namespace, keys: list[str], console: Console) -> int:
     return _execute(settings, args.quiet, console)
 
 
-def _execute(settings: Settings, quiet: bool, console: Console) -> int:
-    """Run the settings' workload once, or `repeat` times and then the repeats' means."""
+def _execute(settings: Settings, quiet: bool, console: Console, argv: Sequence[str] = ()) -> int:
+    """Run the settings' workload once, or `repeat` times and then the repeats' means.
+    `argv`: the command line, for the hints that repeat it."""
     if settings.repeat == 1:
-        return _execute_once(settings, quiet, console)[0]
+        return _execute_once(settings, quiet, console, argv)[0]
     return _repeat(settings, quiet, console)
 
 
@@ -304,7 +306,9 @@ def _repeat(settings: Settings, quiet: bool, console: Console) -> int:
     return ExitCode.OK
 
 
-def _execute_once(settings: Settings, quiet: bool, console: Console) -> tuple[int, list[Path]]:
+def _execute_once(
+    settings: Settings, quiet: bool, console: Console, argv: Sequence[str] = ()
+) -> tuple[int, list[Path]]:
     """Run the settings' workload with the progress line, then its summary and files."""
     from s3dlio_ray._internal.reports.compare import configuration_table
     from s3dlio_ray._internal.reports.files import print_summary
@@ -338,9 +342,9 @@ def _execute_once(settings: Settings, quiet: bool, console: Console) -> tuple[in
     if len(report.results) > 1:
         console.print(configuration_table(report.named()))
     left = _left_behind(report)
-    kept = _dataset_kept(report)
+    kept = _dataset_kept(report, argv)
     if kept:
-        console.print(kept, highlight=False)
+        console.print(kept, highlight=False, soft_wrap=True)
     if signals.received is not None:
         name = signal.Signals(signals.received).name
         cleanup = report.result.cleanup
@@ -356,11 +360,23 @@ def _execute_once(settings: Settings, quiet: bool, console: Console) -> tuple[in
     return ExitCode.CRITERION_FAILED if report.passed is False else ExitCode.OK, paths
 
 
+WRITES = (Phase.PUT, Phase.DATAGEN, Phase.CHECKPOINT, Phase.UPLOAD, Phase.MIXED)
+
+
+def _wrote(report: RunReport) -> bool:
+    """Whether the run may have left anything in the store: a phase that writes began (its
+    journal went first, uploads may be half done), or it created the bucket."""
+    result = report.result
+    return result.bucket_created or any(p.phase in WRITES for p in result.phases)
+
+
 def _left_behind(report: RunReport) -> str | None:
-    """When a run meant to clean up but did not (skipped, or it failed): what is left where,
-    and the command that removes it."""
+    """When a run meant to clean up but did not (skipped, or it failed) and left something in
+    a store that outlives it: what is left where, and the command that removes it."""
     result, settings = report.result, report.settings
     if Phase.CLEANUP not in settings.phase_names or (result.cleanup and not result.cleanup.failed):
+        return None
+    if settings.endpoint is None or not _wrote(report):
         return None
     return (
         f"not cleaned up: what the run wrote is left in s3://{result.bucket}/"
@@ -368,26 +384,64 @@ def _left_behind(report: RunReport) -> str | None:
     )
 
 
-def _dataset_kept(report: RunReport) -> str | None:
-    """A datagen without a cleanup keeps its dataset for later train runs: where, and how to
-    use it and remove it."""
+def _dataset_kept(report: RunReport, argv: Sequence[str]) -> str | None:
+    """A datagen without a cleanup keeps its dataset for later train runs: where, the command
+    that trains on it (this one, with the train phase only, on this run's keys; `--set` last,
+    as it wins over flags and earlier `--set`s; its files beside this run's, not over them) and
+    the one that removes it."""
     result, settings = report.result, report.settings
     embedded = settings.endpoint is None
     if result.phase(Phase.DATAGEN) is None or Phase.CLEANUP in settings.phase_names or embedded:
         return None
+    train = shlex.join(
+        [
+            "s3dlio-ray",
+            *_without(argv, ("--output", "--repeat")),
+            "--set",
+            "phases=train",
+            "--set",
+            f"run_id={result.run_id}",
+            "--set",
+            f"bucket={result.bucket}",
+            *(
+                ["--output", str(Path(settings.output).with_suffix("")) + "-train.json"]
+                if settings.output
+                else []
+            ),
+        ]
+    )
     return (
         f"dataset kept in s3://{result.bucket}/{run_prefix(settings.prefix, result.run_id)}: "
-        f"train on it with --run-id {result.run_id} --bucket {result.bucket} (same dataset "
-        f"settings); remove it with: {_cleanup_command(report)}"
+        f"train on it with: {train}; remove it with: {_cleanup_command(report)}"
     )
+
+
+def _without(argv: Sequence[str], flags: Sequence[str]) -> list[str]:
+    """The command line less `flags` (with their values): what a hint repeats of it."""
+    kept: list[str] = []
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in flags:
+            skip = True
+        elif not word.startswith(tuple(f"{flag}=" for flag in flags)):
+            kept.append(word)
+    return kept
 
 
 def _cleanup_command(report: RunReport) -> str:
     result, settings = report.result, report.settings
-    endpoint = (
-        "".join(f" --endpoint {url}" for url in result.endpoints) if settings.endpoint else ""
-    )
-    return f"s3dlio-ray cleanup --run-id {result.run_id} --bucket {result.bucket}{endpoint}"
+    extra = [
+        word
+        for key in ("region", "aws_profile", "ca_bundle")
+        if getattr(settings, key) is not None
+        for word in (flag_name(key), str(getattr(settings, key)))
+    ]
+    if settings.insecure:
+        extra.append("--insecure")
+    endpoints = result.endpoints if settings.endpoint else ()
+    return cleanup_command(result.run_id, result.bucket, settings.prefix, endpoints, extra)
 
 
 class Terminated(KeyboardInterrupt):
@@ -506,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminated)
     parser, keys = _parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     console = Console()
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console = Console(width=max(console.width, 140))

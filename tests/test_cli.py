@@ -181,6 +181,7 @@ def test_unreachable_endpoint_is_one_line():
     proc = run_quick("--endpoint", "http://127.0.0.1:9", "--set", "max_attempts=2")
     line = assert_one_line_error(proc, 1)
     assert "cannot connect to 127.0.0.1:9" in line and "check --endpoint" in line
+    assert "not cleaned up" not in proc.stdout, "it wrote nothing: nothing to remove"
 
 
 @pytest.fixture(scope="module")
@@ -276,6 +277,7 @@ def test_sigv4_wrong_secret_is_one_clear_line_and_never_printed(authenticating_m
     )
     line = assert_one_line_error(proc, 1)
     assert "signature does not match" in line and "check your credentials" in line
+    assert "not cleaned up" not in proc.stdout, "it wrote nothing: nothing to remove"
     for text in (proc.stdout, proc.stderr, out.read_text()):
         assert wrong not in text
         assert creds.secret_access_key not in text

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import signal
 
-from conftest import ROOT
+from conftest import ROOT, run_cli
 
 from s3dlio_ray._cli import main
 from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
@@ -89,3 +90,52 @@ def test_a_run_that_misses_its_au_threshold_says_fail_and_exits_3(
     assert "(threshold 90%: FAIL)" in out and "FAIL: the run missed its AU threshold" in out
     saved = json.loads((tmp_path / "train.json").read_text())
     assert saved["ok"] is True and saved["passed"] is False
+
+
+def test_the_hints_a_kept_dataset_prints_train_on_it_and_then_remove_it(
+    moto_url, boto3_s3, bucket, tmp_path
+):
+    """Every command a hint prints works as printed."""
+    proc = run_cli(
+        "run",
+        "configs/train-unet3d.yaml",
+        "--endpoint",
+        moto_url,
+        "--bucket",
+        bucket,
+        "--executor",
+        "local",
+        "--metrics-port",
+        "off",
+        "--output",
+        str(tmp_path / "datagen.json"),
+        "--set",
+        "dataset.num_files_train=4",
+        "--set",
+        "dataset.record_length_bytes=4096",
+        "--set",
+        "dataset.record_length_bytes_stdev=0",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.computation_time=0.01",
+        "--set",
+        "reader.batch_size=1",
+        "--set",
+        "phases=[datagen]",
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("dataset kept in"))
+    train, remove = line.split("train on it with: ")[1].split("; remove it with: ")
+    trained = run_cli(*shlex.split(train)[1:])
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert "train: AU" in trained.stdout and "already holds objects" not in trained.stderr
+    assert json.loads((tmp_path / "datagen.json").read_text())["phases"][0]["phase"] == "datagen"
+    assert (
+        json.loads((tmp_path / "datagen-train.json").read_text())["phases"][0]["phase"] == "train"
+    )
+    removed = run_cli(*shlex.split(remove)[1:])
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert "4 objects deleted" in removed.stdout
+    assert boto3_s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0

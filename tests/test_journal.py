@@ -4,9 +4,10 @@ that writes refuses a prefix that already holds objects. Against a real moto ser
 from __future__ import annotations
 
 import asyncio
+import shlex
 
 import pytest
-from conftest import answering, incomplete_uploads, make_client
+from conftest import answering, incomplete_uploads, make_client, run_cli
 
 from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.storage.journal import (
@@ -65,20 +66,32 @@ def test_cleanup_never_touches_what_it_did_not_write_even_under_its_prefix(
     assert incomplete_uploads(boto3_s3, bucket) == ["p/r1/their-upload"]
 
 
-def test_a_run_that_writes_refuses_a_prefix_that_holds_objects(moto_url, boto3_s3, bucket):
-    boto3_s3.put_object(Bucket=bucket, Key="p/r1/b.bin", Body=b"mine")
+def test_a_run_that_writes_refuses_a_prefix_that_holds_objects_and_its_hint_works(
+    moto_url, boto3_s3, bucket
+):
+    boto3_s3.put_object(Bucket=bucket, Key="p/r1/obj-00000001", Body=b"mine")
+    boto3_s3.put_object(Bucket=bucket, Key="p/r3/theirs.bin", Body=b"not ours")
 
-    async def main():
+    async def refused():
         client = make_client(moto_url)
         try:
-            await refuse_a_used_prefix(client, bucket, "p", "r2")
-            with pytest.raises(ConfigError, match=r"s3://.*/p/r1/ already holds objects \(p/r1/b"):
-                await refuse_a_used_prefix(client, bucket, "p", "r1")
-            return await read_journal(client, bucket, "p", "r1")
+            await refuse_a_used_prefix(client, bucket, "p", "r2", (moto_url,))
+            with pytest.raises(ConfigError, match=r"no run of this tool wrote them") as err:
+                await refuse_a_used_prefix(client, bucket, "p", "r3", (moto_url,))
+            assert "cleanup" not in str(err.value)
+            await write_journal(client, bucket, "p", "r1", {"bucket": bucket})
+            with pytest.raises(ConfigError, match=r"s3://.*/p/r1/ already holds objects") as err:
+                await refuse_a_used_prefix(client, bucket, "p", "r1", (moto_url,))
+            return str(err.value)
         finally:
             await client.aclose()
 
-    assert asyncio.run(main()) is None
+    hint = asyncio.run(refused()).split("remove that run's objects with: ")[1]
+    command = shlex.split(hint)
+    assert command[:2] == ["s3dlio-ray", "cleanup"] and "--prefix" in command
+    proc = run_cli(*command[1:])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert keys_in(boto3_s3, bucket) == ["p/r3/theirs.bin"]
 
 
 def test_a_store_without_multipart_listing_still_cleans_up_with_a_warning(caplog):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
+import shlex
 from array import array
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,26 @@ _RUN_NAME = re.compile(RUN_NAMES)
 def run_prefix(prefix: str, run_id: str) -> str:
     """Where a run writes: under its own id, so cleanup never touches another run's keys."""
     return f"{prefix.strip('/')}/{run_id}/" if prefix.strip("/") else f"{run_id}/"
+
+
+DEFAULT_PREFIX = "s3dlio-ray"
+
+
+def cleanup_command(
+    run_id: str,
+    bucket: str,
+    prefix: str = DEFAULT_PREFIX,
+    endpoints: Sequence[str] = (),
+    extra: Sequence[str] = (),
+) -> str:
+    """The command a hint prints to remove a run's objects, with every flag `cleanup` needs to
+    find them (a test runs what the hints print)."""
+    words = ["s3dlio-ray", "cleanup", "--run-id", run_id, "--bucket", bucket]
+    if prefix != DEFAULT_PREFIX:
+        words += ["--prefix", prefix]
+    for endpoint in endpoints:
+        words += ["--endpoint", endpoint]
+    return shlex.join([*words, *extra])
 
 
 def named_by_run(prefix_of_run: str, key: str) -> bool:

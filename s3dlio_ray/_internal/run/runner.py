@@ -169,7 +169,8 @@ async def claim_prefix(run: RunContext) -> None:
     nothing yet, and its journal there."""
     settings, client = run.settings, run.client
     if await client.bucket_exists(run.bucket):
-        await refuse_a_used_prefix(client, run.bucket, settings.prefix, run.run_id)
+        endpoints = settings.endpoint or ()
+        await refuse_a_used_prefix(client, run.bucket, settings.prefix, run.run_id, endpoints)
     else:
         run.bucket_created = await client.create_bucket(run.bucket)
     record = {

@@ -12,6 +12,7 @@ from typing import Any
 
 from s3dlio_ray._internal.model.dataset import sample_sizes
 from s3dlio_ray._internal.model.errors import ConfigError
+from s3dlio_ray._internal.model.keys import DEFAULT_PREFIX
 from s3dlio_ray._internal.model.sizes import ObjectSizes
 from s3dlio_ray._internal.model.vocabulary import Phase
 from s3dlio_ray._internal.settings.rules import check
@@ -309,7 +310,7 @@ class Settings:
     run_id: str | None = setting(
         None, optional(parse_str), "workload", "run id (names the key prefix)"
     )
-    prefix: str = setting("s3dlio-ray", parse_str, "workload", "key prefix above the run id")
+    prefix: str = setting(DEFAULT_PREFIX, parse_str, "workload", "key prefix above the run id")
     configurations: tuple[Configuration, ...] = setting(
         (),
         _configurations,

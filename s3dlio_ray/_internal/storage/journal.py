@@ -16,11 +16,11 @@ import json
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
-from s3dlio_ray._internal.model.keys import RUN_NAMES, run_prefix
+from s3dlio_ray._internal.model.keys import RUN_NAMES, cleanup_command, run_prefix
 from s3dlio_ray._internal.model.results import CleanupResult
 from s3dlio_ray._internal.storage.s3.client import MAX_DELETE_BATCH, MultipartUpload, S3Client
 from s3dlio_ray._internal.storage.s3.errors import S3Error
@@ -40,17 +40,23 @@ def owned_key(prefix: str, run_id: str) -> re.Pattern[str]:
     return re.compile(re.escape(run_prefix(prefix, run_id)) + f"(?:{names})")
 
 
-async def refuse_a_used_prefix(client: S3Client, bucket: str, prefix: str, run_id: str) -> None:
+async def refuse_a_used_prefix(
+    client: S3Client, bucket: str, prefix: str, run_id: str, endpoints: Sequence[str]
+) -> None:
     """A run that writes never shares its prefix: one LIST of at most one key says whether it
     is free."""
     page = await client.list_objects_page(bucket, run_prefix(prefix, run_id), max_keys=1)
-    if page.objects:
-        raise ConfigError(
-            f"s3://{bucket}/{run_prefix(prefix, run_id)} already holds objects "
-            f"({page.objects[0].key}): a run that writes starts on an empty prefix; choose "
-            f"another run_id or prefix, or remove that run's objects with: s3dlio-ray cleanup "
-            f"--run-id {run_id} --bucket {bucket}"
-        )
+    if not page.objects:
+        return
+    used = (
+        f"s3://{bucket}/{run_prefix(prefix, run_id)} already holds objects "
+        f"({page.objects[0].key}): a run that writes starts on an empty prefix; choose another "
+        "run_id or prefix"
+    )
+    if await read_journal(client, bucket, prefix, run_id) is None:
+        raise ConfigError(f"{used} (no run of this tool wrote them: nothing to clean up)")
+    command = cleanup_command(run_id, bucket, prefix, endpoints)
+    raise ConfigError(f"{used}, or remove that run's objects with: {command}")
 
 
 async def write_journal(
