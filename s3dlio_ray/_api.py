@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +33,7 @@ from s3dlio_ray._internal.reports.pages import (
 )
 from s3dlio_ray._internal.reports.repeats import load_runs
 from s3dlio_ray._internal.run.launch import MetricsHook, execute_plan
+from s3dlio_ray._internal.run.outputs import in_store, store_results
 from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.settings.load import load_settings as _load_settings
 from s3dlio_ray._internal.settings.schema import Settings
@@ -111,7 +112,8 @@ class RunReport:
         settings = self.settings
         name = f"{settings.name}-{self.result.run_id}.json"
         if base is None:
-            base = Path(settings.output or Path("results") / name)
+            local = settings.output if not in_store(settings.output) else None
+            base = Path(local or Path("results") / name)
         base = Path(base)
         if base.suffix != ".json":
             base = base / name
@@ -124,7 +126,8 @@ class RunReport:
 
     def write(self, base: str | Path | None = None) -> list[Path]:
         """Write each result as JSON, CSV (time series) and HTML side by side; answer every
-        path written, in that order per result."""
+        path written, in that order per result. (An `output` of s3://: written under
+        results/ here, then `store()` puts them there.)"""
         written = []
         for result, json_path in zip(self.results, self._json_paths(base), strict=True):
             write_json(result, json_path)
@@ -132,6 +135,15 @@ class RunReport:
             written += [json_path, csv_path, json_path.with_suffix(".html")]
         write_pages(self.named(), written[2::3])
         return written
+
+    def store(self, written: Sequence[Path]) -> list[str]:
+        """Put the files write() answered in the store `output: s3://BUCKET/PREFIX/` names;
+        answers their URLs (none when `output` is local)."""
+        output = self.settings.output
+        if not in_store(output):
+            return []
+        assert output is not None
+        return _blocking(store_results(self.settings, written, output))
 
 
 @dataclass(frozen=True)

@@ -337,6 +337,8 @@ def _execute_once(
         if result.configuration is not None:
             console.rule(f"configuration {result.configuration}")
         print_summary(result, console, paths[3 * index : 3 * index + 3], unit)
+    for url in report.store(paths):
+        console.print(f"stored: {url}", highlight=False)
     if report.settings.op_log:
         console.print(f"op-log: one file per engine, {oplog_pattern(report.settings.op_log)}")
     if len(report.results) > 1:

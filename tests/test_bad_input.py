@@ -98,6 +98,9 @@ CASES = [
     (["--max-attempts", "0"], "max_attempts: expected an integer in 1..20"),
     (["--max-attempts", "100"], "max_attempts: expected an integer in 1..20"),
     (["--set", "http2=maybe"], "http2: expected true or false"),
+    (["--output", "http://x/y"], "output: expected a local path or s3://BUCKET/PREFIX/"),
+    (["--repeat", "2"], "repeat: 1, or at least 3"),
+    (["--units", "kb"], "units: expected one of GB/s, MB/s, GiB/s, MiB/s, decimal, binary"),
     (["--set", "allow_http=perhaps"], "allow_http: expected true or false"),
     (["--set", "verify=perhaps"], "verify: expected true or false"),
     (["--set", "seed=abc"], "seed: expected an integer"),
@@ -176,6 +179,7 @@ WORKLOADS = [
     ("objects: 5\ncolour: blue\n", "unknown key 'colour' (every key: s3dlio-ray run --help)"),
     ("object_size: {distribution: uniform, min: 1KiB}\n", "object_size: expected a size"),
     ("phases: put\nduration_s: -1\n", "duration_s: expected a number"),
+    ("output: s3://results/run/\n", "output: s3:// needs a store that outlives the run"),
 ]
 
 

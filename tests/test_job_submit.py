@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -15,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from conftest import ROOT, TEST_CREDENTIALS
+from conftest import ROOT, TEST_CREDENTIALS, valid_result
 
 from s3dlio_ray._internal.storage.embedded import free_port
 
@@ -46,7 +47,7 @@ def distinct_free_ports(count: int) -> list[int]:
     return ports
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_head(moto_url):
     temp_dir = tempfile.mkdtemp(prefix="s3r-")
     names = (
@@ -149,3 +150,45 @@ def test_ray_job_submit_runs_the_rayjobs_entrypoint(ray_head, moto_url, boto3_s3
     assert "embedded S3 endpoint" not in logs and moto_url in logs
     assert TEST_CREDENTIALS.secret_access_key not in logs
     assert {b["Name"] for b in boto3_s3.list_buckets()["Buckets"]} == buckets_before
+
+
+def readme_submit_command() -> str:
+    """The README's `ray job submit` line, its continuation lines joined."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index(".venv/bin/ray job submit --address http://127.0.0.1:8265")
+    block = readme[start : readme.index("```", start)]
+    return block.replace("\\\n", " ").strip()
+
+
+def test_the_readmes_submit_command_runs_and_leaves_its_results_in_the_store(
+    ray_head, moto_url, boto3_s3
+):
+    """The README's command as written, pointed at this test's head, store and bucket; the
+    job's results stay in the store after its working folder is gone."""
+    address, env = ray_head
+    bucket = f"results-{uuid.uuid4().hex[:8]}"
+    boto3_s3.create_bucket(Bucket=bucket)
+    command = (
+        readme_submit_command()
+        .replace(".venv/bin/ray", RAY)
+        .replace("http://127.0.0.1:8265", address)
+        .replace('"$PWD/.venv/bin/python"', shlex.quote(sys.executable))
+        .replace("http://minio.example:9000", moto_url)
+        .replace("s3://results/quick/", f"s3://{bucket}/quick/")
+    )
+    assert f"s3://{bucket}/quick/" in command and sys.executable in command
+    done = subprocess.run(
+        ["bash", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "succeeded" in done.stdout + done.stderr
+    stored = [o["Key"] for o in boto3_s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert sorted(key.rsplit(".", 1)[1] for key in stored) == ["csv", "html", "json"]
+    doc = json.loads(
+        boto3_s3.get_object(Bucket=bucket, Key=next(k for k in stored if k.endswith(".json")))[
+            "Body"
+        ].read()
+    )
+    valid_result(doc)
+    assert doc["ok"] is True and doc["phases"][1]["verified"] == 100
+    assert f"stored: s3://{bucket}/quick/" in done.stdout

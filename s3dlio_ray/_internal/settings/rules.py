@@ -28,6 +28,11 @@ def check(settings: Settings) -> None:
 
 
 def _check_one(settings: Settings) -> None:
+    if settings.output and settings.output.startswith("s3://") and settings.endpoint is None:
+        raise ConfigError(
+            "output: s3:// needs a store that outlives the run: give --endpoint (the embedded "
+            "one ends with the run), or a local path"
+        )
     if settings.min_concurrency > settings.max_concurrency:
         raise ConfigError(
             f"min_concurrency ({settings.min_concurrency}) must not exceed max_concurrency "

@@ -48,6 +48,7 @@ from s3dlio_ray._internal.settings.values import (
     parse_model_size,
     parse_object_sizes,
     parse_op_log,
+    parse_output,
     parse_patterns,
     parse_rate_limit,
     parse_repeat,
@@ -550,7 +551,11 @@ class Settings:
     )
     # output
     output: str | None = setting(
-        None, optional(parse_str), "output", "path of the JSON result file"
+        None,
+        optional(parse_output),
+        "output",
+        "path of the JSON result file, or s3://BUCKET/PREFIX/ to put the result files in the "
+        "run's store at the end",
     )
     op_log: str | None = setting(
         None,

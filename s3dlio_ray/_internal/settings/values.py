@@ -358,6 +358,14 @@ def parse_copy_location(value: Any) -> str:
     return text
 
 
+def parse_output(value: Any) -> str:
+    """A local path (a .json file or a folder), or s3://BUCKET/PREFIX/."""
+    text = parse_str(value).strip()
+    if "://" in text and not (text.startswith("s3://") and S3Location.parse(text).bucket):
+        raise ValueError("expected a local path or s3://BUCKET/PREFIX/")
+    return text
+
+
 def parse_patterns(value: Any) -> tuple[str, ...]:
     return () if _unset(value) else tuple(_listed(value))
 
