@@ -80,7 +80,7 @@ def _add_flag(parser: argparse._ActionsContainer, field: Field[Any]) -> None:
         dest=field.name,
         action=action,
         metavar=metavar,
-        help=field.metadata["help"],
+        help=field.metadata["help"].replace("%", "%%"),
     )
 
 
