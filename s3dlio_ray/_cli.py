@@ -31,6 +31,8 @@ from s3dlio_ray._internal.model.results import describe_changes
 from s3dlio_ray._internal.model.units import RateUnit, rate_unit
 from s3dlio_ray._internal.model.version import VERSION
 from s3dlio_ray._internal.model.vocabulary import Phase
+from s3dlio_ray._internal.run.plan import choose_executor
+from s3dlio_ray._internal.settings.values import Executor
 
 if TYPE_CHECKING:
     from s3dlio_ray._internal.live.telemetry import Progress
@@ -314,6 +316,11 @@ def _execute_once(
     from s3dlio_ray._internal.reports.files import print_summary
     from s3dlio_ray._internal.storage.oplog import oplog_pattern
 
+    if settings.executor == Executor.AUTO and choose_executor(settings) == Executor.LOCAL:
+        console.print(
+            "a small job: run in this process, no Ray started (--executor ray for the cluster)",
+            highlight=False,
+        )
     copying = {Phase.UPLOAD, Phase.DOWNLOAD} & set(settings.phase_names)
     total = None if settings.duration_s or settings.autoterm or copying else settings.objects
     unit = rate_unit(settings.units)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import shutil
 import subprocess
+import tempfile
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import boto3
 import pytest
@@ -557,3 +561,48 @@ def test_repeat_reports_each_phase_mean_with_its_interval_and_compare_reads_the_
     assert "within noise" in proc.stdout and "intervals: A 3 repeats, B 3 repeats" in proc.stdout
     proc = run_cli("run", "configs/quick.yaml", "--repeat", "2")
     assert proc.returncode == 2 and "repeat: 1, or at least 3" in proc.stderr
+
+
+def test_small_jobs_start_no_ray_when_no_cluster_runs(moto_url, boto3_s3, bucket, tmp_path):
+    """A one-file copy and a 20-object run: done in this process, before Ray would have
+    started; Ray, started, would have made its folder under RAY_TMPDIR."""
+    ray_tmp = Path(tempfile.mkdtemp(prefix="s3r-"))  # short: Ray's socket paths must fit
+    env = cli_env(RAY_TMPDIR=str(ray_tmp))
+    env.pop("RAY_ADDRESS")
+    source = tmp_path / "model.pt"
+    source.write_bytes(os.urandom(300_000))
+    copied = run_cli(
+        "cp",
+        str(source),
+        f"s3://{bucket}/ckpt/",
+        "--endpoint",
+        moto_url,
+        "--metrics-port",
+        "off",
+        "--output",
+        str(tmp_path / "cp.json"),
+        env=env,
+    )
+    assert copied.returncode == 0, copied.stdout + copied.stderr
+    assert "a small job: run in this process, no Ray started" in copied.stdout
+    body = boto3_s3.get_object(Bucket=bucket, Key="ckpt/model.pt")["Body"].read()
+    assert body == source.read_bytes()
+    ran = run_quick(
+        "--endpoint",
+        moto_url,
+        "--objects",
+        "20",
+        "--object-size",
+        "64KiB",
+        "--output",
+        str(tmp_path / "small.json"),
+        env=env,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    for name in ("cp.json", "small.json"):
+        assert json.loads((tmp_path / name).read_text())["cluster"]["executor"] == "local"
+    assert list(ray_tmp.iterdir()) == [], "Ray was started"
+    big = run_quick("--endpoint", moto_url, "--objects", "101", "--object-size", "1KiB", env=env)
+    assert big.returncode == 0, big.stdout + big.stderr
+    assert "a small job" not in big.stdout and list(ray_tmp.iterdir()), "over 100 objects: Ray"
+    shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -98,6 +98,18 @@ def nodes_elsewhere(nodes: Sequence[dict], slots: Sequence[NodeSlot], here: str)
     return [s.label for s in slots if addresses[s.node_id] not in (here, "127.0.0.1")]
 
 
+def cluster_running(address: str | None = None) -> bool:
+    """Whether a run would join a Ray cluster that already runs: this process joined one, an
+    address is named (RAY_ADDRESS=local names none), or a live local cluster left its record."""
+    if ray.is_initialized():
+        return True
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        return address != "local"
+    recorded = _read(get_ray_address_file(None))
+    return recorded is not None and answers(recorded)
+
+
 def connect(address: str | None = None) -> None:
     """Join the cluster this process already joined, the one named by `address` or
     RAY_ADDRESS ("local": a private one), a running local one, or start one on loopback.

@@ -502,10 +502,11 @@ class Settings:
     max_attempts: int = setting(5, int_range(1, 20), "transport", "attempts per request")
     # cluster
     executor: Executor = setting(
-        Executor.RAY,
+        Executor.AUTO,
         one_of(Executor),
         "cluster",
-        "ray (actors on every node, the default) or local (one process, no Ray)",
+        "auto (the default: a small job with no Ray cluster running stays in this process, "
+        "anything else goes to Ray), ray (actors on every node) or local (one process, no Ray)",
     )
     ray_address: str | None = setting(
         None,

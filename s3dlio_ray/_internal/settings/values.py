@@ -28,8 +28,10 @@ class Client(StrEnum):
 
 
 class Executor(StrEnum):
-    """Where the engines run: Ray actors on every node, or one engine in this process."""
+    """Where the engines run: Ray actors on every node, one engine in this process, or (auto)
+    this process for a small job when no Ray cluster is running, Ray otherwise."""
 
+    AUTO = "auto"
     RAY = "ray"
     LOCAL = "local"
 
