@@ -57,6 +57,7 @@ h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; } h3 { font-size
 table { border-collapse: collapse; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
 th:first-child, td:first-child, td.name { text-align: left; }
+td { white-space: nowrap; } td:first-child { white-space: pre; }
 .ok { color: #2ca02c; font-weight: bold; } .failed { color: #d62728; font-weight: bold; }
 figure { margin: 8px 0; } figure svg { width: 100%; height: auto; }
 .meta { color: #555; font-size: 13px; }
