@@ -31,6 +31,7 @@ from s3dlio_ray._internal.model.results import describe_changes
 from s3dlio_ray._internal.model.units import RateUnit, rate_unit
 from s3dlio_ray._internal.model.version import VERSION
 from s3dlio_ray._internal.model.vocabulary import Phase
+from s3dlio_ray._internal.run.outputs import in_store
 from s3dlio_ray._internal.run.plan import choose_executor
 from s3dlio_ray._internal.settings.values import Executor
 
@@ -269,9 +270,9 @@ def _execute(settings: Settings, quiet: bool, console: Console, argv: Sequence[s
 
 
 def _repeat(settings: Settings, quiet: bool, console: Console) -> int:
-    """Each repeat a whole run of its own (run id and files ending -rN); the first that does
-    not end OK ends the series with its exit code. Then each phase's mean and interval, and
-    the set file `compare` reads."""
+    """Each repeat a whole run of its own (a given run id and output path end -rN); the first
+    that does not end OK ends the series with its exit code. Then each phase's mean and
+    interval, and the set file `compare` reads, beside the first repeat's files."""
     from s3dlio_ray._internal.reports.files import fitted_table
     from s3dlio_ray._internal.reports.repeats import (
         REPEAT_COLUMNS,
@@ -279,16 +280,18 @@ def _repeat(settings: Settings, quiet: bool, console: Console) -> int:
         repeat_rows,
         write_repeats,
     )
-    from s3dlio_ray._internal.run.plan import new_run_id
 
-    base = settings.run_id or new_run_id()
-    output = Path(settings.output) if settings.output else None
+    output = Path(settings.output) if settings.output and not in_store(settings.output) else None
     written = []
     for number in range(1, settings.repeat + 1):
         console.rule(f"repeat {number} of {settings.repeat}")
         one = settings.derive(
-            run_id=f"{base}-r{number}",
-            output=str(output.with_name(f"{output.stem}-r{number}.json")) if output else None,
+            run_id=f"{settings.run_id}-r{number}" if settings.run_id else None,
+            output=(
+                str(output.with_name(f"{output.stem}-r{number}.json"))
+                if output
+                else settings.output
+            ),
         )
         code, paths = _execute_once(one, quiet, console)
         if code != ExitCode.OK:
@@ -297,7 +300,7 @@ def _repeat(settings: Settings, quiet: bool, console: Console) -> int:
     target = (
         output.with_name(f"{output.stem}-repeats.json")
         if output
-        else written[0].with_name(f"{settings.name}-{base}-repeats.json")
+        else written[0].with_name(f"{written[0].stem}-repeats.json")
     )
     write_repeats(target, written)
     title = f"{settings.name}: {settings.repeat} repeats, mean ± 95% interval"
