@@ -13,7 +13,7 @@ import io
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from s3dlio_ray._internal.model.results import RunResult, SeriesRow
 from s3dlio_ray._internal.model.stats import LatencyHistogram, bucket_upper_bound
@@ -310,12 +310,14 @@ def _rate_figure(result: RunResult, per: str, title: str) -> Figure | None:
         for name, points in lines.items()
         if name != "cluster-total" and name not in nodes and any(rate for *_, rate in points)
     )
+    def line(name: str, **style: Any) -> None:
+        xs, ys = steps(lines[name])
+        axes.plot(xs, [y / scale for y in ys], **style)
+
     for index, name in enumerate(nodes):
         label = name.removeprefix("node-")
-        xs, ys = steps(lines[name])
-        axes.plot(
-            xs,
-            [y / scale for y in ys],
+        line(
+            name,
             color=COLORS[index % len(COLORS)],
             linewidth=1.4,
             zorder=3,
@@ -323,10 +325,8 @@ def _rate_figure(result: RunResult, per: str, title: str) -> Figure | None:
             gid=name,
         )
     if len(nodes) > 1:
-        xs, ys = steps(lines["cluster-total"])
-        axes.plot(
-            xs,
-            [y / scale for y in ys],
+        line(
+            "cluster-total",
             color="#222",
             linewidth=1.6,
             linestyle="--",
@@ -335,10 +335,8 @@ def _rate_figure(result: RunResult, per: str, title: str) -> Figure | None:
             gid="cluster-total",
         )
     for index, name in enumerate(operations, len(nodes)):
-        xs, ys = steps(lines[name])
-        axes.plot(
-            xs,
-            [y / scale for y in ys],
+        line(
+            name,
             color=COLORS[index % len(COLORS)],
             linewidth=1.1,
             linestyle=(0, (4, 2)),
