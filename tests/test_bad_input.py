@@ -84,7 +84,7 @@ CASES = [
     (["--endpoint", AWS, "--bucket", "a..b"], "no two dots in a row"),
     (["--endpoint", AWS, "--bucket", "xn--abc"], "no reserved prefix"),
     (["--remove-bucket", "sometimes"], "remove_bucket: expected one of created, always, never"),
-    (["--executor", "spark"], "executor: expected one of ray, local"),
+    (["--executor", "spark"], "executor: expected one of auto, ray, local"),
     (["--client", "curl"], "client: expected one of engine, boto3"),
     (["--actors-per-node", "0"], "actors_per_node: expected an integer in 1..1024"),
     (["--metrics-port", "70000"], "metrics_port: expected off or a port in 0..65535"),

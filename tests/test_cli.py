@@ -513,12 +513,13 @@ def test_a_stale_local_ray_record_is_one_line_not_a_hang(tmp_path):
     env = cli_env(RAY_TMPDIR=str(tmp_path))
     env.pop("RAY_ADDRESS", None)
     started = time.monotonic()
-    line = assert_one_line_error(run_quick("--objects", "1", env=env), 1)
+    on_ray = ("--objects", "1", "--executor", "ray")  # a small job would not start Ray at all
+    line = assert_one_line_error(run_quick(*on_ray, env=env), 1)
     assert time.monotonic() - started < 30
     assert f"names {dead}, which does not answer" in line
     assert "ray stop" in line and "RAY_ADDRESS=local" in line
     env["RAY_ADDRESS"] = dead
-    line = assert_one_line_error(run_quick("--objects", "1", env=env), 1)
+    line = assert_one_line_error(run_quick(*on_ray, env=env), 1)
     assert f"the Ray cluster at {dead} does not answer" in line
 
 
@@ -602,7 +603,17 @@ def test_small_jobs_start_no_ray_when_no_cluster_runs(moto_url, boto3_s3, bucket
     for name in ("cp.json", "small.json"):
         assert json.loads((tmp_path / name).read_text())["cluster"]["executor"] == "local"
     assert list(ray_tmp.iterdir()) == [], "Ray was started"
-    big = run_quick("--endpoint", moto_url, "--objects", "101", "--object-size", "1KiB", env=env)
+    big = run_quick(
+        "--endpoint",
+        moto_url,
+        "--objects",
+        "101",
+        "--object-size",
+        "1KiB",
+        "--output",
+        str(tmp_path / "big.json"),
+        env=env,
+    )
     assert big.returncode == 0, big.stdout + big.stderr
     assert "a small job" not in big.stdout and list(ray_tmp.iterdir()), "over 100 objects: Ray"
     shutil.rmtree(ray_tmp, ignore_errors=True)
