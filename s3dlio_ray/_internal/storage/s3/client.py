@@ -50,7 +50,6 @@ from s3dlio_ray._internal.tuning.parts import part_ranges
 log = logging.getLogger(__name__)
 
 MAX_DELETE_BATCH = 1000
-_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
 answered_by: contextvars.ContextVar[str] = contextvars.ContextVar("answered_by", default="")
 """The endpoint that answered (or last failed) the current task's latest request: how an engine
@@ -152,14 +151,13 @@ RetryHook = Callable[[str, bool], None]
 
 
 def _text(elem: ET.Element, name: str) -> str:
-    found = elem.find(_NS + name)
-    if found is None:
-        found = elem.find(name)
-    return (found.text or "") if found is not None else ""
+    """The text of `name` under `elem`, by local name: stores answer in AWS's namespace,
+    another one (`http://doc.s3.amazonaws.com/2006-03-01/`) or none, and all mean the same."""
+    return elem.findtext("{*}" + name) or ""
 
 
 def _findall(elem: ET.Element, name: str) -> list[ET.Element]:
-    return elem.findall(_NS + name) or elem.findall(name)
+    return elem.findall("{*}" + name)
 
 
 def _query(params: dict[str, str]) -> str:

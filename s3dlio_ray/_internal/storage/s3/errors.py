@@ -86,8 +86,8 @@ def parse_error(operation: str, resource: str, status: int, body: bytes) -> S3Er
         except ET.ParseError:
             root = None
         if root is not None:
-            code = (root.findtext("Code") or root.findtext("{*}Code") or "").strip()
-            message = (root.findtext("Message") or root.findtext("{*}Message") or "").strip()
+            code = (root.findtext("{*}Code") or "").strip()
+            message = (root.findtext("{*}Message") or "").strip()
     if not code:
         code = {403: "AccessDenied", 404: "NotFound", 503: "SlowDown"}.get(status, "")
     return S3Error(operation, resource, status, code, message[:200])
