@@ -126,10 +126,12 @@ class RunReport:
 
     def write(self, base: str | Path | None = None) -> list[Path]:
         """Write each result as JSON, CSV (time series) and HTML side by side; answer every
-        path written, in that order per result. (An `output` of s3://: written under
-        results/ here, then `store()` puts them there.)"""
+        path written, in that order per result. Files already there (a run id used again) are
+        never overwritten: the new ones take the first free `-2`, `-3`... suffix. (An `output`
+        of s3://: written under results/ here, then `store()` puts them there.)"""
         written = []
-        for result, json_path in zip(self.results, self._json_paths(base), strict=True):
+        for result, wanted in zip(self.results, self._json_paths(base), strict=True):
+            json_path = _unused(wanted)
             write_json(result, json_path)
             csv_path = write_csv(result, json_path.with_suffix(".csv"))
             written += [json_path, csv_path, json_path.with_suffix(".html")]
@@ -144,6 +146,15 @@ class RunReport:
             return []
         assert output is not None
         return _blocking(store_results(self.settings, written, output))
+
+
+def _unused(wanted: Path) -> Path:
+    """`wanted`, or the first NAME-N.json whose JSON, CSV and HTML are all free."""
+    path, number = wanted, 1
+    while any(path.with_suffix(ext).exists() for ext in (".json", ".csv", ".html")):
+        number += 1
+        path = wanted.with_name(f"{wanted.stem}-{number}{wanted.suffix}")
+    return path
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from s3dlio_ray._internal.model.version import VERSION
 from s3dlio_ray._internal.model.vocabulary import Phase
 from s3dlio_ray._internal.run.outputs import in_store
 from s3dlio_ray._internal.run.plan import choose_executor
-from s3dlio_ray._internal.settings.values import Executor
+from s3dlio_ray._internal.settings.values import Executor, parse_run_id
 
 if TYPE_CHECKING:
     from s3dlio_ray._internal.live.telemetry import Progress
@@ -145,7 +145,9 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
         "cleanup",
         help="remove what a run left behind (a killed run): its objects, uploads and journal",
     )
-    clean.add_argument("--run-id", required=True, help="the run's id (in its result file's name)")
+    clean.add_argument(
+        "--run-id", required=True, type=_run_id, help="the run's id (in its result file's name)"
+    )
     from s3dlio_ray._internal.settings.schema import Settings
 
     for field in fields(Settings):
@@ -157,7 +159,9 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
         help="change a running run's targets, concurrency or rate limit, or pause / resume it",
     )
     control.add_argument(
-        "--run-id", help="the run to change (default: the one run going for this user here)"
+        "--run-id",
+        type=_run_id,
+        help="the run to change (default: the one run going for this user here)",
     )
     from s3dlio_ray._internal.settings.changes import CHANGEABLE
 
@@ -190,6 +194,13 @@ def _overrides(args: argparse.Namespace, keys: list[str]) -> dict[str, Any]:
             both = isinstance(value, dict) and isinstance(values.get(key), dict)
             values[key] = {**values[key], **value} if both else value
     return values
+
+
+def _run_id(text: str) -> str:
+    try:
+        return parse_run_id(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"run id {text!r}: {exc}") from None
 
 
 def _units(text: str) -> str:
@@ -343,6 +354,14 @@ def _execute_once(
         signals = _Signals()
         report = asyncio.run(api.run_async(settings, hooks=hooks, control=signals))
     paths = report.write()
+    for wanted, json_path in zip(report.paths, paths[::3], strict=True):
+        if json_path != wanted:
+            console.print(
+                f"{wanted} is an earlier result's (its run id was used again): this run's "
+                f"files are {json_path.with_suffix('.*')}",
+                highlight=False,
+                soft_wrap=True,
+            )
     for index, result in enumerate(report.results):
         if result.configuration is not None:
             console.rule(f"configuration {result.configuration}")

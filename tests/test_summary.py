@@ -70,3 +70,16 @@ def test_rates_and_sizes_in_the_unit_asked_for():
     mega = _printed(_mixed_result(), 160, "MB/s")
     mixed = next(line for line in mega.splitlines() if "│ mixed" in line)
     assert "MB/s" in mega and " 67.1 " in mixed, "839 MB over 12.5 s"
+
+
+def test_a_run_id_used_again_never_overwrites_the_earlier_result(tmp_path):
+    from s3dlio_ray import RunReport
+    from s3dlio_ray._internal.settings.schema import Settings
+
+    report = RunReport(Settings(), (_mixed_result(),))
+    first = report.write(tmp_path / "run.json")
+    earlier = first[0].read_text()
+    second = report.write(tmp_path / "run.json")
+    assert [p.name for p in first] == ["run.json", "run.csv", "run.html"]
+    assert [p.name for p in second] == ["run-2.json", "run-2.csv", "run-2.html"]
+    assert first[0].read_text() == earlier and all(p.exists() for p in second)

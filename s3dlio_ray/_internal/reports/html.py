@@ -310,6 +310,7 @@ def _rate_figure(result: RunResult, per: str, title: str) -> Figure | None:
         for name, points in lines.items()
         if name != "cluster-total" and name not in nodes and any(rate for *_, rate in points)
     )
+
     def line(name: str, **style: Any) -> None:
         xs, ys = steps(lines[name])
         axes.plot(xs, [y / scale for y in ys], **style)

@@ -52,6 +52,7 @@ from s3dlio_ray._internal.settings.values import (
     parse_patterns,
     parse_rate_limit,
     parse_repeat,
+    parse_run_id,
     parse_sample_size,
     parse_str,
     parse_units,
@@ -309,7 +310,10 @@ class Settings:
     verify: bool = setting(True, parse_bool, "workload", "check every byte read back")
     seed: int | None = setting(None, optional(parse_int), "workload", "seed for object content")
     run_id: str | None = setting(
-        None, optional(parse_str), "workload", "run id (names the key prefix)"
+        None,
+        optional(parse_run_id),
+        "workload",
+        "run id (names the key prefix): letters, digits and '-', at most 48",
     )
     prefix: str = setting(DEFAULT_PREFIX, parse_str, "workload", "key prefix above the run id")
     configurations: tuple[Configuration, ...] = setting(

@@ -436,6 +436,21 @@ def choice(*allowed: str) -> Callable[[Any], str]:
     return parse
 
 
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,47}")
+"""A run id: letters, digits and `-`, at most 48: it names a key prefix, a default bucket
+(`s3dlio-ray-ID` within S3's 63), result files and a control registration, so it never holds a
+path separator, a dot or anything a bucket refuses."""
+
+
+def parse_run_id(value: Any) -> str:
+    text = parse_str(value).strip()
+    if not RUN_ID.fullmatch(text):
+        raise ValueError(
+            "expected letters, digits and '-' (starting with a letter or digit), at most 48"
+        )
+    return text
+
+
 def parse_repeat(value: Any) -> int:
     """How many times `run` runs the workload: 1, or at least 3 (an interval from two runs
     means little)."""
