@@ -61,6 +61,7 @@ SERVER_FIXTURES = {
     "chromium",
     "prometheus",
     "scraped_run",
+    "rgw",
 }
 """Fixtures that start a server process, a browser or a Ray cluster: a test using one is an
 integration test."""
@@ -73,6 +74,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def rgw():
+    """A Ceph RGW on loopback (tests/rgw.py): one mon, one in-memory OSD, the gateway."""
+    from rgw import installed, running_rgw
+
+    if not installed():
+        pytest.skip("Ceph is not installed (Debian ceph-mon ceph-osd radosgw; .ci/run installs it)")
+    with running_rgw() as gateway:
+        yield gateway
 
 
 @pytest.fixture(scope="session")
