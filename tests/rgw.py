@@ -133,10 +133,10 @@ class Rgw:
     def start(self, memstore_bytes: int = 2 << 30, timeout_s: float = 60) -> Rgw:
         for folder in ("run", "log", "mon/ceph-a", "osd/ceph-0", "rgw"):
             (self.root / folder).mkdir(parents=True, exist_ok=True)
-        mon_port = free_port()
+        mon_port, fsid = free_port(), str(uuid.uuid4())
         (self.root / "ceph.conf").write_text(
             CONF.format(
-                fsid=uuid.uuid4(),
+                fsid=fsid,
                 mon_port=mon_port,
                 root=self.root,
                 port=self.port,
@@ -154,7 +154,8 @@ class Rgw:
         run("ceph-authtool", "--create-keyring", str(self.root / "keyring"), "--gen-key",
             "-n", "mon.", "--cap", "mon", "allow *")  # fmt: skip
         monmap = str(self.root / "monmap")
-        run("monmaptool", "--create", "--addv", "a", f"[v1:127.0.0.1:{mon_port}]", monmap)
+        address = f"[v1:127.0.0.1:{mon_port}]"
+        run("monmaptool", "--create", "--fsid", fsid, "--addv", "a", address, monmap)
         run("ceph-mon", "--mkfs", "-i", "a", "--monmap", monmap, "-c", self.conf)
         self._daemon("ceph-mon", "-i", "a")
         deadline = time.monotonic() + timeout_s
