@@ -110,14 +110,22 @@ class Rgw:
     def conf(self) -> str:
         return str(self.root / "ceph.conf")
 
-    def ceph(self, *args: str, timeout: float = 60) -> str:
-        """A `ceph` command against this cluster, its output."""
-        done = subprocess.run(
-            ["ceph", "-c", self.conf, *args], capture_output=True, text=True, timeout=timeout
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"ceph {' '.join(args)}: {done.stderr.strip()[-500:]}")
-        return done.stdout
+    def ceph(self, *args: str, timeout: float = 30) -> str:
+        """A `ceph` command against this cluster, its output; tried again for a while, since a
+        monitor that just started may refuse a command before it knows its own map (EPERM)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            done = subprocess.run(
+                ["ceph", "-c", self.conf, "--connect-timeout", "5", *args],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+            if done.returncode == 0:
+                return done.stdout
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"ceph {' '.join(args)}: {done.stderr.strip()[-500:]}")
+            time.sleep(0.3)
 
     def _daemon(self, *command: str) -> None:
         log = (self.root / "log" / f"{command[0]}.out").open("ab")
@@ -162,8 +170,7 @@ class Rgw:
         self._until(deadline, lambda: self.ceph("mon", "stat", timeout=5) is not None)
         osd = self.ceph("osd", "create").strip()
         run("ceph-osd", "-i", osd, "--mkfs", "-c", self.conf)
-        self._daemon("ceph-osd", "-i", osd)
-        self._until(deadline, lambda: " 1 up" in self.ceph("osd", "stat", timeout=5))
+        self._start_osd(osd, deadline)
         for pool in POOLS:
             self.ceph("osd", "pool", "create", pool, "8")
             self.ceph("osd", "pool", "application", "enable", pool, "rgw")
@@ -175,6 +182,25 @@ class Rgw:
         )  # fmt: skip
         self._until(deadline, self._answers)
         return self
+
+    def _start_osd(self, osd: str, deadline: float) -> None:
+        """The OSD, started again while it exits at once: at its start it sends the monitor
+        commands that a monitor a second old may refuse ("wrong fsid", before the OSD holds
+        the monitor's map), and then it ends."""
+        for _ in range(10):
+            self._daemon("ceph-osd", "-i", osd)
+            started = time.monotonic()
+            while time.monotonic() - started < 3 and self.processes[-1].poll() is None:
+                with contextlib.suppress(RuntimeError):
+                    if " 1 up" in self.ceph("osd", "stat", timeout=1):
+                        return
+                time.sleep(0.2)
+            if self.processes[-1].poll() is None:
+                self._until(deadline, lambda: " 1 up" in self.ceph("osd", "stat", timeout=2))
+                return
+            self.processes.pop()
+            time.sleep(1)
+        raise RuntimeError(f"the OSD would not start: {self.logs()}")
 
     def _answers(self) -> bool:
         try:

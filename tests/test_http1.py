@@ -102,6 +102,27 @@ def test_keep_alive_reuses_one_connection_and_fills_the_callers_buffer():
     asyncio.run(main())
 
 
+def test_a_server_that_closes_while_the_body_is_sent_is_a_transport_error():
+    """An endpoint killed in the middle of an upload: the next write must not meet a closed
+    transport (uvloop raises RuntimeError there); the request ends as a transport error the
+    client retries."""
+
+    async def close_after_the_head(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.transport.abort()
+
+    async def main():
+        async with serve(close_after_the_head) as server:
+            client = Http1Transport("127.0.0.1", server.port)
+            body = [bytes(1 << 20)] * 64
+            for _ in range(5):
+                with pytest.raises(TransportError, match="connection closed by the server"):
+                    await client.request("PUT", "/b/k", {"Content-Length": str(64 << 20)}, body)
+            await client.aclose()
+
+    asyncio.run(main())
+
+
 def test_large_body_from_segments_arrives_intact():
     parts = [bytes(range(256)) * 40_000, memoryview(b"x" * 5_000_000)[7:], b"tail"]
     expected = hashlib.sha256(b"".join(bytes(p) for p in parts)).hexdigest()

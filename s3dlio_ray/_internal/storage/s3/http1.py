@@ -303,14 +303,18 @@ class _Connection(asyncio.BufferedProtocol):
         timeout = self._watch.timeout
         transport = self.transport
         assert transport is not None
+        if transport.is_closing():
+            raise TransportError("connection closed by the server before the request")
         transport.write(head)
         for segment in body:
             view = memoryview(segment).cast("B")
             for offset in range(0, len(view), WRITE_PIECE):
-                if waiter.done() or self.closed:
-                    break
-                if not self._writable.is_set():
+                if not self._writable.is_set() and not waiter.done():
                     await self._wait_progress(self._writable.wait(), waiter, timeout)
+                # Checked after the wait: the server may have closed the connection meanwhile
+                # (a write to a closed transport raises, where the waiter says why).
+                if waiter.done() or self.closed or transport.is_closing():
+                    break
                 transport.write(view[offset : offset + WRITE_PIECE])
         if not waiter.done() and not self._writable.is_set() and not self.closed:
             await self._wait_progress(self._writable.wait(), waiter, timeout)
