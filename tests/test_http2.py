@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import trustme
-from conftest import ROOT, TEST_CREDENTIALS, server_process
+from conftest import ROOT, TEST_CREDENTIALS, run_cli, server_process
 
 from s3dlio_ray._internal.model.content import ObjectData
 from s3dlio_ray._internal.model.endpoint import Endpoint
@@ -117,3 +117,26 @@ def test_http2_is_refused_for_aws_when_the_settings_are_made():
         Settings(endpoint="https://s3.us-east-1.amazonaws.com", http2=True)
     with pytest.raises(ConfigError, match="AWS S3 endpoints do not speak HTTP/2"):
         load_settings(None, {"endpoint": "https://bucket.s3.amazonaws.com", "http2": True}, {})
+
+
+def test_http2_against_a_store_that_speaks_only_http1_is_one_line_at_once(moto_url):
+    """moto (like Ceph RGW) answers HTTP/1.1 only: h2c is refused at the first request, which
+    is not a network failing and is not retried."""
+    proc = run_cli(
+        "run",
+        "configs/quick.yaml",
+        "--endpoint",
+        moto_url,
+        "--set",
+        "http2=true",
+        "--metrics-port",
+        "off",
+        "--objects",
+        "2",
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [x for x in proc.stderr.splitlines() if x.startswith("s3dlio-ray: error: ")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr
+    assert "does not speak HTTP/2 over cleartext (h2c)" in errors[0]
+    assert "leave http2 off (--set http2=false)" in errors[0]
+    assert "(after 1 attempts;" in errors[0], "no retry can help"

@@ -39,6 +39,7 @@ from s3dlio_ray._internal.storage.s3.transport import (
     Buffer,
     CertificateError,
     ConnectError,
+    NoHttp2,
     RequestTimeout,
     Response,
     Transport,
@@ -333,7 +334,7 @@ class S3Client:
                     n_objects,
                 )
             except TransportError as exc:
-                if isinstance(exc, CertificateError):
+                if isinstance(exc, CertificateError | NoHttp2):
                     raise self._transport_error(
                         operation, resource, endpoint, exc, attempt
                     ) from None
@@ -451,6 +452,8 @@ class S3Client:
             hint = (
                 "give its CA as ca_bundle (or AWS_CA_BUNDLE), or insecure: true for a lab endpoint"
             )
+        elif isinstance(exc, NoHttp2):
+            hint = "it speaks HTTP/1.1: leave http2 off (--set http2=false)"
         elif not isinstance(exc, ConnectError):
             hint = "the endpoint is overloaded or the network is failing"
         return S3ConnectionError(

@@ -16,6 +16,7 @@ from s3dlio_ray._internal.storage.s3.transport import (
     Buffer,
     CertificateError,
     ConnectError,
+    NoHttp2,
     RequestTimeout,
     Response,
     TransportError,
@@ -45,6 +46,10 @@ class Http2Transport:
         local_address: str | None = None,
     ) -> None:
         prior_knowledge = base_url.startswith("http://")
+        self._h2c = prior_knowledge
+        self._answered = False
+        """Whether the endpoint ever answered: h2c refused at the first request is a store
+        that speaks only HTTP/1.1, not a network failing."""
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
@@ -104,8 +109,15 @@ class Http2Transport:
             raise ConnectError(f"cannot connect: {exc}") from None
         except httpx.TimeoutException as exc:
             raise RequestTimeout(f"request timed out: {exc}") from None
+        except httpx.RemoteProtocolError as exc:
+            if self._h2c and not self._answered:
+                raise NoHttp2(
+                    f"the endpoint does not speak HTTP/2 over cleartext (h2c): {exc}"
+                ) from None
+            raise TransportError(f"HTTP/2 request failed: {exc}") from None
         except httpx.HTTPError as exc:
             raise TransportError(f"HTTP/2 request failed: {exc}") from None
+        self._answered = True
         return Response(
             response.status_code,
             {k.lower(): v for k, v in response.headers.items()},

@@ -21,6 +21,10 @@ class CertificateError(ConnectError):
     """The endpoint's TLS certificate is not trusted: retrying cannot help."""
 
 
+class NoHttp2(TransportError):
+    """The endpoint does not speak HTTP/2 over cleartext (h2c): retrying cannot help."""
+
+
 class RequestTimeout(TransportError):
     """The endpoint stopped answering for longer than the timeout."""
 
