@@ -98,6 +98,7 @@ CASES = [
     (["--max-attempts", "0"], "max_attempts: expected an integer in 1..20"),
     (["--max-attempts", "100"], "max_attempts: expected an integer in 1..20"),
     (["--set", "http2=maybe"], "http2: expected true or false"),
+    (["--metrics-host", "203.0.113.9"], "metrics_host 203.0.113.9: this machine cannot listen"),
     (["--run-id", "../../etc"], "run_id: expected letters, digits and '-'"),
     (["--run-id", "a/b"], "run_id: expected letters, digits and '-'"),
     (["--run-id", "x" * 49], "at most 48"),
@@ -207,3 +208,10 @@ ENVIRONMENT = [
 def test_a_bad_environment_variable_is_one_line(variable, value, message, monkeypatch, capsys):
     monkeypatch.setenv(variable, value)
     assert message in refused(["run", "configs/quick.yaml", "--executor", "local"], capsys)
+
+
+def test_a_workload_file_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    path = tmp_path / "w.yaml"
+    path.write_bytes(b"objects: 3\nname: \xff\xfe\n")
+    line = refused(["run", str(path), "--executor", "local"], capsys)
+    assert "not UTF-8 text (byte 17)" in line

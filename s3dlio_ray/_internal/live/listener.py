@@ -14,6 +14,8 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from s3dlio_ray._internal.model.errors import ConfigError
+
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -33,6 +35,21 @@ def _router(routes: Mapping[str, WsgiApp]) -> WsgiApp:
         return app(environ, start_response)
 
     return route
+
+
+def check_host(host: str) -> None:
+    """Refuse, before anything starts, an address this machine cannot listen on (the run's
+    metrics and control go there)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, 0))
+    except (OSError, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(
+            f"metrics_host {host}: this machine cannot listen there ({reason}): give 127.0.0.1 "
+            "(the default), 0.0.0.0, or one of its own addresses"
+        ) from None
 
 
 class Listener:

@@ -18,7 +18,7 @@ from typing import Protocol
 from s3dlio_ray._internal.execution.build import build_engine, cluster_policy
 from s3dlio_ray._internal.live.control_channel import Changer, control_app, new_token, register
 from s3dlio_ray._internal.live.executor import PhaseExecutor, ProgressHook
-from s3dlio_ray._internal.live.listener import Listener
+from s3dlio_ray._internal.live.listener import Listener, check_host
 from s3dlio_ray._internal.live.local_pool import LocalPool
 from s3dlio_ray._internal.live.metrics import MetricsExporter, MetricsView
 from s3dlio_ray._internal.live.pool import WorkerPool
@@ -76,6 +76,7 @@ async def execute_plan(
 ) -> list[RunResult]:
     """Each configuration of the plan in turn on the same keys, sizes and content; after an
     interruption or an error no further configuration starts."""
+    check_host(plan.settings.metrics_host)
     results: list[RunResult] = []
     created = False
     for configuration in plan.configurations:
