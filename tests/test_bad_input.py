@@ -81,6 +81,7 @@ CASES = [
     (["--bucket", "a_b"], "bucket: expected 3-63 lowercase letters"),
     (["--bucket=-abc"], "bucket: expected 3-63 lowercase letters"),
     (["--endpoint", AWS, "--bucket", "192.168.1.1"], "not formatted as an IP address"),
+    (["--bucket", "192.168.1.1"], "bucket: a bucket name is not formatted as an IP address"),
     (["--endpoint", AWS, "--bucket", "a..b"], "no two dots in a row"),
     (["--endpoint", AWS, "--bucket", "xn--abc"], "no reserved prefix"),
     (["--remove-bucket", "sometimes"], "remove_bucket: expected one of created, always, never"),

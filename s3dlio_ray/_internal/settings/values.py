@@ -406,6 +406,8 @@ def parse_bucket(value: Any) -> str:
     text = parse_str(value).strip()
     if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", text):
         raise ValueError("expected 3-63 lowercase letters, digits, dots and hyphens")
+    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", text):
+        raise ValueError("a bucket name is not formatted as an IP address (S3 refuses it)")
     return text
 
 
@@ -413,8 +415,6 @@ def aws_bucket_name_problem(name: str) -> str | None:
     """What AWS S3's naming rules refuse in a name the plain pattern allows, or None."""
     if ".." in name or ".-" in name or "-." in name:
         return "no two dots in a row, and no dot beside a hyphen"
-    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name):
-        return "not formatted as an IP address"
     if name.startswith(("xn--", "sthree-")) or name.endswith(("-s3alias", "--ol-s3")):
         return "no reserved prefix (xn--, sthree-) or suffix (-s3alias, --ol-s3)"
     return None
