@@ -91,13 +91,8 @@ COPY_GROUPS = ("copy", "tuning", "transport", "cluster", "metrics", "output")
 """The settings `cp` takes flags for (its source and destination are its arguments)."""
 
 
-def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
-    parser = argparse.ArgumentParser(prog="s3dlio-ray", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"s3dlio-ray {VERSION}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run a workload file")
-    run.add_argument("workload", help="workload YAML file, e.g. configs/quick.yaml")
-    run.add_argument(
+def _add_set(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
         "--set",
         dest="extra",
         action="append",
@@ -106,6 +101,15 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
         help="set any workload key; VALUE is YAML (--set 'mix={get: 90, put: 10}'), a dotted "
         "KEY sets inside a section",
     )
+
+
+def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
+    parser = argparse.ArgumentParser(prog="s3dlio-ray", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"s3dlio-ray {VERSION}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run a workload file")
+    run.add_argument("workload", help="workload YAML file, e.g. configs/quick.yaml")
+    _add_set(run)
     run.add_argument("--quiet", action="store_true", help="no live progress line")
     keys = _add_setting_flags(run)
     cp = commands.add_parser(
@@ -119,7 +123,7 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
         "copy_to", metavar="DESTINATION", help="s3://BUCKET/PREFIX, or a local path ({node})"
     )
     cp.add_argument("--quiet", action="store_true", help="no live progress line")
-    cp.set_defaults(extra=[])
+    _add_set(cp)
     keys += [
         k for k in _add_setting_flags(cp, COPY_GROUPS, ("copy_from", "copy_to")) if k not in keys
     ]

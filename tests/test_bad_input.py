@@ -216,3 +216,10 @@ def test_a_workload_file_that_is_not_utf8_is_one_line(tmp_path, capsys):
     path.write_bytes(b"objects: 3\nname: \xff\xfe\n")
     line = refused(["run", str(path), "--executor", "local"], capsys)
     assert "not UTF-8 text (byte 17)" in line
+
+
+def test_cp_takes_set_and_refuses_an_unknown_key(tmp_path, capsys):
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"x")
+    line = refused(["cp", str(source), "s3://some-bucket/p/", "--set", "colour=blue"], capsys)
+    assert "unknown key 'colour'" in line

@@ -580,6 +580,8 @@ def test_small_jobs_start_no_ray_when_no_cluster_runs(moto_url, boto3_s3, bucket
         moto_url,
         "--metrics-port",
         "off",
+        "--set",
+        "max_attempts=3",
         "--output",
         str(tmp_path / "cp.json"),
         env=env,
