@@ -188,3 +188,37 @@ def test_paused_time_counts_toward_no_accelerators_utilization():
     # The second step (the first is left out of AU) waited only while paused: none of it.
     assert epoch.counted_s == pytest.approx(0.05) and epoch.compute_s == pytest.approx(0.05)
     assert epoch.wait_s == pytest.approx(0.0) and epoch.au == pytest.approx(1.0)
+
+
+def test_the_registry_is_private_even_where_it_was_not_and_wants_a_bearer_token(
+    tmp_path, monkeypatch
+):
+    import io
+    import json
+    from types import SimpleNamespace
+
+    from s3dlio_ray._internal.live.control_channel import control_app, register
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    folder = registry_dir()
+    folder.mkdir(parents=True, mode=0o755)
+    folder.chmod(0o755)
+    (folder / "r1.json").write_text("{}")
+    (folder / "r1.json").chmod(0o644)
+    path = register("r1", "127.0.0.1", 9, "the-token")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    taken = []
+    app = control_app(SimpleNamespace(change=lambda c: taken.append(c) or {}), "the-token")
+    statuses = []
+    for header in ("the-token", "Basic the-token", "Bearer the-token"):
+        body = json.dumps({"concurrency": 4}).encode()
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "HTTP_AUTHORIZATION": header,
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body),
+        }
+        app(environ, lambda status, headers: statuses.append(status.split()[0]))
+    assert statuses[:2] == ["401", "401"] and statuses[2] != "401"
+    assert len(taken) == 1, "only the Bearer request reached the run"

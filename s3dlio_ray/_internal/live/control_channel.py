@@ -69,8 +69,8 @@ def control_app(changer: Changer, token: str) -> WsgiApp:
 
         if environ["REQUEST_METHOD"] != "POST":
             return answer("405 Method Not Allowed", {"error": "POST a JSON object of changes"})
-        given = environ.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer ")
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        scheme, _, given = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme != "Bearer" or not hmac.compare_digest(given.encode(), token.encode()):
             return answer("401 Unauthorized", {"error": "not this run's control token"})
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -120,8 +120,10 @@ def register(run_id: str, host: str, port: int, token: str) -> Path:
     registration = Registration(run_id, f"http://{shown}:{port}/control", token, os.getpid())
     folder = registry_dir()
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)  # a folder that was there already keeps its mode otherwise
     path = folder / f"{run_id}.json"
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # as for an older file of the same name
     with os.fdopen(descriptor, "w") as out:
         json.dump(asdict(registration), out)
     return path
