@@ -619,3 +619,43 @@ def test_small_jobs_start_no_ray_when_no_cluster_runs(moto_url, boto3_s3, bucket
     assert big.returncode == 0, big.stdout + big.stderr
     assert "a small job" not in big.stdout and list(ray_tmp.iterdir()), "over 100 objects: Ray"
     shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_an_endpoint_that_never_answers_is_one_line_within_its_silence(tmp_path):
+    """A server that takes connections and never says a byte: with a 2 s timeout and 3 s of
+    silence allowed, the run ends after the second try, not after every retry's timeout."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    done = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not done.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    started = time.monotonic()
+    try:
+        proc = run_quick(
+            "--endpoint", url, "--timeout", "2", "--set", "silence_s=3", "--objects", "1"
+        )
+    finally:
+        done.set()
+        for connection in held:
+            connection.close()
+        listener.close()
+    elapsed = time.monotonic() - started
+    line = assert_one_line_error(proc, 1)
+    assert "no answer from the endpoint for 3 s: it is not answering" in line
+    assert "(after 2 attempts;" in line and elapsed < 60

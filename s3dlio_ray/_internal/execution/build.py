@@ -98,6 +98,7 @@ def build_client(settings: Settings, access: Access, seat: Seat = Seat()) -> S3C
         max_connections=max(settings.max_concurrency, settings.concurrency or 0),
         connect_timeout_s=settings.connect_timeout_s,
         timeout_s=settings.timeout_s,
+        silence_s=settings.silence_s,
         retry=RetryPolicy(max_attempts=settings.max_attempts),
         ca_bundle=settings.ca_bundle,
         insecure=settings.insecure,

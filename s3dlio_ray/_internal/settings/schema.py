@@ -503,6 +503,12 @@ class Settings:
         10.0, float_range(0.1, 600), "transport", "connect timeout in seconds"
     )
     timeout_s: float = setting(30.0, float_range(0.1, 3600), "transport", "idle timeout in seconds")
+    silence_s: float = setting(
+        30.0,
+        float_range(0.1, 3600),
+        "transport",
+        "give up on an endpoint from which no answer came for this long, retries included",
+    )
     max_attempts: int = setting(5, int_range(1, 20), "transport", "attempts per request")
     # cluster
     executor: Executor = setting(

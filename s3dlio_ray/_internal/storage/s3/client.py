@@ -72,6 +72,9 @@ class ClientOptions:
     max_connections: int = 256
     connect_timeout_s: float = 10.0
     timeout_s: float = 30.0
+    silence_s: float = 30.0
+    """No answer from any endpoint for this long, retries included: the endpoint does not
+    answer, and a timed-out request is not tried again."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     ca_bundle: str | None = None
     insecure: bool = False
@@ -207,6 +210,8 @@ class S3Client:
         self.rotation = Rotation(
             len(self._endpoints), options.endpoint_policy, options.first_endpoint
         )
+        self._heard = time.monotonic()
+        """When an endpoint last answered (or the client began)."""
         self.on_retry: RetryHook | None = None
         self.on_request: RequestHook | None = None
         self._ssl: ssl.SSLContext | None = None
@@ -312,6 +317,7 @@ class S3Client:
         target_query = "?" + _query(query) if query else ""
         policy = self.options.retry
         attempt, avoid = 0, None
+        began = time.monotonic()
         while True:
             attempt += 1
             last = attempt >= policy.max_attempts
@@ -334,9 +340,10 @@ class S3Client:
                     n_objects,
                 )
             except TransportError as exc:
-                if isinstance(exc, CertificateError | NoHttp2):
+                silent = isinstance(exc, RequestTimeout) and self._silent_since(began)
+                if silent or isinstance(exc, CertificateError | NoHttp2):
                     raise self._transport_error(
-                        operation, resource, endpoint, exc, attempt
+                        operation, resource, endpoint, exc, attempt, silent
                     ) from None
                 self._connection_failed(index, exc)
                 if last:
@@ -396,6 +403,7 @@ class S3Client:
             raise
         finally:
             rotation.in_flight[index] -= 1
+        self._heard = time.monotonic()
         rotation.succeeded(index)
         if response.status in ok and self.on_request is not None:
             moved = (
@@ -435,6 +443,10 @@ class S3Client:
             )
         )
 
+    def _silent_since(self, began: float) -> bool:
+        """No endpoint has answered since this request began, for silence_s or longer."""
+        return time.monotonic() - max(self._heard, began) >= self.options.silence_s
+
     def _retrying(self, operation: str, throttled: bool) -> None:
         if self.on_retry is not None:
             self.on_retry(operation, throttled)
@@ -446,11 +458,17 @@ class S3Client:
         endpoint: _Endpoint,
         exc: TransportError,
         attempts: int,
+        silent: bool = False,
     ) -> S3ConnectionError:
         hint = "check --endpoint and that the S3 service is running"
         if isinstance(exc, CertificateError):
             hint = (
                 "give its CA as ca_bundle (or AWS_CA_BUNDLE), or insecure: true for a lab endpoint"
+            )
+        elif silent:
+            hint = (
+                f"no answer from the endpoint for {self.options.silence_s:g} s: it is not "
+                "answering; silence_s sets how long to wait"
             )
         elif isinstance(exc, NoHttp2):
             hint = "it speaks HTTP/1.1: leave http2 off (--set http2=false)"
