@@ -223,3 +223,18 @@ def test_cp_takes_set_and_refuses_an_unknown_key(tmp_path, capsys):
     source.write_bytes(b"x")
     line = refused(["cp", str(source), "s3://some-bucket/p/", "--set", "colour=blue"], capsys)
     assert "unknown key 'colour'" in line
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(None, "No such file or directory"), (b"-----BEGIN X-----\nabc\n", "no PEM certificate")],
+)
+def test_a_ca_bundle_that_holds_no_certificate_is_one_line(
+    content, reason, credentials, tmp_path, capsys
+):
+    bundle = tmp_path / "ca.pem"
+    if content is not None:
+        bundle.write_bytes(content)
+    argv = ["run", "configs/quick.yaml", "--endpoint", "https://127.0.0.1:9", "--objects", "1"]
+    line = refused([*argv, "--ca-bundle", str(bundle), "--executor", "local"], capsys)
+    assert f"ca_bundle {bundle}: {reason}" in line

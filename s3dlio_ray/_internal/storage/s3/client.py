@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from s3dlio_ray._internal.model import crc
 from s3dlio_ray._internal.model.endpoint import Endpoint
+from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.storage.s3.errors import S3ConnectionError, S3Error, parse_error
 from s3dlio_ray._internal.storage.s3.http1 import Http1Transport
 from s3dlio_ray._internal.storage.s3.http2 import Http2Transport
@@ -164,6 +165,19 @@ def _findall(elem: ET.Element, name: str) -> list[ET.Element]:
     return elem.findall("{*}" + name)
 
 
+def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """The system's trust store, or the CA bundle given; a bundle that cannot be read or holds
+    no certificate is bad input, said in one line."""
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except OSError as exc:  # ssl.SSLError is one too
+        reason = "no PEM certificate in it" if isinstance(exc, ssl.SSLError) else exc.strerror
+        raise ConfigError(
+            f"ca_bundle {ca_bundle}: {reason}: give a PEM file of the CA certificates that "
+            "signed the endpoint's"
+        ) from None
+
+
 def _query(params: dict[str, str]) -> str:
     return "&".join(
         f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" if v != "" else quote(k, safe="-_.~")
@@ -216,7 +230,7 @@ class S3Client:
         self.on_request: RequestHook | None = None
         self._ssl: ssl.SSLContext | None = None
         if any(e.scheme == "https" for e in self._endpoints):
-            self._ssl = ssl.create_default_context(cafile=options.ca_bundle)
+            self._ssl = _tls_context(options.ca_bundle)
             if options.insecure:
                 self._ssl.check_hostname = False
                 self._ssl.verify_mode = ssl.CERT_NONE
