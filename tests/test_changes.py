@@ -109,6 +109,30 @@ def test_a_paused_phase_admits_nothing_and_its_duration_waits():
     assert wall >= 0.65 and started[-1] - started[0] == pytest.approx(0.3, abs=0.05)
 
 
+def test_a_stop_ends_a_wait_for_the_rate_limit_at_once():
+    """A 10 MiB object under a 1 MiB/s cap waits 10 s to start; a stop (SIGTERM) must not
+    wait with it: the grace after a stop is five seconds whatever the limiter holds."""
+
+    async def main():
+        admission = Admission(ShareLimits(None, RateLimit("bytes", 1 << 20)), lambda item: 10 << 20)
+
+        async def slot():
+            pass
+
+        async def stop_later():
+            await asyncio.sleep(0.3)
+            admission.stop(EndedBy.INTERRUPTED)
+
+        stopper = asyncio.ensure_future(stop_later())
+        started = time.perf_counter()
+        result = await admission.run(range(5), slot, lambda: None, lambda item: asyncio.sleep(0))
+        await stopper
+        return result, time.perf_counter() - started
+
+    (dispatched, ended_by), took = asyncio.run(main())
+    assert ended_by == EndedBy.INTERRUPTED and dispatched <= 1 and took < 3
+
+
 def test_a_stop_ends_a_paused_phase():
     async def main():
         admission = Admission(ShareLimits(None, None, Overrides((), True, 1)), lambda item: 1)

@@ -10,6 +10,7 @@ paused time counts toward neither its duration nor its elapsed time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -100,6 +101,9 @@ class Admission:
         self._cost = cost
         self.stopped_by: EndedBy | None = None
         """Set to end the phase early: autoterm, an interruption, or another share's error."""
+        self._stopping = asyncio.Event()
+        """Set with `stopped_by`: a wait for the rate limit ends at once (the grace after a stop
+        is STOP_GRACE_S, whatever the limit)."""
         self.fatal: BaseException | None = None
         """The first error every further request would hit too (engines set it)."""
 
@@ -168,6 +172,7 @@ class Admission:
     def stop(self, reason: EndedBy) -> None:
         """End the phase early (a pause included): start nothing more."""
         self.stopped_by = reason
+        self._stopping.set()
         self.clock.wake()
 
     def steer(self, bytes_per_s: float | None) -> None:
@@ -185,7 +190,8 @@ class Admission:
         if self._duration_s is not None:
             wait = min(wait, self._duration_s - self.active_s())
         if wait > 0:
-            await asyncio.sleep(wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), wait)
 
     def ended_by(self) -> EndedBy | None:
         """Why the phase must start nothing more, or None while it may go on."""
