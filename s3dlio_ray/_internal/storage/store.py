@@ -157,6 +157,9 @@ class S3Store:
         await self.client.put_object(bucket, key, [body], checksum if send_crc32 else None)
         return checksum
 
+    async def stored_crc32(self, bucket: str, key: str) -> int | None:
+        return await self.client.stored_crc32(bucket, key)
+
     async def download(
         self, bucket: str, key: str, size: int, target: TargetFile, gate: PartGate
     ) -> tuple[int, Mapping[str, str]]:

@@ -55,6 +55,8 @@ class FileStore(Protocol):
         self, bucket: str, key: str, size: int, target: TargetFile, gate: PartGate
     ) -> tuple[int, Mapping[str, str]]: ...
 
+    async def stored_crc32(self, bucket: str, key: str) -> int | None: ...
+
 
 class CopyOp(NamedTuple):
     name: str
@@ -94,6 +96,13 @@ class _Copy:
 
 
 class Upload(_Copy):
+    """Files to objects. With checksum headers sent, the share reads the first object's stored
+    checksum back: a store that keeps none (it took the header unchecked) is said to, and no
+    line claims the store checked what it did not."""
+
+    _kept: bool | None = None
+    """Whether the store keeps the CRC32 sent (None: not yet asked)."""
+
     def operations(self) -> Iterator[CopyOp]:
         copy = self._copy
         for name, size, known in self._items.items():
@@ -119,8 +128,25 @@ class Upload(_Copy):
                     ) from None
                 raise
         self._digests[op.name] = (op.size, checksum)
-        self._count("crc32 sent" if copy.checksum_headers else "crc32 in the manifest")
+        if copy.checksum_headers:
+            self._count(await self._sent(store, copy.key_for(op.name), checksum))
+        else:
+            self._count("crc32 in the manifest")
         return Done(op.size)
+
+    async def _sent(self, store: ObjectStore, key: str, checksum: int) -> str:
+        """What became of the CRC32 sent with the object, as the checks count it."""
+        if self._kept is None:
+            bucket = self._copy.remote.bucket
+            stored = await cast(FileStore, store).stored_crc32(bucket, key)
+            if stored is not None and stored != checksum:
+                raise S3DlioRayError(
+                    f"s3://{bucket}/{key}: the store kept CRC32 {stored:08x} for a file of "
+                    f"CRC32 {checksum:08x}"
+                )
+            self._kept = stored is not None
+        kept = "kept" if self._kept else "not kept"
+        return f"crc32 sent, {kept} by the store"
 
 
 class Download(_Copy):

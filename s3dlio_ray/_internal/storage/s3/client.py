@@ -735,6 +735,15 @@ class S3Client:
         await in_parts(part_ranges(size, part_size)[1:], gate or PartGate(), one)
         return GetResult(view, size, first.etag, first.ttfb_s, first.http_version, first.headers)
 
+    async def stored_crc32(self, bucket: str, key: str) -> int | None:
+        """The CRC32 the store kept for the object (HEAD with checksum mode), or None when it
+        keeps none: stores that take checksum headers unchecked (Ceph RGW 16) answer none."""
+        response = await self._send(
+            "HeadObject", "HEAD", bucket, key, headers={"x-amz-checksum-mode": "ENABLED"}
+        )
+        value = response.headers.get(CRC32_HEADER)
+        return crc.from_header(value) if value else None
+
     async def head_object(self, bucket: str, key: str) -> ObjectInfo:
         response = await self._send("HeadObject", "HEAD", bucket, key)
         return ObjectInfo(
