@@ -238,3 +238,27 @@ def test_a_ca_bundle_that_holds_no_certificate_is_one_line(
     argv = ["run", "configs/quick.yaml", "--endpoint", "https://127.0.0.1:9", "--objects", "1"]
     line = refused([*argv, "--ca-bundle", str(bundle), "--executor", "local"], capsys)
     assert f"ca_bundle {bundle}: {reason}" in line
+
+
+def test_cp_of_a_key_that_does_not_exist_is_bad_input(
+    moto_url, bucket, credentials, tmp_path, capsys
+):
+    argv = ["cp", f"s3://{bucket}/no/such.bin", str(tmp_path / "here.bin")]
+    code = main([*argv, "--endpoint", moto_url, "--metrics-port", "off", "--quiet"])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("s3dlio-ray: error: ")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err
+    assert f"cp: s3://{bucket}/no/such.bin: no such object" in errors[0]
+    assert not (tmp_path / "here.bin").exists()
+
+
+def test_a_damaged_manifest_is_a_fault_of_what_was_stored_not_bad_input(
+    moto_url, boto3_s3, bucket, credentials, tmp_path, capsys
+):
+    boto3_s3.put_object(Bucket=bucket, Key="set/f.bin", Body=b"data")
+    boto3_s3.put_object(Bucket=bucket, Key="set/.s3dlio-ray-manifest.json", Body=b'{"obj\x01')
+    argv = ["cp", f"s3://{bucket}/set/", str(tmp_path / "down"), "--recursive"]
+    code = main([*argv, "--endpoint", moto_url, "--metrics-port", "off", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert f"s3://{bucket}/set/.s3dlio-ray-manifest.json: damaged, or not a manifest" in err

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, overload
 
-from s3dlio_ray._internal.model.errors import ConfigError
+from s3dlio_ray._internal.model.errors import S3DlioRayError
 from s3dlio_ray._internal.model.keys import ListedKeys
 
 MANIFEST = ".s3dlio-ray-manifest.json"
@@ -143,14 +143,17 @@ class CopyItems(ListedKeys):
             yield name, size, None if crc < 0 else crc
 
 
-def manifest_entries(text: bytes) -> dict[str, tuple[int, int]]:
-    """A manifest's entries, name -> (size, crc32); ConfigError when it is not one."""
+def manifest_entries(text: bytes, where: str = MANIFEST) -> dict[str, tuple[int, int]]:
+    """A manifest's entries, name -> (size, crc32). One that does not read (damaged in the
+    store, or someone else's file of that name) is a fault of what was stored, not bad input:
+    S3DlioRayError (exit 1)."""
     try:
         doc = json.loads(text)
         return {name: (int(e["size"]), int(e["crc32"])) for name, e in doc["objects"].items()}
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise ConfigError(
-            f"{MANIFEST}: not a manifest this tool wrote; move it away or copy elsewhere"
+        raise S3DlioRayError(
+            f"{where}: damaged, or not a manifest this tool wrote; nothing was copied (move it "
+            "away, or copy elsewhere)"
         ) from None
 
 

@@ -226,7 +226,8 @@ async def read_manifest(client: S3Client, copy: CopySpec) -> dict[str, tuple[int
         if exc.code == "NoSuchKey" or exc.status == 404:
             return {}
         raise
-    return manifest_entries(bytes(result.body))
+    where = f"s3://{copy.remote.bucket}/{copy.manifest_key}"
+    return manifest_entries(bytes(result.body), where)
 
 
 async def _remote_objects(client: S3Client, copy: CopySpec) -> dict[str, int]:
@@ -301,7 +302,15 @@ class DownloadStep:
         kept = await read_manifest(client, copy)
         if copy.single:
             name = copy.remote.prefix.rsplit("/", 1)[-1]
-            info = await client.head_object(copy.remote.bucket, copy.remote.prefix)
+            try:
+                info = await client.head_object(copy.remote.bucket, copy.remote.prefix)
+            except S3Error as exc:
+                if exc.status != 404:
+                    raise
+                raise ConfigError(
+                    f"cp: {copy.remote}: no such object (check the key; a prefix takes "
+                    "--recursive)"
+                ) from None
             found = {name: info.size}
         else:
             found = {
