@@ -38,7 +38,7 @@ from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.settings.load import load_settings as _load_settings
 from s3dlio_ray._internal.settings.schema import Settings
 from s3dlio_ray._internal.storage.embedded import EMBEDDED_CREDENTIALS, EmbeddedS3
-from s3dlio_ray._internal.storage.journal import cleanup, read_journal
+from s3dlio_ray._internal.storage.journal import cleanup, journal_bounds, read_journal
 
 Workload = str | Path | Mapping[str, Any] | Settings
 """A workload file's path, its content as a mapping, or Settings already loaded."""
@@ -365,7 +365,8 @@ async def cleanup_async(run_id: str, /, **overrides: Any) -> CleanupResult:
                 "cleaned up already (check --bucket and --prefix)"
             )
         created = bool(journal.get("bucket_created"))
-        return await cleanup(client, bucket, settings.prefix, run_id, remove_bucket=created)
+        bounds = journal_bounds(journal)
+        return await cleanup(client, bucket, settings.prefix, run_id, created, bounds)
     finally:
         await client.aclose()
 

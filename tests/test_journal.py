@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import uuid
 
 import pytest
 from conftest import answering, incomplete_uploads, make_client, run_cli
 
 from s3dlio_ray._internal.model.errors import ConfigError
+from s3dlio_ray._internal.model.keys import KeyBounds
 from s3dlio_ray._internal.storage.journal import (
     cleanup,
     read_journal,
@@ -33,7 +35,7 @@ def test_cleanup_removes_its_keys_uploads_journal_and_the_bucket_it_made(moto_ur
         for key in OURS:
             await client.put_object("made-by-r1", key, [b"z" * 100])
         await client.create_multipart_upload("made-by-r1", "p/r1/obj-00000009")
-        result = await cleanup(client, "made-by-r1", "p", "r1", remove_bucket=True)
+        result = await cleanup(client, "made-by-r1", "p", "r1", True, KeyBounds())
         await client.aclose()
         return journal, result
 
@@ -56,7 +58,7 @@ def test_cleanup_never_touches_what_it_did_not_write_even_under_its_prefix(
         for key in OURS:
             await client.put_object(bucket, key, [b"1"])
         await client.create_multipart_upload(bucket, "p/r1/obj-00000005")
-        result = await cleanup(client, bucket, "p", "r1", remove_bucket=True)
+        result = await cleanup(client, bucket, "p", "r1", True, KeyBounds())
         await client.aclose()
         return result
 
@@ -123,7 +125,7 @@ def test_a_store_without_multipart_listing_still_cleans_up_with_a_warning(caplog
         server = await asyncio.start_server(answering(answer), "127.0.0.1", 0)
         client = make_client(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
         try:
-            return await cleanup(client, "b", "p", "r1", remove_bucket=False)
+            return await cleanup(client, "b", "p", "r1", False, KeyBounds())
         finally:
             await client.aclose()
             server.close()
@@ -135,3 +137,57 @@ def test_a_store_without_multipart_listing_still_cleans_up_with_a_warning(caplog
         for r in caplog.records
     )
     assert sum("uploads" in line for line in seen) == 1  # not retried: it will not change
+
+
+def test_a_key_of_the_runs_naming_written_beside_it_survives_its_cleanup(
+    moto_url, boto3_s3, bucket, credentials
+):
+    """Someone writes s3dlio-ray/RUN/obj-00009999 while a 60-object run goes: the run's
+    cleanup removes its own 60 and leaves that one (and so the bucket)."""
+    import s3dlio_ray
+
+    run_id = f"race-{uuid.uuid4().hex[:8]}"
+    racing = f"s3dlio-ray/{run_id}/obj-00009999"
+    written = []
+
+    def progress(seen) -> None:
+        if not written and seen.phase == "put":
+            boto3_s3.put_object(Bucket=bucket, Key=racing, Body=b"not the run's")
+            written.append(racing)
+
+    report = s3dlio_ray.run(
+        "configs/quick.yaml",
+        hooks=s3dlio_ray.Hooks(progress=progress),
+        endpoint=moto_url,
+        bucket=bucket,
+        run_id=run_id,
+        executor="local",
+        objects=60,
+        object_size="64KiB",
+        concurrency=2,
+        rate_limit="40 ops/s",
+        metrics_port="off",
+    )
+    assert report.ok, report.error
+    assert written and report.result.cleanup.deleted == 60
+    assert keys_in(boto3_s3, bucket) == [racing]
+
+
+def test_cleanup_of_a_killed_run_keeps_to_the_bounds_its_journal_records(
+    moto_url, boto3_s3, bucket, credentials
+):
+    import s3dlio_ray
+
+    async def journal():
+        client = make_client(moto_url)
+        try:
+            await write_journal(client, bucket, "p", "r7", {"bucket": bucket, "objects": 3})
+        finally:
+            await client.aclose()
+
+    asyncio.run(journal())
+    for index in (0, 1, 2, 7):
+        boto3_s3.put_object(Bucket=bucket, Key=f"p/r7/obj-{index:08d}", Body=b"x")
+    result = s3dlio_ray.cleanup_run("r7", endpoint=moto_url, bucket=bucket, prefix="p")
+    assert result.deleted == 3
+    assert keys_in(boto3_s3, bucket) == ["p/r7/obj-00000007"]

@@ -111,3 +111,14 @@ def test_listed_objects_keep_their_sizes_through_shares_and_repeats():
         9,
     ]
     assert run_prefix("", "r") == "r/"
+
+
+def test_key_bounds_hold_a_runs_numbered_keys_and_nothing_past_them():
+    from s3dlio_ray._internal.model.keys import KeyBounds
+
+    bounds = KeyBounds(objects=60, files=12)
+    assert bounds.hold("obj-00000059") and bounds.hold("obj-00000003.7")
+    assert not bounds.hold("obj-00000060") and not bounds.hold("obj-00009999.1")
+    assert bounds.hold("data-00000011") and not bounds.hold("data-00000012")
+    assert bounds.hold("mixed-3-00000042") and bounds.hold("ckpt-0001-00002")
+    assert KeyBounds().hold("obj-99999999"), "an old journal keeps no bounds"

@@ -52,6 +52,28 @@ def cleanup_command(
     return shlex.join([*words, *extra])
 
 
+_NUMBERED = re.compile(r"(obj|data)-(\d{8,})(?:\.\d+)?")
+
+
+@dataclass(frozen=True)
+class KeyBounds:
+    """How many objects and dataset files a run has: its `obj-N` and `data-N` keys have N
+    below them (a timed PUT's later rounds, `obj-N.R`, reuse its indices). A key of the run's
+    naming past them is not the run's (someone wrote it beside the run); None: no bound known
+    (a journal from before the bounds were kept)."""
+
+    objects: int | None = None
+    files: int | None = None
+
+    def hold(self, name: str) -> bool:
+        """Whether `name` (the part of a key after the run's prefix) is within the bounds."""
+        match = _NUMBERED.fullmatch(name)
+        if match is None:
+            return True
+        bound = self.objects if match.group(1) == "obj" else self.files
+        return bound is None or int(match.group(2)) < bound
+
+
 def named_by_run(prefix_of_run: str, key: str) -> bool:
     """Whether `key` is one a run under `prefix_of_run` names (its objects, a timed PUT's later
     rounds, a mixed phase's new keys)."""

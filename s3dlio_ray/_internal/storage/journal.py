@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
-from s3dlio_ray._internal.model.keys import RUN_NAMES, cleanup_command, run_prefix
+from s3dlio_ray._internal.model.keys import RUN_NAMES, KeyBounds, cleanup_command, run_prefix
 from s3dlio_ray._internal.model.results import CleanupResult
 from s3dlio_ray._internal.storage.s3.client import MAX_DELETE_BATCH, MultipartUpload, S3Client
 from s3dlio_ray._internal.storage.s3.errors import S3Error
@@ -112,14 +112,34 @@ async def _delete(
     return deleted + done, failed + missed
 
 
+def journal_bounds(journal: Mapping[str, Any] | None) -> KeyBounds:
+    """The bounds a run's journal records: its objects and its dataset's files."""
+    journal = journal or {}
+    objects = journal.get("objects")
+    files = (journal.get("dataset") or {}).get("num_files_train")
+    return KeyBounds(
+        objects if isinstance(objects, int) else None, files if isinstance(files, int) else None
+    )
+
+
 async def cleanup(
-    client: S3Client, bucket: str, prefix: str, run_id: str, remove_bucket: bool
+    client: S3Client,
+    bucket: str,
+    prefix: str,
+    run_id: str,
+    remove_bucket: bool,
+    bounds: KeyBounds,
 ) -> CleanupResult:
-    """Delete the run's own keys under its prefix and its incomplete uploads; the bucket too
-    when asked and nothing else is left in it. Keys of other names are never touched."""
+    """Delete the run's own keys under its prefix (of its naming, within its bounds) and its
+    incomplete uploads; the bucket too when asked and nothing else is left in it. Keys of other
+    names, and of its naming past its bounds (written beside the run), are never touched."""
     started = time.perf_counter()
-    owned = owned_key(prefix, run_id)
     where = run_prefix(prefix, run_id)
+    pattern = owned_key(prefix, run_id)
+
+    def owned(key: str) -> bool:
+        return bool(pattern.fullmatch(key)) and bounds.hold(key[len(where) :])
+
     journal = journal_key(prefix, run_id)
     deleted, journal_found = 0, False
     failed: list[str] = []
@@ -127,7 +147,7 @@ async def cleanup(
     async for info in client.list_objects(bucket, where):
         if info.key == journal:
             journal_found = True
-        elif owned.fullmatch(info.key):
+        elif owned(info.key):
             batch.append(info.key)
         if len(batch) == MAX_DELETE_BATCH:
             deleted, failed = await _delete(client, bucket, batch, deleted, failed)
@@ -135,7 +155,7 @@ async def cleanup(
     deleted, failed = await _delete(client, bucket, batch, deleted, failed)
     aborted = 0
     for upload in await _uploads(client, bucket, where):
-        if owned.fullmatch(upload.key):
+        if owned(upload.key):
             await client.abort_multipart_upload(bucket, upload.key, upload.upload_id)
             aborted += 1
     if journal_found and not failed:

@@ -308,8 +308,7 @@ class DownloadStep:
                 if exc.status != 404:
                     raise
                 raise ConfigError(
-                    f"cp: {copy.remote}: no such object (check the key; a prefix takes "
-                    "--recursive)"
+                    f"cp: {copy.remote}: no such object (check the key; a prefix takes --recursive)"
                 ) from None
             found = {name: info.size}
         else:
