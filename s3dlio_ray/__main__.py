@@ -1,5 +1,5 @@
 import sys
 
-from s3dlio_ray._cli import main
+from s3dlio_ray._entry import main
 
 sys.exit(main())

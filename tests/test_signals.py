@@ -109,3 +109,26 @@ def test_a_second_signal_skips_cleanup_and_names_the_command_that_does_it(
     assert incomplete_uploads(boto3_s3, bucket) == []
     again = run_cli(*command[1:])
     assert again.returncode == 1 and "no journal of run" in again.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("after_s", [0.05, 0.3, 0.8])
+def test_ctrl_c_while_the_command_loads_is_one_line(after_s):
+    """SIGINT before the run could take it over (the modules still loading, or the settings
+    being read): exit 130 and one line, never an import traceback."""
+    process = subprocess.Popen(
+        [*CLI, "run", "configs/quick.yaml", "--objects", "1", "--metrics-port", "off"],
+        cwd=ROOT,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    time.sleep(after_s)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-2000:]
+    # Before Python took SIGINT over, the default action ends the process at once (-2).
+    assert process.returncode in (130, -signal.SIGINT), stderr
+    assert len([line for line in stderr.splitlines() if line.strip()]) <= 1, stderr
