@@ -122,3 +122,10 @@ def test_key_bounds_hold_a_runs_numbered_keys_and_nothing_past_them():
     assert bounds.hold("data-00000011") and not bounds.hold("data-00000012")
     assert bounds.hold("mixed-3-00000042") and bounds.hold("ckpt-0001-00002")
     assert KeyBounds().hold("obj-99999999"), "an old journal keeps no bounds"
+
+
+def test_bounds_widen_to_the_larger_of_each_and_none_wins():
+    from s3dlio_ray._internal.model.keys import KeyBounds
+
+    assert KeyBounds(60, 0).widened(KeyBounds(3, 18)) == KeyBounds(60, 18)
+    assert KeyBounds(60, 0).widened(KeyBounds(None, 18)) == KeyBounds(None, 18)

@@ -65,6 +65,14 @@ class KeyBounds:
     objects: int | None = None
     files: int | None = None
 
+    def widened(self, other: KeyBounds) -> KeyBounds:
+        """Both bounds at once: the larger of each (no bound on either side: none)."""
+
+        def wider(mine: int | None, theirs: int | None) -> int | None:
+            return None if mine is None or theirs is None else max(mine, theirs)
+
+        return KeyBounds(wider(self.objects, other.objects), wider(self.files, other.files))
+
     def hold(self, name: str) -> bool:
         """Whether `name` (the part of a key after the run's prefix) is within the bounds."""
         match = _NUMBERED.fullmatch(name)

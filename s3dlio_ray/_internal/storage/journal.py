@@ -112,11 +112,12 @@ async def _delete(
     return deleted + done, failed + missed
 
 
-def journal_bounds(journal: Mapping[str, Any] | None) -> KeyBounds:
-    """The bounds a run's journal records: its objects and its dataset's files."""
-    journal = journal or {}
+def journal_bounds(journal: Mapping[str, Any]) -> KeyBounds:
+    """The bounds a run's journal records: its objects, and its dataset's files (none when it
+    generated no dataset)."""
     objects = journal.get("objects")
-    files = (journal.get("dataset") or {}).get("num_files_train")
+    dataset = journal.get("dataset")
+    files = dataset.get("num_files_train") if isinstance(dataset, dict) else 0
     return KeyBounds(
         objects if isinstance(objects, int) else None, files if isinstance(files, int) else None
     )
