@@ -53,6 +53,7 @@ def test_help_shows_the_api_and_its_examples_not_internals():
         "__main__",
         "_api",
         "_cli",
+        "_entry",
         "_internal (package)",
     ]
     functions = text[text.index("FUNCTIONS") : text.index("\nVERSION")]
