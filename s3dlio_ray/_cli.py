@@ -334,11 +334,16 @@ def _execute_once(
     from s3dlio_ray._internal.reports.files import print_summary
     from s3dlio_ray._internal.storage.oplog import oplog_pattern
 
-    if settings.executor == Executor.AUTO and choose_executor(settings) == Executor.LOCAL:
-        console.print(
-            "a small job: run in this process, no Ray started (--executor ray for the cluster)",
-            highlight=False,
-        )
+    if settings.executor == Executor.AUTO:
+        # Decided once here (whether a cluster runs is asked of the machine): the plan then
+        # takes the answer as given.
+        executor = choose_executor(settings)
+        if executor == Executor.LOCAL:
+            console.print(
+                "a small job: run in this process, no Ray started (--executor ray for the cluster)",
+                highlight=False,
+            )
+        settings = settings.derive(executor=executor)
     copying = {Phase.UPLOAD, Phase.DOWNLOAD} & set(settings.phase_names)
     total = None if settings.duration_s or settings.autoterm or copying else settings.objects
     unit = rate_unit(settings.units)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from s3dlio_ray._internal.execution.build import build_client
 from s3dlio_ray._internal.model.copy_plan import S3Location
-from s3dlio_ray._internal.run.plan import plan_run
+from s3dlio_ray._internal.run.plan import plan_access
 from s3dlio_ray._internal.settings.schema import Settings
 
 
@@ -26,7 +26,7 @@ async def store_results(settings: Settings, files: Sequence[Path], output: str) 
         if not location.prefix or location.prefix.endswith("/")
         else (location.prefix + "/")
     )
-    client = build_client(settings, plan_run(settings).access)
+    client = build_client(settings, plan_access(settings))
     stored = []
     try:
         for path in files:

@@ -120,15 +120,7 @@ def plan_run(
     op_log = str(Path(settings.op_log).absolute()) if settings.op_log else None
     executor = choose_executor(settings)
     settings = dataclasses.replace(settings, run_id=run_id, op_log=op_log, executor=executor)
-    parsed = tuple(Endpoint.parse(url) for url in endpoints or settings.endpoint or ())
-    if settings.resolve_host:
-        parsed = spread_over_addresses(parsed)
-    access = Access(
-        parsed,
-        settings.region or resolve_region(settings.aws_profile),
-        credentials,
-        embedded,
-    )
+    access = plan_access(settings, endpoints, credentials, embedded)
     return RunPlan(
         settings=settings,
         run_id=run_id,
@@ -140,6 +132,21 @@ def plan_run(
         credentials_source=_credentials_source(settings, credentials, embedded),
         configurations=_configurations(settings),
     )
+
+
+def plan_access(
+    settings: Settings,
+    endpoints: Sequence[str] | None = None,
+    credentials: StaticCredentials | None = None,
+    embedded: bool = False,
+) -> Access:
+    """How the settings reach the store: endpoints parsed (and spread over their addresses),
+    region, credentials. Alone, for what needs only that (storing the result files)."""
+    parsed = tuple(Endpoint.parse(url) for url in endpoints or settings.endpoint or ())
+    if settings.resolve_host:
+        parsed = spread_over_addresses(parsed)
+    region = settings.region or resolve_region(settings.aws_profile)
+    return Access(parsed, region, credentials, embedded)
 
 
 def _credentials_source(
