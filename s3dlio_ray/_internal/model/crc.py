@@ -79,3 +79,10 @@ def from_header(value: str) -> int | None:
     if "-" in value:
         return None
     return int.from_bytes(base64.b64decode(value), "big")
+
+
+def composite(crcs: Sequence[int]) -> str:
+    """A multipart object's COMPOSITE x-amz-checksum-crc32, as a store that keeps its parts'
+    checksums answers it: the CRC32 of the parts' CRC32s (four bytes each, in order), `-PARTS`."""
+    joined = b"".join(part.to_bytes(4, "big") for part in crcs)
+    return f"{header(zlib.crc32(joined))}-{len(crcs)}"

@@ -417,7 +417,10 @@ def print_summary(
     """The five-second read: phases, nodes (when more than one actor), endpoints (when more
     than one), cleanup, failures; every table as wide as the console allows."""
     width = console.width
-    console.print(summary_table(result, unit, width))
+    if not result.phases:
+        console.print(f"run {result.run_id}: no phase ran", highlight=False)
+    else:
+        console.print(summary_table(result, unit, width))
     if len(result.cluster.nodes) > 1 or result.cluster.actors > 1:
         rows = node_rows(result, unit)
         console.print(fitted_table("by node", node_columns(unit), rows, width))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
 
 from s3dlio_ray._internal.model import crc
 from s3dlio_ray._internal.model.checks import CHECKSUM_MODE
@@ -21,6 +22,21 @@ from s3dlio_ray._internal.storage.s3.client import (
     in_parts,
 )
 from s3dlio_ray._internal.tuning.parts import calculate_optimal_part_size, part_ranges
+
+
+class UploadedFile(NamedTuple):
+    """A file uploaded: its CRC32, and for a multipart upload the composite checksum a store
+    keeping its parts' checksums answers for it (`crc.composite`)."""
+
+    crc32: int
+    composite: str | None = None
+
+    def kept_as(self, stored: str) -> bool:
+        """Whether `stored`, the checksum the store answers for the object, is this file's:
+        whole-object, or composite for a multipart upload (`...-N`; moto leaves out `-N`)."""
+        if stored == crc.header(self.crc32):
+            return True
+        return self.composite is not None and stored in (self.composite, self.composite[:8])
 
 
 class BufferPool:
@@ -136,7 +152,7 @@ class S3Store:
 
     async def upload(
         self, bucket: str, key: str, source: SourceFile, gate: PartGate, send_crc32: bool
-    ) -> int:
+    ) -> UploadedFile:
         """Upload the file, multipart above the part size, its parts read straight into the
         buffers sent; answer its CRC32 (with `send_crc32` also sent, per part, for the store
         to check and keep)."""
@@ -150,14 +166,14 @@ class S3Store:
             uploaded = await self.client.put_object_multipart(
                 bucket, key, size, part, part_size, gate, crc32=True, send_crc32=send_crc32
             )
-            assert uploaded.crc32 is not None
-            return uploaded.crc32
+            assert uploaded.crc32 is not None and uploaded.composite is not None
+            return UploadedFile(uploaded.crc32, uploaded.composite)
         body = await source.read(0, size)
         checksum = zlib.crc32(body)
         await self.client.put_object(bucket, key, [body], checksum if send_crc32 else None)
-        return checksum
+        return UploadedFile(checksum)
 
-    async def stored_crc32(self, bucket: str, key: str) -> int | None:
+    async def stored_crc32(self, bucket: str, key: str) -> str | None:
         return await self.client.stored_crc32(bucket, key)
 
     async def download(

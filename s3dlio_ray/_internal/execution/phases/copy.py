@@ -41,6 +41,7 @@ from s3dlio_ray._internal.storage.files import FileError, SourceFile, TargetFile
 from s3dlio_ray._internal.storage.object_store import ObjectStore
 from s3dlio_ray._internal.storage.s3.client import CRC32_HEADER, PartGate, S3Client
 from s3dlio_ray._internal.storage.s3.errors import S3Error
+from s3dlio_ray._internal.storage.store import UploadedFile
 
 
 class FileStore(Protocol):
@@ -49,13 +50,13 @@ class FileStore(Protocol):
 
     async def upload(
         self, bucket: str, key: str, source: SourceFile, gate: PartGate, send_crc32: bool
-    ) -> int: ...
+    ) -> UploadedFile: ...
 
     async def download(
         self, bucket: str, key: str, size: int, target: TargetFile, gate: PartGate
     ) -> tuple[int, Mapping[str, str]]: ...
 
-    async def stored_crc32(self, bucket: str, key: str) -> int | None: ...
+    async def stored_crc32(self, bucket: str, key: str) -> str | None: ...
 
 
 class CopyOp(NamedTuple):
@@ -96,12 +97,9 @@ class _Copy:
 
 
 class Upload(_Copy):
-    """Files to objects. With checksum headers sent, the share reads the first object's stored
-    checksum back: a store that keeps none (it took the header unchecked) is said to, and no
-    line claims the store checked what it did not."""
-
-    _kept: bool | None = None
-    """Whether the store keeps the CRC32 sent (None: not yet asked)."""
+    """Files to objects. With checksum headers sent, each object's stored checksum is read back
+    (one HEAD): one the store keeps is checked against the file's, one it does not keep (it took
+    the header unchecked) is counted so, and no line claims a check that did not happen."""
 
     def operations(self) -> Iterator[CopyOp]:
         copy = self._copy
@@ -116,7 +114,7 @@ class Upload(_Copy):
                 self._digests[op.name] = (op.size, op.crc)
                 return Done(0)
             try:
-                checksum = await cast(FileStore, store).upload(
+                uploaded = await cast(FileStore, store).upload(
                     copy.remote.bucket, copy.key_for(op.name), source, gate, copy.checksum_headers
                 )
             except S3Error as exc:
@@ -127,26 +125,25 @@ class Upload(_Copy):
                         "verifies every file"
                     ) from None
                 raise
-        self._digests[op.name] = (op.size, checksum)
+        self._digests[op.name] = (op.size, uploaded.crc32)
         if copy.checksum_headers:
-            self._count(await self._sent(store, copy.key_for(op.name), checksum))
+            self._count(await self._sent(store, copy.key_for(op.name), uploaded))
         else:
             self._count("crc32 in the manifest")
         return Done(op.size)
 
-    async def _sent(self, store: ObjectStore, key: str, checksum: int) -> str:
+    async def _sent(self, store: ObjectStore, key: str, uploaded: UploadedFile) -> str:
         """What became of the CRC32 sent with the object, as the checks count it."""
-        if self._kept is None:
-            bucket = self._copy.remote.bucket
-            stored = await cast(FileStore, store).stored_crc32(bucket, key)
-            if stored is not None and stored != checksum:
-                raise S3DlioRayError(
-                    f"s3://{bucket}/{key}: the store kept CRC32 {stored:08x} for a file of "
-                    f"CRC32 {checksum:08x}"
-                )
-            self._kept = stored is not None
-        kept = "kept" if self._kept else "not kept"
-        return f"crc32 sent, {kept} by the store"
+        bucket = self._copy.remote.bucket
+        stored = await cast(FileStore, store).stored_crc32(bucket, key)
+        if stored is None:
+            return "crc32 sent, not kept by the store"
+        if not uploaded.kept_as(stored):
+            raise S3DlioRayError(
+                f"s3://{bucket}/{key}: the store kept CRC32 {stored} for a file of CRC32 "
+                f"{crc.header(uploaded.crc32)}"
+            )
+        return "crc32 sent, kept by the store"
 
 
 class Download(_Copy):

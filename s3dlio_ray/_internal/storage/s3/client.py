@@ -85,12 +85,13 @@ CRC32_HEADER = "x-amz-checksum-crc32"
 
 
 class Uploaded(NamedTuple):
-    """A multipart upload done: its ETag, its parts, and the whole object's CRC32 when its parts
-    carried theirs."""
+    """A multipart upload done: its ETag, its parts, and the whole object's CRC32 and composite
+    checksum (`crc.composite`) when its parts carried theirs."""
 
     etag: str
     parts: int
     crc32: int | None = None
+    composite: str | None = None
 
 
 @dataclass
@@ -644,8 +645,9 @@ class S3Client:
         except BaseException:
             await asyncio.shield(self._abort_quietly(bucket, key, upload_id))
             raise
-        whole = crc.of(crcs, ranges) if crc32 else None
-        return Uploaded(etag, len(ranges), whole)
+        if not crc32:
+            return Uploaded(etag, len(ranges))
+        return Uploaded(etag, len(ranges), crc.of(crcs, ranges), crc.composite(crcs))
 
     async def _abort_quietly(self, bucket: str, key: str, upload_id: str) -> None:
         with contextlib.suppress(Exception):
@@ -735,14 +737,14 @@ class S3Client:
         await in_parts(part_ranges(size, part_size)[1:], gate or PartGate(), one)
         return GetResult(view, size, first.etag, first.ttfb_s, first.http_version, first.headers)
 
-    async def stored_crc32(self, bucket: str, key: str) -> int | None:
-        """The CRC32 the store kept for the object (HEAD with checksum mode), or None when it
-        keeps none: stores that take checksum headers unchecked (Ceph RGW 16) answer none."""
+    async def stored_crc32(self, bucket: str, key: str) -> str | None:
+        """The x-amz-checksum-crc32 the store kept for the object (HEAD with checksum mode), as
+        it answers it (`...-N`: composite, of the parts), or None when it keeps none: stores that
+        take checksum headers unchecked (Ceph RGW 16) answer none."""
         response = await self._send(
             "HeadObject", "HEAD", bucket, key, headers={"x-amz-checksum-mode": "ENABLED"}
         )
-        value = response.headers.get(CRC32_HEADER)
-        return crc.from_header(value) if value else None
+        return response.headers.get(CRC32_HEADER) or None
 
     async def head_object(self, bucket: str, key: str) -> ObjectInfo:
         response = await self._send("HeadObject", "HEAD", bucket, key)
