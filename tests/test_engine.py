@@ -12,7 +12,7 @@ import time
 from conftest import recorded
 
 from s3dlio_ray._internal.execution.admission import Admission, ShareLimits
-from s3dlio_ray._internal.execution.engine import Engine
+from s3dlio_ray._internal.execution.engine import Engine, EngineSnapshot
 from s3dlio_ray._internal.execution.host import EngineHost
 from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
 from s3dlio_ray._internal.live.executor import PhaseExecutor
@@ -245,6 +245,47 @@ def test_an_interrupted_executor_stops_its_shares():
     result = asyncio.run(main()).result
     assert executor.interrupted and result.ended_by == EndedBy.INTERRUPTED
     assert result.elapsed_s < 3 and result.objects > 0 and not result.failed
+
+
+class LostWhenStopped(DyingWorker):
+    """A worker whose process dies when the run is stopped (a signal to the whole process group
+    reaches Ray's processes too): it answers snapshots of its work until then."""
+
+    def __init__(self) -> None:
+        self.stopped = asyncio.Event()
+
+    async def run_share(self, task_id, spec, keys, control):
+        self.task_id = task_id
+        await self.stopped.wait()
+        raise Lost
+
+    async def snapshot(self, steer=None, adjust=None):
+        return self.task_id, EngineSnapshot(Phase.GET, recorded(7, 7000), 8, 2)
+
+    def stop(self, task_id, reason):
+        self.stopped.set()
+
+
+def test_a_worker_lost_while_the_run_stops_counts_its_last_snapshot_and_marks_it_partial(caplog):
+    store = MemoryStore(delay_s=0.01)
+    store.objects = {k: ObjectData(7).content(k, 1000) for k in keys(6)}
+    pool = MemoryPool(store)
+    pool.workers[1] = LostWhenStopped()
+    executor = PhaseExecutor(pool, tick_s=0.05)
+
+    async def main():
+        running = asyncio.ensure_future(executor.run_phase(spec(Phase.GET, duration_s=30), keys(6)))
+        await asyncio.sleep(0.4)
+        executor.interrupt()
+        return await running
+
+    result = asyncio.run(main()).result
+    assert result.partial and result.ended_by == EndedBy.INTERRUPTED and not result.failed
+    lost = next(a for a in result.actors if a.actor == "n2/0")
+    assert lost.summary.objects == 7 and lost.summary.bytes == 7000
+    assert result.objects == sum(a.summary.objects for a in result.actors) > 7
+    # Nothing of the lost share went to another worker: the run is stopping.
+    assert not [r for r in caplog.records if "died during" in r.getMessage()]
 
 
 class FailingWorker(DyingWorker):

@@ -4,6 +4,7 @@ cleans up (or, on a second signal, says what is left and the command that remove
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import subprocess
@@ -134,3 +135,89 @@ def test_ctrl_c_while_the_command_loads_is_one_line(after_s):
     # Before Python took SIGINT over, the default action ends the process at once (-2).
     assert process.returncode in (130, -signal.SIGINT), stderr
     assert len([line for line in stderr.splitlines() if line.strip()]) <= 1, stderr
+
+
+def _started(args: list[str], env: dict[str, str], boto3_s3, bucket: str, prefix: str, objects):
+    """The command in a process group of its own, once `objects` objects are stored under
+    `prefix` (a multipart upload too, when `objects` is 0)."""
+    process = subprocess.Popen(
+        [*CLI, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+    while len(stored_objects(boto3_s3, bucket, prefix)) < objects:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    return process
+
+
+def test_sigterm_to_the_process_group_kills_ray_and_the_driver_still_reports_and_cleans_up(
+    moto_url, boto3_s3, bucket, tmp_path
+):
+    """What `timeout`, `kill -- -PGID` and a pod's stop do: SIGTERM to the command and the local
+    Ray cluster it started, at once. The driver outlives Ray's processes: it cleans up with its
+    own client, writes the result, exits 143 within 10 s; no Ray process outlives it long."""
+    import psutil
+
+    run_id = f"pg-{uuid.uuid4().hex[:6]}"
+    out = tmp_path / "run.json"
+    args = [
+        "run", "configs/quick.yaml", "--endpoint", moto_url, "--bucket", bucket, "--run-id",
+        run_id, "--executor", "ray", "--object-size", "1MiB", "--concurrency", "2",
+        "--duration", "60", "--metrics-port", "off", "--output", str(out), "--quiet",
+    ]  # fmt: skip
+    prefix = f"s3dlio-ray/{run_id}/"
+    process = _started(args, cli_env(), boto3_s3, bucket, prefix, 10)
+    os.killpg(process.pid, signal.SIGTERM)
+    signalled = time.monotonic()
+    stdout, stderr = process.communicate(timeout=60)
+    took = time.monotonic() - signalled
+    assert process.returncode == 143, stdout + stderr
+    assert took < 10, f"{took:.1f} s: {stderr}"
+    for noise in ("Traceback", "GCS", "Segmentation", "core dumped"):
+        assert noise not in stdout + stderr, stderr
+    assert f"interrupted by SIGTERM: result in {out}; cleanup: " in stderr
+    result = valid_result(json.loads(out.read_text()))
+    (put,) = result.phases
+    assert put.ended_by == "interrupted" and put.objects >= 10 and not put.failed
+    assert result.cleanup.deleted >= put.objects and not result.cleanup.failed
+    if put.partial:  # the actors died before they could send their final statistics
+        assert "put: partial figures: actors were lost while the run stopped" in stdout
+    assert stored_objects(boto3_s3, bucket, prefix, journal=True) == {}
+    deadline = time.monotonic() + 20
+    while left := [p for p in psutil.process_iter(["pid"]) if _group(p) == process.pid]:
+        assert time.monotonic() < deadline, [p.cmdline() for p in left]
+        time.sleep(0.2)
+
+
+def _group(process) -> int | None:
+    try:
+        return os.getpgid(process.pid)
+    except OSError:
+        return None
+
+
+def test_sigterm_under_a_rate_limit_stops_within_the_grace(moto_url, boto3_s3, bucket, tmp_path):
+    """A limiter holding the next request for seconds does not hold the stop: in-flight
+    requests get the five-second grace, the limiter's wait none."""
+    run_id = f"rl-{uuid.uuid4().hex[:6]}"
+    out = tmp_path / "run.json"
+    args = [
+        "run", "configs/quick.yaml", "--endpoint", moto_url, "--bucket", bucket, "--run-id",
+        run_id, "--executor", "local", "--object-size", "8MiB", "--set", "rate_limit=10 MiB/s",
+        "--duration", "60", "--metrics-port", "off", "--output", str(out), "--quiet",
+    ]  # fmt: skip
+    process = _started(args, cli_env(), boto3_s3, bucket, f"s3dlio-ray/{run_id}/", 2)
+    process.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    stdout, stderr = process.communicate(timeout=90)
+    assert process.returncode == 143, stdout + stderr
+    assert time.monotonic() - signalled < 10, stderr
+    (put,) = valid_result(json.loads(out.read_text())).phases
+    assert put.ended_by == "interrupted" and put.objects >= 2
+    assert stored_objects(boto3_s3, bucket, f"s3dlio-ray/{run_id}/", journal=True) == {}

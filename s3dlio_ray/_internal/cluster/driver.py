@@ -98,6 +98,15 @@ def nodes_elsewhere(nodes: Sequence[dict], slots: Sequence[NodeSlot], here: str)
     return [s.label for s in slots if addresses[s.node_id] not in (here, "127.0.0.1")]
 
 
+_lost = False
+
+
+def cluster_lost() -> bool:
+    """Whether the Ray cluster went down under this process (its processes were signalled
+    with the driver's process group): Ray's shutdown would wait a minute for it, then crash."""
+    return _lost
+
+
 def cluster_running(address: str | None = None) -> bool:
     """Whether a run would join a Ray cluster that already runs: this process joined one, an
     address is named (RAY_ADDRESS=local names none), or a live local cluster left its record."""
@@ -231,6 +240,7 @@ class RayPool:
         """Nodes on other machines than the driver's (they cannot reach its loopback)."""
         self._held = 0.0
         self._gatherers: dict[str, ray.actor.ActorHandle] = {}
+        self._gcs = ""
 
     def _actor_access(self) -> Access:
         """The run's access with the driver's credentials, handed to every actor so all nodes
@@ -244,6 +254,7 @@ class RayPool:
     def start(self) -> RayPool:
         access = self._actor_access()
         connect(self._settings.ray_address)
+        self._gcs = ray.get_runtime_context().gcs_address
         nodes = ray.nodes()
         slots = plan_slots(nodes, self._settings.actors_per_node, free_cpus())
         if not slots:
@@ -332,6 +343,16 @@ class RayPool:
         """Stop the actors (their connections close with them) and wait until Ray has their
         CPUs back, so a next run in this process finds them free; safe to call twice."""
         if not self.workers:
+            return
+        if not answers(self._gcs, timeout_s=1.0):
+            # The cluster went down with the run (a signal to the whole process group stops
+            # Ray's processes too): nothing is left to free, and every Ray call would wait a
+            # minute for its control store; the command ends without Ray's own shutdown.
+            global _lost
+            _lost = True
+            self.workers.clear()
+            self._gatherers.clear()
+            self._held = 0.0
             return
         before = sum(free_cpus().values())
         for worker in self.workers:

@@ -188,6 +188,7 @@ class PhaseExecutor:
         digests: dict[str, tuple[int, int]] = {}
         parts: list[tuple[str, str, ShareResult]] = []
         unassigned: dict[str, str] = {}
+        partial = False
         broken: BaseException | None = None
         watcher = asyncio.ensure_future(self._watch(spec, tasks))
         try:
@@ -199,6 +200,10 @@ class PhaseExecutor:
                         result = task.future.result()
                     except self.pool.lost as exc:
                         elapsed = self._clock() - started
+                        if self.interrupted:
+                            parts.append(self._given_up(task, phase, elapsed))
+                            partial = True
+                            continue
                         tasks += self._reassign(task, spec, elapsed, exc, unassigned)
                         self._stop_again()
                         continue
@@ -240,6 +245,8 @@ class PhaseExecutor:
         merged = PhaseResult.merge(phase, elapsed, parts, unassigned)
         if self._fatal is not None:
             merged = dataclasses.replace(merged, ended_by=EndedBy.ERROR)
+        if partial:
+            merged = dataclasses.replace(merged, partial=True)
         stored = KeyRange.joined(as_key_range(keys).prefix, written) if phase == Phase.PUT else None
         found = ListedKeys.joined(listed) if spec.collect else None
         return PhaseOutcome(merged, stored, self._fatal, found, digests)
@@ -282,6 +289,23 @@ class PhaseExecutor:
         """Shares started after a stop (a lost worker's, reassigned) stop as well."""
         if self._stopped_by is not None:
             self._stop_all(self._stopped_by)
+
+    def _given_up(
+        self, task: _Task, phase: Phase, elapsed_s: float
+    ) -> tuple[str, str, ShareResult]:
+        """A worker lost while the run stops (its processes signalled with the driver's): its
+        share is not given to another, and what its last snapshot showed is its part."""
+        self._alive[task.worker.name] = False
+        seen = self.telemetry.totals.abandon(task.task_id)
+        share = ShareResult(
+            phase,
+            elapsed_s,
+            seen.stats,
+            EndedBy.INTERRUPTED,
+            by_op=seen.by_op,
+            by_endpoint=seen.by_endpoint,
+        )
+        return task.worker.name, task.worker.node, share
 
     def _reassign(
         self,

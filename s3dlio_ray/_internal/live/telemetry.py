@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from s3dlio_ray._internal.execution.engine import EngineSnapshot
 from s3dlio_ray._internal.model.results import ConfigEvent, SeriesRow
@@ -32,6 +32,14 @@ class _Task:
     limit: int = 0
     in_flight: int = 0
     seen_training: UtilizationProgress = field(default_factory=UtilizationProgress)
+
+
+class LastSeen(NamedTuple):
+    """What a task's last snapshot showed: cumulative statistics, per endpoint, per operation."""
+
+    stats: OpStats
+    by_endpoint: dict[str, OpStats]
+    by_op: dict[str, OpStats]
 
 
 class LiveTotals:
@@ -92,10 +100,14 @@ class LiveTotals:
         total = self.training.get(task.node, UtilizationProgress())
         self.training[task.node] = total + (cumulative - seen)
 
-    def abandon(self, task_id: int) -> None:
-        """A task whose engine died: keep what it did, stop expecting more."""
-        self._tasks.pop(task_id, None)
+    def abandon(self, task_id: int) -> LastSeen:
+        """A task whose engine died: keep what it did, stop expecting more; answer what its
+        last snapshot showed."""
+        task = self._tasks.pop(task_id, None)
         self._finished.add(task_id)
+        if task is None:
+            return LastSeen(OpStats(), {}, {})
+        return LastSeen(task.seen, task.seen_endpoints, task.seen_operations)
 
     def _add(
         self,

@@ -20,8 +20,8 @@ from typing import Any
 from s3dlio_ray._internal.model.stats import LatencyHistogram, OpStats
 from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
 
-SCHEMA_VERSION = 7
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
+SCHEMA_VERSION = 8
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
 
 MEANINGFUL_STEPS = 10
 """Counted steps per accelerator and epoch below which an AU is not a measurement."""
@@ -457,6 +457,9 @@ class PhaseResult:
     checks: Mapping[str, int] = field(default_factory=dict)
     """Objects read back per check they passed (see ShareResult.checks)."""
     training: TrainingResult | None = None
+    partial: bool = False
+    """Actors were lost while the run stopped (their processes signalled with the command's):
+    their figures are the last statistics they sent, each second, not their final ones."""
 
     @classmethod
     def merge(
@@ -574,6 +577,7 @@ class PhaseResult:
             "training": self.training.to_dict() if self.training else None,
             "actors": [a.to_dict() for a in self.actors],
             "stats": self.stats.to_dict(),
+            "partial": self.partial,
         }
 
     @classmethod
@@ -597,6 +601,7 @@ class PhaseResult:
             addresses={a: Summary.from_dict(s) for a, s in doc.get("addresses", {}).items()},
             checks=dict(doc.get("checks", {})),
             training=TrainingResult.from_dict(doc["training"]) if doc.get("training") else None,
+            partial=doc.get("partial", False),
         )
 
 

@@ -433,6 +433,13 @@ def print_summary(
         console.print(fitted_table(title, SEARCH_COLUMNS, search_rows(result)))
         console.print(search_answer(result), highlight=False)
     for phase in result.phases:
+        if phase.partial:
+            console.print(
+                f"{phase.phase}: partial figures: actors were lost while the run stopped (Ray's "
+                "processes signalled with the command's); their last statistics count",
+                style="yellow",
+                highlight=False,
+            )
         if phase.phase in (Phase.CHECKPOINT, Phase.RESTORE):
             console.print(
                 f"{phase.phase}: {phase.elapsed_s:.2f} s for {phase.stats.bytes:,} bytes in "
