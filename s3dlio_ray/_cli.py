@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import Field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ from rich.console import Console
 
 from s3dlio_ray import _api as api
 from s3dlio_ray._api import RunControl, RunReport
-from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
+from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError, Terminated
 from s3dlio_ray._internal.model.exit_codes import ExitCode
 from s3dlio_ray._internal.model.keys import cleanup_command, run_prefix
 from s3dlio_ray._internal.model.results import describe_changes
@@ -330,10 +331,6 @@ def _execute_once(
     settings: Settings, quiet: bool, console: Console, argv: Sequence[str] = ()
 ) -> tuple[int, list[Path]]:
     """Run the settings' workload with the progress line, then its summary and files."""
-    from s3dlio_ray._internal.reports.compare import configuration_table
-    from s3dlio_ray._internal.reports.files import print_summary
-    from s3dlio_ray._internal.storage.oplog import oplog_pattern
-
     if settings.executor == Executor.AUTO:
         # Decided once here (whether a cluster runs is asked of the machine): the plan then
         # takes the answer as given.
@@ -362,6 +359,18 @@ def _execute_once(
         )
         signals = _Signals()
         report = asyncio.run(api.run_async(settings, hooks=hooks, control=signals))
+    with signals.writing():
+        return _finish(report, signals, console, unit, argv)
+
+
+def _finish(
+    report: RunReport, signals: _Signals, console: Console, unit: RateUnit, argv: Sequence[str]
+) -> tuple[int, list[Path]]:
+    """A run's files, summary and last lines, and the exit code."""
+    from s3dlio_ray._internal.reports.compare import configuration_table
+    from s3dlio_ray._internal.reports.files import print_summary
+    from s3dlio_ray._internal.storage.oplog import oplog_pattern
+
     paths = report.write()
     for wanted, json_path in zip(report.paths, paths[::3], strict=True):
         if json_path != wanted:
@@ -393,6 +402,10 @@ def _execute_once(
         return ExitCode.stopped_by(signals.received), paths
     if left:
         console.print(left, highlight=False, soft_wrap=True)
+    if signals.late is not None:
+        name = signal.Signals(signals.late).name
+        print(f"s3dlio-ray: {name} came after the run ended: result in {paths[0]}", file=sys.stderr)
+        return ExitCode.stopped_by(signals.late), paths
     if report.error:
         raise S3DlioRayError(report.error)
     if not report.ok:
@@ -484,27 +497,54 @@ def _cleanup_command(report: RunReport) -> str:
     return cleanup_command(result.run_id, result.bucket, settings.prefix, endpoints, extra)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM before the run could take it over."""
+_terminated_early = False
+"""Whether SIGTERM came before the run took signals over (Ray may turn the Terminated raised in
+one of its calls into a plain KeyboardInterrupt)."""
 
 
 def _terminated(signum: int, frame: object) -> None:
+    global _terminated_early
+    _terminated_early = True
     raise Terminated
+
+
+STOPS = (signal.SIGINT, signal.SIGTERM)
 
 
 class _Signals(RunControl):
     """The command line's stop: the first SIGINT or SIGTERM stops the run in order (requests in
     flight get a few seconds, then cleanup); a second one skips cleanup. Installed once the run
-    has started (so after Ray's own handlers)."""
+    has started (so after Ray's own handlers). After the run (`writing`), signals are noted
+    and its files and summary written (a second or third in a hurry would otherwise leave a
+    half-written file, or none)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.received: int | None = None
+        self.late: int | None = None
+        """A signal that came after the run ended."""
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """While the run's files and summary are written (the run's loop took its handlers
+        with it)."""
+        before = {signum: signal.signal(signum, self._late) for signum in STOPS}
+        try:
+            yield
+        finally:
+            for signum, handler in before.items():
+                signal.signal(signum, handler)
+
+    def _late(self, signum: int, frame: object) -> None:
+        if self.received is None and self.late is None:
+            self.late = signum
+        name = signal.Signals(signum).name
+        print(f"s3dlio-ray: {name}: the run is over; writing its result", file=sys.stderr)
 
     def attach(self, listener: Callable[[bool], None]) -> None:
         super().attach(listener)
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOPS:
             loop.add_signal_handler(signum, self._signalled, signum)
 
     def _signalled(self, signum: int) -> None:
@@ -609,10 +649,10 @@ def main(argv: list[str] | None = None) -> int:
     except S3DlioRayError as exc:
         print(f"s3dlio-ray: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except Terminated:
-        print("s3dlio-ray: terminated before the run started", file=sys.stderr)
-        return ExitCode.SIGTERM
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stopped:
+        if _terminated_early or isinstance(stopped, Terminated):
+            print("s3dlio-ray: terminated before the run started", file=sys.stderr)
+            return ExitCode.SIGTERM
         print("s3dlio-ray: interrupted before the run started", file=sys.stderr)
         return ExitCode.SIGINT
 

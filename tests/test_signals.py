@@ -221,3 +221,82 @@ def test_sigterm_under_a_rate_limit_stops_within_the_grace(moto_url, boto3_s3, b
     (put,) = valid_result(json.loads(out.read_text())).phases
     assert put.ended_by == "interrupted" and put.objects >= 2
     assert stored_objects(boto3_s3, bucket, f"s3dlio-ray/{run_id}/", journal=True) == {}
+
+
+@pytest.mark.parametrize("during_run", [False, True])
+def test_a_signal_while_the_result_is_written_lets_it_be_written(
+    during_run, moto_url, boto3_s3, bucket, tmp_path
+):
+    """The run is over (its loop and handlers gone) and its files are being written: a signal
+    now (a first, or a second after one that stopped the run) is noted, every file and the
+    summary are still written, and the exit code says the command was stopped."""
+    out = tmp_path / "run.json"
+    args = [
+        "run", "configs/quick.yaml", "--endpoint", moto_url, "--bucket", bucket, "--executor",
+        "local", "--objects", "40", "--object-size", "64KiB", "--metrics-port", "off",
+        "--output", str(out), "--quiet",
+    ]  # fmt: skip
+    if during_run:
+        args += ["--set", "rate_limit=20 ops/s"]
+    process = _started(args, cli_env(), boto3_s3, bucket, "s3dlio-ray/", 2 if during_run else 0)
+    if during_run:
+        process.send_signal(signal.SIGINT)
+    while not out.exists() and process.poll() is None:
+        time.sleep(0.005)
+    # The summary's charts take a good part of a second after the result file: time to send.
+    assert process.poll() is None, process.communicate()
+    process.send_signal(signal.SIGINT if during_run else signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    assert "the run is over; writing its result" in stderr, stderr
+    assert "Traceback" not in stderr and "before the run started" not in stderr
+    assert out.with_suffix(".html").read_text().rstrip().endswith("</html>")
+    assert "objects/s" in stdout  # the summary
+    valid_result(json.loads(out.read_text()))
+    if during_run:
+        assert process.returncode == 130 and "interrupted by SIGINT: result in" in stderr
+    else:
+        assert process.returncode == 143
+        assert f"SIGTERM came after the run ended: result in {out}" in stderr
+
+
+@pytest.mark.parametrize(("after_s", "group"), [(2, False), (5, False), (7, True)])
+def test_sigterm_while_ray_starts_is_one_line_and_143(after_s, group, moto_url, tmp_path):
+    """Before and while Ray starts its local cluster (its handlers replace the process's own
+    for a while, and its core worker turned SIGTERM into an abort with a C++ dump): exit 143,
+    a line or two of this tool's own, and neither Ray's control store nor its raylet left
+    running (Ray's agents, orphaned when a signal comes as the raylet starts them, end
+    themselves within a minute)."""
+    import psutil
+
+    out = tmp_path / "run.json"
+    args = [
+        "run", "configs/quick.yaml", "--endpoint", moto_url, "--executor", "ray", "--objects",
+        "20", "--object-size", "64KiB", "--metrics-port", "off", "--output", str(out),
+        "--quiet",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        [*CLI, *args],
+        cwd=ROOT,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(after_s)
+    if group:
+        os.killpg(process.pid, signal.SIGTERM)
+    else:
+        process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=90)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert process.returncode == 143, stderr
+    assert 1 <= len(lines) <= 2 and all(line.startswith("s3dlio-ray: ") for line in lines), lines
+    deadline = time.monotonic() + 20
+    while left := [p for p in psutil.process_iter(["pid", "name"]) if _ray_core(p, process.pid)]:
+        assert time.monotonic() < deadline, [p.cmdline() for p in left]
+        time.sleep(0.2)
+
+
+def _ray_core(process, group: int) -> bool:
+    return _group(process) == group and process.info["name"] in ("gcs_server", "raylet")

@@ -13,7 +13,9 @@ import contextlib
 import dataclasses
 import logging
 import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.execution.build import Seat
 from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
 from s3dlio_ray._internal.live.pool import Ask, Reply, Worker
-from s3dlio_ray._internal.model.errors import S3DlioRayError
+from s3dlio_ray._internal.model.errors import S3DlioRayError, Terminated
 from s3dlio_ray._internal.model.results import ShareResult
 from s3dlio_ray._internal.model.vocabulary import EndedBy
 from s3dlio_ray._internal.settings.schema import Settings
@@ -103,8 +105,13 @@ _lost = False
 
 def cluster_lost() -> bool:
     """Whether the Ray cluster went down under this process (its processes were signalled
-    with the driver's process group): Ray's shutdown would wait a minute for it, then crash."""
-    return _lost
+    with the driver's process group): Ray's shutdown would wait up to a minute for it, then
+    crash. Asked once, as the command exits."""
+    if _lost:
+        return True
+    if not ray.is_initialized():
+        return False
+    return not answers(ray.get_runtime_context().gcs_address, timeout_s=1.0)
 
 
 def cluster_running(address: str | None = None) -> bool:
@@ -136,7 +143,7 @@ def connect(address: str | None = None) -> None:
                 f"the Ray cluster at {address} does not answer: check ray_address / "
                 "RAY_ADDRESS, or unset it to start a local cluster"
             )
-        ray.init(address=address, **options)
+        _init(address=address, **options)
         return
     record = get_ray_address_file(None)
     recorded = _read(record) if address != "local" else None
@@ -147,10 +154,32 @@ def connect(address: str | None = None) -> None:
                 "answer (its head is gone): run `ray stop` (or delete that file), or set "
                 "RAY_ADDRESS=local for a private cluster"
             )
-        ray.init(address="auto", **options)
+        _init(address="auto", **options)
         return
     _stay_on_loopback()
-    ray.init(address="local", include_dashboard=False, **options)
+    _init(address="local", include_dashboard=False, **options)
+
+
+def _init(**options: Any) -> None:
+    """ray.init, keeping this process's own SIGTERM handler: Ray replaces it with one that
+    exits at once (code 15, or 1 after stopping its processes), and its core worker adds a
+    crash handler that turns SIGTERM into an abort with a C++ stack dump (exit 134), so a
+    SIGTERM while Ray starts ended the command silently or with the dump. The driver's crash
+    handler is left out (Ray's processes keep theirs), so is the drain a node started here
+    waits for on SIGTERM (for serving deployments; a run has nothing to drain, and the wait
+    for a control store the signal stopped too took 28 s), and a SIGTERM while Ray starts is
+    Terminated."""
+    ray._private.ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
+    ray._private.ray_constants.RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S = 0
+    main = threading.current_thread() is threading.main_thread()
+    own = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        ray.init(**options)
+    except SystemExit:
+        raise Terminated from None
+    finally:
+        if own is not None:
+            signal.signal(signal.SIGTERM, own)
 
 
 def answers(address: str, timeout_s: float = 3.0) -> bool:

@@ -14,3 +14,8 @@ class ConfigError(S3DlioRayError):
     """A setting has the wrong name, type or value: refused before anything started."""
 
     exit_code = ExitCode.BAD_INPUT
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM before the run could take it over (while the command loads, or Ray starts): like
+    Ctrl-C, it unwinds everything begun so far."""
