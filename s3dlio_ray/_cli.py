@@ -194,6 +194,15 @@ def _overrides(args: argparse.Namespace, keys: list[str]) -> dict[str, Any]:
     from s3dlio_ray._internal.settings.load import parse_assignment
 
     values = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    for key, value in values.items():
+        if value == "" or (isinstance(value, list) and "" in value):
+            # An empty setting means "unset" in a file or variable; typed on the command line
+            # it is nearly always a shell variable that was not set (--endpoint "$URL" would
+            # quietly test the embedded endpoint).
+            raise ConfigError(
+                f"{flag_name(key)}: the value is empty (an unset shell variable?): give a "
+                "value, or leave the flag out"
+            )
     for item in args.extra:
         for key, value in parse_assignment(item).items():
             both = isinstance(value, dict) and isinstance(values.get(key), dict)

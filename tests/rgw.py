@@ -259,6 +259,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=None)
     args = parser.parse_args()
+    # SIGTERM (timeout, kill) unwinds like ^C, so the servers started here stop with it.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = time.monotonic()
     with running_rgw(args.port) as gateway:
         print(f"Ceph RGW at {gateway.url} (up in {time.monotonic() - started:.1f} s)")

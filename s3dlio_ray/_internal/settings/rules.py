@@ -39,6 +39,10 @@ def _check_one(settings: Settings) -> None:
             f"({settings.max_concurrency}): lower one or raise the other (a running run's "
             "control call can change both at once)"
         )
+    if settings.ca_bundle is not None and not Path(settings.ca_bundle).is_file():
+        raise ConfigError(
+            f"ca_bundle: {settings.ca_bundle} is not a readable file (a PEM of CA certificates)"
+        )
     _check_controller(settings)
     for index, entry in enumerate(settings.phases):
         phase = settings.for_phase(index)

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import botocore.session
 from botocore.credentials import Credentials, RefreshableCredentials
-from botocore.exceptions import BotoCoreError
+from botocore.exceptions import BotoCoreError, ProfileNotFound
 
-from s3dlio_ray._internal.model.errors import S3DlioRayError
+from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
 
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 DEFAULT_REGION = "us-east-1"
@@ -44,6 +44,12 @@ def resolve_credentials(
         )
     try:
         credentials = botocore.session.Session(profile=profile).get_credentials()
+    except ProfileNotFound as exc:
+        raise ConfigError(
+            f"AWS profile {exc.kwargs.get('profile', profile)!r} (aws_profile, AWS_PROFILE) is in neither the AWS config "
+            "nor the credentials file (~/.aws/config, ~/.aws/credentials, or the files "
+            "AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE name)"
+        ) from None
     except BotoCoreError as exc:
         raise CredentialsError(f"cannot load AWS credentials: {exc}") from None
     if credentials is None:
