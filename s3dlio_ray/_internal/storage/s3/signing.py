@@ -45,8 +45,9 @@ def resolve_credentials(
     try:
         credentials = botocore.session.Session(profile=profile).get_credentials()
     except ProfileNotFound as exc:
+        name = exc.kwargs.get("profile", profile)
         raise ConfigError(
-            f"AWS profile {exc.kwargs.get('profile', profile)!r} (aws_profile, AWS_PROFILE) is in neither the AWS config "
+            f"AWS profile {name!r} (aws_profile, AWS_PROFILE) is in neither the AWS config "
             "nor the credentials file (~/.aws/config, ~/.aws/credentials, or the files "
             "AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE name)"
         ) from None
