@@ -173,6 +173,55 @@ def test_a_key_of_the_runs_naming_written_beside_it_survives_its_cleanup(
     assert keys_in(boto3_s3, bucket) == [racing]
 
 
+@pytest.mark.parametrize(
+    ("phases", "racing"),
+    [
+        ("put,get", ["obj-00000001.7", "mixed-0-00000000"]),
+        ("put,mixed", ["obj-00000001.1", "mixed-0-99999999", "mixed-9999-00000000"]),
+    ],
+)
+def test_keys_past_what_a_timed_or_mixed_run_wrote_survive_its_cleanup(
+    phases, racing, moto_url, boto3_s3, bucket, credentials
+):
+    """A timed PUT writes later rounds (obj-N.R) and a mixed phase new keys (mixed-T-N) for as
+    long as it runs: its journal is rewritten with how far they went, and cleanup keeps to it.
+    Keys of that naming past it, written beside the run, are someone else's."""
+    import s3dlio_ray
+
+    run_id = f"race-{uuid.uuid4().hex[:8]}"
+    where = f"s3dlio-ray/{run_id}/"
+    theirs = {f"{where}{name}": 13 for name in racing}
+    written: list[str] = []
+
+    def progress(seen) -> None:
+        if not written:
+            for key in theirs:
+                boto3_s3.put_object(Bucket=bucket, Key=key, Body=b"not the run's")
+            written.extend(theirs)
+
+    report = s3dlio_ray.run(
+        "configs/quick.yaml",
+        hooks=s3dlio_ray.Hooks(progress=progress),
+        endpoint=moto_url,
+        bucket=bucket,
+        run_id=run_id,
+        executor="local",
+        phases=f"{phases},cleanup",
+        objects=5,
+        object_size="4KiB",
+        duration_s=2.5,
+        concurrency=2,
+        rate_limit="8 ops/s",
+        metrics_port="off",
+    )
+    assert report.ok, report.error
+    assert written and report.result.cleanup.deleted > 0
+    if phases == "put,get":
+        assert report.result.phases[0].objects > 5  # later rounds were written
+    # Everything the run wrote is gone (it deleted it), and nothing of anyone else.
+    assert keys_in(boto3_s3, bucket) == sorted(theirs)
+
+
 def test_cleanup_of_a_killed_run_keeps_to_the_bounds_its_journal_records(
     moto_url, boto3_s3, bucket, credentials
 ):

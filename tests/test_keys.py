@@ -129,3 +129,19 @@ def test_bounds_widen_to_the_larger_of_each_and_none_wins():
 
     assert KeyBounds(60, 0).widened(KeyBounds(3, 18)) == KeyBounds(60, 18)
     assert KeyBounds(60, 0).widened(KeyBounds(None, 18)) == KeyBounds(None, 18)
+
+
+def test_key_bounds_hold_later_rounds_and_mixed_keys_only_as_far_as_written():
+    from s3dlio_ray._internal.model.keys import KeyBounds
+
+    bounds = KeyBounds(objects=60, files=0, rounds=2, mixed=(4, 100))
+    assert bounds.hold("obj-00000059.2") and not bounds.hold("obj-00000059.3")
+    assert bounds.hold("mixed-3-00000099")
+    assert not bounds.hold("mixed-4-00000000") and not bounds.hold("mixed-3-00000100")
+    unbounded = KeyBounds(objects=60)
+    assert unbounded.hold("obj-00000001.999") and unbounded.hold("mixed-999-99999999")
+    none_written = KeyBounds(objects=60, rounds=0, mixed=(0, 0))
+    assert not none_written.hold("obj-00000001.1") and not none_written.hold("mixed-0-00000000")
+    assert bounds.widened(KeyBounds(60, 0, 5, (2, 300))) == KeyBounds(60, 0, 5, (4, 300))
+    assert bounds.widened(unbounded) == KeyBounds(60, None, None, None)
+

@@ -31,7 +31,7 @@ from s3dlio_ray._internal.live.pool import Worker, WorkerPool
 from s3dlio_ray._internal.live.steering import ClusterSteering
 from s3dlio_ray._internal.live.telemetry import Progress, Telemetry
 from s3dlio_ray._internal.model.errors import S3DlioRayError
-from s3dlio_ray._internal.model.keys import KeyRange, ListedKeys, as_key_range
+from s3dlio_ray._internal.model.keys import KeyBounds, KeyRange, ListedKeys, as_key_range
 from s3dlio_ray._internal.model.results import PhaseResult, ShareResult
 from s3dlio_ray._internal.model.sharding import shard
 from s3dlio_ray._internal.model.utilization import UtilizationProgress
@@ -107,6 +107,9 @@ class PhaseExecutor:
         """The run's changes so far: shares start with them, running ones get them each tick."""
         self._clock = ActiveClock()
         """The run's time less its paused time: what phases' elapsed time and autoterm count."""
+        self.written = KeyBounds(rounds=0, mixed=(0, 0))
+        """The later rounds and mixed keys the run's shares stored (KeyBounds.rounds, .mixed);
+        unbounded once a share was lost or broke (what it stored is not known)."""
 
     @property
     def engines(self) -> int:
@@ -199,6 +202,7 @@ class PhaseExecutor:
                     try:
                         result = task.future.result()
                     except self.pool.lost as exc:
+                        self.written = KeyBounds()
                         elapsed = self._clock() - started
                         if self.interrupted:
                             parts.append(self._given_up(task, phase, elapsed))
@@ -208,9 +212,11 @@ class PhaseExecutor:
                         self._stop_again()
                         continue
                     except S3DlioRayError as exc:
+                        self.written = KeyBounds()
                         self._fail(str(exc))
                         continue
                     except Exception as exc:
+                        self.written = KeyBounds()
                         broken = broken or exc
                         self._stop_all(EndedBy.ERROR)
                         continue
@@ -227,6 +233,7 @@ class PhaseExecutor:
                     )
                     if phase == Phase.PUT:
                         written.append(successful_writes(as_key_range(task.keys), result))
+                    self._note_written(phase, task.task_id, result, written)
                     if result.listed is not None:
                         listed.append(result.listed)
                     digests.update(result.digests)
@@ -289,6 +296,20 @@ class PhaseExecutor:
         """Shares started after a stop (a lost worker's, reassigned) stop as well."""
         if self._stopped_by is not None:
             self._stop_all(self._stopped_by)
+
+    def _note_written(
+        self, phase: Phase, task_id: int, result: ShareResult, written: list[KeyRange]
+    ) -> None:
+        """Widen `written` by a finished share: a PUT's later rounds, a mixed share's new keys
+        (`mixed-TASK-N`, N below the operations it started)."""
+        if self.written.rounds is None or self.written.mixed is None:
+            return
+        rounds, (tasks, count) = self.written.rounds, self.written.mixed
+        if phase == Phase.PUT and written:
+            rounds = max([rounds, *(span.round_ for span in written[-1].spans)])
+        if phase == Phase.MIXED:
+            tasks, count = max(tasks, task_id + 1), max(count, result.dispatched)
+        self.written = KeyBounds(rounds=rounds, mixed=(tasks, count))
 
     def _given_up(
         self, task: _Task, phase: Phase, elapsed_s: float

@@ -52,18 +52,23 @@ def cleanup_command(
     return shlex.join([*words, *extra])
 
 
-_NUMBERED = re.compile(r"(obj|data)-(\d{8,})(?:\.\d+)?")
+_NUMBERED = re.compile(r"(obj|data)-(\d{8,})(?:\.(\d+))?")
+_MIXED = re.compile(r"mixed-(\d+)-(\d{8,})")
 
 
 @dataclass(frozen=True)
 class KeyBounds:
-    """How many objects and dataset files a run has: its `obj-N` and `data-N` keys have N
-    below them (a timed PUT's later rounds, `obj-N.R`, reuse its indices). A key of the run's
-    naming past them is not the run's (someone wrote it beside the run); None: no bound known
-    (a journal from before the bounds were kept)."""
+    """What a run may have written under its prefix, as its journal records it: `objects` and
+    dataset `files` bound its `obj-N` and `data-N` keys (N below them); `rounds` the R of a
+    timed PUT's later rounds `obj-N.R` (R at most it); `mixed` a mixed phase's `mixed-T-N`
+    keys (T and N below the pair). A key of the run's naming past them is not the run's
+    (someone wrote it beside the run). None: no bound known (a journal from before it was
+    kept, or a phase that was still writing when the run was stopped)."""
 
     objects: int | None = None
     files: int | None = None
+    rounds: int | None = None
+    mixed: tuple[int, int] | None = None
 
     def widened(self, other: KeyBounds) -> KeyBounds:
         """Both bounds at once: the larger of each (no bound on either side: none)."""
@@ -71,15 +76,28 @@ class KeyBounds:
         def wider(mine: int | None, theirs: int | None) -> int | None:
             return None if mine is None or theirs is None else max(mine, theirs)
 
-        return KeyBounds(wider(self.objects, other.objects), wider(self.files, other.files))
+        mixed = None
+        if self.mixed is not None and other.mixed is not None:
+            mixed = (max(self.mixed[0], other.mixed[0]), max(self.mixed[1], other.mixed[1]))
+        return KeyBounds(
+            wider(self.objects, other.objects),
+            wider(self.files, other.files),
+            wider(self.rounds, other.rounds),
+            mixed,
+        )
 
     def hold(self, name: str) -> bool:
         """Whether `name` (the part of a key after the run's prefix) is within the bounds."""
         match = _NUMBERED.fullmatch(name)
-        if match is None:
-            return True
-        bound = self.objects if match.group(1) == "obj" else self.files
-        return bound is None or int(match.group(2)) < bound
+        if match is not None:
+            bound = self.objects if match.group(1) == "obj" else self.files
+            round_ = int(match.group(3) or 0)
+            within_rounds = self.rounds is None or round_ <= self.rounds
+            return (bound is None or int(match.group(2)) < bound) and within_rounds
+        mixed = _MIXED.fullmatch(name)
+        if mixed is not None and self.mixed is not None:
+            return int(mixed.group(1)) < self.mixed[0] and int(mixed.group(2)) < self.mixed[1]
+        return True
 
 
 def named_by_run(prefix_of_run: str, key: str) -> bool:

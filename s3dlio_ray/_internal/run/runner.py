@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from s3dlio_ray._internal.execution.build import build_client
 from s3dlio_ray._internal.execution.phases import STEPS
 from s3dlio_ray._internal.execution.phases.existing import read_manifest, top_level
-from s3dlio_ray._internal.execution.phases.step import run_recorded
+from s3dlio_ray._internal.execution.phases.step import planned_bounds, run_recorded
 from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
 from s3dlio_ray._internal.live.executor import PhaseExecutor
 from s3dlio_ray._internal.model.copy_plan import CopySpec
@@ -35,7 +35,13 @@ from s3dlio_ray._internal.model.vocabulary import Phase
 from s3dlio_ray._internal.run.plan import ConfigurationPlan, RunPlan
 from s3dlio_ray._internal.settings.schema import Settings
 from s3dlio_ray._internal.settings.values import Source
-from s3dlio_ray._internal.storage.journal import read_journal, refuse_a_used_prefix, write_journal
+from s3dlio_ray._internal.storage.journal import (
+    bounds_record,
+    read_journal,
+    record_written,
+    refuse_a_used_prefix,
+    write_journal,
+)
 from s3dlio_ray._internal.storage.s3.client import S3Client
 from s3dlio_ray._internal.tuning.profiles import select_profile
 
@@ -181,6 +187,7 @@ async def claim_prefix(run: RunContext) -> None:
         "bucket_created": run.bucket_created,
         "prefix": settings.prefix,
         "objects": settings.objects,
+        **bounds_record(planned_bounds(run)),
         "object_size": settings.to_dict()["object_size"],
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -233,6 +240,16 @@ async def run_workload(
                     break
                 if phase != Phase.CLEANUP:
                     await STEPS[phase].run(run, index)
+            # A phase that failed, or one whose actors were lost, leaves the planned bounds.
+            if writes and not any(p.partial for p in run.phases):
+                await record_written(
+                    client,
+                    run.bucket,
+                    settings.prefix,
+                    plan.run_id,
+                    executor.written,
+                    configuration.first,
+                )
         except ConfigError:
             raise
         except S3DlioRayError as exc:

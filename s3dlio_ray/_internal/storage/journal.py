@@ -113,14 +113,42 @@ async def _delete(
 
 
 def journal_bounds(journal: Mapping[str, Any]) -> KeyBounds:
-    """The bounds a run's journal records: its objects, and its dataset's files (none when it
-    generated no dataset)."""
+    """The bounds a run's journal records: its objects, its dataset's files (none when it
+    generated no dataset), its timed PUTs' later rounds and its mixed keys (absent from a
+    journal written before they were kept: no bound)."""
     objects = journal.get("objects")
     dataset = journal.get("dataset")
     files = dataset.get("num_files_train") if isinstance(dataset, dict) else 0
+    rounds, mixed = journal.get("rounds"), journal.get("mixed")
+    pair = None
+    if isinstance(mixed, list) and len(mixed) == 2 and all(isinstance(n, int) for n in mixed):
+        pair = (mixed[0], mixed[1])
     return KeyBounds(
-        objects if isinstance(objects, int) else None, files if isinstance(files, int) else None
+        objects if isinstance(objects, int) else None,
+        files if isinstance(files, int) else None,
+        rounds if isinstance(rounds, int) else None,
+        pair,
     )
+
+
+def bounds_record(bounds: KeyBounds) -> dict[str, Any]:
+    """A journal's fields for a run's later rounds and mixed keys (null: not bounded)."""
+    return {"rounds": bounds.rounds, "mixed": list(bounds.mixed) if bounds.mixed else None}
+
+
+async def record_written(
+    client: S3Client, bucket: str, prefix: str, run_id: str, written: KeyBounds, first: bool
+) -> None:
+    """Rewrite the run's journal with what its writing phases stored, once they have ended,
+    so cleanup keeps to it rather than to every key of the run's naming: the first of a run's
+    configurations replaces the journal's planned bounds, a later one widens them."""
+    journal = await read_journal(client, bucket, prefix, run_id)
+    if journal is None:
+        return
+    if not first:
+        written = written.widened(journal_bounds(journal))
+    record = {k: v for k, v in journal.items() if k not in ("tool", "run_id")}
+    await write_journal(client, bucket, prefix, run_id, {**record, **bounds_record(written)})
 
 
 async def cleanup(

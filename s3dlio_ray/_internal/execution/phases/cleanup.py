@@ -4,9 +4,9 @@ the driver's own client, after every engine has stopped, even when a phase faile
 
 from __future__ import annotations
 
-from s3dlio_ray._internal.execution.phases.step import Run
-from s3dlio_ray._internal.model.keys import KeyBounds
-from s3dlio_ray._internal.model.vocabulary import Phase
+from dataclasses import replace
+
+from s3dlio_ray._internal.execution.phases.step import Run, planned_bounds
 from s3dlio_ray._internal.storage.journal import cleanup, journal_bounds, read_journal
 
 
@@ -16,12 +16,16 @@ class Cleanup:
         remove = settings.remove_bucket == "always" or (
             settings.remove_bucket == "created" and run.bucket_created
         )
-        dataset = {Phase.DATAGEN, Phase.TRAIN} & set(settings.phase_names)
-        mine = KeyBounds(settings.objects, settings.num_files_train if dataset else 0)
-        # A run of this id before this one (a kept dataset, a cleanup-only run) may have
-        # written more: its journal says how much.
+        mine = planned_bounds(run)
+        # The journal says what was written: this run's later rounds and mixed keys, as it
+        # rewrote it when its phases ended, and a run of this id before this one (a kept
+        # dataset, a cleanup-only run) may have written more objects or files.
         journal = await read_journal(run.client, run.bucket, settings.prefix, run.run_id)
-        bounds = mine if journal is None else mine.widened(journal_bounds(journal))
+        if journal is None:
+            bounds = mine
+        else:
+            recorded = journal_bounds(journal)
+            bounds = recorded.widened(replace(mine, rounds=recorded.rounds, mixed=recorded.mixed))
         run.cleanup = await cleanup(
             run.client, run.bucket, settings.prefix, run.run_id, remove, bounds
         )

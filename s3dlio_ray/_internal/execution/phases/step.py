@@ -13,7 +13,14 @@ from s3dlio_ray._internal.execution.phases.existing import top_level
 from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
 from s3dlio_ray._internal.model.copy_plan import CopySpec
 from s3dlio_ray._internal.model.errors import S3DlioRayError
-from s3dlio_ray._internal.model.keys import KeyRange, ListedKeys, as_key_range, listings, run_prefix
+from s3dlio_ray._internal.model.keys import (
+    KeyBounds,
+    KeyRange,
+    ListedKeys,
+    as_key_range,
+    listings,
+    run_prefix,
+)
 from s3dlio_ray._internal.model.results import CleanupResult, PhaseResult
 from s3dlio_ray._internal.model.vocabulary import Phase
 from s3dlio_ray._internal.settings.schema import Settings
@@ -109,6 +116,24 @@ def is_timed(phases: Sequence[Phase], index: int, duration_s: float | None) -> b
     if duration_s is None or phases[index] == Phase.DELETE:
         return False
     return not (phases[index] == Phase.PUT and Phase.MIXED in phases[index:])
+
+
+def planned_bounds(run: Run) -> KeyBounds:
+    """What a run's phases may write before any of them has ended: its objects and dataset
+    files, and no bound on later rounds or mixed keys where it has a timed PUT or a mixed phase
+    (none of them where it has not)."""
+    names = run.settings.phase_names
+    timed_put = any(
+        name == Phase.PUT and is_timed(names, index, run.settings_for(index).duration_s)
+        for index, name in enumerate(names)
+    )
+    dataset = {Phase.DATAGEN, Phase.TRAIN} & set(names)
+    return KeyBounds(
+        run.settings.objects,
+        run.settings.num_files_train if dataset else 0,
+        None if timed_put else 0,
+        None if Phase.MIXED in names else (0, 0),
+    )
 
 
 def spec_of(run: Run, settings: Settings, phase: Phase, **more: Any) -> PhaseSpec:
