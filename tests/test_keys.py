@@ -144,4 +144,3 @@ def test_key_bounds_hold_later_rounds_and_mixed_keys_only_as_far_as_written():
     assert not none_written.hold("obj-00000001.1") and not none_written.hold("mixed-0-00000000")
     assert bounds.widened(KeyBounds(60, 0, 5, (2, 300))) == KeyBounds(60, 0, 5, (4, 300))
     assert bounds.widened(unbounded) == KeyBounds(60, None, None, None)
-
