@@ -380,7 +380,16 @@ def _finish(
     from s3dlio_ray._internal.reports.files import print_summary
     from s3dlio_ray._internal.storage.oplog import oplog_pattern
 
-    paths = report.write()
+    try:
+        paths = report.write()
+    except OSError as exc:
+        for result in report.results:
+            print_summary(result, console, (), unit)
+        raise S3DlioRayError(
+            f"the result files could not be written under {report.paths[0].parent}: "
+            f"{exc.strerror or exc}: free space there, raise the file-size limit (ulimit -f), "
+            "or give --output elsewhere; the summary above holds the run's figures"
+        ) from None
     for wanted, json_path in zip(report.paths, paths[::3], strict=True):
         if json_path != wanted:
             console.print(

@@ -15,7 +15,16 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import boto3_client, cli_env, ended_on_time, headless, run_cli, valid_result
+from conftest import (
+    CLI,
+    ROOT,
+    boto3_client,
+    cli_env,
+    ended_on_time,
+    headless,
+    run_cli,
+    valid_result,
+)
 
 from s3dlio_ray._internal.storage.embedded import EmbeddedS3, free_port
 from s3dlio_ray._internal.storage.s3.signing import StaticCredentials
@@ -659,3 +668,44 @@ def test_an_endpoint_that_never_answers_is_one_line_within_its_silence(tmp_path)
     line = assert_one_line_error(proc, 1)
     assert "no answer from the endpoint for 3 s: it is not answering" in line
     assert "(after 2 attempts;" in line and elapsed < 60
+
+
+def _limited(*args: str, file_bytes: int) -> subprocess.CompletedProcess:
+    """The command line with a limit on the size of the files it may write (`ulimit -f`), as a
+    full disk shows itself; a private Ray cluster, never the session's."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+
+    return subprocess.run(
+        [*CLI, "run", "configs/quick.yaml", "--metrics-port", "off", *args],
+        cwd=ROOT,
+        env=cli_env(RAY_ADDRESS="local"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit,
+    )
+
+
+def test_result_files_that_cannot_be_written_are_one_line_after_the_summary(
+    moto_url, boto3_s3, tmp_path
+):
+    before = {b["Name"] for b in boto3_s3.list_buckets()["Buckets"]}
+    out = tmp_path / "full" / "run.json"
+    args = ["--endpoint", moto_url, "--executor", "local", "--objects", "4", "--output", str(out)]
+    proc = _limited(*args, "--object-size", "64KiB", file_bytes=16384)
+    line = assert_one_line_error(proc, 1)
+    assert f"the result files could not be written under {out.parent}: File too large" in line
+    assert "put" in proc.stdout and "cleanup: 4 objects deleted" in proc.stdout  # the summary
+    assert {b["Name"] for b in boto3_s3.list_buckets()["Buckets"]} == before
+
+
+def test_ray_that_cannot_start_for_a_file_size_limit_is_one_line_at_once(moto_url, tmp_path):
+    started = time.monotonic()
+    args = ["--endpoint", moto_url, "--executor", "ray", "--objects", "4"]
+    proc = _limited(*args, "--output", str(tmp_path / "run.json"), file_bytes=16384)
+    line = assert_one_line_error(proc, 1)
+    assert "Ray cannot start a local cluster here: this process may write files of at most" in line
+    assert "(ulimit -f)" in line and time.monotonic() - started < 30

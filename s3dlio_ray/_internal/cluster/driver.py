@@ -13,8 +13,11 @@ import contextlib
 import dataclasses
 import logging
 import os
+import resource
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -156,6 +159,10 @@ def connect(address: str | None = None) -> None:
             )
         _init(address="auto", **options)
         return
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and limit < RAY_ROOM_BYTES:
+        # Ray would spend half a minute failing to start its processes.
+        raise S3DlioRayError(f"Ray cannot start a local cluster here: {_starting_hint()}")
     _stay_on_loopback()
     _init(address="local", include_dashboard=False, **options)
 
@@ -177,9 +184,33 @@ def _init(**options: Any) -> None:
         ray.init(**options)
     except SystemExit:
         raise Terminated from None
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise S3DlioRayError(f"Ray could not start: {reason} ({_starting_hint()})") from None
     finally:
         if own is not None:
             signal.signal(signal.SIGTERM, own)
+
+
+def _starting_hint() -> str:
+    """What most often keeps Ray from starting on a machine: a limit on file sizes, or a full
+    disk where it keeps its session files."""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY:
+        return (
+            f"this process may write files of at most {limit:,} bytes (ulimit -f): Ray's "
+            "session files need more; raise the limit, or --executor local for a small job"
+        )
+    folder = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()
+    free = shutil.disk_usage(folder).free
+    if free < RAY_ROOM_BYTES:
+        return f"only {free / 2**20:,.0f} MiB free in {folder}, where Ray keeps its files"
+    return f"Ray's own logs are under {folder}/ray/session_latest/logs"
+
+
+RAY_ROOM_BYTES = 1 << 30
+"""Less free space than this where Ray keeps its session files is named as the likely cause,
+and a smaller limit on file sizes keeps a local cluster from starting at all."""
 
 
 def answers(address: str, timeout_s: float = 3.0) -> bool:
