@@ -261,6 +261,39 @@ def test_a_slow_response_that_keeps_arriving_is_not_timed_out():
     asyncio.run(main())
 
 
+@pytest.mark.integration
+def test_the_response_timeout_starts_once_the_body_is_sent():
+    """A PUT on a slow link takes many timeouts to send, and is no silent endpoint: the server
+    reads a 64 MiB body steadily at about 8 MB/s (four timeouts) and answers at once, and the
+    request succeeds. (What the kernel buffers after the last write, a few MiB here, drains in
+    well under the timeout; the response timeout counts from that last write.)"""
+    body = bytes(range(256)) * (64 * 2**20 // 256)
+
+    async def handler(reader, writer):
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        received = hashlib.sha256()
+        while length:
+            piece = await reader.read(min(length, 64 * 1024))
+            received.update(piece)
+            length -= len(piece)
+            await asyncio.sleep(0.008)
+        digest = received.hexdigest().encode()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(digest), digest))
+        await writer.drain()
+
+    async def main():
+        async with serve(handler) as server:
+            client = Http1Transport("127.0.0.1", server.port, timeout=2.0)
+            started = time.perf_counter()
+            response = await client.request("PUT", "/", {}, [body])
+            assert bytes(response.body) == hashlib.sha256(body).hexdigest().encode()
+            assert time.perf_counter() - started > 2 * 2.0  # the body took several timeouts
+            await client.aclose()
+
+    asyncio.run(main())
+
+
 def test_refused_connection_is_a_connect_error():
     async def main():
         async with serve(echo_forever) as server:
