@@ -220,6 +220,7 @@ async def run_workload(
         bucket_created_earlier,
     )
     error = None
+    claimed = False  # whether the run got to its phases (one that writes: its prefix claimed)
     writes = bool(
         {Phase.PUT, Phase.MIXED, Phase.CHECKPOINT, Phase.DATAGEN} & set(settings.phase_names)
     )
@@ -235,6 +236,7 @@ async def run_workload(
                     run.seed = int(journal["seed"])
             if writes and configuration.first:
                 await claim_prefix(run)
+            claimed = True
             for index, phase in enumerate(settings.phase_names):
                 if executor.interrupted:
                     break
@@ -256,7 +258,10 @@ async def run_workload(
             error = str(exc)
         if executor.interrupted:
             error = error or "interrupted: the run was stopped before its phases were done"
-        if Phase.CLEANUP in settings.phase_names and not executor.skip_cleanup:
+        # A run stopped before it claimed its prefix wrote nothing to clean up (unless it
+        # created its bucket), and asking a store that failed it already would only wait again.
+        began = claimed or run.bucket_created or not writes
+        if Phase.CLEANUP in settings.phase_names and not executor.skip_cleanup and began:
             try:
                 await STEPS[Phase.CLEANUP].run(run, settings.phase_names.index(Phase.CLEANUP))
             except S3DlioRayError as exc:

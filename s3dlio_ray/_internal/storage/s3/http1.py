@@ -361,11 +361,13 @@ class _Connection(asyncio.BufferedProtocol):
 class _IdleWatch:
     """Fails a response with RequestTimeout once `timeout` passes with no data arriving on its
     connection. One timer per pool sweeps the connections awaiting a response every quarter
-    timeout: a timer armed and cancelled per request was a measurable share of a small
-    request's CPU. A stalled response fails between `timeout` and 1.25 x `timeout`."""
+    timeout, at most a second apart: a timer armed and cancelled per request was a measurable
+    share of a small request's CPU. A stalled response fails between `timeout` and `timeout`
+    plus a quarter of it or a second, whichever is less."""
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
+        self._period = min(timeout / 4, 1.0)
         self._awaiting: dict[_Connection, tuple[int, float]] = {}
         """Each connection awaiting a response: its progress count when last seen to change."""
         self._timer: asyncio.TimerHandle | None = None
@@ -373,7 +375,7 @@ class _IdleWatch:
     def add(self, connection: _Connection) -> None:
         self._awaiting[connection] = (connection.progress, time.monotonic())
         if self._timer is None:
-            self._timer = connection._loop.call_later(self.timeout / 4, self._sweep)
+            self._timer = connection._loop.call_later(self._period, self._sweep)
 
     def discard(self, connection: _Connection) -> None:
         self._awaiting.pop(connection, None)
@@ -392,7 +394,7 @@ class _IdleWatch:
             connection._fail(RequestTimeout(f"no response data for {self.timeout:g} s"))
         if self._awaiting:
             loop = next(iter(self._awaiting))._loop
-            self._timer = loop.call_later(self.timeout / 4, self._sweep)
+            self._timer = loop.call_later(self._period, self._sweep)
 
 
 class Http1Transport:
