@@ -31,7 +31,7 @@ def test_multipart_put_of_64_mib_with_10_mib_parts(moto_url, boto3_s3, bucket):
 
     async def main():
         client = make_client(moto_url)
-        etag, parts, _ = await client.put_object_multipart(
+        uploaded = await client.put_object_multipart(
             bucket,
             "big",
             size,
@@ -40,7 +40,7 @@ def test_multipart_put_of_64_mib_with_10_mib_parts(moto_url, boto3_s3, bucket):
             AdaptiveLimiter(4),
         )
         await client.aclose()
-        return etag, parts
+        return uploaded.etag, uploaded.parts
 
     etag, parts = asyncio.run(main())
     assert parts == 7
