@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import time
 import uuid
 
 import pytest
@@ -13,6 +14,7 @@ from conftest import answering, incomplete_uploads, make_client, run_cli
 from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.model.keys import KeyBounds
 from s3dlio_ray._internal.storage.journal import (
+    JOURNAL_NAME,
     cleanup,
     read_journal,
     refuse_a_used_prefix,
@@ -178,44 +180,57 @@ def test_a_key_of_the_runs_naming_written_beside_it_survives_its_cleanup(
     [
         ("put,get", ["obj-00000001.7", "mixed-0-00000000"]),
         ("put,mixed", ["obj-00000001.1", "mixed-0-99999999", "mixed-9999-00000000"]),
+        ("checkpoint,restore", ["ckpt-0001-00000", "ckpt-0000-00099", "obj-00000000"]),
     ],
 )
-def test_keys_past_what_a_timed_or_mixed_run_wrote_survive_its_cleanup(
+def test_keys_past_what_a_run_wrote_survive_its_cleanup(
     phases, racing, moto_url, boto3_s3, bucket, credentials
 ):
     """A timed PUT writes later rounds (obj-N.R) and a mixed phase new keys (mixed-T-N) for as
-    long as it runs: its journal is rewritten with how far they went, and cleanup keeps to it.
-    Keys of that naming past it, written beside the run, are someone else's."""
+    long as it runs: its journal is rewritten with how far they went, and cleanup keeps to it;
+    a checkpoint writes a shard per engine (ckpt-C-S) and a run without a PUT no object. Keys
+    of that naming past it, written beside the run once it has claimed its prefix (its journal
+    is there), are someone else's."""
+    import threading
+
     import s3dlio_ray
 
     run_id = f"race-{uuid.uuid4().hex[:8]}"
     where = f"s3dlio-ray/{run_id}/"
-    theirs = {f"{where}{name}": 13 for name in racing}
-    written: list[str] = []
+    theirs = {f"{where}{name}" for name in racing}
+    written = threading.Event()
 
-    def progress(seen) -> None:
-        if not written:
-            for key in theirs:
-                boto3_s3.put_object(Bucket=bucket, Key=key, Body=b"not the run's")
-            written.extend(theirs)
+    def race() -> None:
+        deadline = time.monotonic() + 60
+        while JOURNAL_NAME not in "".join(keys_in(boto3_s3, bucket)):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.02)
+        for key in theirs:
+            boto3_s3.put_object(Bucket=bucket, Key=key, Body=b"not the run's")
+        written.set()
 
+    racer = threading.Thread(target=race)
+    racer.start()
     report = s3dlio_ray.run(
         "configs/quick.yaml",
-        hooks=s3dlio_ray.Hooks(progress=progress),
         endpoint=moto_url,
         bucket=bucket,
         run_id=run_id,
         executor="local",
-        phases=f"{phases},cleanup",
+        phases=f"{phases},sleep,cleanup",  # the sleep: time for the racer before cleanup
+        sleep_s=1.0,
         objects=5,
         object_size="4KiB",
+        model_size="1MiB",
         duration_s=2.5,
         concurrency=2,
         rate_limit="8 ops/s",
         metrics_port="off",
     )
+    racer.join()
     assert report.ok, report.error
-    assert written and report.result.cleanup.deleted > 0
+    assert written.is_set() and report.result.cleanup.deleted > 0
     if phases == "put,get":
         assert report.result.phases[0].objects > 5  # later rounds were written
     # Everything the run wrote is gone (it deleted it), and nothing of anyone else.

@@ -144,3 +144,6 @@ def test_key_bounds_hold_later_rounds_and_mixed_keys_only_as_far_as_written():
     assert not none_written.hold("obj-00000001.1") and not none_written.hold("mixed-0-00000000")
     assert bounds.widened(KeyBounds(60, 0, 5, (2, 300))) == KeyBounds(60, 0, 5, (4, 300))
     assert bounds.widened(unbounded) == KeyBounds(60, None, None, None)
+    shards = KeyBounds(checkpoints=(2, 3))
+    assert shards.hold("ckpt-0001-00002") and not shards.hold("ckpt-0002-00000")
+    assert not shards.hold("ckpt-0000-00003") and KeyBounds().hold("ckpt-9999-99999")

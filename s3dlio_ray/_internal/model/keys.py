@@ -53,7 +53,7 @@ def cleanup_command(
 
 
 _NUMBERED = re.compile(r"(obj|data)-(\d{8,})(?:\.(\d+))?")
-_MIXED = re.compile(r"mixed-(\d+)-(\d{8,})")
+_PAIRED = re.compile(r"(mixed|ckpt)-(\d+)-(\d+)")
 
 
 @dataclass(frozen=True)
@@ -61,14 +61,16 @@ class KeyBounds:
     """What a run may have written under its prefix, as its journal records it: `objects` and
     dataset `files` bound its `obj-N` and `data-N` keys (N below them); `rounds` the R of a
     timed PUT's later rounds `obj-N.R` (R at most it); `mixed` a mixed phase's `mixed-T-N`
-    keys (T and N below the pair). A key of the run's naming past them is not the run's
-    (someone wrote it beside the run). None: no bound known (a journal from before it was
-    kept, or a phase that was still writing when the run was stopped)."""
+    keys and `checkpoints` a checkpoint's `ckpt-C-S` shards (both numbers below the pair). A
+    key of the run's naming past them is not the run's (someone wrote it beside the run).
+    None: no bound known (a journal from before it was kept, or a phase that was still writing
+    when the run was stopped)."""
 
     objects: int | None = None
     files: int | None = None
     rounds: int | None = None
     mixed: tuple[int, int] | None = None
+    checkpoints: tuple[int, int] | None = None
 
     def widened(self, other: KeyBounds) -> KeyBounds:
         """Both bounds at once: the larger of each (no bound on either side: none)."""
@@ -76,14 +78,19 @@ class KeyBounds:
         def wider(mine: int | None, theirs: int | None) -> int | None:
             return None if mine is None or theirs is None else max(mine, theirs)
 
-        mixed = None
-        if self.mixed is not None and other.mixed is not None:
-            mixed = (max(self.mixed[0], other.mixed[0]), max(self.mixed[1], other.mixed[1]))
+        def wider_pair(
+            mine: tuple[int, int] | None, theirs: tuple[int, int] | None
+        ) -> tuple[int, int] | None:
+            if mine is None or theirs is None:
+                return None
+            return max(mine[0], theirs[0]), max(mine[1], theirs[1])
+
         return KeyBounds(
             wider(self.objects, other.objects),
             wider(self.files, other.files),
             wider(self.rounds, other.rounds),
-            mixed,
+            wider_pair(self.mixed, other.mixed),
+            wider_pair(self.checkpoints, other.checkpoints),
         )
 
     def hold(self, name: str) -> bool:
@@ -94,9 +101,11 @@ class KeyBounds:
             round_ = int(match.group(3) or 0)
             within_rounds = self.rounds is None or round_ <= self.rounds
             return (bound is None or int(match.group(2)) < bound) and within_rounds
-        mixed = _MIXED.fullmatch(name)
-        if mixed is not None and self.mixed is not None:
-            return int(mixed.group(1)) < self.mixed[0] and int(mixed.group(2)) < self.mixed[1]
+        paired = _PAIRED.fullmatch(name)
+        if paired is not None:
+            pair = self.mixed if paired.group(1) == "mixed" else self.checkpoints
+            first, second = int(paired.group(2)), int(paired.group(3))
+            return pair is None or (first < pair[0] and second < pair[1])
         return True
 
 

@@ -179,6 +179,7 @@ async def claim_prefix(run: RunContext) -> None:
         await refuse_a_used_prefix(client, run.bucket, settings.prefix, run.run_id, endpoints)
     else:
         run.bucket_created = await client.create_bucket(run.bucket)
+    planned = planned_bounds(run)
     record = {
         "version": VERSION,
         "workload": settings.name,
@@ -186,8 +187,8 @@ async def claim_prefix(run: RunContext) -> None:
         "bucket": run.bucket,
         "bucket_created": run.bucket_created,
         "prefix": settings.prefix,
-        "objects": settings.objects,
-        **bounds_record(planned_bounds(run)),
+        "objects": planned.objects,
+        **bounds_record(planned),
         "object_size": settings.to_dict()["object_size"],
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -119,36 +119,48 @@ def journal_bounds(journal: Mapping[str, Any]) -> KeyBounds:
     objects = journal.get("objects")
     dataset = journal.get("dataset")
     files = dataset.get("num_files_train") if isinstance(dataset, dict) else 0
-    rounds, mixed = journal.get("rounds"), journal.get("mixed")
-    pair = None
-    if isinstance(mixed, list) and len(mixed) == 2 and all(isinstance(n, int) for n in mixed):
-        pair = (mixed[0], mixed[1])
+    rounds = journal.get("rounds")
     return KeyBounds(
         objects if isinstance(objects, int) else None,
         files if isinstance(files, int) else None,
         rounds if isinstance(rounds, int) else None,
-        pair,
+        _pair(journal.get("mixed")),
+        _pair(journal.get("checkpoints")),
     )
 
 
+def _pair(value: Any) -> tuple[int, int] | None:
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(n, int) for n in value):
+        return value[0], value[1]
+    return None
+
+
 def bounds_record(bounds: KeyBounds) -> dict[str, Any]:
-    """A journal's fields for a run's later rounds and mixed keys (null: not bounded)."""
-    return {"rounds": bounds.rounds, "mixed": list(bounds.mixed) if bounds.mixed else None}
+    """A journal's fields for a run's later rounds, mixed keys and checkpoint shards (null: not
+    bounded)."""
+    return {
+        "rounds": bounds.rounds,
+        "mixed": list(bounds.mixed) if bounds.mixed else None,
+        "checkpoints": list(bounds.checkpoints) if bounds.checkpoints else None,
+    }
 
 
 async def record_written(
     client: S3Client, bucket: str, prefix: str, run_id: str, written: KeyBounds, first: bool
 ) -> None:
-    """Rewrite the run's journal with what its writing phases stored, once they have ended,
-    so cleanup keeps to it rather than to every key of the run's naming: the first of a run's
-    configurations replaces the journal's planned bounds, a later one widens them."""
+    """Rewrite the run's journal with how far its later rounds and mixed keys went, once its
+    phases have ended, so cleanup keeps to that rather than to every key of the run's naming:
+    the first of a run's configurations replaces the journal's planned bounds, a later one
+    widens them."""
     journal = await read_journal(client, bucket, prefix, run_id)
     if journal is None:
         return
     if not first:
         written = written.widened(journal_bounds(journal))
     record = {k: v for k, v in journal.items() if k not in ("tool", "run_id")}
-    await write_journal(client, bucket, prefix, run_id, {**record, **bounds_record(written)})
+    stored = bounds_record(written)
+    record.update(rounds=stored["rounds"], mixed=stored["mixed"])
+    await write_journal(client, bucket, prefix, run_id, record)
 
 
 async def cleanup(

@@ -119,9 +119,9 @@ def is_timed(phases: Sequence[Phase], index: int, duration_s: float | None) -> b
 
 
 def planned_bounds(run: Run) -> KeyBounds:
-    """What a run's phases may write before any of them has ended: its objects and dataset
-    files, and no bound on later rounds or mixed keys where it has a timed PUT or a mixed phase
-    (none of them where it has not)."""
+    """What a run's phases may write before any of them has ended: its objects (a PUT's) and
+    dataset files, a shard per engine of each checkpoint, and no bound on later rounds or mixed keys
+    where it has a timed PUT or a mixed phase (none of them where it has not)."""
     names = run.settings.phase_names
     timed_put = any(
         name == Phase.PUT and is_timed(names, index, run.settings_for(index).duration_s)
@@ -129,10 +129,11 @@ def planned_bounds(run: Run) -> KeyBounds:
     )
     dataset = {Phase.DATAGEN, Phase.TRAIN} & set(names)
     return KeyBounds(
-        run.settings.objects,
+        run.settings.objects if Phase.PUT in names else 0,
         run.settings.num_files_train if dataset else 0,
         None if timed_put else 0,
         None if Phase.MIXED in names else (0, 0),
+        (names.count(Phase.CHECKPOINT), run.executor.engines),
     )
 
 
