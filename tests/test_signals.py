@@ -184,10 +184,13 @@ def test_sigterm_to_the_process_group_kills_ray_and_the_driver_still_reports_and
     assert f"interrupted by SIGTERM: result in {out}; cleanup: " in stderr
     result = valid_result(json.loads(out.read_text()))
     (put,) = result.phases
-    assert put.ended_by == "interrupted" and put.objects >= 10 and not put.failed
-    assert result.cleanup.deleted >= put.objects and not result.cleanup.failed
-    if put.partial:  # the actors died before they could send their final statistics
+    assert put.ended_by == "interrupted" and not put.failed
+    if put.partial:  # the actors died before they sent their final statistics: the last ones
         assert "put: partial figures: actors were lost while the run stopped" in stdout
+    else:
+        assert put.objects >= 10
+    # Everything stored is removed, what the figures counted or not.
+    assert result.cleanup.deleted >= max(10, put.objects) and not result.cleanup.failed
     assert stored_objects(boto3_s3, bucket, prefix, journal=True) == {}
     deadline = time.monotonic() + 20
     while left := [p for p in psutil.process_iter(["pid"]) if _group(p) == process.pid]:

@@ -103,15 +103,10 @@ def nodes_elsewhere(nodes: Sequence[dict], slots: Sequence[NodeSlot], here: str)
     return [s.label for s in slots if addresses[s.node_id] not in (here, "127.0.0.1")]
 
 
-_lost = False
-
-
 def cluster_lost() -> bool:
     """Whether the Ray cluster went down under this process (its processes were signalled
     with the driver's process group): Ray's shutdown would wait up to a minute for it, then
     crash. Asked once, as the command exits."""
-    if _lost:
-        return True
     if not ray.is_initialized():
         return False
     return not answers(ray.get_runtime_context().gcs_address, timeout_s=1.0)
@@ -408,8 +403,6 @@ class RayPool:
             # The cluster went down with the run (a signal to the whole process group stops
             # Ray's processes too): nothing is left to free, and every Ray call would wait a
             # minute for its control store; the command ends without Ray's own shutdown.
-            global _lost
-            _lost = True
             self.workers.clear()
             self._gatherers.clear()
             self._held = 0.0
