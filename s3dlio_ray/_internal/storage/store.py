@@ -36,7 +36,9 @@ class UploadedFile(NamedTuple):
         whole-object, or composite for a multipart upload (`...-N`; moto leaves out `-N`)."""
         if stored == crc.header(self.crc32):
             return True
-        return self.composite is not None and stored in (self.composite, self.composite[:8])
+        if self.composite is None:
+            return False
+        return stored in (self.composite, self.composite.rsplit("-", 1)[0])
 
 
 class BufferPool:
