@@ -28,10 +28,10 @@ from ray.cluster_utils import Cluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import null_endpoint
 from bench_transfer import wait_for_port
 from proxy import TcpProxy
 
+from s3dlio_ray._internal.lab import null_endpoint
 from s3dlio_ray._internal.run.launch import execute
 from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.settings.load import load_settings

@@ -5,15 +5,15 @@ s3transfer (`upload_file`, `download_file` on a TransferManager), against the sa
     .venv/bin/python benchmarks/bench_copy.py [--rounds 3] [--concurrency 16] \
         [--endpoints null,moto] [--sets small,large] [--clients engine,s3dlio,...]
 
-Sets: `small` (512 files of 128 KiB: an image dataset's samples), `large` (4 files of 64 MiB).
-Each measurement runs in a fresh process (upload, then download into an empty folder) and
-reports its wall time and its own user + system CPU (every thread: s3dlio's runtime and
-s3transfer's pool run in it, and so does this tool's engine, `executor: local`). `null` is
-benchmarks/null_endpoint.py (drains uploads, lists and serves the set's objects: the clients'
-own ceiling); `moto` stores what it is sent. `engine-inline` is this tool with every file read
-and write done on the event loop instead of in a thread (file_io.THREAD_BYTES: the choice
-measured). Prints per endpoint, set, op and client the medians over the rounds: GB/s, files/s,
-CPU s/GB, and the ratio of GB/s over s3dlio's.
+Sets: `small` (512 files of 128 KiB: an image dataset's samples), `large` (4 files of 64 MiB). Each
+measurement runs in a fresh process (upload, then download into an empty folder) and reports its
+wall time and its own user + system CPU (every thread: s3dlio's runtime and s3transfer's pool run
+in it, and so does this tool's engine, `executor: local`). `null` is the null endpoint
+(lab/null_endpoint.py: drains uploads, lists and serves the set's objects: the clients' own
+ceiling); `moto` stores what it is sent. `engine-inline` is this tool with every file read and
+write done on the event loop instead of in a thread (file_io.THREAD_BYTES: the choice measured).
+Prints per endpoint, set, op and client the medians over the rounds: GB/s, files/s, CPU s/GB, and
+the ratio of GB/s over s3dlio's.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import null_endpoint
 from bench_transfer import CREDENTIALS, boto3_client, cpu_seconds
+
+from s3dlio_ray._internal.lab import null_endpoint
 
 SETS = {"small": (512, 128 * 1024), "large": (4, 64 * 1024 * 1024)}
 CLIENTS = ("engine", "engine-inline", "s3dlio", "s3transfer")

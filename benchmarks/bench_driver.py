@@ -27,12 +27,12 @@ from pathlib import Path
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
-import null_endpoint
 import ray
 from ray.cluster_utils import Cluster
 
 from s3dlio_ray._internal.cluster.driver import RayPool
 from s3dlio_ray._internal.execution.build import cluster_policy
+from s3dlio_ray._internal.lab import null_endpoint
 from s3dlio_ray._internal.live.executor import PhaseExecutor
 from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.run.runner import run_workload

@@ -27,8 +27,9 @@ import psutil
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import null_endpoint  # noqa: E402
 from bench_memory import MIB, actors  # noqa: E402
+
+from s3dlio_ray._internal.lab import null_endpoint  # noqa: E402
 
 
 def cpu_s(process: psutil.Process) -> float:

@@ -19,8 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-import null_endpoint
 import psutil
+
+from s3dlio_ray._internal.lab import null_endpoint
 
 HERE = Path(__file__).resolve().parent
 MIB = 1024 * 1024

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_node.py                  # K = half the cores, at least 2
     .venv/bin/python benchmarks/bench_node.py --processes 8 --rounds 3
 
-The endpoint is benchmarks/null_endpoint.py as K processes on one port (SO_REUSEPORT), over HTTPS
+The endpoint is the null endpoint (lab/null_endpoint.py) as K processes on one port, over HTTPS
 with a certificate from a CA made for the run. A bare process is one bench_transfer.py worker: PUT
 then GET of its keys at concurrency 16, twice, the warm second pass timed, with its own CPU
 seconds. K processes meet before each pass and operation (a barrier), so they run side by side; the
@@ -32,10 +32,10 @@ from pathlib import Path
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
-import null_endpoint
 import ray
 from bench_transfer import CREDENTIALS, object_bytes, test_ca, wait_for_port
 
+from s3dlio_ray._internal.lab import null_endpoint
 from s3dlio_ray._internal.run.launch import execute
 from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.settings.load import load_settings

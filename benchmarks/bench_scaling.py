@@ -20,10 +20,10 @@ from pathlib import Path
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
-import null_endpoint
 import ray
 from ray.cluster_utils import Cluster
 
+from s3dlio_ray._internal.lab import null_endpoint
 from s3dlio_ray._internal.run.launch import execute
 from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.settings.load import load_settings

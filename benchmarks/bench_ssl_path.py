@@ -21,8 +21,9 @@ import threading
 import time
 from pathlib import Path
 
-import null_endpoint
 from bench_transfer import cpu_seconds, test_ca, wait_for_port
+
+from s3dlio_ray._internal.lab import null_endpoint
 
 SIZE = 10 * 1024 * 1024
 GETS_PER_THREAD = 8

@@ -2,7 +2,7 @@
 by a train phase of one simulated accelerator with no compute (batches of 16, 16 read threads,
 2 batches read ahead), one process, verification off, against the null endpoint serving 4 KiB.
 
-    .venv/bin/python benchmarks/null_endpoint.py --port 9100 --object-size 4KiB &
+    .venv/bin/python -m s3dlio_ray._internal.lab.null_endpoint --port 9100 --object-size 4KiB &
     .venv/bin/python benchmarks/bench_train.py http://127.0.0.1:9100
 
 Prints, per phase, the median over five alternating passes of the process's user + system CPU

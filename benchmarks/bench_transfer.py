@@ -4,21 +4,20 @@
     .venv/bin/python benchmarks/bench_transfer.py                     # the full matrix, 3 rounds
     .venv/bin/python benchmarks/bench_transfer.py --rounds 1 --concurrency 8 --endpoints null
 
-Every measurement runs in a fresh worker process (the s3dlio wheel configures its endpoint once
-per process), which PUTs and GETs the objects twice and reports the second, warm pass, timing only
-the transfer and counting the worker's CPU seconds (user + system, all threads) over the same
-span. GET bodies are read into memory and dropped by every client (s3dlio: get_many_stats). Rounds
-interleave clients, so drift on a noisy machine hits all alike. Endpoints: `null`
-(benchmarks/null_endpoint.py: the client's own ceiling), `null-tls` (the same over HTTPS, with a
+Every measurement runs in a fresh worker process (the s3dlio wheel configures its endpoint once per
+process), which PUTs and GETs the objects twice and reports the second, warm pass, timing only the
+transfer and counting the worker's CPU seconds (user + system, all threads) over the same span. GET
+bodies are read into memory and dropped by every client (s3dlio: get_many_stats). Rounds interleave
+clients, so drift on a noisy machine hits all alike. Endpoints: `null` (the null endpoint,
+lab/null_endpoint.py: the client's own ceiling), `null-tls` (the same over HTTPS, with a
 certificate from a CA made for the run; every client is given the CA as AWS_CA_BUNDLE), `moto`
 (moto server), and `moto-h2` (moto under hypercorn, where this engine runs HTTP/1.1 and HTTP/2
 against the same server). With both `null` and `null-tls` it also prints each client's extra CPU
 per GB for TLS beside the floor: what `openssl speed -evp` needs for the cipher the endpoint
-negotiated. The engine
-runs on uvloop, the loop Ray gives the actors when it is installed; client `engine-asyncio` (not
-in the default set) is engine-h1 on asyncio's own loop, and `engine-oplog` (nor that) is engine-h1
-writing the zstd op-log of every request.
-Prints medians, CPU seconds per GB, and each client's ratio to the s3dlio wheel.
+negotiated. The engine runs on uvloop, the loop Ray gives the actors when it is installed; client
+`engine-asyncio` (not in the default set) is engine-h1 on asyncio's own loop, and `engine-oplog`
+(nor that) is engine-h1 writing the zstd op-log of every request. Prints medians, CPU seconds per
+GB, and each client's ratio to the s3dlio wheel.
 """
 
 from __future__ import annotations
@@ -283,8 +282,7 @@ def openssl_floor(cipher: str) -> tuple[str, float]:
 def start_endpoint(
     name: str, object_size: str, tls: tuple[str, str, str] | None = None
 ) -> tuple[subprocess.Popen, str]:
-    import null_endpoint
-
+    from s3dlio_ray._internal.lab import null_endpoint
     from s3dlio_ray._internal.storage.embedded import free_port
 
     size = str(object_bytes(object_size))

@@ -5,9 +5,9 @@ HeadObject, ListObjectsV2, ListMultipartUploads, DeleteObject(s), CreateBucket, 
 for the clients in the benchmark, and does as little work per byte as Python allows, so the
 client's own ceiling shows when moto is the bottleneck. It stores nothing and checks no signature.
 
-    python benchmarks/null_endpoint.py --port 9100 --object-size 10MiB
-    python benchmarks/null_endpoint.py --port 9443 --tls-cert cert.pem --tls-key key.pem \
-        --processes 4
+    python -m s3dlio_ray._internal.lab.null_endpoint --port 9100 --object-size 10MiB
+    python -m s3dlio_ray._internal.lab.null_endpoint --port 9443 --processes 4 \
+        --tls-cert cert.pem --tls-key key.pem
 
 `--processes K` runs K processes sharing the port (SO_REUSEPORT: the kernel spreads connections
 over them), so a many-core host's clients meet an endpoint that is not one core. It runs on
@@ -215,7 +215,13 @@ class NullS3(asyncio.BufferedProtocol):
             self.transport.write(body)
 
 
-async def serve(port: int, object_size: int, tls: tuple[str, str] | None, listed: int = 0) -> None:
+async def serve(
+    port: int,
+    object_size: int,
+    tls: tuple[str, str] | None,
+    listed: int = 0,
+    host: str = "127.0.0.1",
+) -> None:
     payload = memoryview(bytes(object_size))
     context = None
     if tls is not None:
@@ -224,7 +230,7 @@ async def serve(port: int, object_size: int, tls: tuple[str, str] | None, listed
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: NullS3(payload, listed),
-        "127.0.0.1",
+        host,
         port,
         backlog=1024,
         ssl=context,
@@ -240,18 +246,25 @@ def launch(object_size: str, *options: str) -> tuple[int, subprocess.Popen]:
     from s3dlio_ray._internal.storage.embedded import free_port
 
     port = free_port()
-    command = [sys.executable, __file__, "--port", str(port), "--object-size", object_size]
+    command = [sys.executable, "-m", __name__, "--port", str(port), "--object-size", object_size]
     process = subprocess.Popen([*command, *options], stdout=subprocess.DEVNULL)
     return port, process
 
 
-def run(port: int, object_size: int, tls: tuple[str, str] | None, listed: int = 0) -> None:
-    uvloop.run(serve(port, object_size, tls, listed))
+def run(
+    port: int,
+    object_size: int,
+    tls: tuple[str, str] | None,
+    listed: int = 0,
+    host: str = "127.0.0.1",
+) -> None:
+    uvloop.run(serve(port, object_size, tls, listed, host))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     parser.add_argument("--object-size", default="10MiB")
     parser.add_argument("--tls-cert", help="PEM certificate chain: serve HTTPS")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
@@ -261,12 +274,16 @@ def main() -> None:
     tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
     size = parse_size(args.object_size)
     others = [
-        multiprocessing.Process(target=run, args=(args.port, size, tls, args.listed), daemon=True)
+        multiprocessing.Process(
+            target=run,
+            args=(args.port, size, tls, args.listed, args.host),
+            daemon=True,
+        )
         for _ in range(args.processes - 1)
     ]
     for process in others:
         process.start()
-    run(args.port, size, tls, args.listed)
+    run(args.port, size, tls, args.listed, args.host)
 
 
 if __name__ == "__main__":
