@@ -187,7 +187,35 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
     )
     cmp.add_argument("a", help="result JSON file A (the reference), or a -repeats.json set")
     cmp.add_argument("b", help="result JSON file B, or a -repeats.json set")
+    _add_lab(commands)
     return parser, keys
+
+
+def _add_lab(commands: Any) -> None:
+    from s3dlio_ray._internal.lab.plan import DEFAULT_SUBNET, StoreKind
+
+    lab = commands.add_parser(
+        "lab",
+        help="hosts with their own NICs, a Ray cluster across them and a store, on one Linux "
+        "machine (root)",
+    )
+    lab.add_argument("--name", default="lab", help="which lab (several can be up at once)")
+    steps = lab.add_subparsers(dest="lab_command", required=True)
+    up = steps.add_parser("up", help="make the lab; prints `export` lines for its environment")
+    up.add_argument("--hosts", type=int, default=3, help="client hosts, one raylet each")
+    up.add_argument("--nics", type=int, default=1, help="NICs per host")
+    up.add_argument("--nic-rate", default="1gbit", help="each NIC's rate each way, as tc says it")
+    up.add_argument("--delay-ms", type=float, default=0.0, help="added at each gateway")
+    up.add_argument("--store", default="moto", choices=[k.value for k in StoreKind])
+    up.add_argument("--gateways", type=int, default=1, help="S3 gateways, each its own host")
+    up.add_argument("--store-rate", help="each gateway's NIC rate (default: unshaped)")
+    up.add_argument("--subnet", default=DEFAULT_SUBNET, help="the private subnet it uses")
+    up.add_argument("--cpus", type=int, default=1, help="CPUs each raylet offers")
+    run = steps.add_parser("exec", help="run a command in a host's namespace, lab environment set")
+    run.add_argument("--host", type=int, default=1, help="which host (1: the Ray head's)")
+    run.add_argument("lab_argv", nargs=argparse.REMAINDER, metavar="-- COMMAND")
+    steps.add_parser("status", help="the map, and whether its parts answer")
+    steps.add_parser("down", help="remove everything the lab made")
 
 
 def _overrides(args: argparse.Namespace, keys: list[str]) -> dict[str, Any]:
@@ -643,6 +671,28 @@ def _control(args: argparse.Namespace, keys: list[str], console: Console) -> int
     return ExitCode.OK
 
 
+def _lab(args: argparse.Namespace, keys: list[str], console: Console) -> int:
+    from s3dlio_ray._internal.lab import command
+    from s3dlio_ray._internal.lab.plan import Lab, StoreKind
+
+    if args.lab_command == "up":
+        shape = (args.hosts, args.nics, args.nic_rate, StoreKind(args.store), args.gateways)
+        lab = Lab(args.name, *shape, args.store_rate, args.delay_ms, args.subnet, args.cpus)
+        record = command.up(lab)
+        print(command.describe(lab), file=sys.stderr)
+        print(command.exports(record), end="")
+    elif args.lab_command == "exec":
+        argv = args.lab_argv[1:] if args.lab_argv[:1] == ["--"] else args.lab_argv
+        command.exec_in(args.name, args.host, argv)
+    elif args.lab_command == "status":
+        healthy, text = command.status(args.name)
+        print(text)
+        return ExitCode.OK if healthy else ExitCode.RUN_ERROR
+    else:
+        print(command.down(args.name), file=sys.stderr)
+    return ExitCode.OK
+
+
 COMMANDS = {
     "run": _run,
     "cp": _cp,
@@ -650,6 +700,7 @@ COMMANDS = {
     "report": _report,
     "compare": _compare,
     "cleanup": _cleanup,
+    "lab": _lab,
 }
 
 
