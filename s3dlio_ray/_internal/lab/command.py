@@ -22,29 +22,32 @@ from s3dlio_ray._internal.lab.record import Record, folder, load, others
 from s3dlio_ray._internal.lab.stores import start_store, wrap
 from s3dlio_ray._internal.model.errors import ConfigError
 
-CAP_NET_ADMIN = 12
+# Links and qdiscs need CAP_NET_ADMIN; a named namespace is a bind mount: CAP_SYS_ADMIN.
+CAPABILITIES = {"CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21}
 
 
 def require_privileges() -> None:
-    """Linux, `ip` and `tc`, and root or CAP_NET_ADMIN (namespaces, links, qdiscs)."""
+    """Linux, `ip` and `tc`, and root's powers over the network (namespaces, links, qdiscs)."""
     if not sys.platform.startswith("linux"):
         raise ConfigError("lab: needs Linux (network namespaces, veth links, tc)")
-    if os.geteuid() != 0 and not _has_net_admin():
+    missing = [name for name, bit in CAPABILITIES.items() if not _capable(bit)]
+    if missing:
         raise ConfigError(
-            "lab: needs root or CAP_NET_ADMIN to make namespaces, links and qdiscs: run it "
-            "with sudo"
+            f"lab: needs root ({' and '.join(missing)}) to make namespaces, links and qdiscs: "
+            "run it with sudo"
         )
     for tool in ("ip", "tc"):
         if shutil.which(tool) is None:
             raise ConfigError(f"lab: needs `{tool}` (Debian: apt-get install iproute2)")
 
 
-def _has_net_admin() -> bool:
+def _capable(bit: int) -> bool:
+    """Whether this process holds the capability (root does, unless a container took it)."""
     with contextlib.suppress(OSError):
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("CapEff:"):
-                return bool(int(line.split()[1], 16) >> CAP_NET_ADMIN & 1)
-    return False
+                return bool(int(line.split()[1], 16) >> bit & 1)
+    return os.geteuid() == 0
 
 
 def _leftovers(name: str) -> list[str]:

@@ -53,13 +53,15 @@ def start_ray(lab: Lab, folder: Path) -> dict[str, str]:
         )
     logs = folder / "logs"
     logs.mkdir(exist_ok=True)
+    # Set to 0 (to keep a single-node Ray on loopback), this makes `ray start` refuse to join.
+    inherited = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
     for h, command in enumerate(commands):
         # Output to a file: the daemons `ray start` leaves behind would hold a pipe open.
         log = logs / f"ray-start-h{h + 1}.log"
         with log.open("ab") as out:
             done = subprocess.run(
                 [*wrap(lab.host(h)), *command],
-                env={**os.environ, **env},
+                env={**inherited, **env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
