@@ -20,9 +20,12 @@ NAME, SUBNET = "suite", "10.252.0.0/24"
 RATE_BYTES = 100e6 / 8  # --nic-rate 100mbit
 MIB = 1 << 20
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="the lab makes network namespaces: it needs root (CI has it)"
-)
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        os.geteuid() != 0, reason="the lab makes network namespaces: it needs root (CI has it)"
+    ),
+]
 
 
 def lab(*args: str, name: str = NAME, timeout: int = 120) -> subprocess.CompletedProcess:

@@ -12,6 +12,7 @@ namespace."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import subprocess
 import sys
@@ -110,6 +111,7 @@ class CephCluster:
     mon_port: int = 6789
     wrap: tuple[str, ...] = ()
     processes: list[subprocess.Popen] = field(default_factory=list)
+    names: dict[int, str] = field(default_factory=dict)
 
     @property
     def conf(self) -> str:
@@ -133,16 +135,16 @@ class CephCluster:
             time.sleep(0.3)
 
     def _daemon(self, wrap: Sequence[str], *command: str) -> None:
-        log = (self.root / "log" / f"{command[0]}-{len(self.processes)}.out").open("ab")
-        self.processes.append(
-            subprocess.Popen(
+        with (self.root / "log" / f"{command[0]}-{len(self.processes)}.out").open("ab") as log:
+            process = subprocess.Popen(
                 [*wrap, *command, "-f", "-c", self.conf],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        )
+        self.processes.append(process)
+        self.names[process.pid] = command[0]
 
     def _run(self, *command: str) -> None:
         done = subprocess.run([*self.wrap, *command], capture_output=True, text=True, timeout=60)
@@ -189,7 +191,7 @@ class CephCluster:
                       f"--display-name={access_key}", f"--access-key={access_key}",
                       f"--secret={secret_key}")  # fmt: skip
         for gateway in gateways:
-            self._until(deadline, lambda g=gateway: _answers(g))
+            self._until(deadline, functools.partial(_answers, gateway))
         return self
 
     def _start_osd(self, osd: str, deadline: float) -> None:
@@ -215,9 +217,8 @@ class CephCluster:
         while True:
             for process in self.processes:
                 if process.poll() is not None:
-                    raise S3DlioRayError(
-                        f"{process.args[len(self.wrap)]} exited {process.returncode}: {self.logs()}"
-                    )
+                    name = self.names.get(process.pid, "a daemon")
+                    raise S3DlioRayError(f"{name} exited {process.returncode}: {self.logs()}")
             with contextlib.suppress(S3DlioRayError, subprocess.TimeoutExpired):
                 if ready():
                     return
