@@ -323,8 +323,8 @@ def jain(values: list[float]) -> float:
 def scenario_controller(args: argparse.Namespace) -> None:
     link, delay, size = parse_rate(args.rate) / 8, 0.05, 64 * 1024
     bdp = link * (delay + size / link) / size
-    flags = ("--hosts", "3", "--nic-rate", "1gbit", "--store", "null", "--cpus", "2")
-    with lab(*flags, "--store-rate", args.rate, "--delay-ms", "50"):
+    flags = ("--hosts", "3", "--nic-rate", "1gbit", "--store", "null", "--null-size", "64KiB")
+    with lab(*flags, "--cpus", "2", "--store-rate", args.rate, "--delay-ms", "50"):
         layouts = {
             "actor (each alone)": {"controller": "actor"},
             "cluster": {"controller": "cluster"},
@@ -356,7 +356,8 @@ def scenario_controller(args: argparse.Namespace) -> None:
 
 def scenario_delay(args: argparse.Namespace) -> None:
     link = parse_rate(args.rate) / 8
-    with lab("--hosts", "1", "--nic-rate", args.rate, "--store", "null", "--delay-ms", "40"):
+    flags = ("--hosts", "1", "--nic-rate", args.rate, "--store", "null", "--null-size", "64KiB")
+    with lab(*flags, "--delay-ms", "40"):
         rates = {}
         for name, tuning in (("adaptive", {}), ("fixed 8", {"concurrency": 8})):
             result = run(timed(args.seconds, "64KiB", "get", executor="local", **tuning))

@@ -211,6 +211,9 @@ def _add_lab(commands: Any) -> None:
     up.add_argument("--store-rate", help="each gateway's NIC rate (default: unshaped)")
     up.add_argument("--subnet", default=DEFAULT_SUBNET, help="the private subnet it uses")
     up.add_argument("--cpus", type=int, default=1, help="CPUs each raylet offers")
+    up.add_argument(
+        "--null-size", default="4MiB", help="--store null: the bytes it serves for any GET"
+    )
     run = steps.add_parser("exec", help="run a command in a host's namespace, lab environment set")
     run.add_argument("--host", type=int, default=1, help="which host (1: the Ray head's)")
     run.add_argument("lab_argv", nargs=argparse.REMAINDER, metavar="-- COMMAND")
@@ -677,7 +680,15 @@ def _lab(args: argparse.Namespace, keys: list[str], console: Console) -> int:
 
     if args.lab_command == "up":
         shape = (args.hosts, args.nics, args.nic_rate, StoreKind(args.store), args.gateways)
-        lab = Lab(args.name, *shape, args.store_rate, args.delay_ms, args.subnet, args.cpus)
+        lab = Lab(
+            args.name,
+            *shape,
+            args.store_rate,
+            args.delay_ms,
+            args.subnet,
+            args.cpus,
+            args.null_size,
+        )
         record = command.up(lab)
         print(command.describe(lab), file=sys.stderr)
         print(command.exports(record), end="")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from s3dlio_ray._internal.model.errors import ConfigError
+from s3dlio_ray._internal.model.units import parse_size
 
 DEFAULT_SUBNET = "10.250.0.0/24"
 GATEWAY_PORT = 80
@@ -79,6 +80,8 @@ class Lab:
     delay_ms: float
     subnet: str
     cpus: int
+    null_size: str = "4MiB"
+    """What the null endpoint serves for any GET (it stores nothing)."""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -92,6 +95,10 @@ class Lab:
         if not 0 <= self.delay_ms <= 10_000:
             raise ConfigError(f"--delay-ms {self.delay_ms:g}: give 0..10000")
         parse_rate(self.nic_rate)
+        try:
+            parse_size(self.null_size)
+        except ValueError as error:
+            raise ConfigError(f"--null-size {self.null_size}: {error}") from None
         if self.store_rate is not None:
             parse_rate(self.store_rate)
         network = self.network

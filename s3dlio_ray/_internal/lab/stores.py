@@ -13,9 +13,6 @@ from s3dlio_ray._internal.lab import ceph
 from s3dlio_ray._internal.lab.plan import GATEWAY_PORT, INNER_PORT, STORE_PORT, Lab, StoreKind
 from s3dlio_ray._internal.model.errors import S3DlioRayError
 
-# The null endpoint serves this many bytes for any GET (it stores nothing).
-NULL_OBJECT_SIZE = "4MiB"
-
 
 def wrap(namespace: str) -> tuple[str, ...]:
     return ("ip", "netns", "exec", namespace)
@@ -60,7 +57,7 @@ def start_store(lab: Lab, folder: Path, keys: tuple[str, str]) -> None:
     else:
         for g, (host, port) in enumerate(inner):
             command = [python, "-m", "s3dlio_ray._internal.lab.null_endpoint", "--host", host,
-                       "--port", str(port), "--object-size", NULL_OBJECT_SIZE]  # fmt: skip
+                       "--port", str(port), "--object-size", lab.null_size]  # fmt: skip
             spawn(lab.gateway(g), command, logs / f"null-g{g + 1}.log")
     for g, (host, port) in enumerate(inner):
         address = lab.address(lab.gateway(g))
