@@ -9,6 +9,10 @@ client's own ceiling shows when moto is the bottleneck. It stores nothing and ch
     python -m s3dlio_ray._internal.lab.null_endpoint --port 9443 --processes 4 \
         --tls-cert cert.pem --tls-key key.pem
 
+The one thing it keeps is each run's journal (the small object a run writes to say what it owns,
+and reads back before it cleans up): a journal PUT is stored, served, deleted; one this process
+does not hold is NoSuchKey (with `--processes`, another process may hold it).
+
 `--processes K` runs K processes sharing the port (SO_REUSEPORT: the kernel spreads connections
 over them), so a many-core host's clients meet an endpoint that is not one core. It runs on
 uvloop. `--listed N` makes every bucket list N objects of the object size (`PREFIXf000000`...,
@@ -31,6 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 import uvloop
 
 from s3dlio_ray._internal.model.units import parse_size
+from s3dlio_ray._internal.storage.journal import JOURNAL_NAME
 from s3dlio_ray._internal.storage.s3.http1 import ChunkedDecoder
 
 SCRATCH = 1 << 20
@@ -39,8 +44,16 @@ XML = "application/xml"
 LAST_MODIFIED = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
 
 
+def _journal(target: str) -> bool:
+    return urlsplit(target).path.endswith(JOURNAL_NAME)
+
+
 def listed_name(index: int) -> str:
     return f"f{index:06d}"
+
+
+# Journals stored, by "bucket/key" (for all connections of this process).
+JOURNALS: dict[str, bytes] = {}
 
 
 class NullS3(asyncio.BufferedProtocol):
@@ -52,6 +65,7 @@ class NullS3(asyncio.BufferedProtocol):
         self.remaining = 0
         self.chunked: ChunkedDecoder | None = None
         self.request: tuple[str, str, dict[str, str]] | None = None
+        self.kept: bytearray | None = None
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -69,6 +83,8 @@ class NullS3(asyncio.BufferedProtocol):
                 data = self._take_chunked(data)
             else:
                 take = min(self.remaining, len(data))
+                if self.kept is not None:
+                    self.kept += data[:take]
                 self.remaining -= take
                 data = data[take:]
                 if self.remaining == 0:
@@ -89,6 +105,7 @@ class NullS3(asyncio.BufferedProtocol):
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
         self.request = (method, target, headers)
+        self.kept = bytearray() if method == "PUT" and _journal(target) else None
         if headers.get("expect", "").lower() == "100-continue":
             assert self.transport is not None
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -119,7 +136,23 @@ class NullS3(asyncio.BufferedProtocol):
         path = parts.path.strip("/")
         bucket, _, key = path.partition("/")
         size = len(self.payload)
-        if method == "PUT":
+        journal = f"{bucket}/{key}" if _journal(target) else None
+        if journal and method == "PUT" and self.kept is not None:
+            JOURNALS[journal] = bytes(self.kept)
+            self.kept = None
+            self._send(200, {"ETag": '"0123456789abcdef0123456789abcdef"'})
+        elif journal and method == "DELETE":
+            JOURNALS.pop(journal, None)
+            self._send(204, {})
+        elif journal and method in ("GET", "HEAD"):
+            stored = JOURNALS.get(journal)
+            if stored is None:
+                self._send(404, {"Content-Type": XML}, b"<Error><Code>NoSuchKey</Code></Error>")
+            elif method == "HEAD":
+                self._send(200, {"Content-Length": str(len(stored))}, None)
+            else:
+                self._send(200, {"Content-Type": "application/json"}, stored)
+        elif method == "PUT":
             self._send(200, {"ETag": '"0123456789abcdef0123456789abcdef"'})
         elif method == "POST" and "uploads" in query:
             self._send(

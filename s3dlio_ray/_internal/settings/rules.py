@@ -109,8 +109,8 @@ def _check_copy(settings: Settings) -> None:
         raise ConfigError("phases: upload and download copy files: set copy_from and copy_to")
     if settings.endpoint is None:
         raise ConfigError(
-            "cp: give the endpoint (--endpoint URL, or AWS_ENDPOINT_URL): a copy into an "
-            "embedded endpoint would vanish with it"
+            "cp: give the endpoint (--endpoint URL, or AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL): a "
+            "copy into an embedded endpoint would vanish with it"
         )
     if settings.client == Client.BOTO3:
         raise ConfigError("cp: the boto3 baseline does not copy files; set client: engine")
