@@ -5,9 +5,8 @@
 
 Each scenario makes its own lab (`s3dlio-ray lab up`, lab name `bench`, subnet 10.254.0.0/24),
 runs the tool in it through `lab exec` as a user would (no endpoint or Ray address given), reads
-the result file and takes the lab down. Rates are the steady ones: per node, the median of its
-per-second figures, the first two seconds and the last one of a timed phase left out; for the
-cluster, the median of the per-second sums. Scenarios:
+the result file and takes the lab down. Rates are the steady ones: a node's bytes over the
+seconds of a timed phase but its first two and its last one; the cluster's, their sum. Scenarios:
 
 - `nic`: 1, 2 and 3 client hosts, each NIC shaped to --rate, the null endpoint behind an
   unshaped gateway; PUT then GET of 4 MiB objects. Claims: N hosts >= 0.9 x N x one host; one
@@ -127,18 +126,19 @@ def run(workload: dict, *flags: str, host: int = 1) -> RunResult:
 
 
 def steady(result: RunResult, phase: str) -> tuple[float, dict[str, float], float]:
-    """A timed phase's steady bytes/s: the cluster's, each node's, and requests in flight
-    (medians over its seconds, the first two and the last one left out)."""
+    """A timed phase's steady bytes/s, the cluster's and each node's (its bytes over the seconds
+    of the phase but the first two and the last one: a per-second median would count 4 MiB
+    objects in whole ones), and the median of the cluster's requests in flight then."""
     rows = [r for r in result.timeseries if r.phase == phase and r.op == phase]
-    ticks = sorted({r.t_s for r in rows})[2:-1]
-    by_tick = {t: [r for r in rows if r.t_s == t] for t in ticks}
-    cluster = statistics.median(sum(r.gbps for r in rs) * 1e9 for rs in by_tick.values())
-    in_flight = statistics.median(sum(r.in_flight for r in rs) for rs in by_tick.values())
+    ticks = set(sorted({r.t_s for r in rows})[2:-1])
+    kept = [r for r in rows if r.t_s in ticks]
     nodes = {
-        node: statistics.median(r.gbps * 1e9 for r in rows if r.node == node and r.t_s in by_tick)
-        for node in sorted({r.node for r in rows})
+        node: sum(r.bytes for r in mine) / sum(r.interval_s or 1.0 for r in mine)
+        for node in sorted({r.node for r in kept})
+        for mine in [[r for r in kept if r.node == node]]
     }
-    return cluster, nodes, in_flight
+    in_flight = statistics.median(sum(r.in_flight for r in kept if r.t_s == t) for t in ticks)
+    return sum(nodes.values()), nodes, in_flight
 
 
 def timed(seconds: int, size: str, *ops: str, **more) -> dict:

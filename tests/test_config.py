@@ -108,6 +108,12 @@ def test_a_repeated_endpoint_flag_replaces_the_workloads_list(tmp_path):
         environ={},
     )
     assert settings.endpoint == ("http://x:1", "http://y:2")
+    # One flag with a list, as `lab up` exports AWS_ENDPOINT_URL_S3: the same two.
+    listed = parser.parse_args(["run", "w.yaml", "--endpoint", "http://x:1,http://y:2"])
+    assert load_settings({}, {"endpoint": listed.endpoint}, environ={}).endpoint == (
+        "http://x:1",
+        "http://y:2",
+    )
 
 
 @pytest.mark.parametrize(

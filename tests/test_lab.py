@@ -103,6 +103,21 @@ def test_lab_up_prints_its_environment_and_map(three_hosts):
     assert status.returncode == 0 and "answers" in status.stdout, status.stdout
 
 
+def test_a_second_lab_of_the_name_or_on_its_subnet_is_refused_before_anything_is_made(
+    three_hosts,
+):
+    again = lab("up", "--hosts", "1", "--store", "null", "--subnet", "10.253.0.0/24")
+    assert again.returncode == 2 and "is up already" in again.stderr, again.stderr
+    clash = lab("up", "--hosts", "1", "--store", "null", "--subnet", "10.252.0.128/25",
+                name="other")  # fmt: skip
+    assert clash.returncode == 2, clash.stderr
+    assert clash.stderr.strip().splitlines() == [
+        "s3dlio-ray: error: --subnet 10.252.0.128/25 overlaps 10.252.0.0/24, in use on this "
+        "machine: give another private subnet"
+    ]
+    assert not any(lab_traces("other").values())
+
+
 def test_three_hosts_move_three_nics_worth_each_node_at_its_nic(three_hosts, tmp_path):
     workload = {"objects": 48, "object_size": "4MiB", "phases": ["put", "get", "cleanup"]}
     three = run_in_lab(tmp_path / "three", workload)
@@ -167,6 +182,7 @@ def test_a_raylet_killed_mid_put_loses_no_object(three_hosts, tmp_path):
 def test_down_after_an_up_killed_half_way_leaves_nothing():
     name = "crash"
     env = cli_env()
+    links_before = root_links()
     up = subprocess.Popen(
         [*CLI, "lab", "--name", name, "up", "--hosts", "2", "--store", "null",
          "--subnet", "10.253.0.0/24"],
@@ -184,6 +200,13 @@ def test_down_after_an_up_killed_half_way_leaves_nothing():
     down = lab("down", name=name)
     assert down.returncode == 0 and "removed" in down.stderr, down.stderr
     assert lab_traces(name) == {"namespaces": [], "links": [], "processes": [], "files": []}
+    # This machine's own links (its ifb devices among them) are as they were.
+    assert root_links() == links_before
+
+
+def root_links() -> list[str]:
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return sorted(line.split(":")[1].strip() for line in links.splitlines())
 
 
 def test_lab_is_refused_without_roots_powers():

@@ -337,8 +337,10 @@ def _expand(text: str) -> list[str]:
 
 
 def parse_endpoints(value: Any) -> tuple[str, ...]:
-    """One endpoint URL or several (a list, or one string separated by commas or spaces)."""
-    urls = [url for item in _listed(value) for url in _expand(item)]
+    """One endpoint URL or several (a list, or strings separated by commas or spaces: a
+    repeated flag's value may be such a list too, as AWS_ENDPOINT_URL_S3 is)."""
+    pieces = [piece for item in _listed(value) for piece in _listed(item)]
+    urls = [url for piece in pieces for url in _expand(piece)]
     if not urls:
         raise ValueError("expected an http:// or https:// URL, or a list of them")
     if len(urls) > MAX_ENDPOINTS:
