@@ -11,10 +11,12 @@ seconds of a timed phase but its first two and its last one; the cluster's, thei
 - `nic`: 1, 2 and 3 client hosts, each NIC shaped to --rate, the null endpoint behind an
   unshaped gateway; PUT then GET of 4 MiB objects. Claims: N hosts >= 0.9 x N x one host; one
   host >= 85 % of its NIC.
-- `nics`: one host with two NICs at --rate, two actors; `bind_addresses` with one address, then
-  both. Claim: both >= 1.8 x one.
+- `nics`: one host with two NICs at --rate, two actors steered by the cluster controller (two
+  actors adapting alone on one shared NIC swing between 0.6 and 1.0 of it); `bind_addresses`
+  with one address, then both. Claim: both >= 1.8 x one.
 - `gateways`: Ceph RGW, three gateways each behind its own NIC at --gateway-rate, one client host
-  at 1gbit; one endpoint, then all three. Claims: three >= 2.7 x one; each endpoint's figure
+  at 1gbit (each gateway reaches RADOS through a second, unshaped NIC); timed PUT and GET, one
+  endpoint, then all three. Claims: three >= 2.7 x one; each endpoint's figure
   within 20 % of its gateway's link.
 - `loss`: three hosts at 100mbit, moto; 150 x 4 MiB PUT, GET, cleanup; host 3's link cut (then,
   in a fresh lab, its raylet killed) once 30 objects are stored. Claims: every object stored
@@ -184,7 +186,8 @@ def scenario_nics(args: argparse.Namespace) -> None:
         first, second = "10.254.0.4", "10.254.0.5"
         rates = {}
         for name, addresses in (("one NIC", [first]), ("two NICs", [first, second])):
-            work = timed(args.seconds, "4MiB", "get", actors_per_node=2, bind_addresses=addresses)
+            work = timed(args.seconds, "4MiB", "get", actors_per_node=2, controller="cluster")
+            work["bind_addresses"] = addresses
             cluster, _, _ = steady(run(work), "get")
             rates[name] = cluster
             print(f"  bind_addresses {addresses}: {mb(cluster)} = {cluster / nic:.2f} NICs")
@@ -203,12 +206,8 @@ def scenario_gateways(args: argparse.Namespace) -> None:
         endpoints = env["AWS_ENDPOINT_URL_S3"].split(",")
         rates: dict[str, float] = {}
         for name, chosen in (("one", endpoints[:1]), ("three", endpoints)):
-            work = {
-                "objects": 48 * len(chosen),
-                "object_size": "4MiB",
-                "phases": ["put", "get", "cleanup"],
-                "executor": "local",
-            }
+            work = timed(args.seconds, "4MiB", "put", "get", executor="local")
+            work["phases"].append("cleanup")
             result = run(work, "--endpoint", ",".join(chosen))
             for phase in result.phases[:2]:
                 per = endpoint_rates(phase)

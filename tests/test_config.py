@@ -108,12 +108,15 @@ def test_a_repeated_endpoint_flag_replaces_the_workloads_list(tmp_path):
         environ={},
     )
     assert settings.endpoint == ("http://x:1", "http://y:2")
-    # One flag with a list, as `lab up` exports AWS_ENDPOINT_URL_S3: the same two.
-    listed = parser.parse_args(["run", "w.yaml", "--endpoint", "http://x:1,http://y:2"])
-    assert load_settings({}, {"endpoint": listed.endpoint}, environ={}).endpoint == (
-        "http://x:1",
-        "http://y:2",
+    # One flag with a list, as `lab up` exports AWS_ENDPOINT_URL_S3: the same two; the same
+    # for source addresses.
+    listed = parser.parse_args(
+        ["run", "w.yaml", "--endpoint", "http://x:1,http://y:2", "--bind-addresses", "a,b c"]
     )
+    flags = {"endpoint": listed.endpoint, "bind_addresses": listed.bind_addresses}
+    listed_settings = load_settings({}, flags, environ={})
+    assert listed_settings.endpoint == ("http://x:1", "http://y:2")
+    assert listed_settings.bind_addresses == ("a", "b", "c")
 
 
 @pytest.mark.parametrize(

@@ -49,10 +49,13 @@ def test_every_nic_has_its_own_address_in_the_subnet_and_its_rate():
     plan = lab(hosts=2, nics=2, gateways=3, store_rate="1gbit")
     nics = plan.all_nics
     addresses = [n.address for n in nics]
-    assert len(set(addresses)) == len(nics) == 1 + 3 + 2 * 2
+    # the store's core, three gateways, two hosts of two NICs, the gateways' backend NICs
+    assert len(set(addresses)) == len(nics) == 1 + 3 + 2 * 2 + 3
     assert all(ipaddress.ip_address(a) in plan.network for a in addresses)
-    assert "10.250.0.1" not in addresses  # left free, as a gateway address is by habit
-    assert [n.rate_bits for n in nics] == [None, 1e9, 1e9, 1e9, 100e6, 100e6, 100e6, 100e6]
+    assert "10.250.0.1" not in addresses  # left free, as a router's address is by habit
+    assert [n.rate_bits for n in nics] == [None, *[1e9] * 3, *[100e6] * 4, None, None, None]
+    assert [n.device for n in nics if n.namespace == plan.gateway(0)] == ["eth0", "eth1"]
+    assert len(lab(store=StoreKind.NULL, gateways=3).all_nics) == 1 + 3 + 3
     assert [n.device for n in nics if n.namespace == plan.host(1)] == ["eth0", "eth1"]
     assert len({n.peer for n in nics}) == len(nics)
     assert plan.endpoints == [f"http://10.250.0.{i}:80" for i in (3, 4, 5)]

@@ -191,6 +191,8 @@ def describe(lab: Lab) -> str:
             serves = "raylet"
         elif nic.namespace == lab.core:
             serves = {"rgw": "RADOS (mon, OSD)", "moto": "moto", "null": ""}[lab.store]
+        elif nic.namespace.startswith(f"{lab.prefix}g") and nic.device == "eth1":
+            serves = "backend: to the store's core only"
         elif nic.namespace.startswith(f"{lab.prefix}g") and lab.store == "null":
             serves = f"S3 :{GATEWAY_PORT} (null: {lab.null_size} a GET)"
         elif nic.namespace.startswith(f"{lab.prefix}g"):

@@ -63,7 +63,11 @@ def add_nic(lab: Lab, nic: Nic) -> None:
     if nic.rate_bits is not None:
         shape(lab.switch, nic.peer, nic.rate_bits)
         shape(nic.namespace, nic.device, nic.rate_bits)
-    if lab.nics > 1 and nic.namespace in lab.host_namespaces:
+    if nic.device == "eth1" and nic.namespace not in lab.host_namespaces:
+        # A gateway's backend NIC: the way to the store's core, and only that.
+        ip("route", "add", f"{lab.address(lab.core)}/32", "dev", nic.device, "src", nic.address,
+           namespace=nic.namespace)  # fmt: skip
+    elif lab.nics > 1 and nic.namespace in lab.host_namespaces:
         table = str(100 + int(nic.device.removeprefix("eth")))
         ip("route", "add", str(lab.network), "dev", nic.device, "src", nic.address, "table",
            table, namespace=nic.namespace)  # fmt: skip

@@ -153,13 +153,20 @@ class Lab:
         return [self.host(h) for h in range(self.hosts)]
 
     @property
+    def backends(self) -> bool:
+        """Whether gateways reach a store core (RADOS, moto) through a NIC of their own: the
+        store's traffic behind a gateway would otherwise share the link it is measured by,
+        and its acknowledgements would queue behind that traffic."""
+        return self.store is not StoreKind.NULL
+
+    @property
     def address_count(self) -> int:
-        return 1 + self.gateways + self.hosts * self.nics
+        return 1 + self.gateways * (2 if self.backends else 1) + self.hosts * self.nics
 
     @property
     def all_nics(self) -> list[Nic]:
         """Every interface in address order: the store's core (unshaped), the gateways (the
-        store rate), the hosts' NICs (the NIC rate)."""
+        store rate), the hosts' NICs (the NIC rate), the gateways' backend NICs (unshaped)."""
         addresses = (str(a) for a in list(self.network.hosts())[1:])
         store_bits = parse_rate(self.store_rate) if self.store_rate else None
         nic_bits = parse_rate(self.nic_rate)
@@ -173,6 +180,11 @@ class Lab:
             for h in range(self.hosts)
             for k in range(self.nics)
         ]
+        if self.backends:
+            nics += [
+                Nic(self.gateway(g), "eth1", f"g{g + 1}b", next(addresses), None)
+                for g in range(self.gateways)
+            ]
         return nics
 
     def address(self, namespace: str, nic: int = 0) -> str:

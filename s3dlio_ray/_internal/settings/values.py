@@ -164,6 +164,12 @@ def _listed(value: Any) -> list[str]:
     return [text for text in (parse_str(item).strip() for item in items) if text]
 
 
+def _each_listed(value: Any) -> list[str]:
+    """`_listed`, with each item of a list split again: a repeated flag's values may each be
+    a list (`--endpoint A,B`, as AWS_ENDPOINT_URL_S3 may be)."""
+    return [piece for item in _listed(value) for piece in _listed(item)]
+
+
 def optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def parse_optional(value: Any) -> Any:
         return None if _unset(value) else parse(value)
@@ -337,10 +343,8 @@ def _expand(text: str) -> list[str]:
 
 
 def parse_endpoints(value: Any) -> tuple[str, ...]:
-    """One endpoint URL or several (a list, or strings separated by commas or spaces: a
-    repeated flag's value may be such a list too, as AWS_ENDPOINT_URL_S3 is)."""
-    pieces = [piece for item in _listed(value) for piece in _listed(item)]
-    urls = [url for piece in pieces for url in _expand(piece)]
+    """One endpoint URL or several (a list, or one string separated by commas or spaces)."""
+    urls = [url for item in _each_listed(value) for url in _expand(item)]
     if not urls:
         raise ValueError("expected an http:// or https:// URL, or a list of them")
     if len(urls) > MAX_ENDPOINTS:
@@ -378,7 +382,7 @@ def parse_bind_addresses(value: Any) -> tuple[str, ...]:
     """Local IP addresses or interface names (resolved on each node); none by default."""
     if _unset(value):
         return ()
-    names = tuple(_listed(value))
+    names = tuple(_each_listed(value))
     bad = next((n for n in names if not re.fullmatch(r"[\w.:%-]+", n)), None)
     if bad is not None:
         raise ValueError(f"{bad!r} is neither an IP address nor an interface name")
