@@ -291,7 +291,7 @@ def lose_host_three(how: str) -> None:
     exact = (
         put.objects == 150
         and not put.failed
-        and put.bytes == 150 * 4 * MIB
+        and put.stats.bytes == 150 * 4 * MIB
         and get.verified == 150
         and "cleanup: 150 objects deleted" in text
     )
