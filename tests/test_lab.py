@@ -146,7 +146,7 @@ def raylet_of(namespace: str) -> int:
 
 def test_a_raylet_killed_mid_put_loses_no_object(three_hosts, tmp_path):
     path = tmp_path / "w.yaml"
-    workload = {"name": "lab", "executor": "ray", "objects": 60, "object_size": "4MiB",
+    workload = {"name": "lab", "executor": "ray", "objects": 90, "object_size": "4MiB",
                 "phases": ["put", "get", "cleanup"]}  # fmt: skip
     path.write_text(json.dumps(workload))
     command = [*CLI, "lab", "--name", NAME, "exec", "--", *CLI, "run", str(path), "--output",
@@ -159,7 +159,7 @@ def test_a_raylet_killed_mid_put_loses_no_object(three_hosts, tmp_path):
     assert process.stdout is not None
     for line in process.stdout:
         said.append(line)
-        if line.startswith("put: ") and int(line.split()[1].split("/")[0]) >= 10:
+        if line.startswith("put: ") and int(line.split()[1].split("/")[0]) >= 5:
             os.kill(raylet_of(f"s3lab-{NAME}-h3"), signal.SIGKILL)
             break
     else:
@@ -169,14 +169,16 @@ def test_a_raylet_killed_mid_put_loses_no_object(three_hosts, tmp_path):
     assert process.returncode == 0, "".join(said)[-3000:]
     result = json.loads(next(tmp_path.glob("lab-*.json")).read_text())
     put, get = result["phases"][0], result["phases"][1]
-    assert put["objects"] == 60 and not put["failed"], put["failed"]
-    assert put["bytes"] == 60 * 4 * MIB
-    # The lost host's share was finished by the others, each object once.
+    assert put["objects"] == 90 and not put["failed"], put["failed"]
+    assert put["bytes"] == 90 * 4 * MIB
+    # Host 3's actor died mid-phase (it is killed a second or two into a 10-s share), and its
+    # share was finished by the others, each object once.
+    assert "died during put" in "".join(said)
     lost = "10.252.0.6"  # host 3: after the store's core, the gateway, hosts 1 and 2
-    assert sum(n["objects"] for n in put["nodes"].values()) == 60
-    assert put["nodes"].get(lost, {"objects": 0})["objects"] < 20
-    assert get["objects"] == 60 and get["verified"] == 60
-    assert "cleanup: 60 objects deleted" in "".join(said)
+    assert sum(n["objects"] for n in put["nodes"].values()) == 90
+    assert put["nodes"].get(lost, {"objects": 0})["objects"] < 30
+    assert get["objects"] == 90 and get["verified"] == 90
+    assert "cleanup: 90 objects deleted" in "".join(said)
 
 
 def test_down_after_an_up_killed_half_way_leaves_nothing():

@@ -20,6 +20,7 @@ PURE = (
     "_internal/settings/rules.py",
     "_internal/settings/schema.py",
     "_internal/settings/dlio.py",
+    "_internal/lab/plan.py",
 )
 """Pure logic: computed from its arguments, testable without a server, a disk or a cluster."""
 

@@ -168,6 +168,9 @@ class _Connection(asyncio.BufferedProtocol):
             self._waiter.set_exception(
                 TransportError(f"connection closed by the server {where}{detail}")
             )
+            # As in _fail: an exchange that already raised (a timeout while it wrote) no
+            # longer awaits its waiter, and asyncio must not log the error as never retrieved.
+            self._waiter.exception()
 
     def pause_writing(self) -> None:
         self._writable.clear()
