@@ -15,13 +15,13 @@ import contextlib
 import functools
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from s3dlio_ray._internal.lab.netns import answers
 from s3dlio_ray._internal.model.errors import S3DlioRayError
 
 POOLS = (
@@ -247,18 +247,3 @@ class CephCluster:
 
 def _answers(gateway: Gateway) -> bool:
     return answers(gateway.address, gateway.wrap)
-
-
-# Any HTTP answer (an S3 error included) means the server is up.
-_PROBE = """import sys, urllib.error, urllib.request
-try:
-    urllib.request.urlopen(sys.argv[1], timeout=2).read()
-except urllib.error.HTTPError:
-    pass
-"""
-
-
-def answers(url: str, wrap: Sequence[str] = ()) -> bool:
-    """Whether an HTTP server answers at `url`, asked from inside `wrap` (a lab namespace)."""
-    command = [*wrap, sys.executable, "-c", _PROBE, url]
-    return subprocess.run(command, capture_output=True, timeout=10).returncode == 0

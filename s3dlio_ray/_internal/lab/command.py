@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 
 from s3dlio_ray._internal.lab import netns
-from s3dlio_ray._internal.lab.ceph import answers
+from s3dlio_ray._internal.lab.netns import answers, wrap
 from s3dlio_ray._internal.lab.plan import GATEWAY_PORT, RAY_PORT, Lab, namespace_prefix, overlapping
 from s3dlio_ray._internal.lab.raylets import start_ray
 from s3dlio_ray._internal.lab.record import Record, folder, load, others
-from s3dlio_ray._internal.lab.stores import start_store, wrap
+from s3dlio_ray._internal.lab.stores import start_store
 from s3dlio_ray._internal.model.errors import ConfigError
 
 # Links and qdiscs need CAP_NET_ADMIN; a named namespace is a bind mount: CAP_SYS_ADMIN.

@@ -12,7 +12,9 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from s3dlio_ray._internal.lab.plan import Lab, Nic, tbf_burst_bytes
@@ -24,6 +26,11 @@ NETNS_DIR = Path("/run/netns")
 def ip(*args: str, namespace: str | None = None) -> str:
     command = ["ip", *(["-n", namespace] if namespace else []), *args]
     return _run(command)
+
+
+def wrap(namespace: str) -> tuple[str, ...]:
+    """The command prefix that runs a command inside a lab namespace."""
+    return ("ip", "netns", "exec", namespace)
 
 
 def inside(namespace: str, *command: str) -> str:
@@ -136,3 +143,19 @@ def addresses_in_use() -> list[str]:
         if route.get("dst") not in (None, "default"):
             found.append(route["dst"])
     return found
+
+
+# Any HTTP answer (an S3 error included) means the server is up.
+_PROBE = """import sys, urllib.error, urllib.request
+try:
+    urllib.request.urlopen(sys.argv[1], timeout=2).read()
+except urllib.error.HTTPError:
+    pass
+"""
+
+
+def answers(url: str, prefix: Sequence[str] = ()) -> bool:
+    """Whether an HTTP server answers at `url`, asked through `prefix` (`wrap(namespace)`: from
+    inside a lab namespace)."""
+    command = [*prefix, sys.executable, "-c", _PROBE, url]
+    return subprocess.run(command, capture_output=True, timeout=10).returncode == 0

@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from s3dlio_ray._internal.lab.netns import wrap
 from s3dlio_ray._internal.lab.plan import RAY_PORT, Lab
-from s3dlio_ray._internal.lab.stores import wrap
 from s3dlio_ray._internal.model.errors import S3DlioRayError
 
 

@@ -10,12 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from s3dlio_ray._internal.lab import ceph
+from s3dlio_ray._internal.lab.netns import answers, wrap
 from s3dlio_ray._internal.lab.plan import GATEWAY_PORT, INNER_PORT, STORE_PORT, Lab, StoreKind
 from s3dlio_ray._internal.model.errors import S3DlioRayError
-
-
-def wrap(namespace: str) -> tuple[str, ...]:
-    return ("ip", "netns", "exec", namespace)
 
 
 def spawn(namespace: str, command: Sequence[str], log: Path) -> subprocess.Popen:
@@ -72,7 +69,7 @@ def start_store(lab: Lab, folder: Path, keys: tuple[str, str]) -> None:
         spawn(lab.gateway(g), relay, logs / f"relay-g{g + 1}.log")
     deadline = time.monotonic() + 60
     for url in lab.endpoints:
-        while not ceph.answers(url, wrap(lab.host(0))):
+        while not answers(url, wrap(lab.host(0))):
             if time.monotonic() > deadline:
                 raise S3DlioRayError(f"the lab's store did not answer at {url} (logs: {logs})")
             time.sleep(0.2)
