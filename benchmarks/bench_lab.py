@@ -41,6 +41,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -52,6 +53,7 @@ from pathlib import Path
 
 from ray._raylet import Config
 
+from s3dlio_ray._internal.lab import netns
 from s3dlio_ray._internal.lab.plan import parse_rate
 from s3dlio_ray._internal.model.results import PhaseResult, RunResult
 from s3dlio_ray._internal.reports.files import load_result
@@ -312,13 +314,12 @@ def lose_host_three(how: str) -> None:
 def lose(how: str) -> None:
     host = f"s3lab-{NAME}-h3"
     if how == "link cut":
-        subprocess.run(["ip", "-n", host, "link", "set", "eth0", "down"], check=True)
+        netns.cut(host, "eth0")
         return
-    pids = subprocess.run(["ip", "netns", "pids", host], capture_output=True, text=True).stdout
-    for pid in pids.split():
+    for pid in netns.pids(host):
         with contextlib.suppress(OSError):
             if Path(f"/proc/{pid}/comm").read_text().strip() == "raylet":
-                os.kill(int(pid), 9)
+                os.kill(pid, signal.SIGKILL)
 
 
 def jain(values: list[float]) -> float:

@@ -679,15 +679,18 @@ def _lab(args: argparse.Namespace, keys: list[str], console: Console) -> int:
     from s3dlio_ray._internal.lab.plan import Lab, StoreKind
 
     if args.lab_command == "up":
-        shape = (args.hosts, args.nics, args.nic_rate, StoreKind(args.store), args.gateways)
         lab = Lab(
-            args.name,
-            *shape,
-            args.store_rate,
-            args.delay_ms,
-            args.subnet,
-            args.cpus,
-            args.null_size,
+            name=args.name,
+            hosts=args.hosts,
+            nics=args.nics,
+            nic_rate=args.nic_rate,
+            store=StoreKind(args.store),
+            gateways=args.gateways,
+            store_rate=args.store_rate,
+            delay_ms=args.delay_ms,
+            subnet=args.subnet,
+            cpus=args.cpus,
+            null_size=args.null_size,
         )
         record = command.up(lab)
         print(command.describe(lab), file=sys.stderr)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from s3dlio_ray._internal.lab.netns import answers
+from s3dlio_ray._internal.lab.netns import answers, spawn
 from s3dlio_ray._internal.model.errors import S3DlioRayError
 
 POOLS = (
@@ -135,14 +135,8 @@ class CephCluster:
             time.sleep(0.3)
 
     def _daemon(self, wrap: Sequence[str], *command: str) -> None:
-        with (self.root / "log" / f"{command[0]}-{len(self.processes)}.out").open("ab") as log:
-            process = subprocess.Popen(
-                [*wrap, *command, "-f", "-c", self.conf],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        log = self.root / "log" / f"{command[0]}-{len(self.processes)}.out"
+        process = spawn([*wrap, *command, "-f", "-c", self.conf], log)
         self.processes.append(process)
         self.names[process.pid] = command[0]
 

@@ -107,25 +107,25 @@ def _build(record: Record) -> None:
     }
 
 
-def teardown(name: str, namespaces: list[str]) -> None:
-    """Ends every process in the lab's namespaces, deletes them, removes its folder."""
-    namespaces = list(dict.fromkeys([*namespaces, *_leftovers(name)]))
-    netns.end_processes([n for n in namespaces if netns.exists(n)])
-    for namespace in reversed(namespaces):
+def teardown(name: str, namespaces: list[str]) -> list[str]:
+    """Ends every process in the lab's namespaces (recorded, or found by name), deletes them,
+    removes its folder; the namespaces there were."""
+    present = [n for n in dict.fromkeys([*namespaces, *_leftovers(name)]) if netns.exists(n)]
+    netns.end_processes(present)
+    for namespace in reversed(present):
         netns.remove_namespace(namespace)
     shutil.rmtree(folder(name), ignore_errors=True)
+    return present
 
 
 def down(name: str) -> str:
     """Removes lab `name`, also one whose `up` died half way; what it did, in one line."""
     require_privileges()
     record = load(name)
-    recorded = record.namespaces if record is not None else []
-    present = [n for n in dict.fromkeys([*recorded, *_leftovers(name)]) if netns.exists(n)]
-    if record is None and not present and not folder(name).exists():
+    if record is None and not _leftovers(name) and not folder(name).exists():
         return f"no lab {name!r} here"
-    teardown(name, recorded)
-    return f"lab {name!r} removed: {len(present)} namespaces with their links, qdiscs and processes"
+    removed = teardown(name, record.namespaces if record is not None else [])
+    return f"lab {name!r} removed: {len(removed)} namespaces with their links, qdiscs and processes"
 
 
 def running(name: str) -> Record:
@@ -191,11 +191,11 @@ def describe(lab: Lab) -> str:
             serves = "raylet"
         elif nic.namespace == lab.core:
             serves = {"rgw": "RADOS (mon, OSD)", "moto": "moto", "null": ""}[lab.store]
-        elif nic.namespace.startswith(f"{lab.prefix}g") and nic.device == "eth1":
+        elif nic.namespace in lab.gateway_namespaces and nic.device == "eth1":
             serves = "backend: to the store's core only"
-        elif nic.namespace.startswith(f"{lab.prefix}g") and lab.store == "null":
+        elif nic.namespace in lab.gateway_namespaces and lab.store == "null":
             serves = f"S3 :{GATEWAY_PORT} (null: {lab.null_size} a GET)"
-        elif nic.namespace.startswith(f"{lab.prefix}g"):
+        elif nic.namespace in lab.gateway_namespaces:
             serves = f"S3 :{GATEWAY_PORT}"
         lines.append(
             f"  {part:<8}{nic.namespace:<20}{nic.device:<6}{nic.address:<16}{rate:<10}{serves}"

@@ -34,7 +34,21 @@ def wrap(namespace: str) -> tuple[str, ...]:
 
 
 def inside(namespace: str, *command: str) -> str:
-    return _run(["ip", "netns", "exec", namespace, *command])
+    return _run([*wrap(namespace), *command])
+
+
+def spawn(command: Sequence[str], log: Path) -> subprocess.Popen:
+    """A daemon (`wrap(namespace)` first: inside a lab namespace) in its own session, so it
+    outlives the command that started it; its output appended to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def _run(command: list[str]) -> str:
@@ -70,7 +84,7 @@ def add_nic(lab: Lab, nic: Nic) -> None:
     if nic.rate_bits is not None:
         shape(lab.switch, nic.peer, nic.rate_bits)
         shape(nic.namespace, nic.device, nic.rate_bits)
-    if nic.device == "eth1" and nic.namespace not in lab.host_namespaces:
+    if nic.device == "eth1" and nic.namespace in lab.gateway_namespaces:
         # A gateway's backend NIC: the way to the store's core, and only that.
         ip("route", "add", f"{lab.address(lab.core)}/32", "dev", nic.device, "src", nic.address,
            namespace=nic.namespace)  # fmt: skip

@@ -3,7 +3,9 @@ rates. Pure, so every address and name can be checked without root."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import itertools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -144,13 +146,17 @@ class Lab:
         return [
             self.switch,
             self.core,
-            *(self.gateway(g) for g in range(self.gateways)),
+            *self.gateway_namespaces,
             *self.host_namespaces,
         ]
 
     @property
     def host_namespaces(self) -> list[str]:
         return [self.host(h) for h in range(self.hosts)]
+
+    @property
+    def gateway_namespaces(self) -> list[str]:
+        return [self.gateway(g) for g in range(self.gateways)]
 
     @property
     def backends(self) -> bool:
@@ -163,11 +169,11 @@ class Lab:
     def address_count(self) -> int:
         return 1 + self.gateways * (2 if self.backends else 1) + self.hosts * self.nics
 
-    @property
+    @functools.cached_property
     def all_nics(self) -> list[Nic]:
         """Every interface in address order: the store's core (unshaped), the gateways (the
         store rate), the hosts' NICs (the NIC rate), the gateways' backend NICs (unshaped)."""
-        addresses = (str(a) for a in list(self.network.hosts())[1:])
+        addresses = (str(a) for a in itertools.islice(self.network.hosts(), 1, None))
         store_bits = parse_rate(self.store_rate) if self.store_rate else None
         nic_bits = parse_rate(self.nic_rate)
         nics = [Nic(self.core, "eth0", "st", next(addresses), None)]

@@ -3,29 +3,14 @@ each behind its own shaped NIC, and a delaying relay in front of each when asked
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from s3dlio_ray._internal.lab import ceph
-from s3dlio_ray._internal.lab.netns import answers, wrap
+from s3dlio_ray._internal.lab.netns import answers, spawn, wrap
 from s3dlio_ray._internal.lab.plan import GATEWAY_PORT, INNER_PORT, STORE_PORT, Lab, StoreKind
 from s3dlio_ray._internal.model.errors import S3DlioRayError
-
-
-def spawn(namespace: str, command: Sequence[str], log: Path) -> subprocess.Popen:
-    """A daemon inside a lab namespace, in its own session so it outlives `lab up`."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [*wrap(namespace), *command],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
 
 
 def start_store(lab: Lab, folder: Path, keys: tuple[str, str]) -> None:
@@ -49,13 +34,13 @@ def start_store(lab: Lab, folder: Path, keys: tuple[str, str]) -> None:
         cluster.start(gateways, [keys], memstore_bytes=4 << 30, timeout_s=90)
     elif lab.store is StoreKind.MOTO:
         core = lab.address(lab.core)
-        spawn(lab.core, [python, "-m", "moto.server", "-H", core, "-p", str(STORE_PORT)],
-              logs / "moto.log")  # fmt: skip
+        moto = [python, "-m", "moto.server", "-H", core, "-p", str(STORE_PORT)]
+        spawn([*wrap(lab.core), *moto], logs / "moto.log")
     else:
         for g, (host, port) in enumerate(inner):
             command = [python, "-m", "s3dlio_ray._internal.lab.null_endpoint", "--host", host,
                        "--port", str(port), "--object-size", lab.null_size]  # fmt: skip
-            spawn(lab.gateway(g), command, logs / f"null-g{g + 1}.log")
+            spawn([*wrap(lab.gateway(g)), *command], logs / f"null-g{g + 1}.log")
     for g, (host, port) in enumerate(inner):
         address = lab.address(lab.gateway(g))
         if lab.store is StoreKind.MOTO:
@@ -66,7 +51,7 @@ def start_store(lab: Lab, folder: Path, keys: tuple[str, str]) -> None:
             continue
         relay = [python, "-m", "s3dlio_ray._internal.lab.relay", f"{address}:{GATEWAY_PORT}",
                  target, "--delay-ms", f"{lab.delay_ms:g}"]  # fmt: skip
-        spawn(lab.gateway(g), relay, logs / f"relay-g{g + 1}.log")
+        spawn([*wrap(lab.gateway(g)), *relay], logs / f"relay-g{g + 1}.log")
     deadline = time.monotonic() + 60
     for url in lab.endpoints:
         while not answers(url, wrap(lab.host(0))):
