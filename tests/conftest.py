@@ -489,6 +489,7 @@ def scraped_run(ray_cluster, prometheus, moto_url, boto3_s3, tmp_path_factory) -
         prefetch_size=0,
         computation_time=0.1,
         op_log=str(oplog),
+        nic_gbps=10,
     )
 
     async def main():

@@ -184,6 +184,8 @@ def test_dashboard_structure():
         "concurrency",
         "run",
         "per endpoint",
+        "what limits",
+        "cluster limit",
     ):
         assert wanted in titles
     for panel in DASHBOARD["panels"]:

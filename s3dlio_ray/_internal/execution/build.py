@@ -10,6 +10,7 @@ from s3dlio_ray._internal.settings.schema import Settings
 from s3dlio_ray._internal.settings.values import Client
 from s3dlio_ray._internal.storage.access import Access
 from s3dlio_ray._internal.storage.baseline import DEFAULT_CONCURRENCY, Boto3Store
+from s3dlio_ray._internal.storage.machine import HostProbe, local_address_to, nics_of
 from s3dlio_ray._internal.storage.network import source_address
 from s3dlio_ray._internal.storage.oplog import OpLog
 from s3dlio_ray._internal.storage.s3.client import ClientOptions, S3Client
@@ -106,6 +107,17 @@ def build_client(settings: Settings, access: Access, seat: Seat = Seat()) -> S3C
     return S3Client(options, signer)
 
 
+def host_probe(settings: Settings, access: Access, bind_address: str | None) -> HostProbe:
+    """The probe of this node's CPU and of the NICs the engine's connections leave from: the
+    source address's, else those the kernel routes each endpoint through."""
+    if bind_address:
+        addresses = [bind_address]
+    else:
+        routes = (local_address_to(e.connect_host, e.port) for e in access.endpoints)
+        addresses = [address for address in routes if address]
+    return HostProbe(nics_of(addresses), settings.nic_gbps)
+
+
 def build_engine(settings: Settings, access: Access, seat: Seat = Seat()) -> Engine:
     """This project's engine, or with `client: boto3` the same loop over the boto3 baseline
     at a fixed concurrency (one endpoint, no source address: the settings refuse more)."""
@@ -115,7 +127,8 @@ def build_engine(settings: Settings, access: Access, seat: Seat = Seat()) -> Eng
         url = endpoint.label if endpoint else None
         store = Boto3Store(url, access.region, access.credentials, threads)
         fixed = ConcurrencyPolicy(Mode.FIXED, threads, minimum=threads, maximum=threads)
-        return Engine(store, lambda phase, overrides: fixed, settings.adapt_interval_s)
+        probe = host_probe(settings, access, None)
+        return Engine(store, lambda phase, overrides: fixed, settings.adapt_interval_s, probe)
     profile = select_profile(settings.profile, endpoint)
     client = build_client(settings, access, seat)
     op_log = OpLog(settings.op_log) if settings.op_log else None
@@ -123,4 +136,5 @@ def build_engine(settings: Settings, access: Access, seat: Seat = Seat()) -> Eng
         S3Store(client, settings.part_size, op_log, settings.memory_budget),
         lambda phase, overrides: concurrency_policy(overrides.onto(settings), profile, phase),
         settings.adapt_interval_s,
+        host_probe(settings, access, client.options.bind_address),
     )

@@ -24,13 +24,16 @@ from s3dlio_ray._internal.execution.admission import (
 )
 from s3dlio_ray._internal.execution.phases import transfer_for
 from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec, Transfer
+from s3dlio_ray._internal.model.bottleneck import LAG_S, SATURATED
 from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
+from s3dlio_ray._internal.model.resources import HostReading
 from s3dlio_ray._internal.model.results import ConcurrencySample, ShareResult
 from s3dlio_ray._internal.model.stats import OpStats
 from s3dlio_ray._internal.model.utilization import UtilizationProgress
 from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
 from s3dlio_ray._internal.settings.changes import Overrides
 from s3dlio_ray._internal.storage.files import FileError
+from s3dlio_ray._internal.storage.machine import HostProbe
 from s3dlio_ray._internal.storage.object_store import ObjectStore
 from s3dlio_ray._internal.storage.s3.client import PartGate
 from s3dlio_ray._internal.storage.s3.errors import S3ConnectionError, S3Error
@@ -133,6 +136,11 @@ class EngineSnapshot:
     """Retries the endpoint asked for by throttling (503 SlowDown, 5xx, timeouts)."""
     by_op: dict[str, OpStats] = field(default_factory=dict)
     """A mixed phase's statistics per operation within it, cumulative."""
+    host: HostReading | None = None
+    """This process's and its node's counters, read with the snapshot."""
+    loop_lag_s: float = 0.0
+    loop_ticks: int = 0
+    """How late the controller's ticks woke, summed over the engine's life, and how many."""
 
 
 @dataclass
@@ -162,11 +170,15 @@ class Engine:
         store: ObjectStore,
         policy_for: PolicyFor,
         adapt_interval_s: float = 0.5,
+        probe: HostProbe | None = None,
     ) -> None:
         self.store = store
         self._policy_for = policy_for
         self._interval = adapt_interval_s
+        self._probe = probe
         self._live: _Live | None = None
+        self.loop_lag_s = 0.0
+        self.loop_ticks = 0
         self.overrides = Overrides()
         """The run's latest changes this engine has taken."""
         store.on_retry = self._on_retry
@@ -189,6 +201,9 @@ class Engine:
             {op: stats.copy() for op, stats in live.transfer.outcome().by_op.items()}
             if live.phase == Phase.MIXED
             else {},
+            self._probe.read() if self._probe is not None else None,
+            self.loop_lag_s,
+            self.loop_ticks,
         )
 
     def steer(self, steer: Steer) -> None:
@@ -314,18 +329,30 @@ class Engine:
             training=outcome.training,
             buffered_peak=outcome.buffered_peak,
             digests=outcome.digests,
+            throttles=live.throttles,
         )
+
+    def _cpu_bound(self, late_s: float, cpu_s: float, elapsed_s: float) -> bool:
+        """This process's CPU is what limits it: the loop woke late, or the process used
+        nearly all the CPU one process may (a core, or less under a cgroup quota)."""
+        one = min(1.0, self._probe.capacity_cores) if self._probe is not None else 1.0
+        return late_s >= LAG_S or cpu_s / elapsed_s >= SATURATED * one
 
     async def _adapt(self, live: _Live, samples: list[ConcurrencySample]) -> None:
         stats, limiter = live.stats, live.limiter
         started = time.perf_counter()
         last_bytes, last_ops, last_requests, last_total_s, last_throttles = 0, 0, 0, 0.0, 0
-        last_t = time.perf_counter()
+        last_t, last_cpu = time.perf_counter(), time.process_time()
         latency = 0.0
         while True:
             await asyncio.sleep(self._interval)
-            now = time.perf_counter()
+            now, cpu = time.perf_counter(), time.process_time()
             nbytes, ops, elapsed = stats.bytes - last_bytes, stats.ops - last_ops, now - last_t
+            late = max(0.0, elapsed - self._interval)
+            self.loop_lag_s += late
+            self.loop_ticks += 1
+            cpu_bound = self._cpu_bound(late, cpu - last_cpu, elapsed)
+            last_cpu = cpu
             requests = stats.latency.count - last_requests
             if requests:
                 latency = (stats.latency.total_s - last_total_s) / requests
@@ -337,7 +364,14 @@ class Engine:
                 now,
             )
             throttled, last_throttles = live.throttles > last_throttles, live.throttles
-            limiter.set_limit(live.controller.observe(nbytes, ops, elapsed, throttled, latency))
+            limit = live.controller.observe(nbytes, ops, elapsed, throttled, latency, cpu_bound)
+            limiter.set_limit(limit)
             samples.append(
-                ConcurrencySample(now - started, limiter.limit, limiter.in_flight, nbytes / elapsed)
+                ConcurrencySample(
+                    now - started,
+                    limiter.limit,
+                    limiter.in_flight,
+                    nbytes / elapsed,
+                    live.controller.held_by,
+                )
             )

@@ -30,12 +30,14 @@ from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
 from s3dlio_ray._internal.live.pool import Worker, WorkerPool
 from s3dlio_ray._internal.live.steering import ClusterSteering
 from s3dlio_ray._internal.live.telemetry import Progress, Telemetry
+from s3dlio_ray._internal.model.bottleneck import Cap, judge
 from s3dlio_ray._internal.model.errors import S3DlioRayError
 from s3dlio_ray._internal.model.keys import KeyBounds, KeyRange, ListedKeys, as_key_range
+from s3dlio_ray._internal.model.resources import ClientCost
 from s3dlio_ray._internal.model.results import PhaseResult, ShareResult
 from s3dlio_ray._internal.model.sharding import shard
 from s3dlio_ray._internal.model.utilization import UtilizationProgress
-from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
+from s3dlio_ray._internal.model.vocabulary import EndedBy, Limit, Phase
 from s3dlio_ray._internal.settings.changes import UNCHANGED, Overrides
 from s3dlio_ray._internal.tuning.autoterm import SteadyDetector
 from s3dlio_ray._internal.tuning.cluster import (
@@ -230,6 +232,7 @@ class PhaseExecutor:
                         UtilizationProgress.of(result.training) if result.training else None,
                         result.by_op,
                         (result.final_concurrency, result.peak_in_flight),
+                        result.throttles,
                     )
                     if phase == Phase.PUT:
                         written.append(successful_writes(as_key_range(task.keys), result))
@@ -250,6 +253,13 @@ class PhaseExecutor:
         self.telemetry.sample(phase, final=True)
         elapsed = self._clock() - started
         merged = PhaseResult.merge(phase, elapsed, parts, unassigned)
+        seconds = self.telemetry.seconds
+        merged = dataclasses.replace(
+            merged,
+            bottleneck=judge(seconds, self._caps(spec, merged)),
+            client_cost=ClientCost.of(seconds),
+        )
+        self.telemetry.verdict = merged.bottleneck
         if self._fatal is not None:
             merged = dataclasses.replace(merged, ended_by=EndedBy.ERROR)
         if partial:
@@ -257,6 +267,19 @@ class PhaseExecutor:
         stored = KeyRange.joined(as_key_range(keys).prefix, written) if phase == Phase.PUT else None
         found = ListedKeys.joined(listed) if spec.collect else None
         return PhaseOutcome(merged, stored, self._fatal, found, digests)
+
+    def _caps(self, spec: PhaseSpec, result: PhaseResult) -> list[Cap]:
+        """The tool's own caps on the phase (its target, its rate limit as changed while the
+        run went), beside what the phase achieved in their units."""
+        caps = []
+        if spec.target_bytes_per_s:
+            caps.append(Cap(Limit.TARGET, spec.target_bytes_per_s, result.gbps * 1e9))
+        limit = self.overrides.rate_limit(spec.rate_limit)
+        if limit is not None:
+            achieved = result.ops_per_s if limit.unit == "ops" else result.gbps * 1e9
+            unit = "ops/s" if limit.unit == "ops" else "B/s"
+            caps.append(Cap(Limit.RATE_LIMIT, limit.per_s, achieved, unit))
+        return caps
 
     @property
     def gathers(self) -> int:

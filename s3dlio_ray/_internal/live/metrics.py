@@ -23,6 +23,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from s3dlio_ray._internal.live.listener import Listener, WsgiApp
+from s3dlio_ray._internal.model.bottleneck import PhaseBottleneck
+from s3dlio_ray._internal.model.resources import NodeSecond
 from s3dlio_ray._internal.model.results import ConfigEvent
 from s3dlio_ray._internal.model.stats import (
     SUB_BUCKETS,
@@ -63,6 +65,12 @@ class MetricsView:
     targets: Callable[[], Mapping[str, float]] = dict
     """The throughput targets now, GB/s, by scope (actor: each actor's; cluster); 0: none."""
     paused: Callable[[], bool] = bool
+    limits: Callable[[], PhaseBottleneck | None] = lambda: None
+    """The running phase's limit verdicts (the last phase's, once it ended)."""
+    resources: Callable[[], Mapping[str, NodeSecond]] = dict
+    phase: Callable[[], str] = str
+    """The phase the limit verdicts are of."""
+    """Each node's latest second: its CPU, loop lag, NICs."""
 
 
 def _counted(view: MetricsView) -> dict[tuple[str, str, str], OpStats]:
@@ -154,6 +162,8 @@ class RunCollector(Collector):
             histogram.add_metric([op, endpoint], histogram_buckets(hist), sum_value=hist.total_s)
         yield histogram
         yield from _changes(view)
+        yield from _resources(view)
+        yield from _limits(view)
         info = InfoMetricFamily(f"{PREFIX}_run", "The run: id, workload, configuration")
         info.add_metric([], self.run_info)
         yield info
@@ -176,6 +186,79 @@ def _changes(view: MetricsView) -> Iterator:
     paused = GaugeMetricFamily(f"{PREFIX}_paused", "1 while the run is paused")
     paused.add_metric([], 1.0 if view.paused() else 0.0)
     yield from (changes, targets, paused)
+
+
+def _resources(view: MetricsView) -> Iterator:
+    """Each node's own resources over its latest second: what the limit verdicts read."""
+    gauges = {
+        "actors_cpu": ("client_cpu_cores", "Cores the node's actors used, last interval"),
+        "capacity_cores": ("client_cpu_capacity_cores", "Cores the actors may use (quota)"),
+        "node_cpu": ("node_cpu_ratio", "Share of the node's CPU busy, every process (0..1)"),
+        "loop_lag_s": ("loop_lag_seconds", "How late the actors' event loops woke, mean"),
+        "ttfb_p50_s": ("ttfb_p50_seconds", "Median time to first byte, last interval"),
+    }
+    families = {
+        name: GaugeMetricFamily(f"{PREFIX}_{metric}", text, labels=["node"])
+        for name, (metric, text) in gauges.items()
+    }
+    nic_rate = GaugeMetricFamily(
+        f"{PREFIX}_nic_bits_per_second",
+        "Bits per second through a NIC the actors use, each way, last interval",
+        labels=["node", "nic", "direction"],
+    )
+    nic_speed = GaugeMetricFamily(
+        f"{PREFIX}_nic_speed_bits_per_second",
+        "The NIC's speed (the kernel's, or nic_gbps)",
+        labels=["node", "nic"],
+    )
+    nic_use = GaugeMetricFamily(
+        f"{PREFIX}_nic_utilization",
+        "The NIC's busier direction over its speed, last interval (0..1)",
+        labels=["node", "nic"],
+    )
+    for node, second in sorted(view.resources().items()):
+        for name, family in families.items():
+            value = getattr(second, name)
+            if value is not None:
+                family.add_metric([node], value)
+        for nic in second.nics:
+            nic_rate.add_metric([node, nic.name, "rx"], nic.rx_bps)
+            nic_rate.add_metric([node, nic.name, "tx"], nic.tx_bps)
+            if nic.speed_bps:
+                nic_speed.add_metric([node, nic.name], nic.speed_bps)
+                nic_use.add_metric([node, nic.name], nic.utilization or 0.0)
+    yield from (*families.values(), nic_rate, nic_speed, nic_use)
+
+
+def _limits(view: MetricsView) -> Iterator:
+    """The limit verdict per node and for the cluster: 1 for its kind, with the figures that
+    show it."""
+    labels = ["phase", "kind", "where"]
+    kinds = "client-cpu, client-network, server, throttled, target, rate-limit or unclear"
+    limit = GaugeMetricFamily(
+        f"{PREFIX}_limit", f"1 for what limits the node: {kinds}", labels=["node", *labels]
+    )
+    cluster = GaugeMetricFamily(
+        f"{PREFIX}_cluster_limit", f"1 for what limits the cluster: {kinds}", labels=labels
+    )
+    text = "The figures a limit verdict read (shares 0..1, ms, Gb/s, counts)"
+    evidence = GaugeMetricFamily(
+        f"{PREFIX}_limit_evidence", text, labels=["node", "phase", "kind", "figure"]
+    )
+    cluster_evidence = GaugeMetricFamily(
+        f"{PREFIX}_cluster_limit_evidence", text, labels=["phase", "kind", "figure"]
+    )
+    verdicts, phase = view.limits(), view.phase()
+    if verdicts is not None:
+        named = [((node,), verdict, limit, evidence) for node, verdict in verdicts.nodes.items()]
+        named.append(((), verdicts.cluster, cluster, cluster_evidence))
+        for node, verdict, family, figures in named:
+            kind = str(verdict.kind)
+            family.add_metric([*node, phase, kind, verdict.where], 1.0)
+            for figure, value in sorted(verdict.evidence.items()):
+                if isinstance(value, int | float):
+                    figures.add_metric([*node, phase, kind, figure], float(value))
+    yield from (limit, cluster, evidence, cluster_evidence)
 
 
 def _training(view: MetricsView) -> Iterator:

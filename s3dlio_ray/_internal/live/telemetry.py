@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from s3dlio_ray._internal.execution.engine import EngineSnapshot
+from s3dlio_ray._internal.model.bottleneck import PhaseBottleneck, judge
+from s3dlio_ray._internal.model.resources import NodeSecond, ResourceTracker
 from s3dlio_ray._internal.model.results import ConfigEvent, SeriesRow
 from s3dlio_ray._internal.model.stats import OpStats
 from s3dlio_ray._internal.model.utilization import UtilizationProgress
@@ -32,6 +34,7 @@ class _Task:
     limit: int = 0
     in_flight: int = 0
     seen_training: UtilizationProgress = field(default_factory=UtilizationProgress)
+    throttles: int = 0
 
 
 class LastSeen(NamedTuple):
@@ -61,6 +64,9 @@ class LiveTotals:
         self.ended: dict[str, tuple[int, int]] = {}
         """Per node, the limit and the most requests in flight of the shares that have ended
         (what a phase too short for a tick ran at)."""
+        self.throttles: dict[tuple[str, str], int] = {}
+        """Per (node, phase): requests retried because the endpoint throttled."""
+        self.resources = ResourceTracker()
         self._tasks: dict[int, _Task] = {}
         self._finished: set[int] = set()
 
@@ -69,7 +75,10 @@ class LiveTotals:
             return
         task = self._tasks.setdefault(task_id, _Task(node, str(snapshot.phase)))
         self._add(task, snapshot.stats, snapshot.by_endpoint, snapshot.by_op)
+        self._throttled(task, snapshot.throttles)
         task.limit, task.in_flight = snapshot.limit, snapshot.in_flight
+        if snapshot.host is not None:
+            self.resources.observe(node, snapshot.host, snapshot.loop_lag_s, snapshot.loop_ticks)
         if snapshot.training is not None:
             self._add_training(task, snapshot.training)
 
@@ -83,6 +92,7 @@ class LiveTotals:
         training: UtilizationProgress | None = None,
         by_op: Mapping[str, OpStats] | None = None,
         concurrency: tuple[int, int] = (0, 0),
+        throttles: int = 0,
     ) -> None:
         """The task's own final statistics: count what the snapshots had not yet seen."""
         if task_id in self._finished:
@@ -91,9 +101,16 @@ class LiveTotals:
         limit, in_flight = self.ended.get(node, (0, 0))
         self.ended[node] = (limit + concurrency[0], in_flight + concurrency[1])
         self._add(task, final, by_endpoint, by_op or {})
+        self._throttled(task, throttles)
         if training is not None:
             self._add_training(task, training)
         self._finished.add(task_id)
+
+    def _throttled(self, task: _Task, cumulative: int) -> None:
+        if cumulative > task.throttles:
+            key = (task.node, task.phase)
+            self.throttles[key] = self.throttles.get(key, 0) + cumulative - task.throttles
+            task.throttles = cumulative
 
     def _add_training(self, task: _Task, cumulative: UtilizationProgress) -> None:
         seen, task.seen_training = task.seen_training, cumulative
@@ -161,6 +178,9 @@ class Progress:
     """`s3dlio-ray control --pause` holds the run: no rate is a measurement now."""
 
 
+LIVE_VERDICT_S = 60
+"""The live verdict (the metrics') judges the running phase's last this many seconds."""
+
 SHORTEST_ROW_S = 0.5
 """No row covers less: a tick that comes this soon after the one before (after a slow gather)
 is left for the next, and a phase's last interval this short joins the row before it. The
@@ -188,6 +208,13 @@ class Telemetry:
         """The running phase's latest row per (node, operation): where a short final one goes."""
         self._concurrency: dict[str, tuple[int, int]] = {}
         """Each node's limit and requests in flight at the phase's latest tick."""
+        self.seconds: list[NodeSecond] = []
+        """The running phase's seconds per node: what its limit verdicts judge."""
+        self._throttles_seen: dict[tuple[str, str], int] = {}
+        self.verdict: PhaseBottleneck | None = None
+        """The running phase's limits over its last LIVE_VERDICT_S (the metrics show it);
+        the whole phase's once it ended."""
+        self.phase = ""
 
     def mark(self, changes: Mapping[str, Any]) -> None:
         """Record settings changed while the run goes."""
@@ -199,6 +226,9 @@ class Telemetry:
         self._phase_rows.clear()
         self._concurrency.clear()
         self.totals.ended.clear()
+        self.seconds = []
+        self.verdict = None
+        self.phase = str(phase)
 
     def sample(self, phase: Phase, final: bool = False) -> float | None:
         """Rates since the previous sample, and one time-series row per node for this phase (a
@@ -229,7 +259,8 @@ class Telemetry:
             if op == phase:
                 moved_bytes += delta.bytes
                 moved_ops += delta.ops
-                self._row(node, phase, str(phase), delta, now, elapsed, event, final)
+                second = self._second(node, phase, delta, now, elapsed, final)
+                self._row(node, phase, str(phase), delta, now, elapsed, event, final, second)
                 marked = True
         for (node, op_phase, op), stats in self.totals.operations.items():
             if op_phase == phase:
@@ -239,7 +270,43 @@ class Telemetry:
         if marked:
             self._first_unmarked = len(self.events)
         self._last_sample = now
+        if not final:
+            recent = [s for s in self.seconds if s.t_s >= now - self._started - LIVE_VERDICT_S]
+            self.verdict = judge(recent)
         return steadiness_rate(moved_bytes, moved_ops, elapsed)
+
+    def latest(self) -> dict[str, NodeSecond]:
+        """Each node's latest second of the running (or last) phase."""
+        return {second.node: second for second in self.seconds}
+
+    def _second(
+        self, node: str, phase: Phase, delta: OpStats, now: float, elapsed: float, final: bool
+    ) -> NodeSecond | None:
+        """The node's interval as the limit verdicts read it (None: too short to be one)."""
+        key = (node, str(phase))
+        throttles = self.totals.throttles.get(key, 0)
+        fresh = throttles - self._throttles_seen.get(key, 0)
+        self._throttles_seen[key] = throttles
+        figures = self.totals.resources.interval(node)
+        if final and elapsed < SHORTEST_ROW_S:
+            return None
+        limit, in_flight = self._concurrency.get(node, (0, 0))
+        second = NodeSecond(
+            node,
+            now - self._started,
+            elapsed,
+            bytes=delta.bytes,
+            requests=delta.latency.count,
+            limit=limit,
+            in_flight=in_flight,
+            latency_p50_s=delta.latency.percentile(0.5) if delta.latency.count else None,
+            ttfb_p50_s=delta.ttfb.percentile(0.5) if delta.ttfb.count else None,
+            retries=delta.retries,
+            throttles=fresh,
+            **figures,  # type: ignore[arg-type]
+        )
+        self.seconds.append(second)
+        return second
 
     def _row(
         self,
@@ -251,6 +318,7 @@ class Telemetry:
         elapsed: float,
         event: str | None,
         final: bool,
+        second: NodeSecond | None = None,
     ) -> None:
         """Append the interval's row, or, for a short final interval, add it to the row before."""
         index = self._phase_rows.get((node, op))
@@ -291,6 +359,7 @@ class Telemetry:
                 phase=str(phase),
                 interval_s=elapsed,
                 epoch=training.epoch if training is not None else None,
+                **resource_columns(second),
             )
         )
 
@@ -322,3 +391,21 @@ class Telemetry:
             else None,
             paused,
         )
+
+
+def resource_columns(second: NodeSecond | None) -> dict[str, Any]:
+    """A node's interval as the time series' resource columns (empty: none measured)."""
+    if second is None:
+        return {}
+    nic = second.busiest_nic
+    return {
+        "cpu": second.actors_cpu,
+        "capacity_cores": second.capacity_cores,
+        "node_cpu": second.node_cpu,
+        "loop_lag_ms": None if second.loop_lag_s is None else second.loop_lag_s * 1000,
+        "ttfb_p50_ms": None if second.ttfb_p50_s is None else second.ttfb_p50_s * 1000,
+        "throttles": second.throttles,
+        "nic": nic.name if nic else None,
+        "nic_gbps": max(nic.rx_bps, nic.tx_bps) / 1e9 if nic else None,
+        "nic_utilization": nic.utilization if nic else None,
+    }

@@ -17,11 +17,13 @@ from functools import cached_property
 from importlib import resources
 from typing import Any
 
+from s3dlio_ray._internal.model.bottleneck import PhaseBottleneck
+from s3dlio_ray._internal.model.resources import ClientCost
 from s3dlio_ray._internal.model.stats import LatencyHistogram, OpStats
 from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
 
-SCHEMA_VERSION = 8
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
+SCHEMA_VERSION = 9
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 
 MEANINGFUL_STEPS = 10
 """Counted steps per accelerator and epoch below which an AU is not a measurement."""
@@ -109,6 +111,9 @@ class ConcurrencySample:
     limit: int
     in_flight: int
     bytes_per_s: float
+    held_by: str | None = None
+    """Why the controller held instead of climbing: `client-cpu` while the engine's own CPU
+    was the limit (more requests would only queue)."""
 
 
 @dataclass(frozen=True)
@@ -375,6 +380,8 @@ class ShareResult:
     """The most bytes the share held at once for reads in flight and read ahead."""
     digests: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     """What an upload stored: each name's size and CRC32 (the copy's manifest)."""
+    throttles: int = 0
+    """Retries the endpoint asked for by throttling (503 SlowDown, 5xx, timeouts)."""
 
 
 @dataclass(frozen=True)
@@ -460,6 +467,10 @@ class PhaseResult:
     partial: bool = False
     """Actors were lost while the run stopped (their processes signalled with the command's):
     their figures are the last statistics they sent, each second, not their final ones."""
+    bottleneck: PhaseBottleneck | None = None
+    """What set the rate, per node and for the cluster, with its evidence (schema 9)."""
+    client_cost: ClientCost | None = None
+    """The actors' CPU per byte and per request (schema 9)."""
 
     @classmethod
     def merge(
@@ -578,6 +589,8 @@ class PhaseResult:
             "actors": [a.to_dict() for a in self.actors],
             "stats": self.stats.to_dict(),
             "partial": self.partial,
+            "bottleneck": self.bottleneck.to_dict() if self.bottleneck else None,
+            "client_cost": self.client_cost.to_dict() if self.client_cost else None,
         }
 
     @classmethod
@@ -602,6 +615,12 @@ class PhaseResult:
             checks=dict(doc.get("checks", {})),
             training=TrainingResult.from_dict(doc["training"]) if doc.get("training") else None,
             partial=doc.get("partial", False),
+            bottleneck=PhaseBottleneck.from_dict(doc["bottleneck"])
+            if doc.get("bottleneck")
+            else None,
+            client_cost=ClientCost.from_dict(doc["client_cost"])
+            if doc.get("client_cost")
+            else None,
         )
 
 
@@ -635,6 +654,23 @@ class SeriesRow:
     """The seconds the row covers (schema 7; unknown before it)."""
     epoch: int | None = None
     """A train phase: the latest epoch any accelerator of the node was in."""
+    cpu: float | None = None
+    """Cores the node's actors used (schema 9, as the columns below)."""
+    capacity_cores: float | None = None
+    """Cores the actors may use: their CPUs, less a cgroup quota."""
+    node_cpu: float | None = None
+    """The share of the node's CPU busy, every process on it counted."""
+    loop_lag_ms: float | None = None
+    """How late the actors' event loops woke, on average."""
+    ttfb_p50_ms: float | None = None
+    throttles: int | None = None
+    """Requests the endpoint throttled (503 SlowDown, 5xx, timeouts), retried."""
+    nic: str | None = None
+    """The node's busiest NIC of those the actors' connections use."""
+    nic_gbps: float | None = None
+    """Its busier direction, Gbit/s."""
+    nic_utilization: float | None = None
+    """Its busier direction's share of its speed (None: speed unknown; see nic_gbps)."""
 
     def __post_init__(self) -> None:
         if not self.phase:

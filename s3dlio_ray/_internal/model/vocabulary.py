@@ -38,3 +38,15 @@ class EndedBy(StrEnum):
     AUTOTERM = "autoterm"
     ERROR = "error"
     INTERRUPTED = "interrupted"
+
+
+class Limit(StrEnum):
+    """What set a phase's rate (model.bottleneck has the rule of each)."""
+
+    CLIENT_CPU = "client-cpu"
+    CLIENT_NETWORK = "client-network"
+    SERVER = "server"
+    THROTTLED = "throttled"
+    TARGET = "target"
+    RATE_LIMIT = "rate-limit"
+    UNCLEAR = "unclear"

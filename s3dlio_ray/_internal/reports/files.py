@@ -17,6 +17,7 @@ from s3dlio_ray._internal.model.results import (
     MEANINGFUL_STEPS,
     READABLE_VERSIONS,
     SERIES_COLUMNS,
+    PhaseResult,
     RunResult,
     Summary,
     TrainingResult,
@@ -457,6 +458,10 @@ def print_summary(
         if set(phase.checks) - {"content"}:
             counts = ", ".join(f"{check} {count}" for check, count in phase.checks.items())
             console.print(f"{phase.phase} checked by: {counts}", highlight=False)
+    for phase in result.phases:
+        line = limit_line(phase, unit)
+        if line is not None:
+            console.print(line, highlight=False, soft_wrap=True)
     cleanup = result.cleanup
     if cleanup is not None:
         removed = "bucket removed" if cleanup.bucket_removed else "bucket kept"
@@ -476,6 +481,23 @@ def print_summary(
     for path in paths:
         console.print(f"result: {path}")
     console.print(verdict_markup(result))
+
+
+def limit_line(phase: PhaseResult, unit: RateUnit = GB_PER_S) -> str | None:
+    """`GET 2.310 GB/s: limited by the server: ...`, and what the client spent on it; None for
+    a phase with no verdict (a file from before schema 9)."""
+    if phase.bottleneck is None:
+        return None
+    if phase.stats.bytes:
+        rate = f"{unit.rate(phase.gbps * 1e9)} {unit.name}"
+    else:
+        rate = f"{phase.ops_per_s:.0f} objects/s"
+    line = f"{str(phase.phase).upper()} {rate}: {phase.bottleneck.cluster.describe()}"
+    cost = phase.client_cost
+    if cost is not None and cost.us_per_request is not None:
+        per_gb = "" if cost.cpu_s_per_gb is None else f"{cost.cpu_s_per_gb:.2f} CPU s/GB, "
+        line += f"; client cost {per_gb}{cost.us_per_request:.0f} CPU us/request"
+    return line
 
 
 def verdict(result: RunResult) -> str:

@@ -154,6 +154,9 @@ async def execute(
                 telemetry.events,
                 lambda: targets(executor.overrides.onto(settings)),
                 lambda: executor.overrides.paused,
+                lambda: telemetry.verdict,
+                telemetry.latest,
+                lambda: telemetry.phase,
             )
             exporter = MetricsExporter(
                 view,

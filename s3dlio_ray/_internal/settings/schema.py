@@ -450,6 +450,15 @@ class Settings:
         "local addresses or interface names; a node's actors spread over them (one per NIC)",
         repeat=True,
     )
+    nic_gbps: float | None = setting(
+        None,
+        optional(float_range(0.001, 100_000)),
+        "transport",
+        "the speed of the NICs the actors use, in Gbit/s as NICs are rated (25 for 25GbE): "
+        "for the limit verdicts where the kernel does not know it (virtual NICs) or a link is "
+        "shaped below it",
+        env=("S3DLIO_NIC_GBPS",),
+    )
     bucket: str | None = setting(
         None,
         optional(parse_bucket),

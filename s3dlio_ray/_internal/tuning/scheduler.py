@@ -16,6 +16,10 @@ purpose: on a flat, noisy endpoint an upward probe sometimes passes by chance, a
 usually passes, so the limit drifts to the smallest that delivers the throughput instead of
 ratcheting up to the maximum (more requests in flight, more memory, longer latency, no gain).
 
+While the engine's own CPU is the limit (`cpu_bound`: its process near a full core, or its
+event loop waking late) the limit holds, neither climbing nor probing: more requests in flight
+would only wait for the CPU, fewer would measure the CPU, not the store. `held_by` says so.
+
 No step up is taken while requests wait `max_latency_ratio` times longer than at the lightest load
 seen: that is queueing, not a pipe being filled. Throughput alone cannot see it where several
 engines share one bottleneck (actors on one node, one endpoint): each engine's own rate rises when
@@ -93,6 +97,9 @@ class ConcurrencyController:
         self._quiet = 0
         self._latency = 0.0
         self._min_latency = math.inf
+        self._cpu_bound = False
+        self.held_by: str | None = None
+        """`client-cpu` while the engine's CPU keeps the limit from climbing."""
 
     @property
     def limit(self) -> int:
@@ -110,12 +117,17 @@ class ConcurrencyController:
         interval_s: float,
         throttled: bool = False,
         latency_s: float = 0.0,
+        cpu_bound: bool = False,
     ) -> int:
         """Take one interval's aggregate completions; return the limit to use from now on.
 
-        `latency_s` is the recent mean request latency; 0 when unknown.
+        `latency_s` is the recent mean request latency; 0 when unknown. `cpu_bound`: the
+        engine's own CPU was the limit in the interval.
         """
         p = self.policy
+        self._cpu_bound = cpu_bound
+        if not cpu_bound:
+            self.held_by = None
         if p.mode is Mode.FIXED:
             return self._limit
         if p.mode is Mode.CLUSTER:
@@ -148,6 +160,12 @@ class ConcurrencyController:
 
     def _decide(self, rate: float) -> None:
         p = self.policy
+        if self._cpu_bound:
+            self.held_by = "client-cpu"
+            self._baseline = (self._limit, rate)
+            self._probing_down = None
+            self._hold()
+            return
         if p.target_bytes_per_s and rate >= p.target_bytes_per_s * (1 - p.min_gain):
             self._baseline = (self._limit, rate)
             self._hold()

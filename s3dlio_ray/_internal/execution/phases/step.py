@@ -148,8 +148,19 @@ def spec_of(run: Run, settings: Settings, phase: Phase, **more: Any) -> PhaseSpe
         settings.verify,
         rate_limit=settings.rate_limit,
         key_prefix=run_prefix(settings.prefix, run.run_id),
+        target_bytes_per_s=cluster_target(settings, run.executor.engines),
         **more,
     )
+
+
+def cluster_target(settings: Settings, engines: int) -> float | None:
+    """The whole cluster's throughput target in bytes/s: the cluster controller's, or each
+    actor's times the actors (None: none)."""
+    if settings.concurrency is not None:
+        return None
+    if settings.cluster_target_gbps:
+        return settings.cluster_target_gbps * 1e9
+    return settings.target_gbps * 1e9 * engines if settings.target_gbps else None
 
 
 async def run_recorded(

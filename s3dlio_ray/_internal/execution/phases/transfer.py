@@ -80,6 +80,9 @@ class PhaseSpec:
     copy: CopySpec | None = None
     per_node: bool = False
     """Every node does all the keys (shared among its own engines), not the cluster once."""
+    target_bytes_per_s: float | None = None
+    """The cluster's throughput target, when the tool steers toward one (the limit verdicts'
+    `target`)."""
 
     def for_node(self, node: str) -> PhaseSpec:
         """The spec as the engines of `node` run it (a copy's local path names its node)."""
