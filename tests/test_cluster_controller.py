@@ -264,3 +264,15 @@ def test_the_driver_holds_three_nodes_to_a_cluster_target(ray_cluster, moto_url,
     _, timeseries = run_behind_a_link(bucket, moto_url, cluster_target_gbps=target / 1e9)
     rate = statistics.median(b for b, _ in late_seconds(timeseries))
     assert 0.7 * target <= rate <= 1.25 * target
+
+
+def test_the_window_does_not_grow_while_an_actor_is_cpu_bound():
+    from s3dlio_ray._internal.tuning.cluster import ActorReading, ClusterController, ClusterPolicy
+
+    controller = ClusterController(ClusterPolicy(start_each=4))
+    busy = {
+        "a": ActorReading(20, 2_000_000, 0.2, 4, cpu_bound=True),
+        "b": ActorReading(20, 2_000_000, 0.2, 4),
+    }
+    windows = {controller.observe(busy, 1.0) and controller.window for _ in range(30)}
+    assert max(windows) <= 8 and controller.held_by == "client-cpu"

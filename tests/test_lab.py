@@ -97,6 +97,7 @@ def test_lab_up_prints_its_environment_and_map(three_hosts):
     assert exports["RAY_ADDRESS"].startswith("10.252.0.") and exports["RAY_AUTH_MODE"] == "token"
     assert exports["AWS_ENDPOINT_URL_S3"] == "http://10.252.0.3:80"
     assert exports["AWS_SECRET_ACCESS_KEY"] not in map_text
+    assert exports["S3DLIO_NIC_GBPS"] == "0.1"
     hosts = [line for line in map_text.splitlines() if f"s3lab-{NAME}-h" in line]
     assert len(hosts) == 3 and all("100mbit" in line for line in hosts), map_text
     status = lab("status")
@@ -129,6 +130,12 @@ def test_three_hosts_move_three_nics_worth_each_node_at_its_nic(three_hosts, tmp
         for node, figures in phase["nodes"].items():
             assert figures["objects"] == 16, (node, figures["objects"])
             assert 0.8 * RATE_BYTES <= figures["gbps"] * 1e9 <= 1.2 * RATE_BYTES, (op, node)
+            verdict = phase["bottleneck"]["nodes"][node]
+            assert verdict["kind"] == "client-network", (op, node, verdict)
+            assert verdict["where"].startswith(f"{node} ") and verdict["evidence"]["nic"]
+            assert verdict["evidence"]["nic_speed_gbps"] == 0.1
+            assert 0.09 <= verdict["evidence"]["nic_gbps"] <= 0.11, (op, node, verdict)
+        assert phase["bottleneck"]["kind"] == "client-network", phase["bottleneck"]
         assert phase["gbps"] * 1e9 >= 2.4 * RATE_BYTES, op
         assert phase["gbps"] >= 2.5 * single["gbps"], (op, phase["gbps"], single["gbps"])
     assert phase["verified"] == 48

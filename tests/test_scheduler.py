@@ -165,3 +165,13 @@ def test_a_long_round_trip_without_queueing_does_not_stop_the_climb():
         nbytes = int(rate * INTERVAL)
         controller.observe(nbytes, max(1, nbytes // int(MB)), INTERVAL, latency_s=0.15)
     assert controller.limit >= 100
+
+
+def test_the_limit_holds_flat_while_the_engines_cpu_is_the_limit():
+    """More requests would only wait for the CPU: no climb, no probe, and it says why."""
+    controller = ConcurrencyController(ConcurrencyPolicy(Mode.AUTO, 8, measure_intervals=1))
+    limits = [controller.observe(1_000_000, 20, 0.5, cpu_bound=True) for _ in range(40)]
+    assert set(limits) == {8} and controller.held_by == "client-cpu"
+    controller.observe(1_000_000, 20, 0.5)
+    assert controller.held_by is None
+    assert max(controller.observe(1_000_000 * (i + 2), 20, 0.5) for i in range(30)) > 8

@@ -141,6 +141,10 @@ class EngineSnapshot:
     loop_lag_s: float = 0.0
     loop_ticks: int = 0
     """How late the controller's ticks woke, summed over the engine's life, and how many."""
+    cpu_bound: bool = False
+    """The engine's own CPU limited it in its latest interval (the cluster controller holds)."""
+    host_at_start: HostReading | None = None
+    """The same counters when the share started: the first second's baseline."""
 
 
 @dataclass
@@ -154,6 +158,7 @@ class _Live:
     by_endpoint: dict[str, OpStats] = field(default_factory=dict)
     throttles: int = 0
     """Retries the endpoint asked for by throttling, so far."""
+    host_at_start: HostReading | None = None
 
     def at(self, endpoint: str) -> OpStats:
         stats = self.by_endpoint.get(endpoint)
@@ -179,6 +184,7 @@ class Engine:
         self._live: _Live | None = None
         self.loop_lag_s = 0.0
         self.loop_ticks = 0
+        self.cpu_bound = False
         self.overrides = Overrides()
         """The run's latest changes this engine has taken."""
         store.on_retry = self._on_retry
@@ -204,6 +210,8 @@ class Engine:
             self._probe.read() if self._probe is not None else None,
             self.loop_lag_s,
             self.loop_ticks,
+            self.cpu_bound,
+            live.host_at_start,
         )
 
     def steer(self, steer: Steer) -> None:
@@ -277,6 +285,8 @@ class Engine:
         failed: dict[str, str] = {}
         admission = Admission(limits, transfer.cost)
         live = self._live = _Live(phase, stats, limiter, admission, transfer, controller)
+        if self._probe is not None:
+            live.host_at_start = self._probe.read()
         samples: list[ConcurrencySample] = []
 
         async def one(operation: object) -> None:
@@ -351,7 +361,7 @@ class Engine:
             late = max(0.0, elapsed - self._interval)
             self.loop_lag_s += late
             self.loop_ticks += 1
-            cpu_bound = self._cpu_bound(late, cpu - last_cpu, elapsed)
+            cpu_bound = self.cpu_bound = self._cpu_bound(late, cpu - last_cpu, elapsed)
             last_cpu = cpu
             requests = stats.latency.count - last_requests
             if requests:

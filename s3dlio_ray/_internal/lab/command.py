@@ -16,7 +16,14 @@ from pathlib import Path
 
 from s3dlio_ray._internal.lab import netns
 from s3dlio_ray._internal.lab.netns import answers, wrap
-from s3dlio_ray._internal.lab.plan import GATEWAY_PORT, RAY_PORT, Lab, namespace_prefix, overlapping
+from s3dlio_ray._internal.lab.plan import (
+    GATEWAY_PORT,
+    RAY_PORT,
+    Lab,
+    namespace_prefix,
+    overlapping,
+    parse_rate,
+)
 from s3dlio_ray._internal.lab.raylets import start_ray
 from s3dlio_ray._internal.lab.record import Record, folder, load, others
 from s3dlio_ray._internal.lab.stores import start_store
@@ -104,6 +111,7 @@ def _build(record: Record) -> None:
         "AWS_ACCESS_KEY_ID": keys[0],
         "AWS_SECRET_ACCESS_KEY": keys[1],
         "AWS_REGION": "us-east-1",
+        "S3DLIO_NIC_GBPS": f"{parse_rate(lab.nic_rate) / 1e9:g}",
     }
 
 

@@ -23,7 +23,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from s3dlio_ray._internal.live.listener import Listener, WsgiApp
-from s3dlio_ray._internal.model.bottleneck import PhaseBottleneck
+from s3dlio_ray._internal.model.bottleneck import Bottleneck, PhaseBottleneck
 from s3dlio_ray._internal.model.resources import NodeSecond
 from s3dlio_ray._internal.model.results import ConfigEvent
 from s3dlio_ray._internal.model.stats import (
@@ -250,6 +250,7 @@ def _limits(view: MetricsView) -> Iterator:
     )
     verdicts, phase = view.limits(), view.phase()
     if verdicts is not None:
+        named: list[tuple[tuple[str, ...], Bottleneck, GaugeMetricFamily, GaugeMetricFamily]]
         named = [((node,), verdict, limit, evidence) for node, verdict in verdicts.nodes.items()]
         named.append(((), verdicts.cluster, cluster, cluster_evidence))
         for node, verdict, family, figures in named:

@@ -32,7 +32,7 @@ class ClusterSteering:
             latency = stats.latency.total_s - latency0
             throttles = snapshot.throttles - throttles0
             readings[str(task_id)] = ActorReading(
-                ops, nbytes, latency, snapshot.in_flight, throttles > 0
+                ops, nbytes, latency, snapshot.in_flight, throttles > 0, snapshot.cpu_bound
             )
         steers = self.controller.observe(readings, interval_s)
         self._steers = {int(task_id): steer for task_id, steer in steers.items()}

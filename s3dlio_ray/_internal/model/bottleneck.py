@@ -339,7 +339,15 @@ def _cluster(nodes: Mapping[str, Bottleneck], caps: Sequence[Cap]) -> Bottleneck
         "nodes": len(nodes),
         "nodes_limited": len(sharing),
     }
-    means = ("cpu", "busiest_actor_cpu", "node_cpu", "nic_utilization", "nic_gbps", "loop_lag_ms")
+    means = (
+        "cpu",
+        "busiest_actor_cpu",
+        "node_cpu",
+        "quota_throttled",
+        "nic_utilization",
+        "nic_gbps",
+        "loop_lag_ms",
+    )
     for name in means:
         evidence[name] = _mean(_known(_number(b.evidence.get(name)) for b in nodes.values()))
     for name in ("ttfb_p50_ms", "latency_p50_ms", "latency_rise"):

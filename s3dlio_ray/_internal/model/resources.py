@@ -167,6 +167,7 @@ class ResourceTracker:
     def observe(self, node: str, reading: HostReading, lag_s: float, ticks: int) -> None:
         """One actor's reading, with its event loop's summed lateness over `ticks` wake-ups."""
         key = (node, reading.pid)
+        self._nodes.setdefault(node, reading)
         seen = self._processes.get(key)
         self._processes[key] = _Seen(reading, lag_s, ticks)
         latest = self._latest.get(node)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from s3dlio_ray._internal.model.bottleneck import RULES, SATURATED
 from s3dlio_ray._internal.model.results import RunResult, SeriesRow
 from s3dlio_ray._internal.model.stats import LatencyHistogram, bucket_upper_bound
 from s3dlio_ray._internal.reports.compare import (
@@ -390,6 +391,70 @@ def concurrency_figure(result: RunResult) -> Figure | None:
     return figure
 
 
+def resources_figure(result: RunResult) -> Figure | None:
+    """Per node, the actors' CPU over the cores they may use and the busiest NIC's use of its
+    speed, phases shaded: what the limit verdicts read."""
+    rows = [row for row in result.timeseries if row.op == row.phase and row.cpu is not None]
+    if not rows:
+        return None
+    figure = _figure()
+    axes = figure.axes[0]
+    _backdrop(axes, result)
+    nodes = sorted({row.node for row in rows})
+    for index, node in enumerate(nodes):
+        color = COLORS[index % len(COLORS)]
+        mine = [row for row in rows if row.node == node]
+        cpu = [(_start(r), r.t_s, (r.cpu or 0.0) / (r.capacity_cores or 1.0)) for r in mine]
+        axes.plot(*steps(cpu), color=color, label=f"{node} actors' CPU", gid=f"cpu-{node}")
+        nic = [(_start(r), r.t_s, r.nic_utilization) for r in mine if r.nic_utilization is not None]
+        if nic:
+            axes.plot(
+                *steps([(a, b, float(c)) for a, b, c in nic]),
+                color=color,
+                linestyle=":",
+                label=f"{node} {mine[-1].nic} use",
+                gid=f"nic-{node}",
+            )
+    axes.axhline(SATURATED, color="grey", linewidth=0.8, linestyle="--")
+    axes.set_ylabel("share of capacity")
+    axes.set_ylim(bottom=0)
+    axes.set_title("client CPU (of its cores) and NIC (of its speed) per node")
+    _ticks(axes)
+    _legend_outside(axes)
+    return figure
+
+
+def limits_section(result: RunResult, drawn: Mapping[str, Figure]) -> str:
+    """Per phase, what set its rate (the cluster's verdict, then each node's) with the figures
+    that show it and the rule that matched; then the resources over time."""
+    rows = []
+    for phase in result.phases:
+        if phase.bottleneck is None:
+            continue
+        verdicts = [("cluster", phase.bottleneck.cluster), *phase.bottleneck.nodes.items()]
+        if len(verdicts) == 2:
+            verdicts = verdicts[:1]
+        cost = phase.client_cost
+        spent = ""
+        if cost is not None and cost.us_per_request is not None:
+            per_gb = "-" if cost.cpu_s_per_gb is None else f"{cost.cpu_s_per_gb:.2f}"
+            spent = f"{per_gb} CPU s/GB, {cost.us_per_request:.0f} us/request"
+        for scope, judged in verdicts:
+            rows.append((phase.phase, scope, judged.kind, judged.explain(), spent))
+            spent = ""
+    if not rows:
+        return ""
+    headers = ("phase", "scope", "limited by", "evidence", "client cost")
+    rules = "".join(
+        f"<li><b>{_esc(kind)}</b>: {_esc(RULES[kind])}</li>"
+        for kind in sorted({r[2] for r in rows})
+    )
+    chart = _chart(drawn, "resources", "client resources over time: no samples")
+    return (
+        f'<h2>Where the limit is</h2>{_table(headers, rows)}<ul class="meta">{rules}</ul>\n{chart}'
+    )
+
+
 def _histograms(result: RunResult) -> Iterator[tuple[str, LatencyHistogram]]:
     """Each operation's latency histogram: a PUT or GET phase's own, a mixed phase's per op."""
     for phase in result.phases:
@@ -551,6 +616,7 @@ def figures(result: RunResult, compared: Named = ()) -> dict[str, Figure]:
         "operations": operations_figure(result),
         "latency": latency_figure(result),
         "concurrency": concurrency_figure(result),
+        "resources": resources_figure(result),
         "au": au_figure(result),
         "comparison": comparison_figure(compared),
     }
@@ -664,6 +730,7 @@ s3dlio-ray {_esc(result.tool_version)}</p>{error}
 <h2>Summary</h2>{_table(summary_columns(), summary_rows(result))}
 <h2>By node</h2>{_table(node_columns(), node_rows(result))}
 {by_endpoint}
+{limits_section(result, drawn)}
 {training_section(result, drawn)}
 {changes_section(result)}
 <h2>Throughput over time</h2>

@@ -21,6 +21,8 @@ flight across the cluster) split into a ceiling per actor.
   bottleneck settles on the bottleneck.
 - Throttling (503 SlowDown, timeouts) anywhere cuts the window by `backoff` for every actor at
   once and lowers a ceiling, halfway between, that recovers while the endpoint stays quiet.
+- Client CPU: while any actor reports its own CPU as its limit (`cpu_bound`), the window
+  does not grow (more requests would only wait for that actor's CPU); `held_by` says so.
 - Fair shares: by Little's law an actor's rate is its ceiling over its latency, so ceilings are
   split in proportion to each actor's latency (within `max_skew` of the mean), giving actors
   behind a slower path the same rate as the rest.
@@ -73,6 +75,8 @@ class ActorReading:
     """The completed requests' latencies, summed."""
     in_flight: int
     throttled: bool = False
+    cpu_bound: bool = False
+    """The actor's own CPU limited it in the interval (its process near a core, its loop late)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,9 @@ class ClusterController:
         self._probe: tuple[int, float] | None = None
         self._grew_from: tuple[int, float] | None = None
         self._held = 0
+        self._cpu_bound = False
+        self.held_by: str | None = None
+        """`client-cpu` while an actor's CPU keeps the window from growing."""
 
     @property
     def floor_s(self) -> float:
@@ -114,6 +121,9 @@ class ClusterController:
             self.window = n * p.start_each
         self.window = self._bounded(self.window, n)
         ops = sum(r.ops for r in readings.values())
+        self._cpu_bound = any(r.cpu_bound for r in readings.values())
+        if not self._cpu_bound:
+            self.held_by = None
         if any(r.throttled for r in readings.values()):
             self._back_off(n)
         elif self._skip > 0:
@@ -175,6 +185,9 @@ class ClusterController:
         return bool(target and byte_rate is not None and byte_rate < target)
 
     def _grow(self, n: int, rate: float, factor: float) -> None:
+        if self._cpu_bound:
+            self.held_by = "client-cpu"
+            return
         grown = min(max(self.window + 1, math.ceil(self.window * factor)), self._ceiling)
         if grown <= self.window:
             return
