@@ -212,6 +212,9 @@ def _add_lab(commands: Any) -> None:
     up.add_argument("--subnet", default=DEFAULT_SUBNET, help="the private subnet it uses")
     up.add_argument("--cpus", type=int, default=1, help="CPUs each raylet offers")
     up.add_argument(
+        "--host-cpu", type=float, help="cores each host's processes may use (a cgroup quota)"
+    )
+    up.add_argument(
         "--null-size", default="4MiB", help="--store null: the bytes it serves for any GET"
     )
     run = steps.add_parser("exec", help="run a command in a host's namespace, lab environment set")
@@ -691,6 +694,7 @@ def _lab(args: argparse.Namespace, keys: list[str], console: Console) -> int:
             subnet=args.subnet,
             cpus=args.cpus,
             null_size=args.null_size,
+            host_cpu=args.host_cpu,
         )
         record = command.up(lab)
         print(command.describe(lab), file=sys.stderr)

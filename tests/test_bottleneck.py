@@ -158,3 +158,14 @@ def test_client_cost_per_byte_and_request() -> None:
     assert cost.us_per_request == pytest.approx(2.0 / 40 * 1e6)
     assert ClientCost.from_dict(cost.to_dict()) == cost
     assert ClientCost.of(seconds(2, actors_cpu=None)) is None
+
+
+def test_the_readme_states_each_rule_as_the_code_judges_it():
+    from conftest import ROOT
+
+    from s3dlio_ray._internal.model.bottleneck import RULES
+
+    readme = (ROOT / "README.md").read_text()
+    for kind in (Limit.THROTTLED, Limit.CLIENT_CPU, Limit.SERVER):
+        assert f"| `{kind}` | {RULES[kind]} |" in readme, kind
+    assert RULES[Limit.CLIENT_NETWORK] in readme

@@ -1,7 +1,8 @@
 """Where the limit is, on loopback against the session's moto: a store answering 503 to every
-fifth request is `throttled`, a target below what it serves is `target`, and a client whose CPU
-a cgroup quota caps is `client-cpu`, its adaptive controller holding flat and saying so. The
-network and server verdicts need shaped links: tests/test_lab.py shows them on the lab."""
+fifth request is `throttled`, one answering 50 ms late to an idle client is `server`, a target
+below what it serves is `target`, and a client whose CPU a cgroup quota caps is `client-cpu`,
+its adaptive controller holding flat and saying so. The network verdict needs shaped links:
+tests/test_lab.py shows it on the lab."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import CLI, ROOT, TEST_CREDENTIALS, cli_env, settings_for
 from faults import FaultProxy, Rule
+from proxy import TcpProxy
 
 from s3dlio_ray._internal.model.results import RunResult
 from s3dlio_ray._internal.model.vocabulary import Limit
@@ -56,6 +58,28 @@ def test_a_store_throttling_every_fifth_request_is_throttled(moto_url, bucket):
     line = limit_line(get)
     assert line is not None and "limited by the store's throttling" in line
     assert RunResult.from_json(result.to_json()).phases[1].bottleneck == get.bottleneck
+
+
+def test_a_store_answering_late_to_an_idle_client_is_the_server(moto_url, bucket):
+    host, port = moto_url.removeprefix("http://").split(":")
+    settings = settings_for(
+        bucket, executor="local", duration_s=3, object_size="64KiB", verify=False, concurrency=8
+    )
+
+    async def main() -> RunResult:
+        proxy = await TcpProxy(host, int(port), response_delay_s=0.05).start()
+        try:
+            return await execute(plan_run(settings, (proxy.url,), TEST_CREDENTIALS))
+        finally:
+            await proxy.close()
+
+    get = asyncio.run(main()).phase("get")
+    assert get is not None and get.bottleneck is not None
+    verdict = get.bottleneck.cluster
+    assert verdict.kind == Limit.SERVER, verdict
+    assert float(verdict.evidence["ttfb_p50_ms"] or 0) >= 50
+    assert float(verdict.evidence["cpu"] or 1) < 0.5
+    assert "limited by the server" in (limit_line(get) or "")
 
 
 def test_a_target_below_what_the_store_serves_is_target(moto_url, bucket):

@@ -24,7 +24,7 @@ from s3dlio_ray._internal.execution.admission import (
 )
 from s3dlio_ray._internal.execution.phases import transfer_for
 from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec, Transfer
-from s3dlio_ray._internal.model.bottleneck import LAG_S, SATURATED
+from s3dlio_ray._internal.model.bottleneck import LAG_S, QUOTA_THROTTLED, SATURATED
 from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
 from s3dlio_ray._internal.model.resources import HostReading
 from s3dlio_ray._internal.model.results import ConcurrencySample, ShareResult
@@ -343,10 +343,19 @@ class Engine:
         )
 
     def _cpu_bound(self, late_s: float, cpu_s: float, elapsed_s: float) -> bool:
-        """This process's CPU is what limits it: the loop woke late, or the process used
-        nearly all the CPU one process may (a core, or less under a cgroup quota)."""
-        one = min(1.0, self._probe.capacity_cores) if self._probe is not None else 1.0
-        return late_s >= LAG_S or cpu_s / elapsed_s >= SATURATED * one
+        """This process's CPU is what limits it: the loop woke late, the process used nearly
+        all the CPU one process may (a core, or less under a cgroup quota), or the quota
+        stopped it in many of its periods."""
+        probe = self._probe
+        if probe is None:
+            return late_s >= LAG_S or cpu_s / elapsed_s >= SATURATED
+        one = min(1.0, probe.capacity_cores)
+        quota = probe.quota_throttled_since()
+        return (
+            late_s >= LAG_S
+            or cpu_s / elapsed_s >= SATURATED * one
+            or (quota is not None and quota >= QUOTA_THROTTLED)
+        )
 
     async def _adapt(self, live: _Live, samples: list[ConcurrencySample]) -> None:
         stats, limiter = live.stats, live.limiter

@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from s3dlio_ray._internal.lab import netns
+from s3dlio_ray._internal.lab import cgroups, netns
 from s3dlio_ray._internal.lab.netns import answers, wrap
 from s3dlio_ray._internal.lab.plan import (
     GATEWAY_PORT,
@@ -105,6 +105,8 @@ def _build(record: Record) -> None:
         netns.add_nic(lab, nic)
     keys = (f"s3lab{secrets.token_hex(6)}", secrets.token_hex(20))
     start_store(lab, record.folder, keys)
+    for namespace in lab.host_namespaces:
+        cgroups.make(namespace, lab.host_cpu)
     record.exports = {
         **start_ray(lab, record.folder),
         "AWS_ENDPOINT_URL_S3": ",".join(lab.endpoints),
@@ -120,6 +122,7 @@ def teardown(name: str, namespaces: list[str]) -> list[str]:
     removes its folder; the namespaces there were."""
     present = [n for n in dict.fromkeys([*namespaces, *_leftovers(name)]) if netns.exists(n)]
     netns.end_processes(present)
+    cgroups.remove(present)
     for namespace in reversed(present):
         netns.remove_namespace(namespace)
     shutil.rmtree(folder(name), ignore_errors=True)
@@ -153,7 +156,9 @@ def exec_in(name: str, host: int, command: list[str]) -> None:
     if not command:
         raise ConfigError("lab exec: give a command after --, e.g. lab exec -- s3dlio-ray run W")
     environment = {**os.environ, **record.exports}
-    os.execvpe("ip", [*wrap(record.lab.host(host - 1)), *command], environment)
+    namespace = record.lab.host(host - 1)
+    argv = cgroups.inside(cgroups.made(namespace), wrap(namespace), command)
+    os.execvpe(argv[0], argv, environment)
 
 
 def exports(record: Record) -> str:
@@ -183,8 +188,9 @@ def describe(lab: Lab) -> str:
     """The one-screen map: namespaces, NICs, addresses, rates, what serves where."""
     store_rate = lab.store_rate or "unshaped"
     delay = f", +{lab.delay_ms:g} ms at each gateway" if lab.delay_ms else ""
+    cpu = f" ({lab.host_cpu:g} cores each)" if lab.host_cpu else ""
     lines = [
-        f"lab {lab.name!r}: {lab.hosts} hosts x {lab.nics} NIC at {lab.nic_rate} each way, "
+        f"lab {lab.name!r}: {lab.hosts} hosts{cpu} x {lab.nics} NIC at {lab.nic_rate} each way, "
         f"{lab.store} behind {lab.gateways} gateway(s) at {store_rate}{delay}; "
         f"subnet {lab.subnet}",
         f"  {'part':<8}{'namespace':<20}{'NIC':<6}{'address':<16}{'rate':<10}serves",

@@ -84,6 +84,8 @@ class Lab:
     cpus: int
     null_size: str = "4MiB"
     """What the null endpoint serves for any GET (it stores nothing)."""
+    host_cpu: float | None = None
+    """Cores each host's processes may use (a cgroup CPU quota; None: no quota)."""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -94,6 +96,8 @@ class Lab:
         for what, value, top in (*limits, ("cpus", self.cpus, 64)):
             if not 1 <= value <= top:
                 raise ConfigError(f"--{what} {value}: give 1..{top}")
+        if self.host_cpu is not None and not 0.01 <= self.host_cpu <= 64:
+            raise ConfigError(f"--host-cpu {self.host_cpu:g}: give 0.01..64 cores")
         if not 0 <= self.delay_ms <= 10_000:
             raise ConfigError(f"--delay-ms {self.delay_ms:g}: give 0..10000")
         parse_rate(self.nic_rate)

@@ -155,7 +155,10 @@ HEADLINES = {
 RULES = {
     Limit.TARGET: f"the phase's rate reached {AT_CAP:.0%} of target_gbps",
     Limit.RATE_LIMIT: f"the phase's rate reached {AT_CAP:.0%} of rate_limit",
-    Limit.THROTTLED: f"{THROTTLED_SHARE:.0%} or more of requests throttled and retried",
+    Limit.THROTTLED: (
+        f"{THROTTLED_SHARE:.0%} or more of requests throttled and retried (503 SlowDown, 5xx, "
+        "timeouts)"
+    ),
     Limit.CLIENT_CPU: (
         f"in {MOST_SECONDS:.0%}+ of seconds: busiest actor or all actors at {SATURATED:.0%}+ "
         f"of their cores, CPU quota hit in {QUOTA_THROTTLED:.0%}+ of periods, or loop lag "
@@ -303,7 +306,8 @@ def _rise(seconds: Sequence[NodeSecond]) -> tuple[float | None, float | None]:
 
 
 def _figures(seconds: Sequence[NodeSecond]) -> dict[str, float | int | str | None]:
-    """The evidence every verdict shows: means over the node's seconds."""
+    """The evidence every verdict shows: over the node's seconds, means, and medians for the
+    NIC and latencies (a phase's first and last seconds are partly idle)."""
     capacity = _mean(_known(s.capacity_cores for s in seconds))
     cpu = _known((s.actors_cpu or 0.0) / s.capacity_cores for s in seconds if s.capacity_cores)
     nics = [n for n in (s.busiest_nic for s in seconds) if n is not None]
@@ -319,9 +323,9 @@ def _figures(seconds: Sequence[NodeSecond]) -> dict[str, float | int | str | Non
         "quota_throttled": _mean(_known(s.quota_throttled for s in seconds)),
         "loop_lag_ms": _ms(_mean(_known(s.loop_lag_s for s in seconds))),
         "nic": busiest,
-        "nic_gbps": _mean([max(n.rx_bps, n.tx_bps) / 1e9 for n in ours]),
+        "nic_gbps": _median([max(n.rx_bps, n.tx_bps) / 1e9 for n in ours]),
         "nic_speed_gbps": _mean(_known(n.speed_bps / 1e9 if n.speed_bps else None for n in ours)),
-        "nic_utilization": _mean(_known(n.utilization for n in ours)),
+        "nic_utilization": _median(_known(n.utilization for n in ours)),
         "ttfb_p50_ms": _ms(_median(_known(s.ttfb_p50_s for s in seconds))),
         "latency_p50_ms": _ms(_median(_known(s.latency_p50_s for s in seconds))),
         "in_flight": _mean([float(s.in_flight) for s in seconds]),

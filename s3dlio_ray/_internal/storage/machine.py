@@ -92,6 +92,27 @@ class HostProbe:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         self.capacity_cores = min([float(cpus or 1), *quotas])
         self._stat = next((d / "cpu.stat" for d in dirs if _quota_cores(d) is not None), None)
+        self._quota_seen = self._quota_counts()
+
+    def _quota_counts(self) -> tuple[int, int]:
+        """The cgroup's quota periods so far, and those in which the quota stopped it."""
+        if self._stat is None:
+            return 0, 0
+        try:
+            fields = dict(line.split() for line in self._stat.read_text().splitlines())
+            return int(fields["nr_periods"]), int(fields["nr_throttled"])
+        except (OSError, KeyError, ValueError):
+            return 0, 0
+
+    def quota_throttled_since(self) -> float | None:
+        """The share of quota periods since the previous call in which the quota stopped this
+        cgroup (None: no quota, or no period passed)."""
+        if self._stat is None:
+            return None
+        periods, throttled = self._quota_counts()
+        before, self._quota_seen = self._quota_seen, (periods, throttled)
+        elapsed = periods - before[0]
+        return (throttled - before[1]) / elapsed if elapsed > 0 else None
 
     def _speeds_of(self, nic_gbps: float | None) -> dict[str, float | None]:
         if nic_gbps:
@@ -106,13 +127,7 @@ class HostProbe:
         times = psutil.cpu_times()
         idle = times.idle + getattr(times, "iowait", 0.0)
         total = sum(times)
-        periods = throttled = 0
-        if self._stat is not None:
-            try:
-                fields = dict(line.split() for line in self._stat.read_text().splitlines())
-                periods, throttled = int(fields["nr_periods"]), int(fields["nr_throttled"])
-            except (OSError, KeyError, ValueError):
-                pass
+        periods, throttled = self._quota_counts()
         counters = psutil.net_io_counters(pernic=True) if self.nics else {}
         nics = tuple(
             NicCounters(name, counters[name].bytes_recv, counters[name].bytes_sent, speed)
