@@ -291,6 +291,7 @@ def cli_env(**extra: str) -> dict[str, str]:
         AWS_CONFIG_FILE="/nonexistent",
         AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
         PYTHONPATH=str(ROOT),
+        S3DLIO_MEASURE_FLOORS="false",
     )
     # A subprocess never attaches to a cluster the machine's record names (another suite's, a
     # user's): a private one under this session's own folder, unless a test names its cluster.
@@ -333,6 +334,7 @@ def settings_for(bucket: str, **overrides) -> Settings:
         "phases": "put,get",
         "objects": 30,
         "object_size": "256KiB",
+        "measure_floors": False,
     }
     values.update(overrides)
     return load_settings(ROOT / "configs" / "quick.yaml", values, environ={})

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -58,6 +59,7 @@ def lab_traces(name: str) -> dict[str, list[str]]:
         "links": [line for line in links.splitlines() if "veth" in line or "br0" in line],
         "processes": processes,
         "files": [str(p) for p in Path("/run/s3dlio-ray-lab").glob(f"{name}*")],
+        "cgroups": [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/s3lab-{name}-*")],
     }
 
 
@@ -68,7 +70,7 @@ def nothing_left(name: str) -> bool:
 @pytest.fixture(scope="module")
 def three_hosts():
     done = lab("up", "--hosts", "3", "--nic-rate", "100mbit", "--store", "moto",
-               "--subnet", SUBNET)  # fmt: skip
+               "--subnet", SUBNET, "--host-cpu", "1.5")  # fmt: skip
     try:
         assert done.returncode == 0, done.stderr
         exports = dict(
@@ -102,6 +104,11 @@ def test_lab_up_prints_its_environment_and_map(three_hosts):
     assert len(hosts) == 3 and all("100mbit" in line for line in hosts), map_text
     status = lab("status")
     assert status.returncode == 0 and "answers" in status.stdout, status.stdout
+    assert "3 hosts (1.5 cores each)" in map_text
+    probe = "from s3dlio_ray._internal.storage.machine import HostProbe; "
+    probe += "print(HostProbe([]).capacity_cores)"
+    seen = lab("exec", "--host", "2", "--", sys.executable, "-c", probe)
+    assert seen.returncode == 0 and seen.stdout.strip() == "1.5", seen.stdout + seen.stderr
 
 
 def test_a_second_lab_of_the_name_or_on_its_subnet_is_refused_before_anything_is_made(
@@ -208,7 +215,7 @@ def test_down_after_an_up_killed_half_way_leaves_nothing():
     assert any(lab_traces(name).values())
     down = lab("down", name=name)
     assert down.returncode == 0 and "removed" in down.stderr, down.stderr
-    assert lab_traces(name) == {"namespaces": [], "links": [], "processes": [], "files": []}
+    assert not any(lab_traces(name).values()), lab_traces(name)
     # This machine's own links (its ifb devices among them) are as they were.
     assert root_links() == links_before
 
@@ -243,4 +250,4 @@ def test_nothing_of_the_suite_lab_remains_after_down(three_hosts):
     assert lab_traces(NAME)["namespaces"]
     down = lab("down")
     assert down.returncode == 0, down.stderr
-    assert lab_traces(NAME) == {"namespaces": [], "links": [], "processes": [], "files": []}
+    assert not any(lab_traces(NAME).values()), lab_traces(NAME)

@@ -10,6 +10,7 @@ from s3dlio_ray._internal.settings.schema import Settings
 from s3dlio_ray._internal.settings.values import Client
 from s3dlio_ray._internal.storage.access import Access
 from s3dlio_ray._internal.storage.baseline import DEFAULT_CONCURRENCY, Boto3Store
+from s3dlio_ray._internal.storage.floors import machine_floors
 from s3dlio_ray._internal.storage.machine import HostProbe, local_address_to, nics_of
 from s3dlio_ray._internal.storage.network import source_address
 from s3dlio_ray._internal.storage.oplog import OpLog
@@ -115,7 +116,8 @@ def host_probe(settings: Settings, access: Access, bind_address: str | None) -> 
     else:
         routes = (local_address_to(e.connect_host, e.port) for e in access.endpoints)
         addresses = [address for address in routes if address]
-    return HostProbe(nics_of(addresses), settings.nic_gbps)
+    floors = machine_floors() if settings.measure_floors else None
+    return HostProbe(nics_of(addresses), settings.nic_gbps, floors)
 
 
 def build_engine(settings: Settings, access: Access, seat: Seat = Seat()) -> Engine:

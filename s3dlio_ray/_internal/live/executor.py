@@ -257,7 +257,7 @@ class PhaseExecutor:
         merged = dataclasses.replace(
             merged,
             bottleneck=judge(seconds, self._caps(spec, merged)),
-            client_cost=ClientCost.of(seconds),
+            client_cost=ClientCost.of(seconds, self.telemetry.totals.resources.floors),
         )
         self.telemetry.verdict = merged.bottleneck
         if self._fatal is not None:

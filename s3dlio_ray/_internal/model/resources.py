@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,32 @@ class NicCounters:
     rx_bytes: int
     tx_bytes: int
     speed_bps: float | None = None
+
+
+@dataclass(frozen=True)
+class MachineFloors:
+    """What one core of the node does at best (storage.floors measures it): SHA-256 and an
+    AEAD cipher in GB per CPU second, and CPU microseconds per bare loopback request."""
+
+    sha256_gbps: float
+    aead_gbps: float | None
+    aead: str | None
+    request_us: float
+
+    def to_dict(self) -> dict[str, float | str | None]:
+        return {
+            "sha256_gbps": self.sha256_gbps,
+            "aead_gbps": self.aead_gbps,
+            "aead": self.aead,
+            "request_us": self.request_us,
+        }
+
+    def describe(self) -> str:
+        cipher = f", {self.aead} {self.aead_gbps:.2f} GB/s" if self.aead_gbps else ""
+        return (
+            f"a core hashes SHA-256 at {self.sha256_gbps:.2f} GB/s{cipher}, "
+            f"a bare loopback request {self.request_us:.0f} us"
+        )
 
 
 @dataclass(frozen=True)
@@ -44,6 +71,7 @@ class HostReading:
     """The cgroup's CPU quota periods so far, and those in which the quota stopped it."""
     nics: tuple[NicCounters, ...] = ()
     """The NICs the engine's connections leave from."""
+    floors: MachineFloors | None = None
 
 
 @dataclass(frozen=True)
@@ -107,22 +135,30 @@ class NodeSecond:
 
 @dataclass(frozen=True)
 class ClientCost:
-    """What the client itself spent on a phase: its actors' CPU per byte and per request."""
+    """What the client itself spent on a phase: its actors' CPU per byte and per request, the
+    cores a node's actors may use, and the node's floors."""
 
     cpu_s: float
     bytes: int
     requests: int
+    capacity_cores: float | None = None
+    floors: MachineFloors | None = None
 
     @classmethod
-    def of(cls, seconds: Sequence[NodeSecond]) -> ClientCost | None:
+    def of(
+        cls, seconds: Sequence[NodeSecond], floors: MachineFloors | None = None
+    ) -> ClientCost | None:
         """From a phase's seconds (None: no CPU was measured)."""
         measured = [s for s in seconds if s.actors_cpu is not None]
         if not measured:
             return None
+        capacities = [s.capacity_cores for s in measured if s.capacity_cores]
         return cls(
             sum((s.actors_cpu or 0.0) * s.interval_s for s in measured),
             sum(s.bytes for s in measured),
             sum(s.requests for s in measured),
+            min(capacities) if capacities else None,
+            floors,
         )
 
     @property
@@ -133,18 +169,51 @@ class ClientCost:
     def us_per_request(self) -> float | None:
         return self.cpu_s / self.requests * 1e6 if self.requests else None
 
-    def to_dict(self) -> dict[str, float | int | None]:
+    @property
+    def node_ceiling_gbps(self) -> float | None:
+        """The most GB/s a node's CPU could move at this cost: its cores over CPU s per GB."""
+        per_gb = self.cpu_s_per_gb
+        return self.capacity_cores / per_gb if per_gb and self.capacity_cores else None
+
+    def describe(self) -> str:
+        parts = []
+        if self.cpu_s_per_gb is not None:
+            parts.append(f"{self.cpu_s_per_gb:.2f} CPU s/GB")
+        if self.us_per_request is not None:
+            parts.append(f"{self.us_per_request:.0f} CPU us/request")
+        text = "client cost " + ", ".join(parts)
+        ceiling = self.node_ceiling_gbps
+        if ceiling is not None:
+            text += (
+                f": a client node ({self.capacity_cores:g} cores) can do at most "
+                f"{ceiling:.3g} GB/s of this"
+            )
+        if self.floors is not None:
+            text += f" ({self.floors.describe()})"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
         return {
             "cpu_s": self.cpu_s,
             "bytes": self.bytes,
             "requests": self.requests,
             "cpu_s_per_gb": self.cpu_s_per_gb,
             "us_per_request": self.us_per_request,
+            "capacity_cores": self.capacity_cores,
+            "node_ceiling_gbps": self.node_ceiling_gbps,
+            "floors": self.floors.to_dict() if self.floors else None,
         }
 
     @classmethod
-    def from_dict(cls, doc: Mapping[str, float | int | None]) -> ClientCost:
-        return cls(float(doc["cpu_s"] or 0.0), int(doc["bytes"] or 0), int(doc["requests"] or 0))
+    def from_dict(cls, doc: Mapping[str, Any]) -> ClientCost:
+        floors = doc.get("floors")
+        return cls(
+            float(doc["cpu_s"] or 0.0),
+            int(doc["bytes"] or 0),
+            int(doc["requests"] or 0),
+            doc.get("capacity_cores"),
+            MachineFloors(**floors) if floors else None,
+        )
 
 
 @dataclass
@@ -163,11 +232,14 @@ class ResourceTracker:
     _latest: dict[str, HostReading] = field(default_factory=dict)
     _cpu: dict[str, list[float]] = field(default_factory=dict)
     _lag: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    floors: MachineFloors | None = None
+    """The first node's floors that any reading carried."""
 
     def observe(self, node: str, reading: HostReading, lag_s: float, ticks: int) -> None:
         """One actor's reading, with its event loop's summed lateness over `ticks` wake-ups."""
         key = (node, reading.pid)
         self._nodes.setdefault(node, reading)
+        self.floors = self.floors or reading.floors
         seen = self._processes.get(key)
         self._processes[key] = _Seen(reading, lag_s, ticks)
         latest = self._latest.get(node)

@@ -495,8 +495,7 @@ def limit_line(phase: PhaseResult, unit: RateUnit = GB_PER_S) -> str | None:
     line = f"{str(phase.phase).upper()} {rate}: {phase.bottleneck.cluster.describe()}"
     cost = phase.client_cost
     if cost is not None and cost.us_per_request is not None:
-        per_gb = "" if cost.cpu_s_per_gb is None else f"{cost.cpu_s_per_gb:.2f} CPU s/GB, "
-        line += f"; client cost {per_gb}{cost.us_per_request:.0f} CPU us/request"
+        line += f"; {cost.describe()}"
     return line
 
 

@@ -435,10 +435,7 @@ def limits_section(result: RunResult, drawn: Mapping[str, Figure]) -> str:
         if len(verdicts) == 2:
             verdicts = verdicts[:1]
         cost = phase.client_cost
-        spent = ""
-        if cost is not None and cost.us_per_request is not None:
-            per_gb = "-" if cost.cpu_s_per_gb is None else f"{cost.cpu_s_per_gb:.2f}"
-            spent = f"{per_gb} CPU s/GB, {cost.us_per_request:.0f} us/request"
+        spent = cost.describe().removeprefix("client cost ") if cost is not None else ""
         for scope, judged in verdicts:
             rows.append((phase.phase, scope, judged.kind, judged.explain(), spent))
             spent = ""

@@ -450,6 +450,14 @@ class Settings:
         "local addresses or interface names; a node's actors spread over them (one per NIC)",
         repeat=True,
     )
+    measure_floors: bool = setting(
+        True,
+        parse_bool,
+        "transport",
+        "measure each node's floors once (SHA-256, AES-GCM, a loopback request; under a "
+        "second, cached per node and version) to set beside the client's cost",
+        env=("S3DLIO_MEASURE_FLOORS",),
+    )
     nic_gbps: float | None = setting(
         None,
         optional(float_range(0.001, 100_000)),

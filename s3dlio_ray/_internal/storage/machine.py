@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 
-from s3dlio_ray._internal.model.resources import HostReading, NicCounters
+from s3dlio_ray._internal.model.resources import HostReading, MachineFloors, NicCounters
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -84,8 +84,14 @@ class HostProbe:
     """Reads this process's and its node's counters; `nic_gbps` gives the NICs' speed where the
     kernel does not know it (virtual NICs) or is wrong (a shaped link)."""
 
-    def __init__(self, nics: Sequence[str], nic_gbps: float | None = None) -> None:
+    def __init__(
+        self,
+        nics: Sequence[str],
+        nic_gbps: float | None = None,
+        floors: MachineFloors | None = None,
+    ) -> None:
         self.nics = tuple(nics)
+        self.floors = floors
         self._speeds = self._speeds_of(nic_gbps)
         dirs = _cgroup_dirs()
         quotas = [q for q in (_quota_cores(d) for d in dirs) if q is not None]
@@ -144,4 +150,5 @@ class HostProbe:
             quota_periods=periods,
             quota_throttled=throttled,
             nics=nics,
+            floors=self.floors,
         )
