@@ -29,6 +29,11 @@ seconds of a timed phase but its first two and its last one; the cluster's, thei
   the target within 10 %.
 - `delay`: one host at --rate, 40 ms added at the gateway; GET of 64 KiB with the adaptive
   controller and with a fixed 8 in flight. Claim: adaptive >= 85 % of the link.
+- `limits`: the limit verdicts, one host, the null endpoint: its NIC at --rate (client-network,
+  the NIC named, within 10 % of its rate; with target_gbps at a fifth of it: target); its NIC at
+  1gbit behind a gateway link at --gateway-rate (server) or behind 50 ms at the gateway with a
+  fixed 8 in flight (server); its NIC at 10gbit and its cgroup held to a tenth of a core
+  (client-cpu, the adaptive limit flat and held_by client-cpu).
 - `metrics`: three hosts at 100mbit; a real Prometheus in the head's namespace scrapes the run
   each second; the Grafana dashboard's per-node rate query. Claim: each node within 20 % of its
   NIC.
@@ -53,7 +58,7 @@ from pathlib import Path
 
 from ray._raylet import Config
 
-from s3dlio_ray._internal.lab import netns
+from s3dlio_ray._internal.lab import cgroups, netns
 from s3dlio_ray._internal.lab.plan import parse_rate
 from s3dlio_ray._internal.model.results import PhaseResult, RunResult
 from s3dlio_ray._internal.reports.files import load_result
@@ -380,6 +385,68 @@ def scenario_delay(args: argparse.Namespace) -> None:
     )
 
 
+def verdict_of(result: RunResult, phase: str) -> tuple[str, dict]:
+    found = result.phase(phase)
+    assert found is not None and found.bottleneck is not None, phase
+    verdict = found.bottleneck.cluster
+    evidence = dict(verdict.evidence)
+    print(f"  {phase}: {found.gbps * 1000:.1f} MB/s, {verdict.describe()}", flush=True)
+    return str(verdict.kind), evidence
+
+
+def scenario_limits(args: argparse.Namespace) -> None:
+    bits = parse_rate(args.rate)
+    null = ("--hosts", "1", "--store", "null")
+    with lab(*null, "--nic-rate", args.rate):
+        kind, e = verdict_of(run(timed(args.seconds, "4MiB", "get", executor="local")), "get")
+        nic = e.get("nic_gbps") or 0.0
+        claim(
+            "NIC below the store: client-network, the NIC named, within 10 % of its rate",
+            kind == "client-network" and abs(nic * 1e9 / bits - 1) <= 0.1,
+            f"{kind} {e.get('nic')} {nic:.3f} of {bits / 1e9:g} Gb/s",
+        )
+        target = bits / 8 / 5 / 1e9
+        workload = timed(args.seconds, "4MiB", "get", executor="local", target_gbps=target)
+        kind, e = verdict_of(run(workload), "get")
+        claim("target_gbps below all: target", kind == "target", f"{kind} {e.get('achieved')}")
+    with lab(*null, "--nic-rate", "1gbit", "--store-rate", args.gateway_rate):
+        kind, e = verdict_of(run(timed(args.seconds, "4MiB", "get", executor="local")), "get")
+        claim(
+            "the store's link shaped, clients idle: server",
+            kind == "server",
+            f"{kind}, NIC {e.get('nic_utilization') or 0:.0%}, CPU {e.get('cpu') or 0:.0%}",
+        )
+    with lab(*null, "--nic-rate", "1gbit", "--null-size", "64KiB", "--delay-ms", "50"):
+        fixed = timed(args.seconds, "64KiB", "get", executor="local", concurrency=8)
+        kind, e = verdict_of(run(fixed), "get")
+        claim(
+            "50 ms added at the gateway, clients idle: server",
+            kind == "server",
+            f"{kind}, TTFB p50 {e.get('ttfb_p50_ms') or 0:.0f} ms, CPU {e.get('cpu') or 0:.0%}",
+        )
+    with lab(*null, "--nic-rate", "10gbit"):
+        group = cgroups.made(f"s3lab-{NAME}-h1")
+        assert group is not None, "no cgroup for the lab's host"
+        cgroups.limit(group, 0.1)
+        result = run(timed(args.seconds, "4MiB", "get", executor="local"))
+        kind, e = verdict_of(result, "get")
+        get = result.phase("get")
+        assert get is not None
+        samples = [s for a in get.actors for s in a.samples]
+        held = [s.limit for s in samples if s.held_by == "client-cpu"]
+        claim(
+            "a tenth of a core, the link wide: client-cpu",
+            kind == "client-cpu",
+            f"{kind}, capacity {e.get('capacity_cores')} cores, quota hit in "
+            f"{e.get('quota_throttled') or 0:.0%} of periods",
+        )
+        claim(
+            "the adaptive limit flat while client-cpu holds, and it says so",
+            bool(held) and len(set(held)) == 1,
+            f"{len(held)} of {len(samples)} samples held at {sorted(set(held))}",
+        )
+
+
 def grafana_node_query() -> str:
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "s3dlio-ray.json").read_text())
     for panel in dashboard["panels"]:
@@ -463,6 +530,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], None]] = {
     "loss": scenario_loss,
     "controller": scenario_controller,
     "delay": scenario_delay,
+    "limits": scenario_limits,
     "metrics": scenario_metrics,
 }
 

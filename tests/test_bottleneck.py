@@ -169,3 +169,12 @@ def test_the_readme_states_each_rule_as_the_code_judges_it():
     for kind in (Limit.THROTTLED, Limit.CLIENT_CPU, Limit.SERVER):
         assert f"| `{kind}` | {RULES[kind]} |" in readme, kind
     assert RULES[Limit.CLIENT_NETWORK] in readme
+
+
+def test_a_process_read_twice_in_an_interval_counts_once():
+    """A share's start and its first snapshot fall in one interval: one process, not two."""
+    tracker = ResourceTracker()
+    tracker.observe("n1", reading(1, 10.0, 1.0, 5.0, 0), 0.0, 0)
+    tracker.observe("n1", reading(1, 10.5, 1.2, 5.0, 0), 0.0, 0)
+    tracker.observe("n1", reading(1, 11.0, 1.4, 5.0, 0), 0.0, 0)
+    assert tracker.interval("n1")["actors_cpu"] == pytest.approx(0.4)

@@ -230,7 +230,8 @@ class ResourceTracker:
     _processes: dict[tuple[str, int], _Seen] = field(default_factory=dict)
     _nodes: dict[str, HostReading] = field(default_factory=dict)
     _latest: dict[str, HostReading] = field(default_factory=dict)
-    _cpu: dict[str, list[float]] = field(default_factory=dict)
+    _cpu: dict[str, dict[int, tuple[float, float]]] = field(default_factory=dict)
+    """Per node and process: CPU seconds and wall seconds between its readings so far."""
     _lag: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
     floors: MachineFloors | None = None
     """The first node's floors that any reading carried."""
@@ -247,16 +248,18 @@ class ResourceTracker:
             self._latest[node] = reading
         if seen is None or reading.at_s <= seen.reading.at_s:
             return
-        elapsed = reading.at_s - seen.reading.at_s
-        cpu = (reading.process_cpu_s - seen.reading.process_cpu_s) / elapsed
-        self._cpu.setdefault(node, []).append(max(0.0, cpu))
+        used = max(0.0, reading.process_cpu_s - seen.reading.process_cpu_s)
+        processes = self._cpu.setdefault(node, {})
+        cpu, wall = processes.get(reading.pid, (0.0, 0.0))
+        processes[reading.pid] = (cpu + used, wall + reading.at_s - seen.reading.at_s)
         if ticks > seen.ticks:
             self._lag.setdefault(node, []).append((lag_s - seen.lag_s, ticks - seen.ticks))
 
     def interval(self, node: str) -> dict[str, object]:
         """The node's resource figures since the previous call (NodeSecond's fields), or none
         when it has no two readings apart yet."""
-        cpus, lags = self._cpu.pop(node, []), self._lag.pop(node, [])
+        processes, lags = self._cpu.pop(node, {}), self._lag.pop(node, [])
+        cpus = [cpu / wall for cpu, wall in processes.values() if wall > 0]
         now, before = self._latest.get(node), self._nodes.get(node)
         figures: dict[str, object] = {}
         if cpus and now is not None:
