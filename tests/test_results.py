@@ -57,9 +57,22 @@ def test_time_series_has_a_row_per_second_per_node_and_adds_up(scraped_run, tmp_
         "phase",
         "interval_s",
         "epoch",
+        "cpu",
+        "capacity_cores",
+        "node_cpu",
+        "loop_lag_ms",
+        "ttfb_p50_ms",
+        "throttles",
+        "nic",
+        "nic_gbps",
+        "nic_utilization",
     }
     for phase in result.phases:
         mine = [r for r in rows if r["op"] == phase.phase]
+        # The client's resources each second: its CPU, and the loopback NIC its connections
+        # use (nic_gbps: 10 in this run's settings).
+        assert all(r["cpu"] and r["nic"] == "lo" for r in mine), mine
+        assert all(0 <= float(r["nic_utilization"]) < 1 for r in mine)
         assert {r["node"] for r in mine} == set(result.cluster.nodes)
         assert sum(int(r["bytes"]) for r in mine) == phase.stats.bytes
         assert sum(int(r["ops"]) for r in mine) == phase.objects
