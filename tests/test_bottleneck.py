@@ -102,6 +102,8 @@ def test_the_tools_own_cap_comes_first() -> None:
     assert verdict.describe() == "held at its target: 0.095 of 0.1 GB/s"
     below = Cap(Limit.RATE_LIMIT, 1000, 500, "ops/s")
     assert judge(seconds(busiest_actor_cpu=0.99), [below]).cluster.kind == Limit.CLIENT_CPU
+    overshot = Cap(Limit.TARGET, 0.1e9, 0.5e9)  # the cap did not hold the rate: not the limit
+    assert judge(seconds(busiest_actor_cpu=0.99), [overshot]).cluster.kind == Limit.CLIENT_CPU
 
 
 def test_nothing_held_is_unclear_naming_the_nearest_rule() -> None:

@@ -110,6 +110,13 @@ class AdaptiveLimiter(PartGate):
                 free -= 1
 
 
+def _pace_to_target(admission: Admission, policy: ConcurrencyPolicy) -> None:
+    """An actor's own target (`target_gbps`) is a rate it keeps to, not only one it stops
+    climbing at: its minimum concurrency alone may move more."""
+    if policy.mode is Mode.TARGET:
+        admission.steer(policy.target_bytes_per_s)
+
+
 def is_fatal(error: BaseException) -> bool:
     """Errors that every further request would hit too: stop the phase, tell the user."""
     if isinstance(error, ConfigError | CredentialsError | S3ConnectionError):
@@ -246,6 +253,7 @@ class Engine:
             running = dataclasses.replace(running, initial=keep)
         if policy != running:
             live.controller = ConcurrencyController(policy)
+            _pace_to_target(live.admission, policy)
             live.limiter.set_limit(live.controller.limit)
 
     async def aclose(self) -> None:
@@ -284,6 +292,7 @@ class Engine:
         stats = OpStats()
         failed: dict[str, str] = {}
         admission = Admission(limits, transfer.cost)
+        _pace_to_target(admission, controller.policy)
         live = self._live = _Live(phase, stats, limiter, admission, transfer, controller)
         if self._probe is not None:
             live.host_at_start = self._probe.read()

@@ -305,7 +305,7 @@ class Telemetry:
             ttfb_p50_s=delta.ttfb.percentile(0.5) if delta.ttfb.count else None,
             retries=delta.retries,
             throttles=fresh,
-            **figures,  # type: ignore[arg-type]
+            **figures,
         )
         self.seconds.append(second)
         return second

@@ -3,8 +3,8 @@ seconds (model.resources.NodeSecond), then for the cluster.
 
 The rules, first match wins (README: "Where the limit is" lists the same):
 
-- `target` / `rate-limit`: the phase reached AT_CAP of the tool's own cap (target_gbps,
-  cluster_target_gbps, rate_limit): the tool held itself back.
+- `target` / `rate-limit`: the phase ran at the tool's own cap (target_gbps,
+  cluster_target_gbps, rate_limit), within AT_CAP of it either way: the tool held itself back.
 - `throttled`: THROTTLED_SHARE or more of the requests were answered with throttling (503
   SlowDown, 5xx, timeouts) and retried.
 - `client-cpu`: in MOST_SECONDS of the seconds or more, the busiest actor used SATURATED of
@@ -153,8 +153,8 @@ HEADLINES = {
 }
 
 RULES = {
-    Limit.TARGET: f"the phase's rate reached {AT_CAP:.0%} of target_gbps",
-    Limit.RATE_LIMIT: f"the phase's rate reached {AT_CAP:.0%} of rate_limit",
+    Limit.TARGET: f"the phase's rate within {1 - AT_CAP:.0%} of target_gbps",
+    Limit.RATE_LIMIT: f"the phase's rate within {1 - AT_CAP:.0%} of rate_limit",
     Limit.THROTTLED: (
         f"{THROTTLED_SHARE:.0%} or more of requests throttled and retried (503 SlowDown, 5xx, "
         "timeouts)"
@@ -208,7 +208,8 @@ def judge_node(node: str, seconds: Sequence[NodeSecond], caps: Sequence[Cap] = (
     active = [s for s in seconds if s.requests or s.in_flight]
     evidence: dict[str, float | int | str | None] = {**_figures(active), "seconds": len(active)}
     for cap in caps:
-        if cap.limit_per_s > 0 and cap.achieved_per_s >= AT_CAP * cap.limit_per_s:
+        share = cap.achieved_per_s / cap.limit_per_s if cap.limit_per_s > 0 else 0.0
+        if AT_CAP <= share <= 1 / AT_CAP:
             scale = 1e9 if cap.unit == "B/s" else 1.0
             unit = "GB/s" if cap.unit == "B/s" else cap.unit
             evidence.update(
@@ -358,7 +359,7 @@ def _cluster(nodes: Mapping[str, Bottleneck], caps: Sequence[Cap]) -> Bottleneck
         evidence[name] = _median(_known(_number(b.evidence.get(name)) for b in nodes.values()))
     evidence["gbps"] = sum(_number(b.evidence.get("gbps")) or 0.0 for b in nodes.values())
     first = sharing[0].evidence
-    for name in ("cap", "achieved", "unit", "nearest", "capacity_cores", "nic_speed_gbps"):
+    for name in ("cap", "achieved", "unit", "nearest", "capacity_cores", "nic", "nic_speed_gbps"):
         if name in first:
             evidence[name] = first[name]
     for name in ("throttles", "requests"):

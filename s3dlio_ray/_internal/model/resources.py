@@ -255,13 +255,13 @@ class ResourceTracker:
         if ticks > seen.ticks:
             self._lag.setdefault(node, []).append((lag_s - seen.lag_s, ticks - seen.ticks))
 
-    def interval(self, node: str) -> dict[str, object]:
+    def interval(self, node: str) -> dict[str, Any]:
         """The node's resource figures since the previous call (NodeSecond's fields), or none
         when it has no two readings apart yet."""
         processes, lags = self._cpu.pop(node, {}), self._lag.pop(node, [])
         cpus = [cpu / wall for cpu, wall in processes.values() if wall > 0]
         now, before = self._latest.get(node), self._nodes.get(node)
-        figures: dict[str, object] = {}
+        figures: dict[str, Any] = {}
         if cpus and now is not None:
             one = min(1.0, now.capacity_cores) or 1.0
             figures.update(

@@ -388,7 +388,8 @@ class Settings:
         None,
         optional(float_range(0.001, 10_000)),
         "tuning",
-        "target throughput: start concurrency from it and adapt toward it",
+        "each actor's target throughput (GB/s): it starts concurrency from it, climbs toward it "
+        "and keeps to it",
         env=("S3DLIO_TARGET_GBPS",),
     )
     controller: str | None = setting(
