@@ -442,7 +442,7 @@ def scenario_limits(args: argparse.Namespace) -> None:
         claim(
             "a tenth of a core, the link wide: client-cpu",
             kind == "client-cpu",
-            f"{kind}, capacity {e.get('capacity_cores')} cores, quota hit in "
+            f"{kind}, capacity {e.get('capacity_cores') or 0:g} cores, quota hit in "
             f"{e.get('quota_throttled') or 0:.0%} of periods",
         )
         claim(

@@ -146,6 +146,8 @@ def test_a_client_capped_by_a_cpu_quota_is_client_cpu_and_its_controller_holds(
     assert verdict["evidence"]["capacity_cores"] == pytest.approx(0.2)
     assert verdict["evidence"]["quota_throttled"] > 0.25
     assert "GET" in proc.stdout and "limited by the client's CPU" in proc.stdout
+    assert "the controllers held their limit" in proc.stdout
+    assert verdict["evidence"]["controller_held"] > 0.5
     samples = get["actors"][0]["concurrency"]["samples"]
     held = [s for s in samples if s["held_by"] == "client-cpu"]
     assert held, samples

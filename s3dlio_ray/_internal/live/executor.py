@@ -254,9 +254,11 @@ class PhaseExecutor:
         elapsed = self._clock() - started
         merged = PhaseResult.merge(phase, elapsed, parts, unassigned)
         seconds = self.telemetry.seconds
+        ticks = [sample.held_by for actor in merged.actors for sample in actor.samples]
+        held = ticks.count("client-cpu") / len(ticks) if ticks else None
         merged = dataclasses.replace(
             merged,
-            bottleneck=judge(seconds, self._caps(spec, merged)),
+            bottleneck=judge(seconds, self._caps(spec, merged), held),
             client_cost=ClientCost.of(seconds, self.telemetry.totals.resources.floors),
         )
         self.telemetry.verdict = merged.bottleneck

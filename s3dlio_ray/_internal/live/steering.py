@@ -3,8 +3,12 @@ gathers them each second."""
 
 from __future__ import annotations
 
+import logging
+
 from s3dlio_ray._internal.execution.engine import EngineSnapshot
 from s3dlio_ray._internal.tuning.cluster import ActorReading, ClusterController, Steer
+
+log = logging.getLogger(__name__)
 
 
 class ClusterSteering:
@@ -16,6 +20,7 @@ class ClusterSteering:
         self._last: dict[int, tuple[int, int, float, int]] = {}
         """Each share's requests, bytes, summed latency and throttles at its last reading."""
         self._steers: dict[int, Steer] = {}
+        self._said_held = False
 
     def of(self, task_id: int) -> tuple[int, Steer] | None:
         steer = self._steers.get(task_id)
@@ -35,4 +40,11 @@ class ClusterSteering:
                 ops, nbytes, latency, snapshot.in_flight, throttles > 0, snapshot.cpu_bound
             )
         steers = self.controller.observe(readings, interval_s)
+        if self.controller.held_by and not self._said_held:
+            self._said_held = True
+            log.info(
+                "the cluster controller holds its window at %d: an actor's own CPU is its "
+                "limit (more requests would only wait for it)",
+                self.controller.window,
+            )
         self._steers = {int(task_id): steer for task_id, steer in steers.items()}

@@ -118,6 +118,11 @@ class Bottleneck:
                 parts.append(f"loop lag {_num(e.get('loop_lag_ms'))} ms")
             if e.get("quota_throttled"):
                 parts.append(f"CPU quota hit in {_pct(e.get('quota_throttled'))} of periods")
+            if e.get("controller_held"):
+                parts.append(
+                    f"the controllers held their limit in {_pct(e.get('controller_held'))} of "
+                    "their ticks (more requests would only wait for the CPU)"
+                )
         else:
             nodes = e.get("nodes")
             at = f"{nodes} nodes" if isinstance(nodes, int) and nodes > 1 else self.where
@@ -194,13 +199,21 @@ class PhaseBottleneck:
         return cls(Bottleneck.from_dict(doc), nodes)
 
 
-def judge(seconds: Sequence[NodeSecond], caps: Sequence[Cap] = ()) -> PhaseBottleneck:
-    """The verdict of each node from its seconds, and the cluster's from theirs."""
+def judge(
+    seconds: Sequence[NodeSecond], caps: Sequence[Cap] = (), held: float | None = None
+) -> PhaseBottleneck:
+    """The verdict of each node from its seconds, and the cluster's from theirs; `held`: the
+    share of the actors' controller ticks that held for their own CPU (evidence, when any)."""
     by_node: dict[str, list[NodeSecond]] = {}
     for second in seconds:
         by_node.setdefault(second.node, []).append(second)
     nodes = {node: judge_node(node, rows, caps) for node, rows in sorted(by_node.items())}
-    return PhaseBottleneck(_cluster(nodes, caps), nodes)
+    cluster = _cluster(nodes, caps)
+    if held:
+        cluster = Bottleneck(
+            cluster.kind, cluster.where, {**cluster.evidence, "controller_held": held}, cluster.rule
+        )
+    return PhaseBottleneck(cluster, nodes)
 
 
 def judge_node(node: str, seconds: Sequence[NodeSecond], caps: Sequence[Cap] = ()) -> Bottleneck:
