@@ -4,7 +4,8 @@ seconds (model.resources.NodeSecond), then for the cluster.
 The rules, first match wins (README: "Where the limit is" lists the same):
 
 - `target` / `rate-limit`: the phase ran at the tool's own cap (target_gbps,
-  cluster_target_gbps, rate_limit), within AT_CAP of it either way: the tool held itself back.
+  cluster_target_gbps, rate_limit): between AT_CAP and 1 / AT_CAP of it, so the tool held
+  itself back (a cap the rate overshot did not set it).
 - `throttled`: THROTTLED_SHARE or more of the requests were answered with throttling (503
   SlowDown, 5xx, timeouts) and retried.
 - `client-cpu`: in MOST_SECONDS of the seconds or more, the busiest actor used SATURATED of
