@@ -127,10 +127,11 @@ class Bottleneck:
         else:
             nodes = e.get("nodes")
             at = f"{nodes} nodes" if isinstance(nodes, int) and nodes > 1 else self.where
-            cpu = f"{at} at {_pct(e.get('cpu'))} CPU"
-            if e.get("node_cpu") is not None:
-                cpu += f" (node {_pct(e.get('node_cpu'))} busy)"
-            parts.append(cpu)
+            if e.get("cpu") is not None:
+                cpu = f"{at} at {_pct(e.get('cpu'))} CPU"
+                if e.get("node_cpu") is not None:
+                    cpu += f" (node {_pct(e.get('node_cpu'))} busy)"
+                parts.append(cpu)
             if e.get("nic_utilization") is not None:
                 parts.append(f"NICs at {_pct(e.get('nic_utilization'))}")
             elif e.get("nic_gbps") is not None:

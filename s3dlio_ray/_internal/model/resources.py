@@ -175,19 +175,25 @@ class ClientCost:
         per_gb = self.cpu_s_per_gb
         return self.capacity_cores / per_gb if per_gb and self.capacity_cores else None
 
-    def describe(self) -> str:
+    def brief(self) -> str:
+        """`0.50 CPU s/GB, 2000 CPU us/request: a client node (2 cores) can do at most 4 GB/s
+        of this`: the cost without the floors."""
         parts = []
         if self.cpu_s_per_gb is not None:
             parts.append(f"{self.cpu_s_per_gb:.2f} CPU s/GB")
         if self.us_per_request is not None:
             parts.append(f"{self.us_per_request:.0f} CPU us/request")
-        text = "client cost " + ", ".join(parts)
+        text = ", ".join(parts)
         ceiling = self.node_ceiling_gbps
         if ceiling is not None:
             text += (
                 f": a client node ({self.capacity_cores:g} cores) can do at most "
                 f"{ceiling:.3g} GB/s of this"
             )
+        return text
+
+    def describe(self) -> str:
+        text = f"client cost {self.brief()}"
         if self.floors is not None:
             text += f" ({self.floors.describe()})"
         return text

@@ -62,6 +62,7 @@ td { white-space: nowrap; } td:first-child { white-space: pre; }
 .ok { color: #2ca02c; font-weight: bold; } .failed { color: #d62728; font-weight: bold; }
 figure { margin: 8px 0; } figure svg { width: 100%; height: auto; }
 .meta { color: #555; font-size: 13px; }
+table.prose td { white-space: normal; text-align: left; }
 """
 
 
@@ -428,6 +429,7 @@ def limits_section(result: RunResult, drawn: Mapping[str, Figure]) -> str:
     """Per phase, what set its rate (the cluster's verdict, then each node's) with the figures
     that show it and the rule that matched; then the resources over time."""
     rows = []
+    floors = ""
     for phase in result.phases:
         if phase.bottleneck is None:
             continue
@@ -435,7 +437,9 @@ def limits_section(result: RunResult, drawn: Mapping[str, Figure]) -> str:
         if len(verdicts) == 2:
             verdicts = verdicts[:1]
         cost = phase.client_cost
-        spent = cost.describe().removeprefix("client cost ") if cost is not None else ""
+        spent = cost.brief() if cost is not None else ""
+        if cost is not None and cost.floors is not None:
+            floors = f"this node's floors: {cost.floors.describe()}"
         for scope, judged in verdicts:
             rows.append((phase.phase, scope, judged.kind, judged.explain(), spent))
             spent = ""
@@ -447,8 +451,10 @@ def limits_section(result: RunResult, drawn: Mapping[str, Figure]) -> str:
         for kind in sorted({r[2] for r in rows})
     )
     chart = _chart(drawn, "resources", "client resources over time: no samples")
+    note = f'<p class="meta">{_esc(floors)}</p>' if floors else ""
     return (
-        f'<h2>Where the limit is</h2>{_table(headers, rows)}<ul class="meta">{rules}</ul>\n{chart}'
+        f"<h2>Where the limit is</h2>{_table(headers, rows, 'prose')}{note}"
+        f'<ul class="meta">{rules}</ul>\n{chart}'
     )
 
 
@@ -641,10 +647,12 @@ def training_section(result: RunResult, drawn: Mapping[str, Figure]) -> str:
     return "\n".join(parts)
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], kind: str = "") -> str:
+    """A table; `kind` "prose" wraps and left-aligns its cells (sentences, not figures)."""
     head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    opened = f'<table class="{kind}">' if kind else "<table>"
+    return f"{opened}<tr>{head}</tr>{body}</table>"
 
 
 def comparison_section(named: Named, drawn: Mapping[str, Figure]) -> str:
