@@ -9,7 +9,7 @@ import time
 import pytest
 
 from s3dlio_ray._internal.model.resources import ClientCost, MachineFloors
-from s3dlio_ray._internal.storage.floors import machine_floors
+from s3dlio_ray._internal.storage.floors import AEADS, aead_gbps, first_suite, machine_floors
 
 
 def test_floors_are_measured_once_then_read_from_the_cache(tmp_path):
@@ -25,6 +25,17 @@ def test_floors_are_measured_once_then_read_from_the_cache(tmp_path):
     began = time.perf_counter()
     assert machine_floors(cache) == floors
     assert time.perf_counter() - began < 0.1
+
+
+def test_the_cipher_timed_is_the_suites():
+    pytest.importorskip("cryptography", reason="the cipher floor needs cryptography (moto has it)")
+    assert aead_gbps("TLS_CHACHA20_POLY1305_SHA256")[1] == "ChaCha20-Poly1305"
+    assert aead_gbps("ECDHE-RSA-AES128-GCM-SHA256")[1] == "AES-128-GCM"
+    speed, name = aead_gbps()  # the suite this client offers first
+    offered = first_suite()
+    assert name == next(label for part, (label, _, _) in AEADS.items() if part in offered)
+    assert speed is not None and speed > 0.05
+    assert aead_gbps("TLS_RC4_SHA") == (None, None)
 
 
 def test_an_unwritable_cache_gives_no_floors_and_no_error(tmp_path):

@@ -455,8 +455,8 @@ class Settings:
         True,
         parse_bool,
         "transport",
-        "measure each node's floors once (SHA-256, AES-GCM, a loopback request; under a "
-        "second, cached per node and version) to set beside the client's cost",
+        "measure each node's floors once (SHA-256, the TLS suite's cipher, a loopback request; "
+        "under a second, cached per node and version) to set beside the client's cost",
         env=("S3DLIO_MEASURE_FLOORS",),
     )
     nic_gbps: float | None = setting(

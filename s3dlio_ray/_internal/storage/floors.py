@@ -1,6 +1,7 @@
 """The machine's own floors, beside which a phase's client cost reads: how fast one core hashes
-SHA-256 (what signing a payload costs), seals AES-128-GCM (what TLS's usual suite costs), and
-how little CPU a bare request and response over loopback TCP take.
+SHA-256 (what signing a payload costs), seals with the bulk cipher of the TLS suite this client
+offers first (AES-256-GCM with OpenSSL's defaults: what HTTPS costs), and how little CPU a bare
+request and response over loopback TCP take.
 
 Measured at most once per node, tool version and Python, in under a second, and cached in
 `~/.cache/s3dlio-ray/floors.json` (a lock keeps a node's actors from measuring at once, each
@@ -16,6 +17,7 @@ import json
 import os
 import platform
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +26,9 @@ from pathlib import Path
 from s3dlio_ray._internal.model.resources import MachineFloors
 from s3dlio_ray._internal.model.version import VERSION
 
+FORMAT = 2
+"""What the cache's entries measured (2: the first offered suite's cipher): older ones are
+measured again."""
 SPAN_S = 0.15
 """How long each floor is measured."""
 CHUNK = 1 << 20
@@ -39,7 +44,10 @@ def cache_path() -> Path:
 def machine_floors(cache: Path | None = None) -> MachineFloors | None:
     """This node's floors, from the cache or measured now (None: neither could be had)."""
     path = cache or cache_path()
-    key = f"{socket.gethostname()} s3dlio-ray {VERSION} python {platform.python_version()}"
+    key = (
+        f"{socket.gethostname()} s3dlio-ray {VERSION} python {platform.python_version()} "
+        f"floors {FORMAT}"
+    )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.with_suffix(".lock"), "w") as lock:
@@ -66,7 +74,7 @@ def _read(path: Path) -> dict:
 
 
 def measure() -> MachineFloors:
-    return MachineFloors(sha256_gbps(), *aes_gcm_gbps(), loopback_request_us())
+    return MachineFloors(sha256_gbps(), *aead_gbps(), loopback_request_us())
 
 
 def _per_core_gbps(work: Callable[[], object]) -> float:
@@ -83,15 +91,38 @@ def sha256_gbps() -> float:
     return _per_core_gbps(lambda: hashlib.sha256(data).digest())
 
 
-def aes_gcm_gbps() -> tuple[float | None, str | None]:
-    """AES-128-GCM's sealing speed, where the `cryptography` package is installed (the
-    standard library has no cipher to time); (None, None) where it is not."""
+AEADS = {
+    "AES_128_GCM": ("AES-128-GCM", "AESGCM", 16),
+    "AES_256_GCM": ("AES-256-GCM", "AESGCM", 32),
+    "AES128-GCM": ("AES-128-GCM", "AESGCM", 16),
+    "AES256-GCM": ("AES-256-GCM", "AESGCM", 32),
+    "CHACHA20_POLY1305": ("ChaCha20-Poly1305", "ChaCha20Poly1305", 32),
+    "CHACHA20-POLY1305": ("ChaCha20-Poly1305", "ChaCha20Poly1305", 32),
+}
+"""A TLS suite's bulk cipher, by what the suite's name contains: name, cryptography's class, key."""
+
+
+def first_suite() -> str:
+    """The TLS suite this client offers first (OpenSSL's order; a TLS 1.3 server mostly takes
+    it): TLS_AES_256_GCM_SHA384 with OpenSSL's defaults."""
+    return str(ssl.create_default_context().get_ciphers()[0]["name"])
+
+
+def aead_gbps(suite: str | None = None) -> tuple[float | None, str | None]:
+    """The bulk cipher of `suite` (default: the first this client offers), sealing speed, where
+    the `cryptography` package is installed (the standard library has no cipher to time);
+    (None, None) where it is not, or the suite's cipher is not one of AEADS."""
+    name = suite or first_suite()
+    found = next((found for part, found in AEADS.items() if part in name), None)
+    if found is None:
+        return None, None
     try:
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        from cryptography.hazmat.primitives.ciphers import aead
     except ImportError:
         return None, None
-    cipher, nonce, data = AESGCM(bytes(16)), bytes(12), bytes(CHUNK)
-    return _per_core_gbps(lambda: cipher.encrypt(nonce, data, None)), "AES-128-GCM"
+    label, kind, key_bytes = found
+    cipher, nonce, data = getattr(aead, kind)(bytes(key_bytes)), bytes(12), bytes(CHUNK)
+    return _per_core_gbps(lambda: cipher.encrypt(nonce, data, None)), label
 
 
 def loopback_request_us() -> float:
