@@ -286,7 +286,9 @@ class _ProgressLine:
         text = (
             f"{progress.phase}: {paused}{done}  {unit.rate(progress.gbps * 1e9)} {unit.name}"
             f"  concurrency {progress.limit} ({progress.in_flight} in flight)"
-            f"  errors {progress.errors}" + (f"  | {unit.name} by node: {nodes}" if nodes else "")
+            f"  errors {progress.errors}"
+            + (f"  limit: {progress.limit_kind}" if progress.limit_kind else "")
+            + (f"  | {unit.name} by node: {nodes}" if nodes else "")
         )
         if self._status is not None:
             self._status.update(text)

@@ -131,3 +131,27 @@ def test_a_tick_that_comes_right_after_a_slow_one_is_left_for_the_next_row():
         (100, 2.2),
         (100, 1.0),
     ]
+
+
+def test_the_live_limit_sets_the_tools_own_cap_beside_the_last_minute():
+    """The progress line and the metrics say `target` while the phase runs at its target."""
+    from s3dlio_ray._internal.model.bottleneck import Cap
+    from s3dlio_ray._internal.model.vocabulary import Limit
+
+    clock = _Clock()
+    telemetry = Telemetry(clock)
+    telemetry.begin(Phase.GET, [Cap(Limit.TARGET, 1000.0)])
+    for second in range(1, 5):
+        clock.now += 1.0
+        done = recorded(10 * second, 1000 * second)
+        telemetry.totals.observe(1, "n1", EngineSnapshot(Phase.GET, done, 8, 8))
+        telemetry.sample(Phase.GET)
+    assert telemetry.verdict is not None and telemetry.verdict.cluster.kind == Limit.TARGET
+    assert telemetry.progress(Phase.GET, ["n1"]).limit_kind == "target"
+    telemetry.begin(Phase.GET, [Cap(Limit.TARGET, 100_000.0)])  # far above: not the limit
+    for second in range(5, 9):
+        clock.now += 1.0
+        done = recorded(10 * second, 1000 * second)
+        telemetry.totals.observe(2, "n1", EngineSnapshot(Phase.GET, done, 8, 8))
+        telemetry.sample(Phase.GET)
+    assert telemetry.verdict is not None and telemetry.verdict.cluster.kind == Limit.SERVER

@@ -184,7 +184,7 @@ class PhaseExecutor:
         if not self._live():
             raise S3DlioRayError(f"{phase}: no transfer actor is left alive in the cluster")
         started = self._clock()
-        self.telemetry.begin(phase)
+        self.telemetry.begin(phase, self._caps(spec))
         self._fatal = None
         self._stopped_by = EndedBy.INTERRUPTED if self.interrupted else None
         tasks = self._running = self._spread(spec, keys, 0.0)
@@ -258,7 +258,11 @@ class PhaseExecutor:
         held = ticks.count("client-cpu") / len(ticks) if ticks else None
         merged = dataclasses.replace(
             merged,
-            bottleneck=judge(seconds, self._caps(spec, merged), held),
+            bottleneck=judge(
+                seconds,
+                [cap.reached(merged.gbps * 1e9, merged.ops_per_s) for cap in self._caps(spec)],
+                held,
+            ),
             client_cost=ClientCost.of(seconds, self.telemetry.totals.resources.floors),
         )
         self.telemetry.verdict = merged.bottleneck
@@ -270,17 +274,15 @@ class PhaseExecutor:
         found = ListedKeys.joined(listed) if spec.collect else None
         return PhaseOutcome(merged, stored, self._fatal, found, digests)
 
-    def _caps(self, spec: PhaseSpec, result: PhaseResult) -> list[Cap]:
-        """The tool's own caps on the phase (its target, its rate limit as changed while the
-        run went), beside what the phase achieved in their units."""
+    def _caps(self, spec: PhaseSpec) -> list[Cap]:
+        """The tool's own caps on the phase: its target, its rate limit as changed so far."""
         caps = []
         if spec.target_bytes_per_s:
-            caps.append(Cap(Limit.TARGET, spec.target_bytes_per_s, result.gbps * 1e9))
+            caps.append(Cap(Limit.TARGET, spec.target_bytes_per_s))
         limit = self.overrides.rate_limit(spec.rate_limit)
         if limit is not None:
-            achieved = result.ops_per_s if limit.unit == "ops" else result.gbps * 1e9
             unit = "ops/s" if limit.unit == "ops" else "B/s"
-            caps.append(Cap(Limit.RATE_LIMIT, limit.per_s, achieved, unit))
+            caps.append(Cap(Limit.RATE_LIMIT, limit.per_s, unit=unit))
         return caps
 
     @property

@@ -8,17 +8,17 @@ it ends), so a local run has the same time series and metrics as a Ray run.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from s3dlio_ray._internal.execution.engine import EngineSnapshot
-from s3dlio_ray._internal.model.bottleneck import PhaseBottleneck, judge
+from s3dlio_ray._internal.model.bottleneck import Cap, PhaseBottleneck, judge
 from s3dlio_ray._internal.model.resources import NodeSecond, ResourceTracker
 from s3dlio_ray._internal.model.results import ConfigEvent, SeriesRow
 from s3dlio_ray._internal.model.stats import OpStats
 from s3dlio_ray._internal.model.utilization import UtilizationProgress
-from s3dlio_ray._internal.model.vocabulary import Phase
+from s3dlio_ray._internal.model.vocabulary import Limit, Phase
 from s3dlio_ray._internal.tuning.autoterm import steadiness_rate
 
 EndpointStats = Mapping[str, OpStats]
@@ -178,6 +178,8 @@ class Progress:
     epoch: int | None = None
     paused: bool = False
     """`s3dlio-ray control --pause` holds the run: no rate is a measurement now."""
+    limit_kind: str | None = None
+    """What limits the cluster over the phase's last minute (a Limit), once a rule holds."""
 
 
 LIVE_VERDICT_S = 60
@@ -217,13 +219,15 @@ class Telemetry:
         """The running phase's limits over its last LIVE_VERDICT_S (the metrics show it);
         the whole phase's once it ended."""
         self.phase = ""
+        self.caps: tuple[Cap, ...] = ()
 
     def mark(self, changes: Mapping[str, Any]) -> None:
         """Record settings changed while the run goes."""
         self.events.append(ConfigEvent(time.time(), self._clock() - self._started, dict(changes)))
 
-    def begin(self, phase: Phase) -> None:
-        """A phase starts: its first row covers its own time, not the pause before it."""
+    def begin(self, phase: Phase, caps: Sequence[Cap] = ()) -> None:
+        """A phase starts: its first row covers its own time, not the pause before it; `caps`:
+        the tool's own caps on it, which the live verdict sets beside its last minute."""
         self._last_sample = self._clock()
         self._phase_rows.clear()
         self._concurrency.clear()
@@ -231,6 +235,7 @@ class Telemetry:
         self.seconds = []
         self.verdict = None
         self.phase = str(phase)
+        self.caps = tuple(caps)
 
     def sample(self, phase: Phase, final: bool = False) -> float | None:
         """Rates since the previous sample, and one time-series row per node for this phase (a
@@ -274,8 +279,18 @@ class Telemetry:
         self._last_sample = now
         if not final:
             recent = [s for s in self.seconds if s.t_s >= now - self._started - LIVE_VERDICT_S]
-            self.verdict = judge(recent)
+            self.verdict = judge(recent, self._live_caps(recent))
         return steadiness_rate(moved_bytes, moved_ops, elapsed)
+
+    def _live_caps(self, recent: Sequence[NodeSecond]) -> list[Cap]:
+        """The caps beside the cluster's rates over `recent`."""
+        if not self.caps or not recent:
+            return []
+        span = max(s.t_s for s in recent) - min(s.t_s - s.interval_s for s in recent)
+        if span <= 0:
+            return []
+        nbytes, requests = sum(s.bytes for s in recent), sum(s.requests for s in recent)
+        return [cap.reached(nbytes / span, requests / span) for cap in self.caps]
 
     def latest(self) -> dict[str, NodeSecond]:
         """Each node's latest second of the running (or last) phase."""
@@ -392,7 +407,15 @@ class Telemetry:
             if phase == Phase.TRAIN
             else None,
             paused,
+            self._live_limit(),
         )
+
+    def _live_limit(self) -> str | None:
+        """The running phase's limit for the progress line: none until a rule holds."""
+        verdict = self.verdict
+        if verdict is None or verdict.cluster.kind == Limit.UNCLEAR:
+            return None
+        return str(verdict.cluster.kind)
 
 
 def resource_columns(second: NodeSecond | None) -> dict[str, Any]:

@@ -64,8 +64,13 @@ class Cap:
 
     kind: Limit
     limit_per_s: float
-    achieved_per_s: float
+    achieved_per_s: float = 0.0
     unit: str = "B/s"
+
+    def reached(self, bytes_per_s: float, ops_per_s: float) -> Cap:
+        """The cap beside what a phase (or its last minute) achieved, in the cap's unit."""
+        achieved = bytes_per_s if self.unit == "B/s" else ops_per_s
+        return Cap(self.kind, self.limit_per_s, achieved, self.unit)
 
 
 @dataclass(frozen=True)
