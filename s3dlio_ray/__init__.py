@@ -7,6 +7,7 @@ workload file's keys and win over it) and read what it measured:
     report = s3dlio_ray.run("configs/quick.yaml", objects=20, object_size="1MiB")
     put, get = report.phases
     print(put.gbps, get.latency.p99_s, report.ok)
+    print(get.bottleneck.cluster.describe())  # what set the rate: a Limit, its evidence
     report.write("results/")              # JSON, CSV and HTML, as `s3dlio-ray run` writes them
 
 Start one in the background, change it while it goes, stop it early:
@@ -39,7 +40,9 @@ __all__ = [
     "EmbeddedS3",
     "EndedBy",
     "Hooks",
+    "Limit",
     "Phase",
+    "PhaseBottleneck",
     "PhaseResult",
     "RunHandle",
     "RunReport",
@@ -64,6 +67,8 @@ _WHERE = {
     "S3DlioRayError": "s3dlio_ray._internal.model.errors",
     "EmbeddedS3": "s3dlio_ray._internal.storage.embedded",
     "EndedBy": "s3dlio_ray._internal.model.vocabulary",
+    "Limit": "s3dlio_ray._internal.model.vocabulary",
+    "PhaseBottleneck": "s3dlio_ray._internal.model.bottleneck",
     "Phase": "s3dlio_ray._internal.model.vocabulary",
     "PhaseResult": "s3dlio_ray._internal.model.results",
     "RunResult": "s3dlio_ray._internal.model.results",
@@ -97,9 +102,10 @@ if _typing.TYPE_CHECKING:
         run_async,
         start,
     )
+    from s3dlio_ray._internal.model.bottleneck import PhaseBottleneck
     from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
     from s3dlio_ray._internal.model.results import PhaseResult, RunResult, TrainingResult
-    from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
+    from s3dlio_ray._internal.model.vocabulary import EndedBy, Limit, Phase
     from s3dlio_ray._internal.reports.files import load_result
     from s3dlio_ray._internal.settings.schema import Settings
     from s3dlio_ray._internal.storage.embedded import EmbeddedS3
