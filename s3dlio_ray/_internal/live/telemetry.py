@@ -214,6 +214,9 @@ class Telemetry:
         """Each node's limit and requests in flight at the phase's latest tick."""
         self.seconds: list[NodeSecond] = []
         """The running phase's seconds per node: what its limit verdicts judge."""
+        self._recent = 0
+        """The first of `seconds` inside the live verdict's window (they come in time order)."""
+        self._latest: dict[str, NodeSecond] = {}
         self._throttles_seen: dict[tuple[str, str], int] = {}
         self.verdict: PhaseBottleneck | None = None
         """The running phase's limits over its last LIVE_VERDICT_S (the metrics show it);
@@ -233,6 +236,8 @@ class Telemetry:
         self._concurrency.clear()
         self.totals.ended.clear()
         self.seconds = []
+        self._latest = {}
+        self._recent = 0
         self.verdict = None
         self.phase = str(phase)
         self.caps = tuple(caps)
@@ -278,7 +283,10 @@ class Telemetry:
             self._first_unmarked = len(self.events)
         self._last_sample = now
         if not final:
-            recent = [s for s in self.seconds if s.t_s >= now - self._started - LIVE_VERDICT_S]
+            cutoff = now - self._started - LIVE_VERDICT_S
+            while self._recent < len(self.seconds) and self.seconds[self._recent].t_s < cutoff:
+                self._recent += 1
+            recent = self.seconds[self._recent :]
             self.verdict = judge(recent, self._live_caps(recent))
         return steadiness_rate(moved_bytes, moved_ops, elapsed)
 
@@ -294,7 +302,7 @@ class Telemetry:
 
     def latest(self) -> dict[str, NodeSecond]:
         """Each node's latest second of the running (or last) phase."""
-        return {second.node: second for second in self.seconds}
+        return dict(self._latest)
 
     def _second(
         self, node: str, phase: Phase, delta: OpStats, now: float, elapsed: float, final: bool
@@ -323,6 +331,7 @@ class Telemetry:
             **figures,
         )
         self.seconds.append(second)
+        self._latest[node] = second
         return second
 
     def _row(
