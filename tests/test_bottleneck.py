@@ -180,3 +180,16 @@ def test_a_process_read_twice_in_an_interval_counts_once():
     tracker.observe("n1", reading(1, 10.5, 1.2, 5.0, 0), 0.0, 0)
     tracker.observe("n1", reading(1, 11.0, 1.4, 5.0, 0), 0.0, 0)
     assert tracker.interval("n1")["actors_cpu"] == pytest.approx(0.4)
+
+
+def test_a_shares_start_is_its_first_seconds_baseline_not_an_interval():
+    """What the process did between two phases counts in neither; the loop's lag of earlier
+    shares is not this one's."""
+    tracker = ResourceTracker()
+    tracker.observe("n1", reading(1, 10.0, 1.0, 5.0, 0), 0.5, 10)
+    tracker.interval("n1")
+    tracker.observe("n1", reading(1, 20.0, 9.0, 5.0, 0), 0.5, 10, start=True)
+    tracker.observe("n1", reading(1, 21.0, 9.3, 5.0, 0), 0.5, 10)
+    figures = tracker.interval("n1")
+    assert figures["actors_cpu"] == pytest.approx(0.3)
+    assert "loop_lag_s" not in figures

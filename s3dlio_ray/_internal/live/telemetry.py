@@ -74,7 +74,8 @@ class LiveTotals:
         if snapshot is None or task_id in self._finished:
             return
         if task_id not in self._tasks and snapshot.host_at_start is not None:
-            self.resources.observe(node, snapshot.host_at_start, 0.0, 0)
+            lag, ticks = snapshot.loop_lag_s, snapshot.loop_ticks
+            self.resources.observe(node, snapshot.host_at_start, lag, ticks, start=True)
         task = self._tasks.setdefault(task_id, _Task(node, str(snapshot.phase)))
         self._add(task, snapshot.stats, snapshot.by_endpoint, snapshot.by_op)
         self._throttled(task, snapshot.throttles)

@@ -242,8 +242,12 @@ class ResourceTracker:
     floors: MachineFloors | None = None
     """The first node's floors that any reading carried."""
 
-    def observe(self, node: str, reading: HostReading, lag_s: float, ticks: int) -> None:
-        """One actor's reading, with its event loop's summed lateness over `ticks` wake-ups."""
+    def observe(
+        self, node: str, reading: HostReading, lag_s: float, ticks: int, start: bool = False
+    ) -> None:
+        """One actor's reading, with its event loop's summed lateness over `ticks` wake-ups;
+        `start`: taken as a share began, the baseline of its first second (what the process
+        did between shares is no share's)."""
         key = (node, reading.pid)
         self._nodes.setdefault(node, reading)
         self.floors = self.floors or reading.floors
@@ -252,7 +256,7 @@ class ResourceTracker:
         latest = self._latest.get(node)
         if latest is None or reading.at_s > latest.at_s:
             self._latest[node] = reading
-        if seen is None or reading.at_s <= seen.reading.at_s:
+        if start or seen is None or reading.at_s <= seen.reading.at_s:
             return
         used = max(0.0, reading.process_cpu_s - seen.reading.process_cpu_s)
         processes = self._cpu.setdefault(node, {})
