@@ -138,7 +138,8 @@ def test_three_gateways_share_every_phase_evenly_and_every_row_shows_them(
         result = valid_result(_run(settings, urls).to_dict())
         requests = [p.requests for p in proxies]
     put, get = result.phases
-    assert result.ok and put.objects == get.objects == get.verified == count
+    assert result.ok, {str(p.phase): dict(p.failed) for p in result.phases}
+    assert put.objects == get.objects == get.verified == count
     assert sorted(
         stored_objects(boto3_s3, bucket, run_prefix(settings.prefix, settings.run_id))
     ) == (_keys(settings, count))
