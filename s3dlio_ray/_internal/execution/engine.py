@@ -24,7 +24,7 @@ from s3dlio_ray._internal.execution.admission import (
 )
 from s3dlio_ray._internal.execution.phases import transfer_for
 from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec, Transfer
-from s3dlio_ray._internal.model.bottleneck import LAG_S, QUOTA_THROTTLED, SATURATED
+from s3dlio_ray._internal.model.bottleneck import cpu_saturated
 from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
 from s3dlio_ray._internal.model.resources import HostReading
 from s3dlio_ray._internal.model.results import ConcurrencySample, ShareResult
@@ -352,19 +352,13 @@ class Engine:
         )
 
     def _cpu_bound(self, late_s: float, cpu_s: float, elapsed_s: float) -> bool:
-        """This process's CPU is what limits it: the loop woke late, the process used nearly
-        all the CPU one process may (a core, or less under a cgroup quota), or the quota
-        stopped it in many of its periods."""
+        """This process's CPU is what limits it, by the client-cpu rule's test: of the CPU
+        one process may use (a core, or less under a cgroup quota), its loop's lateness, the
+        quota's stops."""
         probe = self._probe
-        if probe is None:
-            return late_s >= LAG_S or cpu_s / elapsed_s >= SATURATED
-        one = min(1.0, probe.capacity_cores)
-        quota = probe.quota_throttled_since()
-        return (
-            late_s >= LAG_S
-            or cpu_s / elapsed_s >= SATURATED * one
-            or (quota is not None and quota >= QUOTA_THROTTLED)
-        )
+        one = min(1.0, probe.capacity_cores) if probe is not None else 1.0
+        quota = probe.quota_throttled_since() if probe is not None else None
+        return cpu_saturated(cpu_s / elapsed_s / one, late_s, quota)
 
     async def _adapt(self, live: _Live, samples: list[ConcurrencySample]) -> None:
         stats, limiter = live.stats, live.limiter

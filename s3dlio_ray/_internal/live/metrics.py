@@ -68,9 +68,9 @@ class MetricsView:
     limits: Callable[[], PhaseBottleneck | None] = lambda: None
     """The running phase's limit verdicts (the last phase's, once it ended)."""
     resources: Callable[[], Mapping[str, NodeSecond]] = dict
+    """Each node's latest second: its CPU, loop lag, NICs."""
     phase: Callable[[], str] = str
     """The phase the limit verdicts are of."""
-    """Each node's latest second: its CPU, loop lag, NICs."""
 
 
 def _counted(view: MetricsView) -> dict[tuple[str, str, str], OpStats]:

@@ -215,12 +215,7 @@ def judge(
     for second in seconds:
         by_node.setdefault(second.node, []).append(second)
     nodes = {node: judge_node(node, rows, caps) for node, rows in sorted(by_node.items())}
-    cluster = _cluster(nodes, caps)
-    if held:
-        cluster = Bottleneck(
-            cluster.kind, cluster.where, {**cluster.evidence, "controller_held": held}, cluster.rule
-        )
-    return PhaseBottleneck(cluster, nodes)
+    return PhaseBottleneck(_cluster(nodes, held), nodes)
 
 
 def judge_node(node: str, seconds: Sequence[NodeSecond], caps: Sequence[Cap] = ()) -> Bottleneck:
@@ -241,7 +236,7 @@ def judge_node(node: str, seconds: Sequence[NodeSecond], caps: Sequence[Cap] = (
         return _verdict(Limit.UNCLEAR, node, evidence)
     requests = sum(s.requests for s in active)
     throttles = sum(s.throttles for s in active)
-    share = throttles / max(1, requests + throttles)
+    share = _throttled_share(throttles, requests)
     evidence.update(throttles=throttles, requests=requests, throttled_share=share)
     if share >= THROTTLED_SHARE:
         return _verdict(Limit.THROTTLED, node, evidence)
@@ -260,9 +255,10 @@ def judge_node(node: str, seconds: Sequence[NodeSecond], caps: Sequence[Cap] = (
     if rising or waiting >= MOST_SECONDS:
         return _verdict(Limit.SERVER, node, evidence)
     scores = {
-        Limit.CLIENT_CPU: _mean_of(evidence, "busiest_actor_cpu") / SATURATED,
-        Limit.CLIENT_NETWORK: _mean_of(evidence, "nic_utilization") / SATURATED,
-        Limit.SERVER: _avg([s.in_flight / s.limit for s in active if s.limit]) / BUSY_IN_FLIGHT,
+        Limit.CLIENT_CPU: (_number(evidence.get("busiest_actor_cpu")) or 0.0) / SATURATED,
+        Limit.CLIENT_NETWORK: (_number(evidence.get("nic_utilization")) or 0.0) / SATURATED,
+        Limit.SERVER: (_mean([s.in_flight / s.limit for s in active if s.limit]) or 0.0)
+        / BUSY_IN_FLIGHT,
         Limit.THROTTLED: share / THROTTLED_SHARE,
     }
     nearest = max(scores, key=lambda kind: scores[kind])
@@ -270,23 +266,37 @@ def judge_node(node: str, seconds: Sequence[NodeSecond], caps: Sequence[Cap] = (
     return _verdict(Limit.UNCLEAR, node, evidence)
 
 
-def _mean_of(evidence: Evidence, name: str) -> float:
-    value = evidence.get(name)
-    return float(value) if isinstance(value, int | float) else 0.0
+def _throttled_share(throttles: int, requests: int) -> float:
+    """Throttled answers among all answers (a throttled request is retried, then counted)."""
+    return throttles / max(1, requests + throttles)
 
 
 def _verdict(kind: Limit, where: str, evidence: Evidence) -> Bottleneck:
     return Bottleneck(kind, where, dict(evidence), RULES[kind])
 
 
+def cpu_saturated(
+    one_process: float,
+    loop_lag_s: float | None,
+    quota_throttled: float | None,
+    all_processes: float = 0.0,
+) -> bool:
+    """The client-cpu rule's test of one interval, as the verdicts and the engine's own
+    controller both apply it: a process (or all of them) at SATURATED of the CPU it may use,
+    the quota stopping it in QUOTA_THROTTLED of its periods, or its loop LAG_S late."""
+    return (
+        one_process >= SATURATED
+        or all_processes >= SATURATED
+        or (quota_throttled or 0.0) >= QUOTA_THROTTLED
+        or (loop_lag_s or 0.0) >= LAG_S
+    )
+
+
 def _cpu_busy(second: NodeSecond) -> bool:
     capacity = second.capacity_cores or 0.0
     together = (second.actors_cpu or 0.0) / capacity if capacity else 0.0
-    return (
-        (second.busiest_actor_cpu or 0.0) >= SATURATED
-        or together >= SATURATED
-        or (second.quota_throttled or 0.0) >= QUOTA_THROTTLED
-        or (second.loop_lag_s or 0.0) >= LAG_S
+    return cpu_saturated(
+        second.busiest_actor_cpu or 0.0, second.loop_lag_s, second.quota_throttled, together
     )
 
 
@@ -317,12 +327,14 @@ def _rise(seconds: Sequence[NodeSecond]) -> tuple[float | None, float | None]:
         return None, None
     half = len(timed) // 2
     light, busy = timed[:half], timed[-half:]
-    if _avg([s.in_flight for s in busy]) < 1.5 * _avg([s.in_flight for s in light]):
+    if (_mean([s.in_flight for s in busy]) or 0.0) < 1.5 * (
+        _mean([s.in_flight for s in light]) or 0.0
+    ):
         return None, None
     latency = statistics.median(_known(s.ttfb_p50_s or s.latency_p50_s for s in busy))
     latency /= statistics.median(_known(s.ttfb_p50_s or s.latency_p50_s for s in light))
-    rate = _avg([s.bytes_per_s for s in light])
-    gain = _avg([s.bytes_per_s for s in busy]) / rate if rate else None
+    rate = _mean([s.bytes_per_s for s in light])
+    gain = (_mean([s.bytes_per_s for s in busy]) or 0.0) / rate if rate else None
     return latency, gain
 
 
@@ -336,7 +348,7 @@ def _figures(seconds: Sequence[NodeSecond]) -> dict[str, float | int | str | Non
     busiest = max(set(names), key=names.count) if names else None
     ours = [n for n in nics if n.name == busiest]
     return {
-        "gbps": _avg([s.bytes_per_s for s in seconds]) / 1e9,
+        "gbps": (_mean([s.bytes_per_s for s in seconds]) or 0.0) / 1e9,
         "cpu": _mean(cpu),
         "busiest_actor_cpu": _mean(_known(s.busiest_actor_cpu for s in seconds)),
         "capacity_cores": capacity,
@@ -354,7 +366,7 @@ def _figures(seconds: Sequence[NodeSecond]) -> dict[str, float | int | str | Non
     }
 
 
-def _cluster(nodes: Mapping[str, Bottleneck], caps: Sequence[Cap]) -> Bottleneck:
+def _cluster(nodes: Mapping[str, Bottleneck], held: float | None) -> Bottleneck:
     if not nodes:
         return Bottleneck(Limit.UNCLEAR, "cluster", {"nearest": "no seconds sampled"}, "")
     counts = {kind: sum(1 for b in nodes.values() if b.kind == kind) for kind in ORDER}
@@ -385,8 +397,10 @@ def _cluster(nodes: Mapping[str, Bottleneck], caps: Sequence[Cap]) -> Bottleneck
     for name in ("throttles", "requests"):
         evidence[name] = sum(int(_number(b.evidence.get(name)) or 0) for b in nodes.values())
     if kind == Limit.THROTTLED:
-        total = int(evidence["requests"] or 0) + int(evidence["throttles"] or 0)
-        evidence["throttled_share"] = int(evidence["throttles"] or 0) / max(1, total)
+        throttled, requests = int(evidence["throttles"] or 0), int(evidence["requests"] or 0)
+        evidence["throttled_share"] = _throttled_share(throttled, requests)
+    if held:
+        evidence["controller_held"] = held
     where = ", ".join(b.where for b in sharing)
     return Bottleneck(kind, where, evidence, RULES[kind])
 
@@ -401,10 +415,6 @@ def _number(value: object) -> float | None:
 
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
-
-
-def _avg(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
 
 
 def _median(values: Sequence[float]) -> float | None:

@@ -74,6 +74,13 @@ class HostReading:
     floors: MachineFloors | None = None
 
 
+def quota_throttled(before: tuple[int, int], now: tuple[int, int]) -> float | None:
+    """The share of a cgroup's quota periods between two readings of (periods, throttled) in
+    which the quota stopped it (None: no period passed)."""
+    periods = now[0] - before[0]
+    return (now[1] - before[1]) / periods if periods > 0 else None
+
+
 @dataclass(frozen=True)
 class NicSecond:
     """One NIC over one interval: bits per second each way, beside its speed."""
@@ -290,9 +297,12 @@ class ResourceTracker:
         total = now.node_total_s - before.node_total_s
         if total > 0:
             figures["node_cpu"] = min(1.0, (now.node_busy_s - before.node_busy_s) / total)
-        periods = now.quota_periods - before.quota_periods
-        if periods > 0:
-            figures["quota_throttled"] = (now.quota_throttled - before.quota_throttled) / periods
+        share = quota_throttled(
+            (before.quota_periods, before.quota_throttled),
+            (now.quota_periods, now.quota_throttled),
+        )
+        if share is not None:
+            figures["quota_throttled"] = share
         figures["nics"] = nic_seconds(before.nics, now.nics, elapsed)
         return figures
 

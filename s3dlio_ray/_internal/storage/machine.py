@@ -16,7 +16,12 @@ from pathlib import Path
 
 import psutil
 
-from s3dlio_ray._internal.model.resources import HostReading, MachineFloors, NicCounters
+from s3dlio_ray._internal.model.resources import (
+    HostReading,
+    MachineFloors,
+    NicCounters,
+    quota_throttled,
+)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -115,10 +120,8 @@ class HostProbe:
         cgroup (None: no quota, or no period passed)."""
         if self._stat is None:
             return None
-        periods, throttled = self._quota_counts()
-        before, self._quota_seen = self._quota_seen, (periods, throttled)
-        elapsed = periods - before[0]
-        return (throttled - before[1]) / elapsed if elapsed > 0 else None
+        before, self._quota_seen = self._quota_seen, self._quota_counts()
+        return quota_throttled(before, self._quota_seen)
 
     def _speeds_of(self, nic_gbps: float | None) -> dict[str, float | None]:
         if nic_gbps:
