@@ -14,20 +14,22 @@ import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path("/sys/fs/cgroup")
+from s3dlio_ray._internal.lab.netns import wrap
+from s3dlio_ray._internal.storage.machine import CGROUP_ROOT, cpu_controller
+
 PERIOD_US = 100_000
 
 
 def cpu_root() -> Path | None:
-    """Where the machine's CPU controller is (None: no cgroups to use)."""
-    for path in (ROOT / "cpu", ROOT / "cpu,cpuacct"):
-        if (path / "cpu.cfs_quota_us").exists():
-            return path
-    if (ROOT / "cgroup.controllers").exists() and "cpu" in (
-        (ROOT / "cgroup.subtree_control").read_text().split()
+    """Where the hosts' cgroups go: the machine's CPU controller, where its children may be
+    given CPU limits (v2: `cpu` in the root's subtree_control; None: no cgroups to use)."""
+    root = cpu_controller()
+    if (
+        root == CGROUP_ROOT
+        and "cpu" not in (CGROUP_ROOT / "cgroup.subtree_control").read_text().split()
     ):
-        return ROOT
-    return None
+        return None
+    return root
 
 
 def group(namespace: str) -> Path | None:
@@ -71,18 +73,23 @@ def remove(namespaces: Sequence[str]) -> None:
                 path.rmdir()
 
 
-def inside(path: Path | None, wrapped: Sequence[str], command: Sequence[str]) -> list[str]:
+def in_host(namespace: str, command: Sequence[str]) -> list[str]:
+    """`command` run in host `namespace`: in its network namespace and, once made, its cgroup."""
+    return _inside(made(namespace), wrap(namespace), command)
+
+
+def _inside(path: Path | None, wrapped: Sequence[str], command: Sequence[str]) -> list[str]:
     """`command` run in cgroup `path` (joined before `wrapped`, the namespace's prefix, hides
     the tree), with the CPU controller mounted again where the command looks for it."""
     if path is None:
         return [*wrapped, *command]
     root = path.parent
-    if root == ROOT:
-        mount = f"mount -t cgroup2 none {ROOT}"
+    if root == CGROUP_ROOT:
+        mount = f"mount -t cgroup2 none {CGROUP_ROOT}"
     else:
         options = root.name
         mount = (
-            f"mount -t tmpfs cgroup_root {ROOT} && mkdir -p {root} && "
+            f"mount -t tmpfs cgroup_root {CGROUP_ROOT} && mkdir -p {root} && "
             f"mount -t cgroup -o {options} cgroup {root}"
         )
     return [

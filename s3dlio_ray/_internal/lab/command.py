@@ -156,8 +156,7 @@ def exec_in(name: str, host: int, command: list[str]) -> None:
     if not command:
         raise ConfigError("lab exec: give a command after --, e.g. lab exec -- s3dlio-ray run W")
     environment = {**os.environ, **record.exports}
-    namespace = record.lab.host(host - 1)
-    argv = cgroups.inside(cgroups.made(namespace), wrap(namespace), command)
+    argv = cgroups.in_host(record.lab.host(host - 1), command)
     os.execvpe(argv[0], argv, environment)
 
 

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 from s3dlio_ray._internal.lab import cgroups
-from s3dlio_ray._internal.lab.netns import wrap
 from s3dlio_ray._internal.lab.plan import RAY_PORT, Lab
 from s3dlio_ray._internal.model.errors import S3DlioRayError
 
@@ -61,7 +60,7 @@ def start_ray(lab: Lab, folder: Path) -> dict[str, str]:
         log = logs / f"ray-start-h{h + 1}.log"
         with log.open("ab") as out:
             done = subprocess.run(
-                cgroups.inside(cgroups.made(lab.host(h)), wrap(lab.host(h)), command),
+                cgroups.in_host(lab.host(h), command),
                 env={**inherited, **env},
                 stdout=out,
                 stderr=subprocess.STDOUT,

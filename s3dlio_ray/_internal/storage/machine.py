@@ -48,25 +48,38 @@ def nics_of(addresses: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+def cpu_controller() -> Path | None:
+    """Where this machine's CPU controller is: cgroup v1's cpu hierarchy, else v2's unified
+    tree when it offers `cpu` (None: neither)."""
+    for name in ("cpu", "cpu,cpuacct"):
+        if (CGROUP_ROOT / name / "cpu.cfs_quota_us").exists():
+            return CGROUP_ROOT / name
+    controllers = CGROUP_ROOT / "cgroup.controllers"
+    if controllers.exists() and "cpu" in controllers.read_text().split():
+        return CGROUP_ROOT
+    return None
+
+
 def _cgroup_dirs() -> list[Path]:
     """The cgroup directories holding this process's CPU quota, innermost first, with their
     ancestors (a parent's quota caps its children too)."""
+    base = cpu_controller()
+    if base is None:
+        return []
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
         return []
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if "cpu" in controllers.split(","):
-            base = next(
-                (CGROUP_ROOT / d for d in ("cpu", "cpu,cpuacct") if (CGROUP_ROOT / d).is_dir()),
-                None,
-            )
-            break
-    else:
-        path = next((line.split(":", 2)[2] for line in lines if line.startswith("0::")), "")
-        base = CGROUP_ROOT if (CGROUP_ROOT / "cgroup.controllers").exists() else None
-    if base is None:
+    unified = base == CGROUP_ROOT
+    path = next(
+        (
+            path
+            for _, controllers, path in (line.split(":", 2) for line in lines)
+            if (controllers == "" if unified else "cpu" in controllers.split(","))
+        ),
+        None,
+    )
+    if path is None:
         return []
     here = base / path.lstrip("/")
     return [here, *[p for p in here.parents if p.is_relative_to(base)]]
@@ -98,11 +111,10 @@ class HostProbe:
         self.nics = tuple(nics)
         self.floors = floors
         self._speeds = self._speeds_of(nic_gbps)
-        dirs = _cgroup_dirs()
-        quotas = [q for q in (_quota_cores(d) for d in dirs) if q is not None]
+        quotas = {d: q for d in _cgroup_dirs() if (q := _quota_cores(d)) is not None}
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        self.capacity_cores = min([float(cpus or 1), *quotas])
-        self._stat = next((d / "cpu.stat" for d in dirs if _quota_cores(d) is not None), None)
+        self.capacity_cores = min([float(cpus or 1), *quotas.values()])
+        self._stat = next((d / "cpu.stat" for d in quotas), None)
         self._quota_seen = self._quota_counts()
 
     def _quota_counts(self) -> tuple[int, int]:
