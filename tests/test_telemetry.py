@@ -140,18 +140,19 @@ def test_the_live_limit_sets_the_tools_own_cap_beside_the_last_minute():
 
     clock = _Clock()
     telemetry = Telemetry(clock)
+
+    def four_seconds(task_id: int, first: int) -> None:
+        """One share doing 10 requests and 1000 bytes a second, 8 in flight of 8."""
+        for second in range(first, first + 4):
+            clock.now += 1.0
+            done = recorded(10 * second, 1000 * second)
+            telemetry.totals.observe(task_id, "n1", EngineSnapshot(Phase.GET, done, 8, 8))
+            telemetry.sample(Phase.GET)
+
     telemetry.begin(Phase.GET, [Cap(Limit.TARGET, 1000.0)])
-    for second in range(1, 5):
-        clock.now += 1.0
-        done = recorded(10 * second, 1000 * second)
-        telemetry.totals.observe(1, "n1", EngineSnapshot(Phase.GET, done, 8, 8))
-        telemetry.sample(Phase.GET)
+    four_seconds(1, 1)
     assert telemetry.verdict is not None and telemetry.verdict.cluster.kind == Limit.TARGET
     assert telemetry.progress(Phase.GET, ["n1"]).limit_kind == "target"
     telemetry.begin(Phase.GET, [Cap(Limit.TARGET, 100_000.0)])  # far above: not the limit
-    for second in range(5, 9):
-        clock.now += 1.0
-        done = recorded(10 * second, 1000 * second)
-        telemetry.totals.observe(2, "n1", EngineSnapshot(Phase.GET, done, 8, 8))
-        telemetry.sample(Phase.GET)
+    four_seconds(2, 5)
     assert telemetry.verdict is not None and telemetry.verdict.cluster.kind == Limit.SERVER

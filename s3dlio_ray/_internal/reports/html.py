@@ -407,10 +407,10 @@ def resources_figure(result: RunResult) -> Figure | None:
         mine = [row for row in rows if row.node == node]
         cpu = [(_start(r), r.t_s, (r.cpu or 0.0) / (r.capacity_cores or 1.0)) for r in mine]
         axes.plot(*steps(cpu), color=color, label=f"{node} actors' CPU", gid=f"cpu-{node}")
-        nic = [(_start(r), r.t_s, r.nic_utilization) for r in mine if r.nic_utilization is not None]
+        nic = _intervals([r for r in mine if r.nic_utilization is not None], "nic_utilization")
         if nic:
             axes.plot(
-                *steps([(a, b, float(c)) for a, b, c in nic]),
+                *steps(nic[node]),
                 color=color,
                 linestyle=":",
                 label=f"{node} {mine[-1].nic} use",
