@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from s3dlio_ray._internal.execution.build import build_client
+from s3dlio_ray._internal.execution.phases.replay import replay_workload
 from s3dlio_ray._internal.live.control_channel import Changer
 from s3dlio_ray._internal.live.executor import ProgressHook
 from s3dlio_ray._internal.model.copy_plan import copy_workload
@@ -199,6 +200,13 @@ def copy(source: str, destination: str, /, **overrides: Any) -> RunReport:
     cp` does: `recursive`, `include` / `exclude`, `per_node`, `sync`, `clobber` and every
     run setting are keyword overrides. Its report is a run's (result files, summary)."""
     return run(copy_workload(source, destination), **overrides)
+
+
+def replay(*logs: str | Path, **overrides: Any) -> RunReport:
+    """Issue op-logs again (this tool's, warp's, s3dlio's), each request at its recorded time
+    over the cluster, as `s3dlio-ray replay` does: `speed`, `existing`, `rewrite` and every
+    run setting are keyword overrides. Its report is a run's, with a `replay` phase."""
+    return run(replay_workload([str(log) for log in logs]), **overrides)
 
 
 def run(workload: Workload, /, **overrides: Any) -> RunReport:

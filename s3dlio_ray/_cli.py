@@ -90,6 +90,8 @@ def _add_flag(parser: argparse._ActionsContainer, field: Field[Any]) -> None:
 
 COPY_GROUPS = ("copy", "tuning", "transport", "cluster", "metrics", "output")
 """The settings `cp` takes flags for (its source and destination are its arguments)."""
+REPLAY_GROUPS = ("replay", "tuning", "transport", "cluster", "metrics", "output")
+"""The settings `replay` takes flags for (its logs are its arguments)."""
 
 
 def _add_set(command: argparse.ArgumentParser) -> None:
@@ -127,6 +129,17 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
     _add_set(cp)
     keys += [
         k for k in _add_setting_flags(cp, COPY_GROUPS, ("copy_from", "copy_to")) if k not in keys
+    ]
+    replay = commands.add_parser(
+        "replay",
+        help="issue op-logs again (this tool's, warp's, s3dlio's), each request at its recorded "
+        "time, over the cluster",
+    )
+    replay.add_argument("replay_logs", nargs="+", metavar="LOG", help="an op-log file")
+    replay.add_argument("--quiet", action="store_true", help="no live progress line")
+    _add_set(replay)
+    keys += [
+        k for k in _add_setting_flags(replay, REPLAY_GROUPS, ("replay_logs",)) if k not in keys
     ]
     report = commands.add_parser(
         "report",
@@ -320,6 +333,13 @@ def _cp(args: argparse.Namespace, keys: list[str], console: Console) -> int:
     workload = copy_workload(args.copy_from, args.copy_to)
     settings = api.load_settings(workload, **_overrides(args, keys))
     return _execute(settings, args.quiet, console)
+
+
+def _replay(args: argparse.Namespace, keys: list[str], console: Console) -> int:
+    from s3dlio_ray._internal.execution.phases.replay import replay_workload
+
+    settings = api.load_settings(replay_workload(args.replay_logs), **_overrides(args, keys))
+    return _execute(settings, args.quiet, console, args.argv)
 
 
 def _execute(settings: Settings, quiet: bool, console: Console, argv: Sequence[str] = ()) -> int:
@@ -716,6 +736,7 @@ def _lab(args: argparse.Namespace, keys: list[str], console: Console) -> int:
 COMMANDS = {
     "run": _run,
     "cp": _cp,
+    "replay": _replay,
     "control": _control,
     "report": _report,
     "compare": _compare,
@@ -726,6 +747,11 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="s3dlio-ray: %(levelname)s: %(message)s", level=logging.WARNING)
+    notes = logging.StreamHandler()
+    notes.setFormatter(logging.Formatter("s3dlio-ray: %(message)s"))
+    logging.getLogger("s3dlio_ray.notes").addHandler(notes)
+    logging.getLogger("s3dlio_ray.notes").setLevel(logging.INFO)
+    logging.getLogger("s3dlio_ray.notes").propagate = False
     signal.signal(signal.SIGTERM, _terminated)
     parser, keys = _parser()
     args = parser.parse_args(argv)

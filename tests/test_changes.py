@@ -86,7 +86,7 @@ def test_a_paused_phase_admits_nothing_and_its_duration_waits():
         admission = Admission(ShareLimits(0.3, None, paused), lambda item: 1)
         started: list[float] = []
 
-        async def start(item):
+        async def start(item, due):
             started.append(time.perf_counter())
 
         async def slot():
@@ -125,7 +125,7 @@ def test_a_stop_ends_a_wait_for_the_rate_limit_at_once():
 
         stopper = asyncio.ensure_future(stop_later())
         started = time.perf_counter()
-        result = await admission.run(range(5), slot, lambda: None, lambda item: asyncio.sleep(0))
+        result = await admission.run(range(5), slot, lambda: None, lambda item, due: asyncio.sleep(0))
         await stopper
         return result, time.perf_counter() - started
 
@@ -146,7 +146,7 @@ def test_a_stop_ends_a_paused_phase():
 
         stopper = asyncio.ensure_future(stop_later())
         result = await asyncio.wait_for(
-            admission.run(range(5), slot, lambda: None, lambda item: asyncio.sleep(0)), 2
+            admission.run(range(5), slot, lambda: None, lambda item, due: asyncio.sleep(0)), 2
         )
         await stopper
         return result

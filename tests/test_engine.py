@@ -166,7 +166,7 @@ def test_admission_paces_to_the_rate_and_stops_at_the_deadline():
         admission = Admission(ShareLimits(1.0, RateLimit("ops", 50)), lambda item: 1)
         slots = asyncio.Semaphore(1000)
 
-        async def start(item):
+        async def start(item, due):
             slots.release()
 
         return await admission.run(range(10_000), slots.acquire, slots.release, start)

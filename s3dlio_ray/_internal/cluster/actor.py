@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,6 +53,10 @@ class TransferActor:
         self, task_id: int, spec: PhaseSpec, keys: Sequence[str], limits: ShareLimits
     ) -> ShareResult:
         return await self._host.run_share(task_id, spec, keys, limits)
+
+    async def clock(self) -> float:
+        """This node's wall clock (a replay measures each node's offset from the driver's)."""
+        return time.time()
 
     async def stop(self, task_id: int, reason: EndedBy) -> None:
         """End share `task_id` early (autoterm, interruption), if it is the one running."""

@@ -265,6 +265,10 @@ class RayWorker:
     def stop(self, task_id: int, reason: EndedBy) -> None:
         self.handle.stop.remote(task_id, reason)
 
+    async def clock(self) -> float:
+        now: float = await self.handle.clock.remote()
+        return now
+
     async def close(self) -> None:
         with contextlib.suppress(*ACTOR_LOST):
             await self.handle.close.remote()

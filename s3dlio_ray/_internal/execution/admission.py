@@ -14,8 +14,9 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from s3dlio_ray._internal.model.open_loop import Arrival
 from s3dlio_ray._internal.model.vocabulary import EndedBy
 from s3dlio_ray._internal.settings.changes import UNCHANGED, Overrides
 from s3dlio_ray._internal.tuning.pacing import Pacer, RateLimit
@@ -73,6 +74,8 @@ class ShareLimits:
     overrides: Overrides = UNCHANGED
     clock: ActiveClock | None = field(default=None, compare=False)
     """The share's own clock, which the engine gives it (paused time does not count)."""
+    arrival: Arrival | None = None
+    """This engine's share of an offered load (open loop), when the phase has one."""
 
 
 WHOLE_PHASE = ShareLimits()
@@ -82,6 +85,14 @@ WHOLE_PHASE = ShareLimits()
 async def _arrive(items: Iterable[Any]) -> AsyncIterator[Any]:
     for item in items:
         yield item
+
+
+class Schedule(Protocol):
+    """When each operation is due (open loop): seconds after `origin`, a perf_counter time."""
+
+    origin: float
+
+    def due(self, item: Any) -> float: ...
 
 
 STOP_GRACE_S = 5.0
@@ -112,21 +123,27 @@ class Admission:
         items: Iterable[Any] | AsyncIterator[Any],
         acquire: Callable[[], Awaitable[None]],
         release: Callable[[], None],
-        start: Callable[[Any], Awaitable[None]],
+        start: Callable[[Any, float | None], Awaitable[None]],
+        schedule: Schedule | None = None,
     ) -> tuple[int, EndedBy]:
-        """Start `start(item)` for each item admitted (it must release its slot when done) and
-        wait for all of them; answer how many started and what ended the phase. Items may come
-        as they become due (an async iterator, closed once the phase ends)."""
+        """Start `start(item, due)` for each item admitted (it must release its slot when done)
+        and wait for all of them; answer how many started and what ended the phase. Items may
+        come as they become due (an async iterator, closed once the phase ends); with a
+        `schedule`, each is started when it is due (its perf_counter time is `due`), whether or
+        not earlier ones have ended."""
         tasks: set[asyncio.Task[None]] = set()
         started, ended_by = 0, EndedBy.KEYS
         source = items if isinstance(items, AsyncIterator) else _arrive(items)
         try:
             async for item in source:
+                due = None if schedule is None else schedule.origin + schedule.due(item)
+                if due is not None:
+                    await self._until(due)
                 if not await self._admit(item, acquire, release):
                     ended_by = self.ended_by() or EndedBy.KEYS
                     break
                 started += 1
-                task = asyncio.ensure_future(start(item))
+                task = asyncio.ensure_future(start(item, due))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             if tasks and ended_by in (EndedBy.ERROR, EndedBy.INTERRUPTED):
@@ -189,9 +206,23 @@ class Admission:
         wait = max(pacer.delay(cost, now) for pacer in (self._pacer, self._steering) if pacer)
         if self._duration_s is not None:
             wait = min(wait, self._duration_s - self.active_s())
-        if wait > 0:
+        await self._wait(wait)
+
+    async def _until(self, due: float) -> None:
+        """Sleep until perf_counter time `due`: a short wait as one timer, a long one (a gap
+        in a log) ending when the phase is stopped."""
+        wait = due - time.perf_counter()
+        if wait < 0.05:
+            if wait > 0:
+                await asyncio.sleep(wait)
+            return
+        await self._wait(wait)
+
+    async def _wait(self, seconds: float) -> None:
+        """Sleep, ending at once when the phase is stopped."""
+        if seconds > 0 and not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), wait)
+                await asyncio.wait_for(self._stopping.wait(), seconds)
 
     def ended_by(self) -> EndedBy | None:
         """Why the phase must start nothing more, or None while it may go on."""

@@ -20,12 +20,14 @@ from s3dlio_ray._internal.execution.admission import (
     WHOLE_PHASE,
     ActiveClock,
     Admission,
+    Schedule,
     ShareLimits,
 )
 from s3dlio_ray._internal.execution.phases import transfer_for
 from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec, Transfer
 from s3dlio_ray._internal.model.bottleneck import cpu_saturated
 from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
+from s3dlio_ray._internal.model.open_loop import Arrivals, OpenLoopStats
 from s3dlio_ray._internal.model.resources import HostReading
 from s3dlio_ray._internal.model.results import ConcurrencySample, ShareResult
 from s3dlio_ray._internal.model.stats import OpStats
@@ -108,6 +110,24 @@ class AdaptiveLimiter(PartGate):
             if not waiter.done():
                 waiter.set_result(None)
                 free -= 1
+
+
+def open_loop_policy(policy: ConcurrencyPolicy) -> ConcurrencyPolicy:
+    """An open-loop share's concurrency is a cap, not a control: operations start when due, up
+    to the fixed concurrency or, where it adapts, its highest."""
+    cap = policy.initial if policy.mode is Mode.FIXED else policy.maximum
+    return ConcurrencyPolicy(Mode.FIXED, cap, minimum=1, maximum=max(cap, policy.maximum))
+
+
+def _schedule(transfer: Transfer, limits: ShareLimits, task_id: int) -> Schedule | None:
+    """The share's open-loop schedule: the transfer's own (a replay's), or its share of the
+    phase's offered load, from now; None: closed loop."""
+    own: Schedule | None = getattr(transfer, "schedule", None)
+    if own is not None or limits.arrival is None:
+        return own
+    return Arrivals(
+        limits.arrival, task_id, phase=(task_id * 0.618) % 1, origin=time.perf_counter()
+    )
 
 
 def _pace_to_target(admission: Admission, policy: ConcurrencyPolicy) -> None:
@@ -212,7 +232,7 @@ class Engine:
             live.transfer.progress() if hasattr(live.transfer, "progress") else None,
             live.throttles,
             {op: stats.copy() for op, stats in live.transfer.outcome().by_op.items()}
-            if live.phase == Phase.MIXED
+            if live.phase in (Phase.MIXED, Phase.REPLAY)
             else {},
             self._probe.read() if self._probe is not None else None,
             self.loop_lag_s,
@@ -276,9 +296,9 @@ class Engine:
         """Run this engine's share `keys` of the phase `spec` describes, on a clock of its own
         that a pause stops."""
         limits = dataclasses.replace(limits, clock=ActiveClock(limits.overrides.paused))
-        return await self.run(transfer_for(spec, keys, limits, task_id), limits)
+        return await self.run(transfer_for(spec, keys, limits, task_id), limits, task_id)
 
-    async def run(self, transfer: Transfer, limits: ShareLimits) -> ShareResult:
+    async def run(self, transfer: Transfer, limits: ShareLimits, task_id: int = 0) -> ShareResult:
         """Start the transfer's operations while the limiter has room, until they run out, the
         duration ends, a stop is asked for, or an error says every request would fail (`fatal`
         in the answer); answer what the share did."""
@@ -286,7 +306,10 @@ class Engine:
         store = self.store
         if limits.overrides.version > self.overrides.version:
             self.overrides = limits.overrides
-        controller = ConcurrencyController(self._policy_for(phase, self.overrides))
+        schedule = _schedule(transfer, limits, task_id)
+        open_loop = None if schedule is None else OpenLoopStats()
+        policy = self._policy_for(phase, self.overrides)
+        controller = ConcurrencyController(policy if schedule is None else open_loop_policy(policy))
         start_concurrency = controller.limit
         limiter = AdaptiveLimiter(start_concurrency)
         stats = OpStats()
@@ -298,7 +321,13 @@ class Engine:
             live.host_at_start = self._probe.read()
         samples: list[ConcurrencySample] = []
 
-        async def one(operation: object) -> None:
+        async def acquire() -> None:
+            if not limiter.try_acquire():
+                if open_loop is not None:
+                    open_loop.capped += 1
+                await limiter.acquire()
+
+        async def one(operation: object, due: float | None) -> None:
             t0 = time.perf_counter()
             try:
                 done = await transfer.perform(operation, store, limiter)
@@ -309,8 +338,13 @@ class Engine:
                 if is_fatal(exc) and admission.fatal is None:
                     admission.fatal = exc
             else:
-                latency = time.perf_counter() - t0
+                end = time.perf_counter()
+                latency = end - t0
                 stats.record(done.nbytes, latency, done.ttfb_s, done.objects)
+                if due is not None and open_loop is not None and schedule is not None:
+                    sent = done.sent_s or t0
+                    name = str(getattr(operation, "op", phase)).upper()
+                    open_loop.record(name, sent - due, end - sent, int(sent - schedule.origin))
                 live.at(store.answered_by()).record(done.nbytes, latency, done.ttfb_s, done.objects)
             finally:
                 limiter.release()
@@ -318,7 +352,7 @@ class Engine:
         ticker = asyncio.ensure_future(self._adapt(live, samples))
         try:
             dispatched, ended_by = await admission.run(
-                transfer.operations(), limiter.acquire, limiter.release, one
+                transfer.operations(), acquire, limiter.release, one, schedule
             )
         finally:
             ticker.cancel()
@@ -349,6 +383,8 @@ class Engine:
             buffered_peak=outcome.buffered_peak,
             digests=outcome.digests,
             throttles=live.throttles,
+            open_loop=open_loop,
+            missing=outcome.missing,
         )
 
     def _cpu_bound(self, late_s: float, cpu_s: float, elapsed_s: float) -> bool:

@@ -58,9 +58,9 @@ def phase_control(
     what is left after `elapsed_s` (a share reassigned from a lost worker starts late)."""
     limit = overrides.rate_limit(spec.rate_limit)
     rate = limit.share(engines) if limit else None
-    if not spec.duration_s:
-        return ShareLimits(None, rate, overrides)
-    return ShareLimits(max(0.1, spec.duration_s - elapsed_s), rate, overrides)
+    arrival = spec.arrival.share(engines) if spec.arrival else None
+    duration = max(0.1, spec.duration_s - elapsed_s) if spec.duration_s else None
+    return ShareLimits(duration, rate, overrides, arrival=arrival)
 
 
 def successful_writes(share: KeyRange, result: ShareResult) -> KeyRange:
@@ -109,7 +109,7 @@ class PhaseExecutor:
         """The run's changes so far: shares start with them, running ones get them each tick."""
         self._clock = ActiveClock()
         """The run's time less its paused time: what phases' elapsed time and autoterm count."""
-        self.written = KeyBounds(rounds=0, mixed=(0, 0))
+        self.written = KeyBounds(rounds=0, mixed=(0, 0), replays=0)
         """The later rounds and mixed keys the run's shares stored (KeyBounds.rounds, .mixed);
         unbounded once a share was lost or broke (what it stored is not known)."""
 
@@ -145,6 +145,22 @@ class PhaseExecutor:
         self.overrides = overrides
         self._clock.pause(overrides.paused)
         self.telemetry.mark(changes)
+
+    async def clock_offsets(self, samples: int = 5) -> dict[str, float]:
+        """Each node's wall clock less the driver's: of `samples` round trips to a worker on
+        it, the one answered soonest, its reading taken as made halfway."""
+        offsets = {}
+        for node in self.nodes:
+            worker = next(w for w in self._live() if w.node == node)
+            best: tuple[float, float] | None = None
+            for _ in range(samples):
+                sent = time.time()
+                remote = await worker.clock()
+                back = time.time()
+                if best is None or back - sent < best[0]:
+                    best = (back - sent, remote - (sent + back) / 2)
+            offsets[node] = best[1] if best else 0.0
+        return offsets
 
     async def pause(self, seconds: float) -> None:
         """Sleep between phases, ending early when the run is interrupted."""
@@ -184,6 +200,7 @@ class PhaseExecutor:
         if not self._live():
             raise S3DlioRayError(f"{phase}: no transfer actor is left alive in the cluster")
         started = self._clock()
+        self._note_replay(spec)
         self.telemetry.begin(phase, self._caps(spec))
         self._fatal = None
         self._stopped_by = EndedBy.INTERRUPTED if self.interrupted else None
@@ -336,7 +353,13 @@ class PhaseExecutor:
             rounds = max([rounds, *(span.round_ for span in written[-1].spans)])
         if phase == Phase.MIXED:
             tasks, count = max(tasks, task_id + 1), max(count, result.dispatched)
-        self.written = KeyBounds(rounds=rounds, mixed=(tasks, count))
+        self.written = dataclasses.replace(self.written, rounds=rounds, mixed=(tasks, count))
+
+    def _note_replay(self, spec: PhaseSpec) -> None:
+        """A replay may write the run's `replay-N` names below those it planned."""
+        if spec.replay is not None and self.written.replays is not None:
+            replays = max(self.written.replays, spec.replay.names)
+            self.written = dataclasses.replace(self.written, replays=replays)
 
     def _given_up(
         self, task: _Task, phase: Phase, elapsed_s: float

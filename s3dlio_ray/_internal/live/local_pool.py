@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable, Sequence
 
 from s3dlio_ray._internal.execution.admission import ShareLimits
@@ -35,6 +36,9 @@ class LocalWorker:
 
     def stop(self, task_id: int, reason: EndedBy) -> None:
         self._host.stop(task_id, reason)
+
+    async def clock(self) -> float:
+        return time.time()
 
     async def close(self) -> None:
         await self._host.close()

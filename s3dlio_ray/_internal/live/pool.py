@@ -30,6 +30,10 @@ class Worker(Protocol):
         """Ask share `task_id` to end early; answers at once."""
         ...
 
+    async def clock(self) -> float:
+        """The worker's node's wall clock, time.time()."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, overload
 from s3dlio_ray._internal.model.sizes import ObjectSizes
 
 _NAME = re.compile(r"obj-(\d{8,})(?:\.(\d+))?")
-RUN_NAMES = r"obj-\d{8,}(?:\.\d+)?|mixed-\d+-\d{8,}|ckpt-\d{4,}-\d{5,}|data-\d{8,}"
+RUN_NAMES = r"obj-\d{8,}(?:\.\d+)?|mixed-\d+-\d{8,}|ckpt-\d{4,}-\d{5,}|data-\d{8,}|replay-\d{8,}"
 """The names a run gives what it writes under its prefix: objects, a timed PUT's later rounds,
 a mixed phase's new keys, checkpoint shards, a training set's files."""
 _RUN_NAME = re.compile(RUN_NAMES)
@@ -52,7 +52,7 @@ def cleanup_command(
     return shlex.join([*words, *extra])
 
 
-_NUMBERED = re.compile(r"(obj|data)-(\d{8,})(?:\.(\d+))?")
+_NUMBERED = re.compile(r"(obj|data|replay)-(\d{8,})(?:\.(\d+))?")
 _PAIRED = re.compile(r"(mixed|ckpt)-(\d+)-(\d+)")
 
 
@@ -71,6 +71,8 @@ class KeyBounds:
     rounds: int | None = None
     mixed: tuple[int, int] | None = None
     checkpoints: tuple[int, int] | None = None
+    replays: int | None = None
+    """A replay's `replay-N` objects (N below it)."""
 
     def widened(self, other: KeyBounds) -> KeyBounds:
         """Both bounds at once: the larger of each (no bound on either side: none)."""
@@ -91,13 +93,14 @@ class KeyBounds:
             wider(self.rounds, other.rounds),
             wider_pair(self.mixed, other.mixed),
             wider_pair(self.checkpoints, other.checkpoints),
+            wider(self.replays, other.replays),
         )
 
     def hold(self, name: str) -> bool:
         """Whether `name` (the part of a key after the run's prefix) is within the bounds."""
         match = _NUMBERED.fullmatch(name)
         if match is not None:
-            bound = self.objects if match.group(1) == "obj" else self.files
+            bound = {"obj": self.objects, "data": self.files}.get(match.group(1), self.replays)
             round_ = int(match.group(3) or 0)
             within_rounds = self.rounds is None or round_ <= self.rounds
             return (bound is None or int(match.group(2)) < bound) and within_rounds

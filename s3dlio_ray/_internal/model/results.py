@@ -18,12 +18,13 @@ from importlib import resources
 from typing import Any
 
 from s3dlio_ray._internal.model.bottleneck import PhaseBottleneck
+from s3dlio_ray._internal.model.open_loop import OpenLoopStats
 from s3dlio_ray._internal.model.resources import ClientCost
 from s3dlio_ray._internal.model.stats import LatencyHistogram, OpStats
 from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
 
-SCHEMA_VERSION = 9
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+SCHEMA_VERSION = 10
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 
 MEANINGFUL_STEPS = 10
 """Counted steps per accelerator and epoch below which an AU is not a measurement."""
@@ -347,6 +348,48 @@ class TrainingResult:
 
 
 @dataclass(frozen=True)
+class ReplayInfo:
+    """What a replay replayed (schema 10): each log read (name, format, requests), the speed,
+    the requests planned per operation and their bytes, what was left out and why, the
+    requests scheduled in each second, the objects it touched, made first and named, the
+    deletes sent in parts, each node's clock less the driver's, how far ahead the start was
+    set, and whether it read existing data."""
+
+    sources: tuple[tuple[str, str, int], ...]
+    speed: float
+    planned: Mapping[str, int]
+    planned_bytes: Mapping[str, int]
+    skipped: Mapping[str, int]
+    scheduled_per_s: tuple[int, ...]
+    span_s: float
+    objects: int
+    created: int
+    splits: int
+    clock_offsets: Mapping[str, float]
+    lead_s: float
+    existing: bool = False
+    names: int = 0
+    """The run's own keys it named (`replay-N`): what its cleanup removes."""
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["sources"] = [
+            {"file": name, "format": fmt, "requests": n} for name, fmt, n in self.sources
+        ]
+        doc["scheduled_per_s"] = list(self.scheduled_per_s)
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> ReplayInfo:
+        fields_ = dict(doc)
+        fields_["sources"] = tuple(
+            (s["file"], s["format"], int(s["requests"])) for s in doc["sources"]
+        )
+        fields_["scheduled_per_s"] = tuple(doc["scheduled_per_s"])
+        return cls(**fields_)
+
+
+@dataclass(frozen=True)
 class ShareResult:
     """What one engine did with its share of a phase: what the engine returns and an actor
     sends back, also when an error ended it (`fatal`), so nothing measured is lost.
@@ -382,6 +425,10 @@ class ShareResult:
     """What an upload stored: each name's size and CRC32 (the copy's manifest)."""
     throttles: int = 0
     """Retries the endpoint asked for by throttling (503 SlowDown, 5xx, timeouts)."""
+    open_loop: OpenLoopStats | None = None
+    """An open-loop share's lateness, service and response times (a replay, an arrival)."""
+    missing: tuple[str, ...] = ()
+    """Keys a replay of existing data read and the store did not have."""
 
 
 @dataclass(frozen=True)
@@ -471,6 +518,12 @@ class PhaseResult:
     """What set the rate, per node and for the cluster, with its evidence (schema 9)."""
     client_cost: ClientCost | None = None
     """The actors' CPU per byte and per request (schema 9)."""
+    open_loop: OpenLoopStats | None = None
+    """Operations issued on a schedule (a replay, an arrival): lateness, service and response
+    times, sent per second (schema 10)."""
+    replay: ReplayInfo | None = None
+    missing: tuple[str, ...] = ()
+    """Keys a replay of existing data read that the store lacked (schema 10)."""
 
     @classmethod
     def merge(
@@ -490,7 +543,11 @@ class PhaseResult:
         addresses: dict[str, OpStats] = {}
         checks: dict[str, int] = {}
         training: list[AcceleratorEpoch] = []
+        open_loop: OpenLoopStats | None = None
         for _, node, share in shares:
+            if share.open_loop is not None:
+                open_loop = open_loop or OpenLoopStats()
+                open_loop.merge(share.open_loop)
             training += [replace(epoch, node=node) for epoch in share.training]
             for check, count in share.checks.items():
                 checks[check] = checks.get(check, 0) + count
@@ -523,6 +580,8 @@ class PhaseResult:
             actors=tuple(ActorResult.of(actor, node, share) for actor, node, share in shares),
             addresses=_summaries(dict(sorted(addresses.items())), elapsed_s),
             checks=dict(sorted(checks.items())),
+            open_loop=open_loop,
+            missing=tuple(sorted({key for _, _, s in shares for key in s.missing})),
             training=TrainingResult(
                 tuple(training), buffered_peak=max(s.buffered_peak for _, _, s in shares)
             )
@@ -591,6 +650,9 @@ class PhaseResult:
             "partial": self.partial,
             "bottleneck": self.bottleneck.to_dict() if self.bottleneck else None,
             "client_cost": self.client_cost.to_dict() if self.client_cost else None,
+            "open_loop": self.open_loop.to_dict() if self.open_loop else None,
+            "replay": self.replay.to_dict() if self.replay else None,
+            "missing": list(self.missing),
         }
 
     @classmethod
@@ -621,6 +683,9 @@ class PhaseResult:
             client_cost=ClientCost.from_dict(doc["client_cost"])
             if doc.get("client_cost")
             else None,
+            open_loop=OpenLoopStats.from_dict(doc["open_loop"]) if doc.get("open_loop") else None,
+            replay=ReplayInfo.from_dict(doc["replay"]) if doc.get("replay") else None,
+            missing=tuple(doc.get("missing", ())),
         )
 
 

@@ -22,6 +22,7 @@ class Phase(StrEnum):
     TRAIN = "train"
     UPLOAD = "upload"
     DOWNLOAD = "download"
+    REPLAY = "replay"
     SLEEP = "sleep"
     CLEANUP = "cleanup"
 

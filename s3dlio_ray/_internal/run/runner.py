@@ -224,7 +224,7 @@ async def run_workload(
     claimed = False  # whether the run got to its phases (one that writes: its prefix claimed)
     writes = bool(
         {Phase.PUT, Phase.MIXED, Phase.CHECKPOINT, Phase.DATAGEN} & set(settings.phase_names)
-    )
+    ) or (Phase.REPLAY in settings.phase_names and not settings.existing)
     try:
         try:
             earlier = plan.run_id_given and _reads_earlier_dataset(configuration)

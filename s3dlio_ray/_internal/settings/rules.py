@@ -27,6 +27,24 @@ def check(settings: Settings) -> None:
             raise ConfigError(f"configuration {configuration.name!r}: {exc}") from None
 
 
+def _check_replay(settings: Settings) -> None:
+    replays = Phase.REPLAY in settings.phase_names
+    if replays and not settings.replay_logs:
+        raise ConfigError(
+            "phases: replay issues an op-log again: name it (replay_logs, or "
+            "s3dlio-ray replay LOG...)"
+        )
+    if settings.replay_logs and not replays:
+        raise ConfigError("replay_logs: only a replay phase reads them; add one to phases")
+    if settings.rewrite and not settings.existing:
+        raise ConfigError(
+            "rewrite: maps the log's objects onto existing data; it needs --existing (without "
+            "it the replay makes its own objects)"
+        )
+    if replays and settings.client == Client.BOTO3:
+        raise ConfigError("phases: replay runs on the engine; set client: engine")
+
+
 def _check_one(settings: Settings) -> None:
     if settings.output and settings.output.startswith("s3://") and settings.endpoint is None:
         raise ConfigError(
@@ -70,6 +88,7 @@ def _check_one(settings: Settings) -> None:
             )
     if {Phase.UPLOAD, Phase.DOWNLOAD} & set(settings.phase_names):
         _check_copy(settings)
+    _check_replay(settings)
     if settings.find_max_accelerators and Phase.TRAIN not in settings.phase_names:
         raise ConfigError("find_max_accelerators: it searches a train phase; add one to phases")
     if settings.op_log and settings.client == Client.BOTO3:

@@ -13,6 +13,7 @@ from typing import Any
 from s3dlio_ray._internal.model.dataset import sample_sizes
 from s3dlio_ray._internal.model.errors import ConfigError
 from s3dlio_ray._internal.model.keys import DEFAULT_PREFIX
+from s3dlio_ray._internal.model.open_loop import Arrival
 from s3dlio_ray._internal.model.sizes import ObjectSizes
 from s3dlio_ray._internal.model.vocabulary import Phase
 from s3dlio_ray._internal.settings.rules import check
@@ -34,6 +35,7 @@ from s3dlio_ray._internal.settings.values import (
     int_range,
     one_of,
     optional,
+    parse_arrival,
     parse_bind_addresses,
     parse_bool,
     parse_bucket,
@@ -208,6 +210,13 @@ class Settings:
         "workload",
         "mixed phase: weight of each operation (get, put, stat, delete)",
     )
+    arrival: Arrival | None = setting(
+        None,
+        optional(parse_arrival),
+        "workload",
+        "open loop: operations issued at an offered load, {constant: N} or {poisson: N} a "
+        "second over the cluster (poisson:N on the command line), not as earlier ones end",
+    )
     source: Source = setting(
         Source.GENERATED,
         one_of(Source),
@@ -375,6 +384,34 @@ class Settings:
         parse_bool,
         "copy",
         "send each object's CRC32 (per part) for the store to check; the manifest is kept anyway",
+    )
+    # replay (s3dlio-ray replay LOG...)
+    replay_logs: tuple[str, ...] = setting(
+        (),
+        parse_patterns,
+        "replay",
+        "the op-logs a replay phase issues again: this tool's, warp's or s3dlio's",
+        repeat=True,
+    )
+    speed: float = setting(
+        1.0,
+        float_range(0.001, 1000),
+        "replay",
+        "replay at this factor of the log's pace (2: twice as fast)",
+    )
+    existing: bool = setting(
+        False,
+        parse_bool,
+        "replay",
+        "replay on the objects the log names where they are (read only; missing ones reported), "
+        "not on objects the run creates",
+    )
+    rewrite: tuple[str, ...] = setting(
+        (),
+        parse_patterns,
+        "replay",
+        "with --existing, read the log's BUCKET/KEY starting OLD at NEW...: OLD=NEW",
+        repeat=True,
     )
     # tuning
     concurrency: int | None = setting(

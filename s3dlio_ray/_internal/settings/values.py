@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from s3dlio_ray._internal.model.copy_plan import S3Location
+from s3dlio_ray._internal.model.open_loop import Arrival
 from s3dlio_ray._internal.model.sizes import DISTRIBUTIONS, ObjectSizes
 from s3dlio_ray._internal.model.units import parse_size, rate_unit
 from s3dlio_ray._internal.model.vocabulary import Phase
@@ -58,7 +59,17 @@ class BucketRemoval(StrEnum):
     NEVER = "never"
 
 
-GROUPS = ("workload", "training", "copy", "tuning", "transport", "cluster", "metrics", "output")
+GROUPS = (
+    "workload",
+    "training",
+    "copy",
+    "replay",
+    "tuning",
+    "transport",
+    "cluster",
+    "metrics",
+    "output",
+)
 MIX_OPERATIONS = ("get", "put", "stat", "delete")
 PHASE_OPTIONS = (
     "duration_s",
@@ -69,6 +80,7 @@ PHASE_OPTIONS = (
     "autoterm_window_s",
     "autoterm_pct",
     "mix",
+    "arrival",
     "source",
     "manifest",
     "epochs",
@@ -374,6 +386,14 @@ def parse_output(value: Any) -> str:
     return text
 
 
+def parse_arrival(value: Any) -> Arrival:
+    """`{poisson: 200}` in a workload file, `poisson:200` on the command line."""
+    if isinstance(value, str) and ":" in value:
+        kind, _, rate = value.partition(":")
+        value = {kind.strip(): rate}
+    return Arrival.parse(value)
+
+
 def parse_patterns(value: Any) -> tuple[str, ...]:
     return () if _unset(value) else tuple(_listed(value))
 
@@ -479,6 +499,8 @@ def plain(value: Any) -> Any:
         if value.distribution == "fixed":
             return value.minimum
         return {"distribution": value.distribution, "min": value.minimum, "max": value.maximum}
+    if isinstance(value, Arrival):
+        return value.to_dict()
     if isinstance(value, RateLimit):
         return f"{value.per_s!r} ops/s" if value.unit == "ops" else f"{int(value.per_s)} B/s"
     if isinstance(value, PhaseEntry):

@@ -126,6 +126,7 @@ def journal_bounds(journal: Mapping[str, Any]) -> KeyBounds:
         rounds if isinstance(rounds, int) else None,
         _pair(journal.get("mixed")),
         _pair(journal.get("checkpoints")),
+        replays if isinstance(replays := journal.get("replays"), int) else None,
     )
 
 
@@ -142,6 +143,7 @@ def bounds_record(bounds: KeyBounds) -> dict[str, Any]:
         "rounds": bounds.rounds,
         "mixed": list(bounds.mixed) if bounds.mixed else None,
         "checkpoints": list(bounds.checkpoints) if bounds.checkpoints else None,
+        "replays": bounds.replays,
     }
 
 
@@ -159,7 +161,7 @@ async def record_written(
         written = written.widened(journal_bounds(journal))
     record = {k: v for k, v in journal.items() if k not in ("tool", "run_id")}
     stored = bounds_record(written)
-    record.update(rounds=stored["rounds"], mixed=stored["mixed"])
+    record.update(rounds=stored["rounds"], mixed=stored["mixed"], replays=stored["replays"])
     await write_journal(client, bucket, prefix, run_id, record)
 
 

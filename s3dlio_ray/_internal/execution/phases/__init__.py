@@ -1,6 +1,6 @@
 """The phases a workload runs, one module each: put, get, mixed, listing (list), stat, delete,
-checkpoint (with restore), train (with datagen), copy (upload and download: `cp`), sleep,
-cleanup.
+checkpoint (with restore), train (with datagen), copy (upload and download: `cp`), replay,
+sleep, cleanup.
 
 Every phase is a `Step` of the run; all but sleep and cleanup are also a `Transfer` each engine
 runs over its share of the keys, through the engine's one run loop.
@@ -20,6 +20,7 @@ from s3dlio_ray._internal.execution.phases import (
     listing,
     mixed,
     put,
+    replay,
     sleep,
     stat,
     train,
@@ -41,6 +42,7 @@ STEPS: Mapping[Phase, Step] = {
     Phase.TRAIN: train.TRAIN,
     Phase.UPLOAD: copy.UPLOAD,
     Phase.DOWNLOAD: copy.DOWNLOAD,
+    Phase.REPLAY: replay.STEP,
     Phase.SLEEP: sleep.STEP,
     Phase.CLEANUP: cleanup.STEP,
 }
@@ -58,6 +60,7 @@ TRANSFERS: Mapping[Phase, TransferFactory] = {
     Phase.TRAIN: train.transfer,
     Phase.UPLOAD: copy.transfer,
     Phase.DOWNLOAD: copy.transfer,
+    Phase.REPLAY: replay.transfer,
 }
 
 

@@ -25,7 +25,11 @@ class Cleanup:
             bounds = mine
         else:
             recorded = journal_bounds(journal)
-            bounds = recorded.widened(replace(mine, rounds=recorded.rounds, mixed=recorded.mixed))
+            bounds = recorded.widened(
+                replace(
+                    mine, rounds=recorded.rounds, mixed=recorded.mixed, replays=recorded.replays
+                )
+            )
         run.cleanup = await cleanup(
             run.client, run.bucket, settings.prefix, run.run_id, remove, bounds
         )

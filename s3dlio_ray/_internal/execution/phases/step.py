@@ -65,6 +65,10 @@ class Transfers(Protocol):
         """Sleep, ending early if the run is interrupted."""
         ...
 
+    async def clock_offsets(self) -> dict[str, float]:
+        """Each node's wall clock less the driver's, measured now."""
+        ...
+
 
 class Run(Protocol):
     """What a step sees of the run it is part of (the runner's RunContext)."""
@@ -134,6 +138,7 @@ def planned_bounds(run: Run) -> KeyBounds:
         None if timed_put else 0,
         None if Phase.MIXED in names else (0, 0),
         (names.count(Phase.CHECKPOINT), run.executor.engines),
+        None if Phase.REPLAY in names else 0,
     )
 
 
@@ -149,6 +154,7 @@ def spec_of(run: Run, settings: Settings, phase: Phase, **more: Any) -> PhaseSpe
         rate_limit=settings.rate_limit,
         key_prefix=run_prefix(settings.prefix, run.run_id),
         target_bytes_per_s=cluster_target(settings, run.executor.engines),
+        arrival=settings.arrival,
         **more,
     )
 

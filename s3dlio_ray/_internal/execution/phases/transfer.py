@@ -15,6 +15,7 @@ from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.model.copy_plan import CopySpec
 from s3dlio_ray._internal.model.dataset import Dataset, steps_per_epoch
 from s3dlio_ray._internal.model.keys import ListedKeys, named_by_run
+from s3dlio_ray._internal.model.open_loop import Arrival
 from s3dlio_ray._internal.model.results import AcceleratorEpoch
 from s3dlio_ray._internal.model.sizes import ObjectSizes
 from s3dlio_ray._internal.model.stats import OpStats
@@ -45,6 +46,24 @@ class TrainingSpec:
     @property
     def steps(self) -> int:
         return steps_per_epoch(self.dataset.samples, self.batch_size, self.accelerators)
+
+
+@dataclass(frozen=True)
+class ReplaySpec:
+    """When a replay starts, on the driver's clock (time.time()), and each node's clock less
+    the driver's, as measured before it started: a node starts at its own clock's
+    `start_unix + offset`, so actors on different nodes keep one schedule."""
+
+    start_unix: float
+    offsets: tuple[tuple[str, float], ...] = ()
+    existing: bool = False
+    names: int = 0
+    """The run's own `replay-N` names it may write (N below it)."""
+
+    def on(self, node: str) -> ReplaySpec:
+        """The start as `node`'s clock reads it."""
+        offset = dict(self.offsets).get(node, 0.0)
+        return dataclasses.replace(self, start_unix=self.start_unix + offset, offsets=())
 
 
 @dataclass(frozen=True)
@@ -83,9 +102,15 @@ class PhaseSpec:
     target_bytes_per_s: float | None = None
     """The cluster's throughput target, when the tool steers toward one (the limit verdicts'
     `target`)."""
+    arrival: Arrival | None = None
+    """An offered load: operations issued when due (open loop), not as earlier ones end."""
+    replay: ReplaySpec | None = None
 
     def for_node(self, node: str) -> PhaseSpec:
-        """The spec as the engines of `node` run it (a copy's local path names its node)."""
+        """The spec as the engines of `node` run it (a copy's local path names its node, a
+        replay's start is on its clock)."""
+        if self.replay is not None:
+            return dataclasses.replace(self, replay=self.replay.on(node))
         if self.copy is None:
             return self
         return dataclasses.replace(self, copy=self.copy.for_node(node))
@@ -112,14 +137,19 @@ class TransferOutcome:
     """The most bytes the share held at once for reads in flight and read ahead."""
     digests: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     """What an upload stored: each name's size and CRC32."""
+    missing: tuple[str, ...] = ()
+    """Keys a replay of existing data read that the store did not have."""
 
 
 class Done(NamedTuple):
-    """One operation done: bytes moved, time to first byte, objects it covered."""
+    """One operation done: bytes moved, time to first byte, objects it covered, and when its
+    request was sent when that was after the operation started (it waited for an earlier
+    operation on its key)."""
 
     nbytes: int = 0
     ttfb_s: float | None = None
     objects: int = 1
+    sent_s: float | None = None
 
 
 class Transfer(Protocol):

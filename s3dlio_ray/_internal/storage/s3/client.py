@@ -14,6 +14,7 @@ import contextvars
 import hashlib
 import inspect
 import logging
+import os
 import re
 import ssl
 import time
@@ -320,10 +321,14 @@ class S3Client:
         small_body: bytes | None = None,
         ok: tuple[int, ...] = (200, 204, 206),
         n_objects: int = 1,
+        about: str = "",
     ) -> Response:
         """One request, retried as the policy says on another endpoint when one is failing;
-        `_attempt` makes each try."""
-        resource = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
+        `_attempt` makes each try. `about`: what a request to the bucket concerns (a LIST's
+        prefix, a DeleteObjects' key or its keys' common prefix), as the op-log and errors name
+        it, so a replay knows."""
+        named = key or about
+        resource = f"s3://{bucket}/{named}" if named else f"s3://{bucket}"
         if small_body is not None:
             body = (small_body,)
             payload_hash = payload_sha256(small_body)
@@ -770,7 +775,7 @@ class S3Client:
             query["start-after"] = start_after
         if delimiter:
             query["delimiter"] = delimiter
-        response = await self._send("ListObjectsV2", "GET", bucket, query=query)
+        response = await self._send("ListObjectsV2", "GET", bucket, query=query, about=prefix)
         root = ET.fromstring(bytes(response.body))
         objects = [
             ObjectInfo(_text(item, "Key"), int(_text(item, "Size") or 0), _text(item, "ETag"))
@@ -809,6 +814,7 @@ class S3Client:
                 headers={"Content-MD5": md5, "Content-Type": "application/xml"},
                 small_body=xml,
                 n_objects=len(batch),
+                about=os.path.commonprefix(list(batch)),  # noqa: RUF071 (keys, not paths)
             )
             root = ET.fromstring(bytes(response.body))
             errors = [_text(err, "Key") for err in _findall(root, "Error")]
