@@ -125,7 +125,9 @@ def test_a_stop_ends_a_wait_for_the_rate_limit_at_once():
 
         stopper = asyncio.ensure_future(stop_later())
         started = time.perf_counter()
-        result = await admission.run(range(5), slot, lambda: None, lambda item, due: asyncio.sleep(0))
+        result = await admission.run(
+            range(5), slot, lambda: None, lambda item, due: asyncio.sleep(0)
+        )
         await stopper
         return result, time.perf_counter() - started
 

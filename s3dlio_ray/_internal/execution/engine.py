@@ -308,6 +308,8 @@ class Engine:
             self.overrides = limits.overrides
         schedule = _schedule(transfer, limits, task_id)
         open_loop = None if schedule is None else OpenLoopStats()
+        if schedule is not None and schedule.origin > time.perf_counter():
+            await asyncio.sleep(schedule.origin - time.perf_counter())
         policy = self._policy_for(phase, self.overrides)
         controller = ConcurrencyController(policy if schedule is None else open_loop_policy(policy))
         start_concurrency = controller.limit

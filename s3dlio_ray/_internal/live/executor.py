@@ -199,7 +199,9 @@ class PhaseExecutor:
         phase = spec.phase
         if not self._live():
             raise S3DlioRayError(f"{phase}: no transfer actor is left alive in the cluster")
-        started = self._clock()
+        # A replay's phase begins at its schedule's start, set ahead of handing out its shares.
+        lead = max(0.0, spec.replay.start_unix - time.time()) if spec.replay else 0.0
+        started = self._clock() + lead
         self._note_replay(spec)
         self.telemetry.begin(phase, self._caps(spec))
         self._fatal = None
@@ -251,7 +253,7 @@ class PhaseExecutor:
                         (result.final_concurrency, result.peak_in_flight),
                         result.throttles,
                     )
-                    if phase == Phase.PUT:
+                    if phase == Phase.PUT and isinstance(task.keys, KeyRange):
                         written.append(successful_writes(as_key_range(task.keys), result))
                     self._note_written(phase, task.task_id, result, written)
                     if result.listed is not None:
@@ -287,7 +289,10 @@ class PhaseExecutor:
             merged = dataclasses.replace(merged, ended_by=EndedBy.ERROR)
         if partial:
             merged = dataclasses.replace(merged, partial=True)
-        stored = KeyRange.joined(as_key_range(keys).prefix, written) if phase == Phase.PUT else None
+        # A PUT of the run's key range hands it on; one of listed keys (what a replay makes
+        # first) has nothing to hand on.
+        ranged = phase == Phase.PUT and isinstance(keys, KeyRange)
+        stored = KeyRange.joined(as_key_range(keys).prefix, written) if ranged else None
         found = ListedKeys.joined(listed) if spec.collect else None
         return PhaseOutcome(merged, stored, self._fatal, found, digests)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from s3dlio_ray._internal.model.stats import LatencyHistogram
@@ -80,6 +80,18 @@ class Arrivals:
             return self._next
         due, self._next = self._next, self._next + 1.0 / rate
         return due
+
+
+def rate_errors(scheduled: Sequence[int], sent: Sequence[int], least: int = 20) -> list[float]:
+    """Each full second's sent count against its scheduled count, as a signed share of it
+    (0.02: 2 % more sent than due), for seconds with at least `least` due; the schedule's
+    last second (a part of one) is left out."""
+    errors = []
+    for second, due in enumerate(scheduled[:-1]):
+        if due >= least:
+            got = sent[second] if second < len(sent) else 0
+            errors.append((got - due) / due)
+    return errors
 
 
 def _histograms(data: Mapping[str, dict]) -> dict[str, LatencyHistogram]:

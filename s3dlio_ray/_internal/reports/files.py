@@ -13,6 +13,7 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from s3dlio_ray._internal.model.errors import ConfigError
+from s3dlio_ray._internal.model.open_loop import BEHIND_S, rate_errors
 from s3dlio_ray._internal.model.results import (
     MEANINGFUL_STEPS,
     READABLE_VERSIONS,
@@ -24,6 +25,7 @@ from s3dlio_ray._internal.model.results import (
 )
 from s3dlio_ray._internal.model.units import GB_PER_S, RateUnit
 from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
+from s3dlio_ray._internal.replay.plan import describe_skipped
 from s3dlio_ray._internal.tuning.parts import MIB
 
 
@@ -148,7 +150,7 @@ def summary_rows(result: RunResult, unit: RateUnit = GB_PER_S) -> list[list[str]
                 f"{phase.start_concurrency}->{phase.final_concurrency}",
             ]
         )
-        if phase.phase == Phase.MIXED:
+        if phase.phase in (Phase.MIXED, Phase.REPLAY):
             for op, view in phase.by_op.items():
                 rows.append([f"  {op}", "", *_summary_cells(view, unit), "", ""])
     return rows
@@ -459,9 +461,17 @@ def print_summary(
             counts = ", ".join(f"{check} {count}" for check, count in phase.checks.items())
             console.print(f"{phase.phase} checked by: {counts}", highlight=False)
     for phase in result.phases:
-        line = limit_line(phase, unit)
-        if line is not None:
+        for line in replay_lines(phase):
             console.print(line, highlight=False, soft_wrap=True)
+        loop_line = open_loop_line(phase)
+        if loop_line is not None:
+            title = f"{phase.phase}: service (sent to done) and response (due to done) times"
+            console.print(fitted_table(title, OPEN_LOOP_COLUMNS, open_loop_rows(phase), width))
+            console.print(loop_line, highlight=False, soft_wrap=True)
+    for phase in result.phases:
+        verdict_line = limit_line(phase, unit)
+        if verdict_line is not None:
+            console.print(verdict_line, highlight=False, soft_wrap=True)
     cleanup = result.cleanup
     if cleanup is not None:
         removed = "bucket removed" if cleanup.bucket_removed else "bucket kept"
@@ -481,6 +491,97 @@ def print_summary(
     for path in paths:
         console.print(f"result: {path}")
     console.print(verdict_markup(result))
+
+
+def replay_lines(phase: PhaseResult) -> list[str]:
+    """What a replay read and left out, and what the store lacked (existing data)."""
+    replay = phase.replay
+    if replay is None:
+        return []
+    read = "; ".join(f"{name} ({fmt} op-log, {n} requests)" for name, fmt, n in replay.sources)
+    lines = [f"replay of {read}"]
+    planned = ", ".join(f"{op} {n}" for op, n in sorted(replay.planned.items()))
+    made = f"; {replay.created} objects created first" if replay.created else ""
+    lines.append(
+        f"replay planned {sum(replay.planned.values())} requests ({planned}) over "
+        f"{replay.span_s:.1f} s at {replay.speed:g}x the log's pace on {replay.objects} "
+        f"objects{made}"
+    )
+    if replay.skipped:
+        lines.append(f"replay left out {describe_skipped(replay.skipped)}")
+    if replay.splits:
+        lines.append(
+            f"replay: {replay.splits} deletes of several keys were sent as one request per actor "
+            "holding some of them (each key's operations stay on one actor)"
+        )
+    offsets = ", ".join(f"{node} {1e3 * s:+.1f} ms" for node, s in replay.clock_offsets.items())
+    lines.append(
+        f"replay clocks against the driver's: {offsets}; start set {replay.lead_s:.1f} s ahead"
+    )
+    if phase.missing:
+        shown = ", ".join(phase.missing[:5])
+        more = f" and {len(phase.missing) - 5} more" if len(phase.missing) > 5 else ""
+        lines.append(
+            f"replay: {len(phase.missing)} keys the log reads are not in the bucket: {shown}{more}"
+        )
+    return lines
+
+
+def open_loop_line(phase: PhaseResult) -> str | None:
+    """`REPLAY open loop: 2000 sent on schedule; lateness p50 .. p99 ..; 1.2% fell behind ...`"""
+    loop = phase.open_loop
+    if loop is None:
+        return None
+    late = loop.lateness
+    line = (
+        f"{str(phase.phase).upper()} open loop: {loop.sent} sent on schedule; lateness p50 "
+        f"{_ms(late.percentile(0.5))} ms, p99 {_ms(late.percentile(0.99))} ms, max "
+        f"{_ms(late.max_s)} ms; {100 * loop.behind_share:.1f}% fell behind (sent over "
+        f"{BEHIND_S * 1e3:.0f} ms late)"
+    )
+    if loop.capped:
+        line += f"; {loop.capped} waited for a free slot (the concurrency cap bit)"
+    if phase.replay is not None:
+        errors = rate_errors(phase.replay.scheduled_per_s, loop.sent_per_s)
+        if errors:
+            worst = max(errors, key=abs)
+            line += (
+                f"; sent per second vs the log's: worst {100 * worst:+.1f}% over {len(errors)} s"
+            )
+    return line
+
+
+def open_loop_rows(phase: PhaseResult) -> list[list[str]]:
+    """Per operation: sent, service and response time percentiles (ms)."""
+    loop = phase.open_loop
+    if loop is None:
+        return []
+    rows = []
+    for op in sorted(loop.service):
+        service, response = loop.service[op], loop.response[op]
+        rows.append(
+            [
+                op,
+                str(service.count),
+                _ms(service.percentile(0.5)),
+                _ms(service.percentile(0.99)),
+                _ms(response.percentile(0.5)),
+                _ms(response.percentile(0.99)),
+                _ms(response.max_s),
+            ]
+        )
+    return rows
+
+
+OPEN_LOOP_COLUMNS = (
+    "operation",
+    "sent",
+    "service p50 ms",
+    "service p99 ms",
+    "response p50 ms",
+    "response p99 ms",
+    "response max ms",
+)
 
 
 def limit_line(phase: PhaseResult, unit: RateUnit = GB_PER_S) -> str | None:

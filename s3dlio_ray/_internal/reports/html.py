@@ -30,12 +30,16 @@ from s3dlio_ray._internal.reports.compare import (
 from s3dlio_ray._internal.reports.files import (
     ACCELERATOR_COLUMNS,
     EPOCH_COLUMNS,
+    OPEN_LOOP_COLUMNS,
     accelerator_rows,
     endpoint_columns,
     endpoint_rows,
     epoch_rows,
     node_columns,
     node_rows,
+    open_loop_line,
+    open_loop_rows,
+    replay_lines,
     summary_columns,
     summary_rows,
     training_line,
@@ -458,6 +462,62 @@ def limits_section(result: RunResult, drawn: Mapping[str, Figure]) -> str:
     )
 
 
+def schedule_figure(result: RunResult) -> Figure | None:
+    """Per open-loop phase, the requests its schedule had in each second (a replay's: the
+    log's, speed applied) beside those sent in it, seconds from the schedule's start."""
+    phases = [p for p in result.phases if p.open_loop is not None and p.open_loop.sent_per_s]
+    if not phases:
+        return None
+    figure = _figure()
+    axes = figure.axes[0]
+    for index, phase in enumerate(phases):
+        color = COLORS[index % len(COLORS)]
+        loop = phase.open_loop
+        assert loop is not None
+        if phase.replay is not None:
+            due = phase.replay.scheduled_per_s
+            points = [(s, s + 1.0, float(n)) for s, n in enumerate(due)]
+            axes.plot(
+                *steps(points),
+                color=color,
+                linestyle="--",
+                linewidth=2.4,
+                alpha=0.5,
+                label=f"{phase.phase}: in the log",
+                gid=f"scheduled-{index}",
+            )
+        points = [(s, s + 1.0, float(n)) for s, n in enumerate(loop.sent_per_s)]
+        axes.plot(*steps(points), color=color, label=f"{phase.phase}: sent", gid=f"sent-{index}")
+    axes.set_ylabel("requests per second")
+    axes.set_ylim(bottom=0)
+    axes.set_title("requests per second: scheduled and sent")
+    _ticks(axes)
+    axes.set_xlabel("seconds from the schedule's start")
+    _legend_outside(axes)
+    return figure
+
+
+def open_loop_section(result: RunResult, drawn: Mapping[str, Figure]) -> str:
+    """Per open-loop phase (a replay, an arrival): what it replayed, service and response
+    times per operation, lateness; then the schedule against what was sent."""
+    phases = [p for p in result.phases if p.open_loop is not None]
+    if not phases:
+        return ""
+    parts = ["<h2>Open loop: schedule, lateness, service and response</h2>"]
+    for phase in phases:
+        for line in replay_lines(phase):
+            parts.append(f'<p class="meta">{_esc(line)}</p>')
+        parts.append(_table(OPEN_LOOP_COLUMNS, open_loop_rows(phase)))
+        parts.append(f'<p class="meta">{_esc(open_loop_line(phase))}</p>')
+    parts.append(
+        '<p class="meta">service: from the request sent to its end (the store); response: '
+        "from when it was due to its end (what a client of the store waited, queueing "
+        "included); lateness: sent after due.</p>"
+    )
+    parts.append(_chart(drawn, "schedule", "requests per second: no samples"))
+    return "\n".join(parts)
+
+
 def _histograms(result: RunResult) -> Iterator[tuple[str, LatencyHistogram]]:
     """Each operation's latency histogram: a PUT or GET phase's own, a mixed phase's per op."""
     for phase in result.phases:
@@ -620,6 +680,7 @@ def figures(result: RunResult, compared: Named = ()) -> dict[str, Figure]:
         "latency": latency_figure(result),
         "concurrency": concurrency_figure(result),
         "resources": resources_figure(result),
+        "schedule": schedule_figure(result),
         "au": au_figure(result),
         "comparison": comparison_figure(compared),
     }
@@ -735,6 +796,7 @@ s3dlio-ray {_esc(result.tool_version)}</p>{error}
 <h2>Summary</h2>{_table(summary_columns(), summary_rows(result))}
 <h2>By node</h2>{_table(node_columns(), node_rows(result))}
 {by_endpoint}
+{open_loop_section(result, drawn)}
 {limits_section(result, drawn)}
 {training_section(result, drawn)}
 {changes_section(result)}
