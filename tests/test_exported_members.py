@@ -68,6 +68,7 @@ FUNCTIONS = {
     "copy",
     "load_result",
     "load_settings",
+    "replay",
     "report",
     "run",
     "run_async",
@@ -111,6 +112,12 @@ def copy_and_clean_up():
     assert copied.ok, copied.error
     left = s3dlio_ray.run("configs/quick.yaml", **{**common, "phases": "put"})
     assert s3dlio_ray.cleanup_run(left.result.run_id, endpoint=url, bucket=bucket).deleted == 3
+    called.add("replay")
+    logged = s3dlio_ray.run("configs/quick.yaml", **{**common, "op_log": str(tmp / "ops.tsv.zst")})
+    assert logged.ok, logged.error
+    replayed = s3dlio_ray.replay(*sorted(tmp.glob("ops-*.tsv.zst")), endpoint=url, bucket=bucket,
+                                 executor="local", metrics_port="off")
+    assert replayed.ok and replayed.result.phases[-1].by_op["GET"].objects == 3
 
 steps = {"report": compare_and_report, "run": run_and_write, "copy": copy_and_clean_up}
 for name in order.split(","):

@@ -135,6 +135,7 @@ def test_a_recorded_mixed_log_replays_through_three_nodes_at_its_pace_in_every_k
         op: sizes[op] for op in ("PUT", "GET")
     }
     assert replay.errors == 0 and replay.verify_failures == 0
+    assert replay.verified == counts["GET"]
     assert set(replay.nodes) == set(result.cluster.nodes)
     assert replay.replay is not None and set(replay.replay.clock_offsets) == set(
         result.cluster.nodes

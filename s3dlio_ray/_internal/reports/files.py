@@ -140,6 +140,8 @@ def summary_rows(result: RunResult, unit: RateUnit = GB_PER_S) -> list[list[str]
         s = phase.summary
         reads = phase.phase in (Phase.GET, Phase.RESTORE, Phase.TRAIN, Phase.DOWNLOAD)
         verified = f"{phase.verified}/{s.objects + s.errors}" if reads else "-"
+        if phase.phase == Phase.REPLAY and "GET" in phase.by_op:
+            verified = f"{phase.verified}/{phase.by_op['GET'].objects}"
         name = phase.phase + ("" if phase.ended_by == EndedBy.KEYS else f" ({phase.ended_by})")
         rows.append(
             [
