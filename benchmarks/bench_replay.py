@@ -38,7 +38,9 @@ def gets_log(folder: Path, per_s: float, seconds: float) -> Path:
     for i in range(int(per_s * seconds)):
         at = start + int(i / per_s * 1e9)
         resource = f"s3://src/k{i % KEYS:06d}"
-        log.record(RequestRecord("GetObject", resource, "http://h:1", at, None, at + 1, 4096, 1, ""))
+        log.record(
+            RequestRecord("GetObject", resource, "http://h:1", at, None, at + 1, 4096, 1, "")
+        )
     log.close()
     return log.path
 

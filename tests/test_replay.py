@@ -17,14 +17,25 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from conftest import TEST_CREDENTIALS, cli_env, run_cli, settings_for, stored_objects, valid_result
+from conftest import (
+    TEST_CREDENTIALS,
+    cli_env,
+    drawn,
+    headless,
+    run_cli,
+    settings_for,
+    stored_objects,
+    valid_result,
+)
 from proxy import TcpProxy
+from test_charts import layout_faults, screenshot
 
 from s3dlio_ray._internal.lab import null_endpoint
 from s3dlio_ray._internal.model.exit_codes import ExitCode
 from s3dlio_ray._internal.model.keys import run_prefix
 from s3dlio_ray._internal.model.open_loop import rate_errors
 from s3dlio_ray._internal.replay.formats import rfc3339_ns
+from s3dlio_ray._internal.reports.html import figures, render_html
 from s3dlio_ray._internal.run.launch import execute
 from s3dlio_ray._internal.run.plan import plan_run
 from s3dlio_ray._internal.storage.oplog import COLUMNS, OpLog
@@ -102,7 +113,7 @@ def gets_log(path: Path, per_s: float, seconds: float, keys: int, size: int) -> 
 
 
 def test_a_recorded_mixed_log_replays_through_three_nodes_at_its_pace_in_every_keys_order(
-    ray_cluster, moto_url, boto3_s3, bucket, tmp_path
+    ray_cluster, moto_url, boto3_s3, bucket, tmp_path, chromium
 ):
     phases = ["put", {"mixed": {"duration_s": 30, "rate_limit": "64 ops/s"}}, "cleanup"]
     recording = settings_for(
@@ -159,6 +170,16 @@ def test_a_recorded_mixed_log_replays_through_three_nodes_at_its_pace_in_every_k
     assert sorted(tuple(r["op"] for r in rows) for rows in by_key.values()) == sorted(
         tuple(ops) for ops in logged_orders.values()
     )
+    # The report shows the log's schedule and what was sent, second by second.
+    figure = figures(result)["schedule"]
+    assert layout_faults(figure) == []
+    page = tmp_path / "replay.html"
+    page.write_text(render_html(result))
+    dom = headless(chromium, tmp_path / "profile", "--dump-dom", page.as_uri()).stdout
+    assert "Open loop: schedule, lateness, service and response" in dom
+    assert drawn(dom, "schedule-scheduled-0") >= 2 * len(per_second(logged))
+    assert drawn(dom, "schedule-sent-0") >= 2 * len(per_second(logged))
+    screenshot(chromium, page, "report-replay", tmp_path / "profile")
     # Nothing left: the replay's objects removed with the run's cleanup.
     assert stored_objects(boto3_s3, bucket, run_prefix(replaying.prefix, replaying.run_id)) == {}
     assert result.cleanup is not None and result.cleanup.deleted > 0
@@ -377,3 +398,41 @@ def test_the_command_names_what_it_read_and_refuses_what_it_cannot_read(moto_url
         assert proc.returncode == ExitCode.BAD_INPUT, proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert said in lines[-1] and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_existing_data_is_read_where_the_log_points_and_missing_keys_are_listed(
+    moto_url, boto3_s3, bucket, tmp_path
+):
+    for i in range(4):
+        boto3_s3.put_object(Bucket=bucket, Key=f"train/x{i}.bin", Body=bytes(1000 + i))
+    log = OpLog(tmp_path / "reads.tsv.zst")
+    start = 1_790_000_000_000_000_000
+    for i in range(6):
+        at = start + i * 50_000_000
+        resource = f"s3://prod/data/x{i}.bin"
+        log.record(
+            RequestRecord("GetObject", resource, "http://h:1", at, None, at + 1, 1000, 1, "")
+        )
+        log.record(
+            RequestRecord("HeadObject", resource, "http://h:1", at + 1, None, at + 2, 0, 1, "")
+        )
+    log.close()
+    settings = settings_for(
+        bucket,
+        phases="replay,cleanup",
+        replay_logs=[str(log.path)],
+        existing=True,
+        rewrite=["prod/data/=train/"],
+        executor="local",
+    )
+    result = run(settings, moto_url)
+    assert result.ok, result.error
+    (replay,) = [p for p in result.phases if p.phase == "replay"]
+    assert replay.missing == ("train/x4.bin", "train/x5.bin")
+    assert replay.by_op["GET"].objects == 6 and replay.by_op["GET"].bytes == sum(
+        1000 + i for i in range(4)
+    )
+    assert replay.errors == 0 and replay.replay is not None and replay.replay.created == 0
+    assert sorted(stored_objects(boto3_s3, bucket, "train/")) == [
+        f"train/x{i}.bin" for i in range(4)
+    ]
