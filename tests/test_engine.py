@@ -14,7 +14,7 @@ from conftest import recorded
 from s3dlio_ray._internal.execution.admission import Admission, ShareLimits
 from s3dlio_ray._internal.execution.engine import Engine, EngineSnapshot
 from s3dlio_ray._internal.execution.host import EngineHost
-from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec
+from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec, ReplaySpec
 from s3dlio_ray._internal.live.executor import PhaseExecutor
 from s3dlio_ray._internal.live.local_pool import LocalWorker
 from s3dlio_ray._internal.live.pool import ask_each
@@ -23,6 +23,8 @@ from s3dlio_ray._internal.model.keys import KeyRange
 from s3dlio_ray._internal.model.results import ShareResult
 from s3dlio_ray._internal.model.sizes import ObjectSizes
 from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
+from s3dlio_ray._internal.replay.formats import Logged
+from s3dlio_ray._internal.replay.plan import OwnNames, plan
 from s3dlio_ray._internal.storage.s3.errors import S3Error
 from s3dlio_ray._internal.tuning.pacing import RateLimit
 from s3dlio_ray._internal.tuning.scheduler import ConcurrencyPolicy, Mode
@@ -354,3 +356,46 @@ def test_gathering_that_misses_ticks_says_so_once(caplog):
     asyncio.run(executor.run_phase(spec(Phase.PUT), keys(4)))
     slow = [r for r in caplog.records if "statistics took" in r.getMessage()]
     assert len(slow) == 1 and "longer than the 50 ms tick" in slow[0].getMessage()
+
+
+def replay_lanes(*requests: tuple[float, str, str]) -> list:
+    rows = [
+        Logged(1_790_000_000_000_000_000 + int(at * 1e9), op, "b", key, 1000, 1, False)
+        for at, op, key in requests
+    ]
+    return plan(rows, OwnNames("")).lanes
+
+
+def test_a_replay_sends_each_request_when_due_and_a_key_waits_for_its_last():
+    store = MemoryStore()
+    engine = Engine(store, lambda phase, overrides: FIXED)
+    lanes = replay_lanes(
+        (0.0, "PUT", "a"), (0.0, "GET", "a"), (0.3, "HEAD", "a"), (0.3, "PUT", "b")
+    )
+    start = time.time() + 0.2
+    began = time.perf_counter()
+    share = asyncio.run(
+        engine.run_share(spec(Phase.REPLAY, replay=ReplaySpec(start)), lanes, task_id=0)
+    )
+    took = time.perf_counter() - began
+    loop = share.open_loop
+    assert share.stats.errors == 0 and share.verified == 1
+    assert loop is not None and loop.sent == 4 and loop.sent_per_s == [4]
+    assert took >= 0.5 and share.elapsed_s < took - 0.15
+    assert {op: s.ops for op, s in share.by_op.items()} == {"PUT": 2, "GET": 1, "HEAD": 1}
+
+
+def test_a_replay_stopped_before_its_start_sends_nothing():
+    engine = Engine(MemoryStore(), lambda phase, overrides: FIXED)
+    lanes = replay_lanes((0.0, "PUT", "a"))
+
+    async def main():
+        share = asyncio.ensure_future(
+            engine.run_share(spec(Phase.REPLAY, replay=ReplaySpec(time.time() + 30)), lanes)
+        )
+        await asyncio.sleep(0.3)
+        engine.stop(EndedBy.INTERRUPTED)
+        return await asyncio.wait_for(share, 5)
+
+    share = asyncio.run(main())
+    assert share.dispatched == 0 and share.ended_by == EndedBy.INTERRUPTED

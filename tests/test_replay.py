@@ -73,14 +73,27 @@ def run(settings, endpoint: str):
     return result
 
 
-def synthetic_log(path: Path, per_s: float, seconds: float, size: int, seed: int = 1) -> Path:
-    """This tool's op-log of requests at `per_s` a second, in this tool's own writer: a PUT of
-    each key before anything else touches it, then GET, HEAD and DELETE of keys alive."""
-    rng = random.Random(seed)
+START_NS = 1_790_000_000_000_000_000
+
+
+def own_log(path: Path, requests) -> Path:
+    """This tool's op-log, in its own writer, of (operation, resource, start ns, bytes)."""
     log = OpLog(path)
-    start, alive, made = 1_790_000_000_000_000_000, [], 0
+    for operation, resource, at, nbytes in requests:
+        log.record(
+            RequestRecord(operation, resource, "http://h:1", at, None, at + 1, nbytes, 1, "")
+        )
+    log.close()
+    return log.path
+
+
+def synthetic_log(path: Path, per_s: float, seconds: float, size: int, seed: int = 1) -> Path:
+    """This tool's op-log of requests at `per_s` a second: a PUT of each key before anything
+    else touches it, then GET, HEAD and DELETE of keys alive."""
+    rng = random.Random(seed)
+    alive, made, requests = [], 0, []
     for i in range(int(per_s * seconds)):
-        at = start + int(i / per_s * 1e9)
+        at = START_NS + int(i / per_s * 1e9)
         op = rng.choice(["PutObject", "GetObject", "HeadObject", "DeleteObjects"]) if alive else ""
         if not op or op == "PutObject":
             key, op, nbytes = f"data/k{made:05d}", "PutObject", size
@@ -90,26 +103,18 @@ def synthetic_log(path: Path, per_s: float, seconds: float, size: int, seed: int
             key, nbytes = alive.pop(rng.randrange(len(alive))), 0
         else:
             key, nbytes = rng.choice(alive), size if op == "GetObject" else 0
-        log.record(
-            RequestRecord(op, f"s3://src/{key}", "http://h:1", at, None, at + 10**6, nbytes, 1, "")
-        )
-    log.close()
-    return log.path
+        requests.append((op, f"s3://src/{key}", at, nbytes))
+    return own_log(path, requests)
 
 
 def gets_log(path: Path, per_s: float, seconds: float, keys: int, size: int) -> Path:
     """This tool's op-log of GETs at `per_s` a second, over `keys` objects in turn (none read
     again within seconds: no request waits for an earlier one on its key)."""
-    log = OpLog(path)
-    start = 1_790_000_000_000_000_000
-    for i in range(int(per_s * seconds)):
-        at = start + int(i / per_s * 1e9)
-        resource = f"s3://src/data/k{i % keys:05d}"
-        log.record(
-            RequestRecord("GetObject", resource, "http://h:1", at, None, at + 1, size, 1, "")
-        )
-    log.close()
-    return log.path
+    requests = [
+        ("GetObject", f"s3://src/data/k{i % keys:05d}", START_NS + int(i / per_s * 1e9), size)
+        for i in range(int(per_s * seconds))
+    ]
+    return own_log(path, requests)
 
 
 def test_a_recorded_mixed_log_replays_through_three_nodes_at_its_pace_in_every_keys_order(
@@ -190,9 +195,8 @@ def warp_log(path: Path, requests: int, seconds: float) -> Path:
     RFC3339Nano times, the key alone in `file`, comment lines at the end."""
     rng = random.Random(3)
     lines = ["\t".join((*COLUMNS, "cat"))]
-    start = 1_790_000_000_000_000_000
     for i in range(requests):
-        at = start + int(i * seconds / requests * 1e9)
+        at = START_NS + int(i * seconds / requests * 1e9)
         op = rng.choice(["GET", "GET", "STAT", "PUT"])
         key = f"Xy7/{rng.randrange(20)}.rnd"
         size = 8192 if op in ("GET", "PUT") else 0
@@ -405,22 +409,15 @@ def test_existing_data_is_read_where_the_log_points_and_missing_keys_are_listed(
 ):
     for i in range(4):
         boto3_s3.put_object(Bucket=bucket, Key=f"train/x{i}.bin", Body=bytes(1000 + i))
-    log = OpLog(tmp_path / "reads.tsv.zst")
-    start = 1_790_000_000_000_000_000
+    requests = []
     for i in range(6):
-        at = start + i * 50_000_000
-        resource = f"s3://prod/data/x{i}.bin"
-        log.record(
-            RequestRecord("GetObject", resource, "http://h:1", at, None, at + 1, 1000, 1, "")
-        )
-        log.record(
-            RequestRecord("HeadObject", resource, "http://h:1", at + 1, None, at + 2, 0, 1, "")
-        )
-    log.close()
+        at, resource = START_NS + i * 50_000_000, f"s3://prod/data/x{i}.bin"
+        requests += [("GetObject", resource, at, 1000), ("HeadObject", resource, at + 1, 0)]
+    log = own_log(tmp_path / "reads.tsv.zst", requests)
     settings = settings_for(
         bucket,
         phases="replay,cleanup",
-        replay_logs=[str(log.path)],
+        replay_logs=[str(log)],
         existing=True,
         rewrite=["prod/data/=train/"],
         executor="local",

@@ -176,6 +176,12 @@ class Admission:
             release()
         return False
 
+    async def start_at(self, origin: float) -> None:
+        """Begin at perf_counter time `origin` (a schedule's start, set ahead), not now: wait
+        for it (a stop ends the wait) and count the share's time from it."""
+        await self._until(origin)
+        self.started = self.clock()
+
     def adjust(self, limits: ShareLimits) -> None:
         """Take a changed share of the rate cap, and a pause or a resume."""
         if limits.rate != (None if self._pacer is None else self._pacer.limit):

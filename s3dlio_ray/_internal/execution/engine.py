@@ -308,8 +308,6 @@ class Engine:
             self.overrides = limits.overrides
         schedule = _schedule(transfer, limits, task_id)
         open_loop = None if schedule is None else OpenLoopStats()
-        if schedule is not None and schedule.origin > time.perf_counter():
-            await asyncio.sleep(schedule.origin - time.perf_counter())
         policy = self._policy_for(phase, self.overrides)
         controller = ConcurrencyController(policy if schedule is None else open_loop_policy(policy))
         start_concurrency = controller.limit
@@ -319,6 +317,8 @@ class Engine:
         admission = Admission(limits, transfer.cost)
         _pace_to_target(admission, controller.policy)
         live = self._live = _Live(phase, stats, limiter, admission, transfer, controller)
+        if schedule is not None:
+            await admission.start_at(schedule.origin)
         if self._probe is not None:
             live.host_at_start = self._probe.read()
         samples: list[ConcurrencySample] = []

@@ -224,11 +224,9 @@ class ReplayStep:
             created = outcome.result.stats.ops
         offsets = await run.executor.clock_offsets()
         lead = LEAD_S + LEAD_PER_OP_S * made.operations
+        named = len(names) if names is not None else 0
         replay = ReplaySpec(
-            time.time() + lead,
-            tuple(sorted(offsets.items())),
-            settings.existing,
-            len(names) if names is not None else 0,
+            time.time() + lead, tuple(sorted(offsets.items())), settings.existing, named
         )
         spec = spec_of(run, settings, Phase.REPLAY, replay=replay, existing=settings.existing)
         info = ReplayInfo(
@@ -245,7 +243,7 @@ class ReplayStep:
             clock_offsets=offsets,
             lead_s=lead,
             existing=settings.existing,
-            names=len(names) if names is not None else 0,
+            names=named,
         )
 
         def described(result: PhaseResult) -> PhaseResult:
