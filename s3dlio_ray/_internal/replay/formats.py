@@ -10,6 +10,7 @@ s3dlio's. All three write the same 13 tab-separated columns under a header (newe
 
 from __future__ import annotations
 
+import csv
 import datetime
 import re
 from collections.abc import Iterable, Iterator
@@ -101,38 +102,19 @@ def _location(fmt: str, row: dict[str, str]) -> tuple[str, str]:
     return "", path
 
 
-def _split(line: str) -> list[str]:
-    """A TSV line's fields; warp quotes a field holding a tab or a quote (CSV rules)."""
-    if '"' not in line:
-        return line.split("\t")
-    fields, current, quoted, i = [], [], False, 0
-    while i < len(line):
-        char = line[i]
-        if quoted:
-            if char == '"' and line[i + 1 : i + 2] == '"':
-                current.append('"')
-                i += 1
-            elif char == '"':
-                quoted = False
-            else:
-                current.append(char)
-        elif char == '"' and not current:
-            quoted = True
-        elif char == "\t":
-            fields.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-        i += 1
-    fields.append("".join(current))
-    return fields
+def _requests(lines: Iterable[str]) -> Iterator[str]:
+    """The header and request lines: no blank lines, no warp `# ` comments."""
+    for line in lines:
+        if line.strip() and not line.startswith("# "):
+            yield line
 
 
 def parse(name: str, lines: Iterable[str]) -> LogFile:
     """Read one op-log's lines (header first); a line that is not a request of the format is
     an error naming the file and line."""
-    source = iter(lines)
-    header = _split(next(source, "").rstrip("\n"))
+    # warp quotes a field holding a tab or a quote by CSV's rules: the csv module reads them.
+    reader = csv.reader(_requests(lines), delimiter="\t")
+    header = next(reader, [])
     missing = [column for column in REQUIRED if column not in header]
     if missing:
         raise ConfigError(
@@ -141,11 +123,8 @@ def parse(name: str, lines: Iterable[str]) -> LogFile:
         )
     rows: list[Logged] = []
     fmt: str | None = None
-    for number, line in enumerate(source, start=2):
-        text = line.rstrip("\n")
-        if not text or text.startswith("# "):
-            continue
-        values = _split(text)
+    for values in reader:
+        number = reader.line_num
         if len(values) < len(header):
             raise ConfigError(
                 f"{name}:{number}: {len(values)} fields, the header has {len(header)}"

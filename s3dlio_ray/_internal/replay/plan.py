@@ -273,13 +273,5 @@ def plan(
     )
 
 
-def by_request(ops: Iterable[ReplayOp]) -> dict[int, list[ReplayOp]]:
-    """A share's operations grouped by the logged request (a delete's parts in one group)."""
-    groups: dict[int, list[ReplayOp]] = {}
-    for op in ops:
-        groups.setdefault(op.row, []).append(op)
-    return groups
-
-
 def describe_skipped(skipped: Mapping[str, int]) -> str:
     return ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items()))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -37,6 +38,7 @@ from s3dlio_ray._internal.replay.plan import (
     Lane,
     Mapped,
     OwnNames,
+    ReplayOp,
     ReplayPlan,
     Rewrite,
     Target,
@@ -71,7 +73,7 @@ class Request(NamedTuple):
 def requests(lanes: Sequence[Lane]) -> list[Request]:
     """A share's lanes as the requests it sends, in schedule order: a delete's parts in the
     share's lanes are one request."""
-    groups: dict[int, list] = {}
+    groups: dict[int, list[ReplayOp]] = {}
     for lane in lanes:
         for op in lane:
             groups.setdefault(op.row, []).append(op)
@@ -103,7 +105,7 @@ def _is_missing(error: S3Error) -> bool:
 class Replay:
     phase = Phase.REPLAY
 
-    def __init__(self, spec: PhaseSpec, lanes: Sequence[Lane], task_id: int) -> None:
+    def __init__(self, spec: PhaseSpec, lanes: Sequence[Lane]) -> None:
         if spec.replay is None:
             raise TypeError("a replay share needs its start (PhaseSpec.replay)")
         self._spec = spec
@@ -114,7 +116,7 @@ class Replay:
         self._check = ReadCheck(self._data, lambda key: not self._existing)
         self._by_op: dict[str, OpStats] = {}
         self._last: dict[str, asyncio.Future[None]] = {}
-        self.missing: list[str] = []
+        self._missing: list[str] = []
 
     def operations(self) -> list[Request]:
         return self._requests
@@ -122,15 +124,14 @@ class Replay:
     def cost(self, request: Request) -> int:
         return max(request.size, 0) if request.op in ("GET", "PUT") else 0
 
-    async def _after_earlier(self, request: Request) -> asyncio.Future[None]:
-        """Wait for the operations before this one on its keys; answer its own completion."""
+    def _queue(self, request: Request) -> tuple[set[asyncio.Future[None]], asyncio.Future[None]]:
+        """Take the request's place on its keys: the operations before it there, and its own
+        completion, which the next one on them waits for."""
         earlier = {self._last[key] for key in request.keys if key in self._last}
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         for key in request.keys:
             self._last[key] = mine
-        for future in earlier:
-            await asyncio.shield(future)
-        return mine
+        return earlier, mine
 
     def _done(self, request: Request, mine: asyncio.Future[None]) -> None:
         mine.set_result(None)
@@ -139,9 +140,11 @@ class Replay:
                 del self._last[key]
 
     async def perform(self, request: Request, store: ObjectStore, gate: PartGate) -> Done:
-        mine = await self._after_earlier(request)
-        sent = time.perf_counter()
+        earlier, mine = self._queue(request)
         try:
+            for future in earlier:
+                await asyncio.shield(future)
+            sent = time.perf_counter()
             nbytes, ttfb = await self._send(request, store, gate)
         finally:
             self._done(request, mine)
@@ -155,9 +158,8 @@ class Replay:
         bucket, key, size = self._spec.bucket, request.keys[0], request.size
         try:
             if request.op == "GET":
-                check = None
-                if self._spec.verify and size >= 0:
-                    check = lambda body, headers: self._check.check(key, size, body, headers)  # noqa: E731
+                verify = self._spec.verify and size >= 0
+                check = functools.partial(self._check.check, key, size) if verify else None
                 return await store.get(bucket, key, size, gate, check, self._existing)
             if request.op == "PUT":
                 await store.put(bucket, key, size, self._data, gate)
@@ -172,7 +174,7 @@ class Replay:
         except S3Error as exc:
             if not (self._existing and _is_missing(exc)):
                 raise
-            self.missing.append(key)
+            self._missing.append(key)
         return 0, None
 
     def outcome(self) -> TransferOutcome:
@@ -182,12 +184,12 @@ class Replay:
             check.failures,
             dict(self._by_op),
             dict(check.checks),
-            missing=tuple(self.missing),
+            missing=tuple(self._missing),
         )
 
 
 def transfer(spec: PhaseSpec, keys: Sequence[Lane], limits: ShareLimits, task_id: int) -> Replay:
-    return Replay(spec, keys, task_id)
+    return Replay(spec, keys)
 
 
 def load_plan(
