@@ -82,6 +82,12 @@ class Arrivals:
         return due
 
 
+def tally(per_second: list[int], second: int) -> None:
+    """Count one request in `second` of a per-second list, growing it as needed."""
+    per_second.extend([0] * (second + 1 - len(per_second)))
+    per_second[second] += 1
+
+
 def rate_errors(scheduled: Sequence[int], sent: Sequence[int], least: int = 20) -> list[float]:
     """Each full second's sent count against its scheduled count, as a signed share of it
     (0.02: 2 % more sent than due), for seconds with at least `least` due; the schedule's
@@ -121,8 +127,7 @@ class OpenLoopStats:
         self.service.setdefault(op, LatencyHistogram()).record(service_s)
         self.response.setdefault(op, LatencyHistogram()).record(late_s + service_s)
         if second >= 0:
-            self.sent_per_s.extend([0] * (second + 1 - len(self.sent_per_s)))
-            self.sent_per_s[second] += 1
+            tally(self.sent_per_s, second)
 
     def merge(self, other: OpenLoopStats) -> None:
         self.sent += other.sent

@@ -351,9 +351,9 @@ class TrainingResult:
 class ReplayInfo:
     """What a replay replayed (schema 10): each log read (name, format, requests), the speed,
     the requests planned per operation and their bytes, what was left out and why, the
-    requests scheduled in each second, the objects it touched, made first and named, the
-    deletes sent in parts, each node's clock less the driver's, how far ahead the start was
-    set, and whether it read existing data."""
+    requests scheduled in each second, the objects it touched (its own `replay-N` unless it
+    read existing data) and made first, the deletes sent in parts, each node's clock less the
+    driver's, how far ahead the start was set, and whether it read existing data."""
 
     sources: tuple[tuple[str, str, int], ...]
     speed: float
@@ -368,8 +368,6 @@ class ReplayInfo:
     clock_offsets: Mapping[str, float]
     lead_s: float
     existing: bool = False
-    names: int = 0
-    """The run's own keys it named (`replay-N`): what its cleanup removes."""
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)

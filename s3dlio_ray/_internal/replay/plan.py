@@ -12,11 +12,13 @@ one request.
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from s3dlio_ray._internal.model.errors import ConfigError
+from s3dlio_ray._internal.model.open_loop import tally
 from s3dlio_ray._internal.replay.formats import Logged
 
 REPLAYED = ("GET", "PUT", "HEAD", "DELETE", "LIST")
@@ -61,9 +63,6 @@ class OwnNames:
 
     def prefix(self, bucket: str, prefix: str) -> str:
         return f"{self._prefix}replay-"
-
-    def __len__(self) -> int:
-        return len(self._names)
 
 
 @dataclass(frozen=True)
@@ -124,15 +123,11 @@ class ReplayPlan:
         return sum(self.planned.values())
 
 
-def _skip(skipped: dict[str, int], reason: str) -> None:
-    skipped[reason] = skipped.get(reason, 0) + 1
-
-
 class _Planner:
     def __init__(self, target: Target, speed: float, existing: bool) -> None:
         self.target, self.speed, self.existing = target, speed, existing
         self.ops: list[ReplayOp] = []
-        self.skipped: dict[str, int] = {}
+        self.skipped: Counter[str] = Counter()
         self.needed: dict[str, int] = {}
         self.sizes: dict[str, int] = {}
         """Each target object's size as the replay knows it (written, or needed)."""
@@ -175,7 +170,7 @@ class _Planner:
                 key for bucket, key in self.live if bucket == row.bucket and key.startswith(row.key)
             ][: row.n_objects]
         if not names:
-            _skip(self.skipped, "DELETE of objects the log never named")
+            self.skipped["DELETE of objects the log never named"] += 1
             return
         at, index = self.at(row.start_ns), len(self.ops)
         for name in names:
@@ -198,18 +193,18 @@ class _Planner:
             self.write(start_ns, row.bucket, row.key, size)
         elif row.op == "AbortMultipartUpload":
             self.uploads.pop(where, None)
-            _skip(self.skipped, "aborted multipart upload")
+            self.skipped["aborted multipart upload"] += 1
         else:
             return False
         return True
 
     def take(self, row: Logged) -> None:
         if row.failed:
-            _skip(self.skipped, f"failed {row.op}")
+            self.skipped[f"failed {row.op}"] += 1
         elif self.multipart(row):
             return
         elif row.op not in REPLAYED:
-            _skip(self.skipped, f"{row.op} (not replayed)")
+            self.skipped[f"{row.op} (not replayed)"] += 1
         elif row.op == "PUT":
             self.write(row.start_ns, row.bucket, row.key, row.nbytes)
         elif row.op in ("GET", "HEAD"):
@@ -235,8 +230,8 @@ def plan(
     planner = _Planner(target, speed, existing)
     for row in rows:
         planner.take(row)
-    for _ in planner.uploads:
-        _skip(planner.skipped, "multipart upload never completed")
+    if planner.uploads:
+        planner.skipped["multipart upload never completed"] += len(planner.uploads)
     ops = sorted(planner.ops, key=lambda op: (op.at_s, op.row))
     if existing:
         writes = sum(op.op in ("PUT", "DELETE") for op in ops)
@@ -249,22 +244,20 @@ def plan(
     for op in ops:
         lanes.setdefault(_lane_of(op), []).append(op)
     requests = {op.row: op for op in ops}.values()
-    planned: dict[str, int] = {}
-    planned_bytes: dict[str, int] = {}
+    planned: Counter[str] = Counter()
+    planned_bytes: Counter[str] = Counter()
     per_second: list[int] = []
     for op in requests:
-        planned[op.op] = planned.get(op.op, 0) + 1
-        planned_bytes[op.op] = planned_bytes.get(op.op, 0) + max(op.size, 0)
-        second = int(op.at_s)
-        per_second.extend([0] * (second + 1 - len(per_second)))
-        per_second[second] += 1
+        planned[op.op] += 1
+        planned_bytes[op.op] += max(op.size, 0)
+        tally(per_second, int(op.at_s))
     ordered = sorted(lanes.items(), key=lambda item: zlib.crc32(item[0].encode()))
     return ReplayPlan(
         [tuple(lane) for _, lane in ordered],
-        planned,
-        planned_bytes,
+        dict(planned),
+        dict(planned_bytes),
         planner.needed,
-        planner.skipped,
+        dict(planner.skipped),
         per_second,
         ops[-1].at_s if ops else 0.0,
         speed,

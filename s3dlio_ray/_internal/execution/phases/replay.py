@@ -192,23 +192,22 @@ def transfer(spec: PhaseSpec, keys: Sequence[Lane], limits: ShareLimits, task_id
     return Replay(spec, keys)
 
 
-def load_plan(
-    run: Run, index: int
-) -> tuple[ReplayPlan, list[tuple[str, str, int]], OwnNames | None]:
-    """The settings' logs read and planned: the plan, what each file was (name, format,
-    requests), and the run's names for the objects when the replay makes its own."""
+def load_plan(run: Run, index: int) -> tuple[ReplayPlan, list[tuple[str, str, int]]]:
+    """The settings' logs read and planned: the plan, and what each file was (name, format,
+    requests)."""
     settings = run.settings_for(index)
     logs = read_logs(settings.replay_logs)
     for item in logs:
         notes.info(
             "replay: read %s: %s op-log, %d requests", item.name, item.format, len(item.rows)
         )
-    names = None if settings.existing else OwnNames(run_prefix(settings.prefix, run.run_id))
     target: Target = (
-        names if names is not None else Mapped([Rewrite.parse(r) for r in settings.rewrite])
+        Mapped([Rewrite.parse(rule) for rule in settings.rewrite])
+        if settings.existing
+        else OwnNames(run_prefix(settings.prefix, run.run_id))
     )
     made = plan(merged(logs), target, settings.speed, settings.existing)
-    return made, [(item.name, item.format, len(item.rows)) for item in logs], names
+    return made, [(item.name, item.format, len(item.rows)) for item in logs]
 
 
 class ReplayStep:
@@ -217,7 +216,7 @@ class ReplayStep:
 
     async def run(self, run: Run, index: int) -> None:
         settings = run.settings_for(index)
-        made, sources, names = load_plan(run, index)
+        made, sources = load_plan(run, index)
         created = 0
         if made.needed and not settings.existing:
             keys = ListedKeys(list(made.needed), list(made.needed.values()))
@@ -226,7 +225,8 @@ class ReplayStep:
             created = outcome.result.stats.ops
         offsets = await run.executor.clock_offsets()
         lead = LEAD_S + LEAD_PER_OP_S * made.operations
-        named = len(names) if names is not None else 0
+        # Every object a replay of its own touches has a name of the run's (`replay-N`).
+        named = 0 if settings.existing else made.objects
         replay = ReplaySpec(
             time.time() + lead, tuple(sorted(offsets.items())), settings.existing, named
         )
@@ -245,7 +245,6 @@ class ReplayStep:
             clock_offsets=offsets,
             lead_s=lead,
             existing=settings.existing,
-            names=named,
         )
 
         def described(result: PhaseResult) -> PhaseResult:
