@@ -357,7 +357,10 @@ def _figures(seconds: Sequence[NodeSecond]) -> dict[str, float | int | str | Non
         "loop_lag_ms": _ms(_mean(_known(s.loop_lag_s for s in seconds))),
         "nic": busiest,
         "nic_gbps": _median([max(n.rx_bps, n.tx_bps) / 1e9 for n in ours]),
-        "nic_speed_gbps": _mean(_known(n.speed_bps / 1e9 if n.speed_bps else None for n in ours)),
+        # A NIC's rated speed, the same each second: the mean of equal floats can miss it.
+        "nic_speed_gbps": max(
+            _known(n.speed_bps / 1e9 if n.speed_bps else None for n in ours), default=None
+        ),
         "nic_utilization": _median(_known(n.utilization for n in ours)),
         "ttfb_p50_ms": _ms(_median(_known(s.ttfb_p50_s for s in seconds))),
         "latency_p50_ms": _ms(_median(_known(s.latency_p50_s for s in seconds))),
