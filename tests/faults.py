@@ -191,6 +191,8 @@ class FaultProxy:
             await writer.drain()
             answer_head = await reader.readuntil(b"\r\n\r\n")
             length = _header(answer_head, b"content-length")
+            if head.startswith(b"HEAD "):
+                return answer_head, b""  # its Content-Length is the object's: no body follows
             answer = await (reader.readexactly(int(length)) if length else reader.read())
             return answer_head, answer
         finally:

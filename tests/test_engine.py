@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from conftest import recorded
 
 from s3dlio_ray._internal.execution.admission import Admission, ShareLimits
@@ -25,6 +26,7 @@ from s3dlio_ray._internal.model.sizes import ObjectSizes
 from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
 from s3dlio_ray._internal.replay.formats import Logged
 from s3dlio_ray._internal.replay.plan import OwnNames, plan
+from s3dlio_ray._internal.storage.object_store import InTasks
 from s3dlio_ray._internal.storage.s3.errors import S3Error
 from s3dlio_ray._internal.tuning.pacing import RateLimit
 from s3dlio_ray._internal.tuning.scheduler import ConcurrencyPolicy, Mode
@@ -34,10 +36,16 @@ FIXED = ConcurrencyPolicy(Mode.FIXED, 4)
 
 
 class MemoryStore:
-    """Objects in a dict; `refuse` maps a key to the S3 error code its requests get."""
+    """Objects in a dict; `refuse` maps a key to the S3 error code its requests get. With
+    `fast` the engine drives it the way it drives a store's small-request path (begun without
+    waiting, ended in callbacks: `quick`); the `path` fixture runs every test both ways."""
 
     endpoint = "memory://"
     source_address = None
+    fast = False
+
+    def quick(self):
+        return InTasks(self) if self.fast else None
 
     def answered_by(self) -> str:
         return self.endpoint
@@ -78,6 +86,13 @@ class MemoryStore:
 
     async def aclose(self):
         pass
+
+
+@pytest.fixture(autouse=True, params=["general", "fast"])
+def path(request, monkeypatch):
+    """Each engine test through both paths: operations as tasks, and begun from callbacks."""
+    monkeypatch.setattr(MemoryStore, "fast", request.param == "fast")
+    return request.param
 
 
 def spec(phase: Phase, **options) -> PhaseSpec:

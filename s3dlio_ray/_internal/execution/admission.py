@@ -176,6 +176,10 @@ class Admission:
             release()
         return False
 
+    def driver(self, items: Iterable[Any], slots: Slots, begin: Callable[[Any], None]) -> Driver:
+        """`run` for operations that end in callbacks: see Driver."""
+        return Driver(self, items, slots, begin)
+
     async def start_at(self, origin: float) -> None:
         """Begin at perf_counter time `origin` (a schedule's start, set ahead), not now: wait
         for it (a stop ends the wait) and count the share's time from it."""
@@ -205,14 +209,19 @@ class Admission:
             self._steering = None if bytes_per_s is None else Pacer(RateLimit("bytes", bytes_per_s))
 
     async def _pace(self, item: Any) -> None:
+        await self._wait(self.pace(item))
+
+    def pace(self, item: Any) -> float:
+        """Seconds `item` must wait for the rate limit and the driver's pace (booked now), at
+        most until the duration ends."""
         if self._pacer is None and self._steering is None:
-            return
+            return 0.0
         now = time.perf_counter()
         cost = self._cost(item)
         wait = max(pacer.delay(cost, now) for pacer in (self._pacer, self._steering) if pacer)
         if self._duration_s is not None:
             wait = min(wait, self._duration_s - self.active_s())
-        await self._wait(wait)
+        return wait
 
     async def _until(self, due: float) -> None:
         """Sleep until perf_counter time `due`: a short wait as one timer, a long one (a gap
@@ -239,3 +248,138 @@ class Admission:
         if self._duration_s is not None and self.active_s() >= self._duration_s:
             return EndedBy.DURATION
         return None
+
+
+class Slots(Protocol):
+    """The in-flight limit as a Driver takes it: a slot taken without waiting, and a call back
+    whenever one is freed or the limit rises."""
+
+    in_flight: int
+    on_room: Callable[[], None] | None
+
+    def try_acquire(self) -> bool: ...
+
+
+_NONE = object()
+
+
+class Driver:
+    """A share's operations started from callbacks rather than one task each: `begin(item)`
+    starts one and returns, and the operation releases its slot when it ends; the slot's
+    release (`Slots.on_room`) calls `pump`, which starts the next. So a small request's end
+    writes the next from the connection's own callback. The same rules as `Admission.run`:
+    a pause, the rate limit and the driver's pace wait (in a task while they last), the phase
+    ends when the items run out, its duration is over, it is stopped or an error is fatal,
+    and what is in flight then finishes (within STOP_GRACE_S after an error or a stop)."""
+
+    def __init__(
+        self,
+        admission: Admission,
+        items: Iterable[Any],
+        slots: Slots,
+        begin: Callable[[Any], None],
+    ) -> None:
+        self._admission = admission
+        self._items = iter(items)
+        self._slots = slots
+        self._begin = begin
+        self.started = 0
+        self.ended_by: EndedBy | None = None
+        """Why nothing more starts, once that is so."""
+        loop = asyncio.get_running_loop()
+        self._decided: asyncio.Future[None] = loop.create_future()
+        self._all_ended: asyncio.Future[None] = loop.create_future()
+        self._held: Any = _NONE
+        """The next item, taken from the items and not started yet."""
+        self._paced = False
+        self._waiting: asyncio.Task[None] | None = None
+        self._pumping = False
+
+    async def run(self) -> tuple[int, EndedBy]:
+        """Start operations until the phase ends and wait for those in flight; answer how
+        many started and what ended the phase."""
+        self._slots.on_room = self.pump
+        try:
+            self.pump()
+            await self._decided
+            assert self.ended_by is not None
+            if self.ended_by in (EndedBy.ERROR, EndedBy.INTERRUPTED):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._all_ended), STOP_GRACE_S)
+            else:
+                await self._all_ended
+        finally:
+            self._slots.on_room = None
+            if self._waiting is not None:
+                self._waiting.cancel()
+        return self.started, self.ended_by
+
+    def crash(self, error: BaseException) -> None:
+        """End the share with `error` (not an operation's failure: a fault of this program),
+        raised from `run` as `Admission.run` raises what a task raised."""
+        for future in (self._decided, self._all_ended):
+            if not future.done():
+                future.set_exception(error)
+                future.exception()
+
+    def pump(self) -> None:
+        """Start what may start now; called whenever a slot frees."""
+        if self._pumping or self._waiting is not None or self._decided.done():
+            self._check_all_ended()
+            return
+        self._pumping = True
+        try:
+            self._start_more()
+        except Exception as exc:
+            self.crash(exc)
+        finally:
+            self._pumping = False
+        self._check_all_ended()
+
+    def _start_more(self) -> None:
+        admission = self._admission
+        while True:
+            if self._held is _NONE:
+                self._held = next(self._items, _NONE)
+                self._paced = False
+                if self._held is _NONE:
+                    self._end(EndedBy.KEYS)
+                    return
+            if admission.clock.paused and admission.ended_by() is None:
+                self._wait(admission.clock.resumed())
+                return
+            if not self._paced:
+                self._paced = True
+                wait = admission.pace(self._held)
+                if wait > 0 and admission.ended_by() is None:
+                    self._wait(admission._wait(wait))
+                    return
+            reason = admission.ended_by()
+            if reason is not None:
+                self._end(reason)
+                return
+            if not self._slots.try_acquire():
+                return
+            item, self._held = self._held, _NONE
+            self.started += 1
+            self._begin(item)
+
+    def _wait(self, until: Awaitable[None]) -> None:
+        """Start nothing until `until` is over, then go on."""
+
+        async def wait() -> None:
+            try:
+                await until
+            finally:
+                self._waiting = None
+            self.pump()
+
+        self._waiting = asyncio.ensure_future(wait())
+
+    def _end(self, reason: EndedBy) -> None:
+        self.ended_by = reason
+        self._decided.set_result(None)
+
+    def _check_all_ended(self) -> None:
+        if self._decided.done() and self._slots.in_flight == 0 and not self._all_ended.done():
+            self._all_ended.set_result(None)

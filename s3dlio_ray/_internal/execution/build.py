@@ -135,7 +135,13 @@ def build_engine(settings: Settings, access: Access, seat: Seat = Seat()) -> Eng
     client = build_client(settings, access, seat)
     op_log = OpLog(settings.op_log) if settings.op_log else None
     return Engine(
-        S3Store(client, settings.part_size, op_log, settings.memory_budget),
+        S3Store(
+            client,
+            settings.part_size,
+            op_log,
+            settings.memory_budget,
+            settings.fast_path_max if settings.fast_path else None,
+        ),
         lambda phase, overrides: concurrency_policy(overrides.onto(settings), profile, phase),
         settings.adapt_interval_s,
         host_probe(settings, access, client.options.bind_address),

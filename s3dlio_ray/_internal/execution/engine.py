@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from s3dlio_ray._internal.execution.admission import (
@@ -24,7 +24,12 @@ from s3dlio_ray._internal.execution.admission import (
     ShareLimits,
 )
 from s3dlio_ray._internal.execution.phases import transfer_for
-from s3dlio_ray._internal.execution.phases.transfer import PhaseSpec, Transfer
+from s3dlio_ray._internal.execution.phases.transfer import (
+    Done,
+    PhaseSpec,
+    QuickTransfer,
+    Transfer,
+)
 from s3dlio_ray._internal.model.bottleneck import cpu_saturated
 from s3dlio_ray._internal.model.errors import ConfigError, S3DlioRayError
 from s3dlio_ray._internal.model.open_loop import Arrivals, OpenLoopStats
@@ -36,7 +41,7 @@ from s3dlio_ray._internal.model.vocabulary import EndedBy, Phase
 from s3dlio_ray._internal.settings.changes import Overrides
 from s3dlio_ray._internal.storage.files import FileError
 from s3dlio_ray._internal.storage.machine import HostProbe
-from s3dlio_ray._internal.storage.object_store import ObjectStore
+from s3dlio_ray._internal.storage.object_store import ObjectStore, QuickStore
 from s3dlio_ray._internal.storage.s3.client import PartGate
 from s3dlio_ray._internal.storage.s3.errors import S3ConnectionError, S3Error
 from s3dlio_ray._internal.storage.s3.signing import CredentialsError
@@ -61,13 +66,15 @@ PolicyFor = Callable[[Phase, Overrides], ConcurrencyPolicy]
 
 
 class AdaptiveLimiter(PartGate):
-    """A counting gate whose limit can change while tasks wait on it."""
+    """A counting gate whose limit can change while tasks wait on it; `on_room` is called
+    whenever a slot frees or the limit changes and no task waits (a Driver's pump)."""
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self.in_flight = 0
         self.peak_in_flight = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self.on_room: Callable[[], None] | None = None
 
     @property
     def limit(self) -> int:
@@ -110,6 +117,8 @@ class AdaptiveLimiter(PartGate):
             if not waiter.done():
                 waiter.set_result(None)
                 free -= 1
+        if self.on_room is not None and not self._waiters:
+            self.on_room()
 
 
 def open_loop_policy(policy: ConcurrencyPolicy) -> ConcurrencyPolicy:
@@ -187,11 +196,30 @@ class _Live:
     """Retries the endpoint asked for by throttling, so far."""
     host_at_start: HostReading | None = None
 
+    fresh: dict[str, OpStats] = field(default_factory=dict)
+    """Operations ended since the last `flush`, per endpoint: each is recorded once here, not
+    in the share's and its endpoint's statistics both."""
+
     def at(self, endpoint: str) -> OpStats:
         stats = self.by_endpoint.get(endpoint)
         if stats is None:
             stats = self.by_endpoint[endpoint] = OpStats()
         return stats
+
+    def ended(self, endpoint: str, done: Done, latency_s: float) -> None:
+        """An operation that succeeded, counted at the next `flush`."""
+        fresh = self.fresh.get(endpoint)
+        if fresh is None:
+            fresh = self.fresh[endpoint] = OpStats()
+        fresh.record(done.nbytes, latency_s, done.ttfb_s, done.objects)
+
+    def flush(self) -> None:
+        """Count what ended since the last flush in the share's and the endpoints' statistics
+        (before anything reads them)."""
+        for endpoint, fresh in self.fresh.items():
+            self.stats.merge(fresh)
+            self.at(endpoint).merge(fresh)
+        self.fresh.clear()
 
 
 class Engine:
@@ -221,6 +249,7 @@ class Engine:
         live = self._live
         if live is None:
             return None
+        live.flush()
         fatal = live.admission.fatal
         return EngineSnapshot(
             live.phase,
@@ -308,6 +337,14 @@ class Engine:
             self.overrides = limits.overrides
         schedule = _schedule(transfer, limits, task_id)
         open_loop = None if schedule is None else OpenLoopStats()
+        operations = transfer.operations()
+        quick = (
+            store.quick()
+            if schedule is None
+            and isinstance(transfer, QuickTransfer)
+            and not isinstance(operations, AsyncIterator)
+            else None
+        )
         policy = self._policy_for(phase, self.overrides)
         controller = ConcurrencyController(policy if schedule is None else open_loop_policy(policy))
         start_concurrency = controller.limit
@@ -329,36 +366,42 @@ class Engine:
                     open_loop.capped += 1
                 await limiter.acquire()
 
+        def lost(operation: object, exc: S3DlioRayError) -> None:
+            stats.errors += 1
+            live.at(store.answered_by()).errors += 1
+            failed[str(operation)] = str(exc)
+            if is_fatal(exc) and admission.fatal is None:
+                admission.fatal = exc
+
         async def one(operation: object, due: float | None) -> None:
             t0 = time.perf_counter()
             try:
                 done = await transfer.perform(operation, store, limiter)
             except S3DlioRayError as exc:
-                stats.errors += 1
-                live.at(store.answered_by()).errors += 1
-                failed[str(operation)] = str(exc)
-                if is_fatal(exc) and admission.fatal is None:
-                    admission.fatal = exc
+                lost(operation, exc)
             else:
                 end = time.perf_counter()
-                latency = end - t0
-                stats.record(done.nbytes, latency, done.ttfb_s, done.objects)
                 if due is not None and open_loop is not None and schedule is not None:
                     sent = done.sent_s or t0
                     name = str(getattr(operation, "op", phase)).upper()
                     open_loop.record(name, sent - due, end - sent, int(sent - schedule.origin))
-                live.at(store.answered_by()).record(done.nbytes, latency, done.ttfb_s, done.objects)
+                live.ended(store.answered_by(), done, end - t0)
             finally:
                 limiter.release()
 
         ticker = asyncio.ensure_future(self._adapt(live, samples))
         try:
-            dispatched, ended_by = await admission.run(
-                transfer.operations(), acquire, limiter.release, one, schedule
-            )
+            if quick is None:
+                dispatched, ended_by = await admission.run(
+                    operations, acquire, limiter.release, one, schedule
+                )
+            else:
+                assert not isinstance(operations, AsyncIterator)
+                dispatched, ended_by = await self._drive(live, operations, quick, lost)
         finally:
             ticker.cancel()
             self._live = None
+            live.flush()
         outcome = transfer.outcome()
         failed.update(outcome.failed)
         stats.errors += len(outcome.failed)
@@ -389,6 +432,45 @@ class Engine:
             missing=outcome.missing,
         )
 
+    async def _drive(
+        self,
+        live: _Live,
+        operations: Iterable[object],
+        quick: QuickStore,
+        lost: Callable[[object, S3DlioRayError], None],
+    ) -> tuple[int, EndedBy]:
+        """The share's operations begun from callbacks (`Driver`), each counted as `run`'s
+        tasks count theirs; what is still in flight when the share ends is given up."""
+        transfer, limiter, store = live.transfer, live.limiter, self.store
+        assert isinstance(transfer, QuickTransfer)
+        over = False
+
+        def begin(operation: object) -> None:
+            t0 = time.perf_counter()
+
+            def done(result: Done) -> None:
+                if not over:
+                    live.ended(store.answered_by(), result, time.perf_counter() - t0)
+                    limiter.release()
+
+            def failed(exc: Exception) -> None:
+                if over:
+                    return
+                if not isinstance(exc, S3DlioRayError):
+                    driver.crash(exc)
+                    return
+                lost(operation, exc)
+                limiter.release()
+
+            transfer.begin(operation, quick, limiter, done, failed)
+
+        driver = live.admission.driver(operations, limiter, begin)
+        try:
+            return await driver.run()
+        finally:
+            over = True
+            quick.cancel()
+
     def _cpu_bound(self, late_s: float, cpu_s: float, elapsed_s: float) -> bool:
         """This process's CPU is what limits it, by the client-cpu rule's test: of the CPU
         one process may use (a core, or less under a cgroup quota), its loop's lateness, the
@@ -406,6 +488,7 @@ class Engine:
         latency = 0.0
         while True:
             await asyncio.sleep(self._interval)
+            live.flush()
             now, cpu = time.perf_counter(), time.process_time()
             nbytes, ops, elapsed = stats.bytes - last_bytes, stats.ops - last_ops, now - last_t
             late = max(0.0, elapsed - self._interval)

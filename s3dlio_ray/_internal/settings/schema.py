@@ -62,7 +62,12 @@ from s3dlio_ray._internal.settings.values import (
 )
 from s3dlio_ray._internal.tuning.endpoints import EndpointPolicy
 from s3dlio_ray._internal.tuning.pacing import RateLimit
-from s3dlio_ray._internal.tuning.parts import MAX_PART_SIZE, MIB, MIN_PART_SIZE
+from s3dlio_ray._internal.tuning.parts import (
+    DEFAULT_FAST_PATH_MAX,
+    MAX_PART_SIZE,
+    MIB,
+    MIN_PART_SIZE,
+)
 from s3dlio_ray._internal.tuning.profiles import PROFILES
 
 
@@ -546,6 +551,22 @@ class Settings:
         "transport",
         "use HTTP/2 (non-AWS endpoints only)",
         env=("S3DLIO_ENABLE_HTTP2",),
+    )
+    fast_path: bool = setting(
+        True,
+        parse_bool,
+        "transport",
+        "send small requests from the connections' own callbacks, no task each (HTTP/1.1; "
+        "off: every request the general way, to compare)",
+        env=("S3DLIO_FAST_PATH",),
+    )
+    fast_path_max: int = setting(
+        DEFAULT_FAST_PATH_MAX,
+        parse_byte_count,
+        "transport",
+        "largest object the fast path sends (default 1MiB; larger ones, and multipart, go the "
+        "general way)",
+        env=("S3DLIO_FAST_PATH_MAX",),
     )
     io_uring: bool = setting(
         False,

@@ -150,6 +150,10 @@ class Boto3Store:
         token = response.get("NextContinuationToken") if response.get("IsTruncated") else None
         return found, token
 
+    def quick(self) -> None:
+        """None: boto3 has no request path without a thread per request."""
+        return None
+
     async def aclose(self) -> None:
         self._pool.shutdown(wait=False)
         self._s3.close()

@@ -3,12 +3,13 @@ store (this project's S3 client or the boto3 baseline) is underneath."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 from s3dlio_ray._internal.model.content import ObjectData
 from s3dlio_ray._internal.model.keys import Listing
-from s3dlio_ray._internal.storage.s3.client import ObjectInfo, PartGate
+from s3dlio_ray._internal.storage.s3.client import Failed, ObjectInfo, PartGate, Then, hand_on
 
 Check = Callable[[memoryview, Mapping[str, str]], None]
 """Called with a GET's body and response headers while the body is still valid (the store may
@@ -63,4 +64,131 @@ class ObjectStore(Protocol):
         `token`): the objects on it and the token of the next page, None at the end."""
         ...
 
+    def quick(self) -> QuickStore | None:
+        """The same operations begun without a task per request, where this store has them."""
+        ...
+
     async def aclose(self) -> None: ...
+
+
+class QuickStore(Protocol):
+    """An ObjectStore's operations begun without waiting: each returns at once and later calls
+    `then` with what the coroutine of the same name returns, or `failed` with what it raises.
+    A store serves small ones from its connections' callbacks (no task, future or await per
+    request) and the rest in tasks, as the coroutines."""
+
+    def put_soon(
+        self,
+        bucket: str,
+        key: str,
+        size: int,
+        data: ObjectData,
+        gate: PartGate,
+        then: Then,
+        failed: Failed,
+    ) -> None: ...
+
+    def get_soon(
+        self,
+        bucket: str,
+        key: str,
+        size: int,
+        gate: PartGate,
+        check: Check | None,
+        checksum: bool,
+        then: Then,
+        failed: Failed,
+    ) -> None: ...
+
+    def stat_soon(self, bucket: str, key: str, then: Then, failed: Failed) -> None: ...
+
+    def delete_batch_soon(
+        self, bucket: str, keys: Sequence[str], then: Then, failed: Failed
+    ) -> None: ...
+
+    def list_page_soon(
+        self,
+        bucket: str,
+        listing: Listing,
+        after: str | None,
+        token: str | None,
+        max_keys: int,
+        then: Then,
+        failed: Failed,
+    ) -> None: ...
+
+    def cancel(self) -> None:
+        """Give up what was begun and has not ended: its callbacks are not called."""
+        ...
+
+
+class InTasks:
+    """A QuickStore over any ObjectStore: each operation its coroutine in a task. How a store
+    without a small-request path (or an object too large for it) is driven the same way."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _start(self, work: Awaitable[object], then: Then, failed: Failed) -> None:
+        async def run() -> None:
+            try:
+                value = await work
+            except Exception as exc:
+                failed(exc)
+                return
+            hand_on(then, failed, value)
+
+        task = asyncio.ensure_future(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def put_soon(
+        self,
+        bucket: str,
+        key: str,
+        size: int,
+        data: ObjectData,
+        gate: PartGate,
+        then: Then,
+        failed: Failed,
+    ) -> None:
+        self._start(self._store.put(bucket, key, size, data, gate), then, failed)
+
+    def get_soon(
+        self,
+        bucket: str,
+        key: str,
+        size: int,
+        gate: PartGate,
+        check: Check | None,
+        checksum: bool,
+        then: Then,
+        failed: Failed,
+    ) -> None:
+        self._start(self._store.get(bucket, key, size, gate, check, checksum), then, failed)
+
+    def stat_soon(self, bucket: str, key: str, then: Then, failed: Failed) -> None:
+        self._start(self._store.stat(bucket, key), then, failed)
+
+    def delete_batch_soon(
+        self, bucket: str, keys: Sequence[str], then: Then, failed: Failed
+    ) -> None:
+        self._start(self._store.delete_batch(bucket, keys), then, failed)
+
+    def list_page_soon(
+        self,
+        bucket: str,
+        listing: Listing,
+        after: str | None,
+        token: str | None,
+        max_keys: int,
+        then: Then,
+        failed: Failed,
+    ) -> None:
+        work = self._store.list_page(bucket, listing, after, token, max_keys)
+        self._start(work, then, failed)
+
+    def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()

@@ -12,16 +12,27 @@ from s3dlio_ray._internal.model.checks import CHECKSUM_MODE
 from s3dlio_ray._internal.model.content import ObjectData
 from s3dlio_ray._internal.model.keys import Listing
 from s3dlio_ray._internal.storage.files import FileError, SourceFile, TargetFile
-from s3dlio_ray._internal.storage.object_store import Check
+from s3dlio_ray._internal.storage.object_store import Check, Failed, InTasks, Then
 from s3dlio_ray._internal.storage.oplog import OpLog
 from s3dlio_ray._internal.storage.s3.client import (
+    DELETE_QUERY,
+    MAX_DELETE_BATCH,
     ObjectInfo,
     PartGate,
     S3Client,
     answered_by,
+    delete_failures,
+    delete_request,
     in_parts,
+    list_page,
+    list_query,
 )
-from s3dlio_ray._internal.tuning.parts import calculate_optimal_part_size, part_ranges
+from s3dlio_ray._internal.storage.s3.transport import Response
+from s3dlio_ray._internal.tuning.parts import (
+    DEFAULT_FAST_PATH_MAX,
+    calculate_optimal_part_size,
+    part_ranges,
+)
 
 
 class UploadedFile(NamedTuple):
@@ -78,7 +89,13 @@ class BufferPool:
 
 
 class S3Store:
-    """PUT, GET, STAT and DELETE on one S3Client; `op_log` records every HTTP request."""
+    """PUT, GET, STAT and DELETE on one S3Client; `op_log` records every HTTP request.
+
+    Two paths behind the one interface: the coroutines (`put`, `get`, ...), and the same
+    operations begun without a task (`quick()`, the engine's choice for the phases that can):
+    objects up to `fast_path_max` bytes (None: that path off) and metadata requests are sent
+    from the connections' callbacks over HTTP/1.1, the rest run as the coroutines in tasks.
+    """
 
     def __init__(
         self,
@@ -86,12 +103,15 @@ class S3Store:
         part_size: int,
         op_log: OpLog | None = None,
         keep_buffers: int | None = None,
+        fast_path_max: int | None = DEFAULT_FAST_PATH_MAX,
     ) -> None:
         self.client = client
         self.endpoint = client.endpoint_url
         self.source_address = client.options.bind_address
         self.on_retry: Callable[[bool], None] | None = None
         self._part_size = part_size
+        self._fast_max = None if fast_path_max is None else min(fast_path_max, part_size)
+        self._tasks = InTasks(self)
         self._buffers = BufferPool() if keep_buffers is None else BufferPool(keep_buffers)
         self._op_log = op_log
         if op_log is not None:
@@ -232,6 +252,126 @@ class S3Store:
             "/" if listing.delimiter else None,
         )
         return page.objects, page.next_token
+
+    def quick(self) -> S3Store | None:
+        """This store, begun without waiting, unless its small-request path is off (or its
+        client speaks HTTP/2, which has its own streams)."""
+        return None if self._fast_max is None or self.client.options.http2 else self
+
+    def put_soon(
+        self,
+        bucket: str,
+        key: str,
+        size: int,
+        data: ObjectData,
+        gate: PartGate,
+        then: Then,
+        failed: Failed,
+    ) -> None:
+        if not self._small(size):
+            self._tasks.put_soon(bucket, key, size, data, gate, then, failed)
+            return
+        self.client.send_soon(
+            lambda response: then(None),
+            failed,
+            "PutObject",
+            "PUT",
+            bucket,
+            key,
+            body=data.segments(key, 0, size),
+        )
+
+    def get_soon(
+        self,
+        bucket: str,
+        key: str,
+        size: int,
+        gate: PartGate,
+        check: Check | None,
+        checksum: bool,
+        then: Then,
+        failed: Failed,
+    ) -> None:
+        if not self._small(size):
+            self._tasks.get_soon(bucket, key, size, gate, check, checksum, then, failed)
+            return
+        buffer = self._buffers.acquire(size)
+
+        def got(response: Response) -> None:
+            try:
+                if check is not None:
+                    check(response.body, response.headers)
+            finally:
+                self._buffers.release(buffer)
+            then((len(response.body), response.ttfb_s))
+
+        def lost(exc: Exception) -> None:
+            self._buffers.release(buffer)
+            failed(exc)
+
+        extra = dict(CHECKSUM_MODE) if checksum else None
+        self.client.send_soon(
+            got, lost, "GetObject", "GET", bucket, key, headers=extra, into=buffer
+        )
+
+    def stat_soon(self, bucket: str, key: str, then: Then, failed: Failed) -> None:
+        self.client.send_soon(
+            lambda response: then(int(response.headers.get("content-length", "0"))),
+            failed,
+            "HeadObject",
+            "HEAD",
+            bucket,
+            key,
+        )
+
+    def delete_batch_soon(
+        self, bucket: str, keys: Sequence[str], then: Then, failed: Failed
+    ) -> None:
+        if len(keys) > MAX_DELETE_BATCH:
+            self._tasks.delete_batch_soon(bucket, keys, then, failed)
+            return
+        xml, headers, about = delete_request(keys)
+        self.client.send_soon(
+            lambda response: then(delete_failures(response.body)),
+            failed,
+            "DeleteObjects",
+            "POST",
+            bucket,
+            query=DELETE_QUERY,
+            headers=headers,
+            small_body=xml,
+            n_objects=len(keys),
+            about=about,
+        )
+
+    def list_page_soon(
+        self,
+        bucket: str,
+        listing: Listing,
+        after: str | None,
+        token: str | None,
+        max_keys: int,
+        then: Then,
+        failed: Failed,
+    ) -> None:
+        delimiter = "/" if listing.delimiter else None
+
+        def got(response: Response) -> None:
+            page = list_page(response.body)
+            then((page.objects, page.next_token))
+
+        query = list_query(listing.prefix, token, max_keys, after, delimiter)
+        self.client.send_soon(
+            got, failed, "ListObjectsV2", "GET", bucket, query=query, about=listing.prefix
+        )
+
+    def cancel(self) -> None:
+        self._tasks.cancel()
+        self.client.cancel_going_on()
+
+    def _small(self, size: int) -> bool:
+        """Whether an object of `size` goes by the small-request path."""
+        return self._fast_max is not None and 0 <= size <= self._fast_max
 
     async def aclose(self) -> None:
         await self.client.aclose()

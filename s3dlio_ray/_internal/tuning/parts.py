@@ -13,10 +13,18 @@ MIN_PART_SIZE = 5 * MIB
 MAX_PART_SIZE = 5 * GIB
 MAX_PARTS = 10_000
 MAX_OBJECT_SIZE = 5 * TIB
+DEFAULT_FAST_PATH_MAX = MIB
+"""Objects up to this size go by the small-request path unless a run says otherwise: one
+request each, well under the smallest part."""
 
 
 class ObjectTooLargeError(S3DlioRayError):
     """S3 cannot hold an object of this size."""
+
+
+DEFAULT_FAST_PATH_MAX = 1024 * 1024
+"""Objects up to this size go by the small-request path unless a run says otherwise: one
+request each, well under the smallest part."""
 
 
 def calculate_optimal_part_size(object_size: int, target: int = DEFAULT_PART_SIZE) -> int:

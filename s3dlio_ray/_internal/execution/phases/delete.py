@@ -5,14 +5,14 @@ delete are listed as failed. On existing data it runs only with allow_delete_exi
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.execution.phases.step import TransferStep
 from s3dlio_ray._internal.execution.phases.transfer import Done, PhaseSpec, TransferOutcome
 from s3dlio_ray._internal.model.vocabulary import Phase
-from s3dlio_ray._internal.storage.object_store import ObjectStore
-from s3dlio_ray._internal.storage.s3.client import PartGate
+from s3dlio_ray._internal.storage.object_store import ObjectStore, QuickStore
+from s3dlio_ray._internal.storage.s3.client import Failed, PartGate
 
 
 class Batch(tuple[str, ...]):
@@ -39,10 +39,26 @@ class Delete:
         return 0
 
     async def perform(self, batch: Batch, store: ObjectStore, gate: PartGate) -> Done:
-        failed = await store.delete_batch(self._spec.bucket, batch)
-        for key in failed:
+        return self._deleted(batch, await store.delete_batch(self._spec.bucket, batch))
+
+    def begin(
+        self,
+        batch: Batch,
+        store: QuickStore,
+        gate: PartGate,
+        done: Callable[[Done], None],
+        failed: Failed,
+    ) -> None:
+        deleted = self._deleted
+        store.delete_batch_soon(
+            self._spec.bucket, batch, lambda refused: done(deleted(batch, refused)), failed
+        )
+
+    def _deleted(self, batch: Batch, refused: list[str]) -> Done:
+        """A batch done; the keys the store would not delete listed as failed."""
+        for key in refused:
             self._failed[key] = "DeleteObjects: the store did not delete it"
-        return Done(objects=len(batch) - len(failed))
+        return Done(objects=len(batch) - len(refused))
 
     def outcome(self) -> TransferOutcome:
         return TransferOutcome(failed=dict(self._failed))

@@ -4,7 +4,7 @@ the checksum or ETag the store keeps (see checks.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.execution.phases.step import TransferStep
@@ -13,8 +13,8 @@ from s3dlio_ray._internal.model.checks import ReadCheck
 from s3dlio_ray._internal.model.content import ObjectData
 from s3dlio_ray._internal.model.keys import Sized, repeated
 from s3dlio_ray._internal.model.vocabulary import Phase
-from s3dlio_ray._internal.storage.object_store import ObjectStore
-from s3dlio_ray._internal.storage.s3.client import PartGate
+from s3dlio_ray._internal.storage.object_store import Check, ObjectStore, QuickStore
+from s3dlio_ray._internal.storage.s3.client import Failed, PartGate
 
 
 class Get:
@@ -33,13 +33,38 @@ class Get:
     async def perform(self, item: Sized, store: ObjectStore, gate: PartGate) -> Done:
         key, size = item
         spec = self._spec
-        check = (
-            (lambda body, headers: self._check.check(key, size, body, headers))
-            if spec.verify
-            else None
+        nbytes, ttfb = await store.get(
+            spec.bucket, key, size, gate, self._checked(item), spec.existing
         )
-        nbytes, ttfb = await store.get(spec.bucket, key, size, gate, check, spec.existing)
         return Done(nbytes, ttfb)
+
+    def begin(
+        self,
+        item: Sized,
+        store: QuickStore,
+        gate: PartGate,
+        done: Callable[[Done], None],
+        failed: Failed,
+    ) -> None:
+        spec = self._spec
+        check = self._checked(item)
+        store.get_soon(
+            spec.bucket,
+            item.key,
+            item.size,
+            gate,
+            check,
+            spec.existing,
+            lambda read: done(Done(*read)),
+            failed,
+        )
+
+    def _checked(self, item: Sized) -> Check | None:
+        """How the object read for `item` is checked, or None without verification."""
+        if not self._spec.verify:
+            return None
+        key, size = item
+        return lambda body, headers: self._check.check(key, size, body, headers)
 
     def outcome(self) -> TransferOutcome:
         check = self._check

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.execution.phases.step import TransferStep
@@ -18,8 +18,8 @@ from s3dlio_ray._internal.execution.phases.transfer import Done, PhaseSpec, Tran
 from s3dlio_ray._internal.model.keys import ListedKeys, Listing
 from s3dlio_ray._internal.model.stats import OpStats
 from s3dlio_ray._internal.model.vocabulary import Phase
-from s3dlio_ray._internal.storage.object_store import ObjectStore
-from s3dlio_ray._internal.storage.s3.client import PartGate
+from s3dlio_ray._internal.storage.object_store import ObjectStore, QuickStore
+from s3dlio_ray._internal.storage.s3.client import Failed, ObjectInfo, PartGate
 
 
 class List:
@@ -49,15 +49,53 @@ class List:
             found, token = await store.list_page(
                 self._spec.bucket, part, part.start_after, token, self._spec.page_size
             )
-            end = part.end_before
-            inside = [o for o in found if end is None or o.key < end]
-            self._pages.record(0, time.perf_counter() - started)
-            listed += len(inside)
-            if self._spec.collect:
-                self._keys += (o.key for o in inside)
-                self._sizes.extend(o.size for o in inside)
-            if token is None or len(inside) < len(found):
+            inside, last = self._page(part, found, token, started)
+            listed += inside
+            if last:
                 return Done(objects=listed)
+
+    def begin(
+        self,
+        part: Listing,
+        store: QuickStore,
+        gate: PartGate,
+        done: Callable[[Done], None],
+        failed: Failed,
+    ) -> None:
+        """The listing's pages one after another, each asked for from the callback that read
+        the one before."""
+        listed = 0
+
+        def ask(token: str | None) -> None:
+            started = time.perf_counter()
+
+            def read(answer: tuple[list[ObjectInfo], str | None]) -> None:
+                nonlocal listed
+                found, token = answer
+                inside, last = self._page(part, found, token, started)
+                listed += inside
+                if last:
+                    done(Done(objects=listed))
+                else:
+                    ask(token)
+
+            bucket, size = self._spec.bucket, self._spec.page_size
+            store.list_page_soon(bucket, part, part.start_after, token, size, read, failed)
+
+        ask(None)
+
+    def _page(
+        self, part: Listing, found: list[ObjectInfo], token: str | None, started: float
+    ) -> tuple[int, bool]:
+        """A page read: how many of its objects are inside the listing (kept when collected),
+        and whether it is the listing's last."""
+        end = part.end_before
+        inside = [o for o in found if end is None or o.key < end]
+        self._pages.record(0, time.perf_counter() - started)
+        if self._spec.collect:
+            self._keys += (o.key for o in inside)
+            self._sizes.extend(o.size for o in inside)
+        return len(inside), token is None or len(inside) < len(found)
 
     def outcome(self) -> TransferOutcome:
         listed = ListedKeys(self._keys, self._sizes) if self._spec.collect else None

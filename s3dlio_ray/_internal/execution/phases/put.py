@@ -4,7 +4,7 @@ checkpoint's shards go up the same way, their sizes given with their keys."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.execution.phases.step import TransferStep
@@ -12,8 +12,8 @@ from s3dlio_ray._internal.execution.phases.transfer import Done, PhaseSpec, Tran
 from s3dlio_ray._internal.model.content import ObjectData
 from s3dlio_ray._internal.model.keys import KeyRange, Sized, with_sizes
 from s3dlio_ray._internal.model.vocabulary import Phase
-from s3dlio_ray._internal.storage.object_store import ObjectStore
-from s3dlio_ray._internal.storage.s3.client import PartGate
+from s3dlio_ray._internal.storage.object_store import ObjectStore, QuickStore
+from s3dlio_ray._internal.storage.s3.client import Failed, PartGate
 
 
 class Put:
@@ -36,6 +36,20 @@ class Put:
     async def perform(self, item: Sized, store: ObjectStore, gate: PartGate) -> Done:
         await store.put(self._spec.bucket, item.key, item.size, self._data, gate)
         return Done(item.size)
+
+    def begin(
+        self,
+        item: Sized,
+        store: QuickStore,
+        gate: PartGate,
+        done: Callable[[Done], None],
+        failed: Failed,
+    ) -> None:
+        stored = Done(item.size)
+        bucket = self._spec.bucket
+        store.put_soon(
+            bucket, item.key, item.size, self._data, gate, lambda _: done(stored), failed
+        )
 
     def outcome(self) -> TransferOutcome:
         return TransferOutcome()

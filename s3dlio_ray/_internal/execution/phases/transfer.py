@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from s3dlio_ray._internal.execution.admission import ShareLimits
 from s3dlio_ray._internal.model.copy_plan import CopySpec
@@ -20,8 +20,8 @@ from s3dlio_ray._internal.model.results import AcceleratorEpoch
 from s3dlio_ray._internal.model.sizes import ObjectSizes
 from s3dlio_ray._internal.model.stats import OpStats
 from s3dlio_ray._internal.model.vocabulary import Phase
-from s3dlio_ray._internal.storage.object_store import ObjectStore
-from s3dlio_ray._internal.storage.s3.client import PartGate
+from s3dlio_ray._internal.storage.object_store import ObjectStore, QuickStore
+from s3dlio_ray._internal.storage.s3.client import Failed, PartGate
 from s3dlio_ray._internal.tuning.pacing import RateLimit
 
 
@@ -170,6 +170,24 @@ class Transfer(Protocol):
         ...
 
     def outcome(self) -> TransferOutcome: ...
+
+
+@runtime_checkable
+class QuickTransfer(Transfer, Protocol):
+    """A transfer whose operations can also begin without a task each (on a store's
+    QuickStore): the engine's choice for a closed-loop share where the store has one."""
+
+    def begin(
+        self,
+        operation: Any,
+        store: QuickStore,
+        gate: PartGate,
+        done: Callable[[Done], None],
+        failed: Failed,
+    ) -> None:
+        """`perform` begun: returns at once and later calls `done` with what `perform` returns,
+        or `failed` with what it raises."""
+        ...
 
 
 TransferFactory = Callable[[PhaseSpec, Sequence[Any], ShareLimits, int], Transfer]

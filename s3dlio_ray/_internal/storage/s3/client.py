@@ -21,7 +21,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from s3dlio_ray._internal.model import crc
@@ -156,6 +156,20 @@ class PartGate:
 
 RetryHook = Callable[[str, bool], None]
 
+Then = Callable[[Any], None]
+"""What a request begun without waiting calls with what its coroutine would return."""
+Failed = Callable[[Exception], None]
+"""What it calls instead with what the coroutine would raise (or its `Then` raised)."""
+
+
+def hand_on(then: Then, failed: Failed, value: object) -> None:
+    """`then(value)`, or `failed` with what it raised: what began without waiting ends in
+    exactly one of the two."""
+    try:
+        then(value)
+    except Exception as exc:
+        failed(exc)
+
 
 def _text(elem: ET.Element, name: str) -> str:
     """The text of `name` under `elem`, by local name: stores answer in AWS's namespace,
@@ -178,6 +192,26 @@ def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
             f"ca_bundle {ca_bundle}: {reason}: give a PEM file of the CA certificates that "
             "signed the endpoint's"
         ) from None
+
+
+def _request(
+    bucket: str,
+    key: str,
+    about: str,
+    query: dict[str, str] | None,
+    body: Sequence[Buffer],
+    small_body: bytes | None,
+) -> tuple[str, Sequence[Buffer], str, str]:
+    """A request's resource as errors and the op-log name it, its body, the body's hash as
+    signed (a small body's own, a bulk body unsigned) and its query string."""
+    named = key or about
+    resource = f"s3://{bucket}/{named}" if named else f"s3://{bucket}"
+    if small_body is not None:
+        body = (small_body,)
+        payload_hash = payload_sha256(small_body)
+    else:
+        payload_hash = UNSIGNED_PAYLOAD if body else EMPTY_PAYLOAD
+    return resource, body, payload_hash, "?" + _query(query) if query else ""
 
 
 def _query(params: dict[str, str]) -> str:
@@ -230,6 +264,8 @@ class S3Client:
         """When an endpoint last answered (or the client began)."""
         self.on_retry: RetryHook | None = None
         self.on_request: RequestHook | None = None
+        self._going_on: set[asyncio.Task[None]] = set()
+        """Requests `send_soon` began whose later tries run in a task."""
         self._ssl: ssl.SSLContext | None = None
         if any(e.scheme == "https" for e in self._endpoints):
             self._ssl = _tls_context(options.ca_bundle)
@@ -322,21 +358,18 @@ class S3Client:
         ok: tuple[int, ...] = (200, 204, 206),
         n_objects: int = 1,
         about: str = "",
+        resume: tuple[int, int | None] = (0, None),
     ) -> Response:
         """One request, retried as the policy says on another endpoint when one is failing;
         `_attempt` makes each try. `about`: what a request to the bucket concerns (a LIST's
         prefix, a DeleteObjects' key or its keys' common prefix), as the op-log and errors name
-        it, so a replay knows."""
-        named = key or about
-        resource = f"s3://{bucket}/{named}" if named else f"s3://{bucket}"
-        if small_body is not None:
-            body = (small_body,)
-            payload_hash = payload_sha256(small_body)
-        else:
-            payload_hash = UNSIGNED_PAYLOAD if body else EMPTY_PAYLOAD
-        target_query = "?" + _query(query) if query else ""
+        it, so a replay knows. `resume`: the tries already made (by `send_soon`) and the
+        endpoint the last one failed at."""
+        resource, body, payload_hash, target_query = _request(
+            bucket, key, about, query, body, small_body
+        )
         policy = self.options.retry
-        attempt, avoid = 0, None
+        attempt, avoid = resume
         began = time.monotonic()
         while True:
             attempt += 1
@@ -407,11 +440,9 @@ class S3Client:
         to record, with what it parsed). Answers the response and when the try started."""
         endpoint = self._endpoints[index]
         answered_by.set(endpoint.url)
-        host, path = self._address(endpoint, bucket, key)
-        target = path + target_query
-        host_header = host if endpoint.port in (80, 443) else f"{host}:{endpoint.port}"
-        signed = self._signer.sign(method, host_header, target, headers or {}, payload_hash)
-        transport = self._transport_for(endpoint, host)
+        transport, target, signed = self._signed(
+            endpoint, method, bucket, key, target_query, headers, payload_hash
+        )
         start_ns = time.time_ns()
         rotation = self.rotation
         rotation.in_flight[index] += 1
@@ -423,8 +454,41 @@ class S3Client:
             raise
         finally:
             rotation.in_flight[index] -= 1
+        self._heard_from(index, operation, resource, start_ns, response, body, ok, n_objects)
+        return response, start_ns
+
+    def _signed(
+        self,
+        endpoint: _Endpoint,
+        method: str,
+        bucket: str,
+        key: str,
+        target_query: str,
+        headers: dict[str, str] | None,
+        payload_hash: str,
+    ) -> tuple[Transport, str, dict[str, str]]:
+        """Where a try at `endpoint` goes: its pool, the target and the signed headers."""
+        host, path = self._address(endpoint, bucket, key)
+        target = path + target_query
+        host_header = host if endpoint.port in (80, 443) else f"{host}:{endpoint.port}"
+        signed = self._signer.sign(method, host_header, target, headers or {}, payload_hash)
+        return self._transport_for(endpoint, host), target, signed
+
+    def _heard_from(
+        self,
+        index: int,
+        operation: str,
+        resource: str,
+        start_ns: int,
+        response: Response,
+        body: Sequence[Buffer],
+        ok: tuple[int, ...],
+        n_objects: int,
+    ) -> None:
+        """Endpoint `index` answered: it is alive, and a success goes in the op-log (an error
+        answer is the caller's to record, with what it parsed)."""
         self._heard = time.monotonic()
-        rotation.succeeded(index)
+        self.rotation.succeeded(index)
         if response.status in ok and self.on_request is not None:
             moved = (
                 len(response.body)
@@ -433,8 +497,122 @@ class S3Client:
                 if operation in ("PutObject", "UploadPart")
                 else 0
             )
+            endpoint = self._endpoints[index]
             self._record(operation, resource, endpoint, start_ns, response, moved, n_objects, "")
-        return response, start_ns
+
+    def send_soon(
+        self,
+        answered: Callable[[Response], None],
+        failed: Callable[[Exception], None],
+        operation: str,
+        method: str,
+        bucket: str,
+        key: str = "",
+        query: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        body: Sequence[Buffer] = (),
+        into: bytearray | memoryview | None = None,
+        small_body: bytes | None = None,
+        n_objects: int = 1,
+        about: str = "",
+    ) -> None:
+        """`_send` without a task, for small requests over HTTP/1.1: the first try is written
+        now and a success handed to `answered` from the connection's own callback; a try that
+        `_send` would retry goes on as `_send` in a task (the try counted, the endpoint it
+        failed at avoided), whose answer reaches `answered` or whose error reaches `failed`.
+        Either runs with `answered_by` naming the endpoint, as after `_send`."""
+        resource, body, payload_hash, target_query = _request(
+            bucket, key, about, query, body, small_body
+        )
+
+        def again(resume: tuple[int, int | None]) -> Awaitable[Response]:
+            return self._send(
+                operation,
+                method,
+                bucket,
+                key,
+                query,
+                headers,
+                body,
+                into,
+                small_body,
+                n_objects=n_objects,
+                about=about,
+                resume=resume,
+            )
+
+        began = time.monotonic()
+        index = self.rotation.pick(began, None)
+        if index is None:
+            self._go_on(answered, failed, again, (0, None))
+            return
+        endpoint = self._endpoints[index]
+        transport, target, signed = self._signed(
+            endpoint, method, bucket, key, target_query, headers, payload_hash
+        )
+        assert isinstance(transport, Http1Transport)
+        start_ns = time.time_ns()
+        rotation = self.rotation
+        rotation.in_flight[index] += 1
+
+        def got(response: Response) -> None:
+            rotation.in_flight[index] -= 1
+            ok = (200, 204, 206)
+            self._heard_from(index, operation, resource, start_ns, response, body, ok, n_objects)
+            answered_by.set(endpoint.url)
+            if response.status in ok:
+                hand_on(answered, failed, response)
+                return
+            error = parse_error(operation, resource, response.status, bytes(response.body))
+            if self.on_request is not None:
+                self._record(
+                    operation, resource, endpoint, start_ns, response, 0, n_objects, str(error)
+                )
+            if not error.retryable or self.options.retry.max_attempts <= 1:
+                failed(error)
+                return
+            self._retrying(operation, error.throttled)
+            self._go_on(answered, failed, again, (1, None))
+
+        def lost(exc: TransportError) -> None:
+            rotation.in_flight[index] -= 1
+            answered_by.set(endpoint.url)
+            if self.on_request is not None:
+                self._record(operation, resource, endpoint, start_ns, None, 0, n_objects, str(exc))
+            silent = isinstance(exc, RequestTimeout) and self._silent_since(began)
+            final = silent or isinstance(exc, CertificateError | NoHttp2)
+            if not final:
+                self._connection_failed(index, exc)
+            if final or self.options.retry.max_attempts <= 1:
+                failed(self._transport_error(operation, resource, endpoint, exc, 1, silent))
+                return
+            self._retrying(operation, isinstance(exc, RequestTimeout))
+            self._go_on(answered, failed, again, (1, index))
+
+        transport.send(method, target, signed, body, into, got, lost)
+
+    def _go_on(
+        self,
+        answered: Callable[[Response], None],
+        failed: Callable[[Exception], None],
+        again: Callable[[tuple[int, int | None]], Awaitable[Response]],
+        resume: tuple[int, int | None],
+    ) -> None:
+        """The rest of a `send_soon`'s tries, as `_send` makes them, in a task of its own."""
+
+        async def rest_of_tries() -> None:
+            if resume[0]:
+                await asyncio.sleep(self.options.retry.delay(resume[0]))
+            try:
+                response = await again(resume)
+            except Exception as exc:
+                failed(exc)
+                return
+            hand_on(answered, failed, response)
+
+        task = asyncio.ensure_future(rest_of_tries())
+        self._going_on.add(task)
+        task.add_done_callback(self._going_on.discard)
 
     def _record(
         self,
@@ -766,26 +944,9 @@ class S3Client:
         start_after: str | None = None,
         delimiter: str | None = None,
     ) -> ListPage:
-        query = {"list-type": "2", "max-keys": str(max_keys)}
-        if prefix:
-            query["prefix"] = prefix
-        if token:
-            query["continuation-token"] = token
-        elif start_after:
-            query["start-after"] = start_after
-        if delimiter:
-            query["delimiter"] = delimiter
+        query = list_query(prefix, token, max_keys, start_after, delimiter)
         response = await self._send("ListObjectsV2", "GET", bucket, query=query, about=prefix)
-        root = ET.fromstring(bytes(response.body))
-        objects = [
-            ObjectInfo(_text(item, "Key"), int(_text(item, "Size") or 0), _text(item, "ETag"))
-            for item in _findall(root, "Contents")
-        ]
-        truncated = _text(root, "IsTruncated") == "true"
-        prefixes = [_text(item, "Prefix") for item in _findall(root, "CommonPrefixes")]
-        return ListPage(
-            objects, _text(root, "NextContinuationToken") if truncated else None, prefixes
-        )
+        return list_page(response.body)
 
     async def list_objects(self, bucket: str, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         """Every object under `prefix`, following continuation tokens."""
@@ -803,21 +964,18 @@ class S3Client:
         deleted, failed = 0, []
         for start in range(0, len(keys), MAX_DELETE_BATCH):
             batch = keys[start : start + MAX_DELETE_BATCH]
-            objects = "".join(f"<Object><Key>{_xml_escape(key)}</Key></Object>" for key in batch)
-            xml = f"<Delete><Quiet>true</Quiet>{objects}</Delete>".encode()
-            md5 = base64.b64encode(hashlib.md5(xml, usedforsecurity=False).digest()).decode()
+            xml, headers, about = delete_request(batch)
             response = await self._send(
                 "DeleteObjects",
                 "POST",
                 bucket,
-                query={"delete": ""},
-                headers={"Content-MD5": md5, "Content-Type": "application/xml"},
+                query=DELETE_QUERY,
+                headers=headers,
                 small_body=xml,
                 n_objects=len(batch),
-                about=os.path.commonprefix(list(batch)),  # noqa: RUF071 (keys, not paths)
+                about=about,
             )
-            root = ET.fromstring(bytes(response.body))
-            errors = [_text(err, "Key") for err in _findall(root, "Error")]
+            errors = delete_failures(response.body)
             failed.extend(errors)
             deleted += len(batch) - len(errors)
         return deleted, failed
@@ -843,11 +1001,63 @@ class S3Client:
                 "upload-id-marker": _text(root, "NextUploadIdMarker"),
             }
 
+    def cancel_going_on(self) -> None:
+        """Give up the later tries of requests `send_soon` began."""
+        for task in self._going_on:
+            task.cancel()
+
     async def aclose(self) -> None:
+        self.cancel_going_on()
         for endpoint in self._endpoints:
             for transport in endpoint.transports.values():
                 await transport.aclose()
             endpoint.transports.clear()
+
+
+def list_query(
+    prefix: str, token: str | None, max_keys: int, start_after: str | None, delimiter: str | None
+) -> dict[str, str]:
+    """A ListObjectsV2 page's query."""
+    query = {"list-type": "2", "max-keys": str(max_keys)}
+    if prefix:
+        query["prefix"] = prefix
+    if token:
+        query["continuation-token"] = token
+    elif start_after:
+        query["start-after"] = start_after
+    if delimiter:
+        query["delimiter"] = delimiter
+    return query
+
+
+def list_page(body: Buffer) -> ListPage:
+    """A ListObjectsV2 answer read."""
+    root = ET.fromstring(bytes(body))
+    objects = [
+        ObjectInfo(_text(item, "Key"), int(_text(item, "Size") or 0), _text(item, "ETag"))
+        for item in _findall(root, "Contents")
+    ]
+    truncated = _text(root, "IsTruncated") == "true"
+    prefixes = [_text(item, "Prefix") for item in _findall(root, "CommonPrefixes")]
+    return ListPage(objects, _text(root, "NextContinuationToken") if truncated else None, prefixes)
+
+
+DELETE_QUERY = {"delete": ""}
+
+
+def delete_request(batch: Sequence[str]) -> tuple[bytes, dict[str, str], str]:
+    """A DeleteObjects request of at most 1000 keys: its body, headers, and what it is about
+    (the keys' common prefix)."""
+    objects = "".join(f"<Object><Key>{_xml_escape(key)}</Key></Object>" for key in batch)
+    xml = f"<Delete><Quiet>true</Quiet>{objects}</Delete>".encode()
+    md5 = base64.b64encode(hashlib.md5(xml, usedforsecurity=False).digest()).decode()
+    headers = {"Content-MD5": md5, "Content-Type": "application/xml"}
+    return xml, headers, os.path.commonprefix(list(batch))  # noqa: RUF071 (keys, not paths)
+
+
+def delete_failures(body: Buffer) -> list[str]:
+    """The keys a DeleteObjects answer says were not deleted."""
+    return [_text(err, "Key") for err in _findall(ET.fromstring(bytes(body)), "Error")]
 
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")

@@ -11,6 +11,11 @@ close-delimited bodies) takes a plain, slower path: those are small control-plan
 Scope: HTTP/1.1 over TCP or TLS, keep-alive pooling, Content-Length, chunked and close-delimited
 response bodies, an idle timeout, and one silent retry of a reused connection the server closed
 while it sat idle. No pipelining, no proxies, no redirects, no 100-continue.
+
+A request is awaited (`request`, a coroutine) or sent from a callback (`send`, the small-request
+path): the same connections, pool and parsing serve both; `send` hands the response to a
+callback from the protocol's own `buffer_updated`, so a small request costs no task, future or
+await (BENCHMARKS.md, issue 27).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from s3dlio_ray._internal.storage.s3.transport import (
@@ -36,6 +41,9 @@ HEADER_LIMIT = 64 * 1024
 SCRATCH_SIZE = 256 * 1024
 WRITE_PIECE = 1024 * 1024
 NO_BODY_STATUSES = frozenset({204, 304})
+JOIN_BELOW = 64 * 1024
+"""A request body up to this size goes out with its head in one write (one system call and
+one segment, not one per piece; copying it costs less)."""
 
 
 class ChunkedDecoder:
@@ -114,8 +122,13 @@ def _parse_head(head: bytes) -> tuple[str, int, dict[str, str]]:
     return parts[0][5:], status, headers
 
 
+Answered = Callable[[Response], None]
+Broken = Callable[[TransportError], None]
+
+
 class _Connection(asyncio.BufferedProtocol):
-    """One keep-alive connection; a response's body lands in the buffer the request named."""
+    """One keep-alive connection; a response's body lands in the buffer the request named, and
+    the response (or why there is none) goes to the request's `answered` (or `broken`), once."""
 
     def __init__(self, watch: _IdleWatch) -> None:
         self.transport: asyncio.Transport | None = None
@@ -132,7 +145,8 @@ class _Connection(asyncio.BufferedProtocol):
         self._reset()
 
     def _reset(self) -> None:
-        self._waiter: asyncio.Future[Response] | None = None
+        self._answered: Answered | None = None
+        self._broken: Broken | None = None
         self._state = "idle"
         self._head_len = 0
         self._is_head = False
@@ -158,19 +172,14 @@ class _Connection(asyncio.BufferedProtocol):
         if self._until_close is not None and self._state == "body":
             self._finish(memoryview(self._until_close))
             return
-        if self._waiter is not None and not self._waiter.done():
+        if self._broken is not None:
             detail = f": {exc}" if exc else ""
             where = (
                 "before a response"
                 if self._state == "head" and not self._head_len
                 else ("in the middle of the response")
             )
-            self._waiter.set_exception(
-                TransportError(f"connection closed by the server {where}{detail}")
-            )
-            # As in _fail: an exchange that already raised (a timeout while it wrote) no
-            # longer awaits its waiter, and asyncio must not log the error as never retrieved.
-            self._waiter.exception()
+            self._end_with(TransportError(f"connection closed by the server {where}{detail}"))
 
     def pause_writing(self) -> None:
         self._writable.clear()
@@ -272,22 +281,76 @@ class _Connection(asyncio.BufferedProtocol):
             self._accept_body(self._scratch[:nbytes])
 
     def _finish(self, body: memoryview) -> None:
-        waiter = self._waiter
+        answered = self._answered
         self._state = "done"
-        if waiter is not None and not waiter.done():
-            waiter.set_result(
+        self._answered = self._broken = None
+        if answered is not None:
+            self._watch.discard(self)
+            answered(
                 Response(self._status, self._headers, body, f"HTTP/{self._version}", self._ttfb)
             )
 
-    def _fail(self, exc: Exception) -> None:
+    def _end_with(self, exc: TransportError) -> None:
+        broken = self._broken
+        self._answered = self._broken = None
+        if broken is not None:
+            self._watch.discard(self)
+            broken(exc)
+
+    def _fail(self, exc: TransportError) -> None:
         self.reusable = False
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(exc)
-            # Whoever awaits the waiter still gets it; when no one does (a timeout already
-            # raised), asyncio must not log it as never retrieved.
-            self._waiter.exception()
+        self._end_with(exc)
         if self.transport is not None:
             self.transport.abort()
+
+    def _begin(
+        self,
+        is_head: bool,
+        into: bytearray | memoryview | None,
+        answered: Answered,
+        broken: Broken,
+    ) -> asyncio.Transport:
+        """Ready for a request's response; the transport to write the request on."""
+        self._reset()
+        self.progress = 0
+        self._answered, self._broken = answered, broken
+        self._state = "head"
+        self._is_head = is_head
+        self._into = into
+        self._started = time.perf_counter()
+        transport = self.transport
+        assert transport is not None
+        if transport.is_closing():
+            raise TransportError("connection closed by the server before the request")
+        return transport
+
+    def send(self, pool: Http1Transport, request: _Request, reused: bool) -> None:
+        """Write `request` whole (a small body: the transport buffers what the socket does not
+        take yet) and return; the idle watch times the response out. The connection goes back
+        to `pool` before the request's own callback runs (which may send the next on it)."""
+        head, body, is_head, into, _, _ = request
+        self._sent = (pool, request, reused)
+        transport = self._begin(is_head, into, self._sent_answered, self._sent_broken)
+        if sum(map(len, body)) <= JOIN_BELOW:
+            transport.write(b"".join((head, *body)))
+        else:
+            transport.write(head)
+            for segment in body:
+                transport.write(segment)
+        self._watch.add(self)
+
+    def _sent_answered(self, response: Response) -> None:
+        pool, request, _ = self._sent
+        pool.returned(self)
+        request[4](response)
+
+    def _sent_broken(self, exc: TransportError) -> None:
+        pool, request, reused = self._sent
+        self.close()
+        if reused and not self.progress:
+            pool.send_connected(request)
+        else:
+            request[5](exc)
 
     async def exchange(
         self,
@@ -296,18 +359,17 @@ class _Connection(asyncio.BufferedProtocol):
         is_head: bool,
         into: bytearray | memoryview | None,
     ) -> Response:
-        self._reset()
-        self.progress = 0
-        self._waiter = waiter = self._loop.create_future()
-        self._state = "head"
-        self._is_head = is_head
-        self._into = into
-        self._started = time.perf_counter()
+        waiter: asyncio.Future[Response] = self._loop.create_future()
+
+        def broken(exc: TransportError) -> None:
+            if not waiter.done():
+                waiter.set_exception(exc)
+                # Whoever awaits the waiter still gets it; when no one does (a timeout
+                # already raised), asyncio must not log it as never retrieved.
+                waiter.exception()
+
+        transport = self._begin(is_head, into, waiter.set_result, broken)
         timeout = self._watch.timeout
-        transport = self.transport
-        assert transport is not None
-        if transport.is_closing():
-            raise TransportError("connection closed by the server before the request")
         transport.write(head)
         for segment in body:
             view = memoryview(segment).cast("B")
@@ -325,10 +387,12 @@ class _Connection(asyncio.BufferedProtocol):
         try:
             return await waiter
         finally:
-            self._watch.discard(self)
-            if not waiter.done():
-                waiter.cancel()
+            if self._answered is not None:
+                # No answer came (the task was cancelled): the response, if any, is no one's.
+                self._watch.discard(self)
+                self._answered = self._broken = None
                 self.reusable = False
+                waiter.cancel()
 
     async def _wait_progress(
         self, awaitable: Awaitable[T], waiter: asyncio.Future[Response], timeout: float
@@ -400,6 +464,10 @@ class _IdleWatch:
             self._timer = loop.call_later(self._period, self._sweep)
 
 
+_Request = tuple[bytes, Sequence[Buffer], bool, "bytearray | memoryview | None", Answered, Broken]
+"""A request `send` writes: head, body, whether it is a HEAD, the body's buffer, its callbacks."""
+
+
 class Http1Transport:
     """A pool of keep-alive HTTP/1.1 connections to one endpoint."""
 
@@ -427,6 +495,8 @@ class Http1Transport:
         self._idle: list[_Connection] = []
         self._connect_timeout = connect_timeout
         self._watch = _IdleWatch(timeout)
+        self._connecting: set[asyncio.Task[None]] = set()
+        """Connections opening for requests sent without a task (`send`)."""
         self.connections_opened = 0
 
     async def _connect(self) -> _Connection:
@@ -510,6 +580,59 @@ class Http1Transport:
                 conn.close()
             return response
 
+    def send(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: Sequence[Buffer],
+        into: bytearray | memoryview | None,
+        answered: Answered,
+        broken: Broken,
+    ) -> None:
+        """`request` without a task: written now on an idle connection, or once a new one has
+        connected (a task per connection, not per request); the response reaches `answered`
+        from the protocol's callback. `body` is written whole: keep it small. As with
+        `request`, a reused connection the server closed while it sat idle is tried once more
+        on a new one."""
+        head = self._head(method, target, headers, sum(memoryview(b).nbytes for b in body))
+        request = (head, body, method == "HEAD", into, answered, broken)
+        conn = self._take_idle()
+        if conn is None:
+            self.send_connected(request)
+        else:
+            self._send_on(conn, request, True)
+
+    def _send_on(self, conn: _Connection, request: _Request, reused: bool) -> None:
+        try:
+            conn.send(self, request, reused)
+        except TransportError as exc:
+            conn._sent_broken(exc)
+
+    def returned(self, conn: _Connection) -> None:
+        """A connection whose response came: kept for the next request, or closed."""
+        if conn.reusable and not conn.closed:
+            self._idle.append(conn)
+        else:
+            conn.close()
+
+    def send_connected(self, request: _Request) -> None:
+        """`request` sent on a new connection, once it has connected."""
+
+        async def connect() -> None:
+            try:
+                conn = await self._connect()
+            except TransportError as exc:
+                request[-1](exc)
+                return
+            self._send_on(conn, request, False)
+
+        task = asyncio.ensure_future(connect())
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
     async def aclose(self) -> None:
+        for task in self._connecting:
+            task.cancel()
         while self._idle:
             self._idle.pop().close()
