@@ -5,12 +5,15 @@ process, verification off, against the null endpoint given as the first argument
         [uvloop] [asyncio] [floor] [s3dlio]
 
 `TREE` names the checkout whose s3dlio_ray is measured, so two revisions can be compared in
-alternation on one endpoint (see BENCHMARKS.md). For each event loop named (both when none is;
-uvloop: the one Ray gives the actors when it is installed; asyncio: the fallback) prints the
-median over three passes of PUT and of GET of the process's user + system CPU per request, in
-microseconds. `floor` instead measures the least an asyncio client can spend on each loop: a
-protocol that writes one prebuilt, already signed GET and counts the response's bytes, 16
-connections; `s3dlio` measures the s3dlio wheel (its put_many / get_many_stats, 16 in flight).
+alternation on one endpoint (see BENCHMARKS.md); `FAST_PATH=off` measures the engine's general
+path (a task per request) where the checkout has the small-request path. For each event loop
+named (both when none is; uvloop: the one Ray gives the actors when it is installed; asyncio:
+the fallback) prints the median over three passes of PUT and of GET of the process's user +
+system CPU per request, in microseconds (`uvloop {'put': X, 'get': Y}`), then of HEAD (a STAT
+phase: `uvloop head {'head': Z}`). `floor` instead measures the least an asyncio client can
+spend on each loop: a protocol that writes one prebuilt, already signed GET and counts the
+response's bytes, 16 connections; `s3dlio` measures the s3dlio wheel (its put_many /
+get_many_stats, 16 in flight).
 """
 
 from __future__ import annotations
@@ -49,7 +52,11 @@ def small_object_engine(url: str) -> Engine:
     signer = Signer(resolve_credentials(), "us-east-1")
     client = S3Client(ClientOptions(endpoints=(Endpoint.parse(url),)), signer)
     policy = ConcurrencyPolicy(Mode.FIXED, 16)
-    return Engine(S3Store(client, 10 * 2**20), lambda phase, overrides: policy)
+    if os.environ.get("FAST_PATH") == "off":
+        store = S3Store(client, 10 * 2**20, fast_path_max=None)
+    else:
+        store = S3Store(client, 10 * 2**20)
+    return Engine(store, lambda phase, overrides: policy)
 
 
 def cpu_per_request(url: str, loop: asyncio.AbstractEventLoop) -> dict[str, float]:
@@ -58,7 +65,7 @@ def cpu_per_request(url: str, loop: asyncio.AbstractEventLoop) -> dict[str, floa
     engine = small_object_engine(url)
     keys = KeyRange.of("", "bench", OBJECTS)
     per_request: dict[str, list[float]] = {}
-    for phase in (Phase.PUT, Phase.GET) * 3:
+    for phase in (Phase.PUT, Phase.GET, Phase.STAT) * 3:
         spec = PhaseSpec(phase, "bench", ObjectSizes.fixed(4096), 1, verify=False)
         started = cpu_seconds()
         result = loop.run_until_complete(engine.run_share(spec, keys))
@@ -67,7 +74,10 @@ def cpu_per_request(url: str, loop: asyncio.AbstractEventLoop) -> dict[str, floa
         )
     loop.run_until_complete(engine.aclose())
     loop.close()
-    return {phase: round(statistics.median(v), 1) for phase, v in per_request.items()}
+    return {
+        "head" if phase == Phase.STAT else phase: round(statistics.median(v), 1)
+        for phase, v in per_request.items()
+    }
 
 
 class _Counting(asyncio.Protocol):
@@ -145,7 +155,9 @@ def main() -> None:
         elif name == "s3dlio":
             print("s3dlio", s3dlio_per_request(url))
         else:
-            print(name, cpu_per_request(url, LOOPS[name]()))
+            costs = cpu_per_request(url, LOOPS[name]())
+            print(name, {"put": costs["put"], "get": costs["get"]})
+            print(name, "head", {"head": costs["head"]})
 
 
 if __name__ == "__main__":

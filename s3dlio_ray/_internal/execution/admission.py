@@ -266,8 +266,10 @@ _NONE = object()
 class Driver:
     """A share's operations started from callbacks rather than one task each: `begin(item)`
     starts one and returns, and the operation releases its slot when it ends; the slot's
-    release (`Slots.on_room`) calls `pump`, which starts the next. So a small request's end
-    writes the next from the connection's own callback. The same rules as `Admission.run`:
+    release (`Slots.on_room`) has `pump` start the next ones once the loop has run the
+    callbacks ready with it (one call for all the slots freed in a turn: starting each next
+    request from inside the one before's callback cost a fifth more CPU a small request,
+    BENCHMARKS.md). The same rules as `Admission.run`:
     a pause, the rate limit and the driver's pace wait (in a task while they last), the phase
     ends when the items run out, its duration is over, it is stopped or an error is fatal,
     and what is in flight then finishes (within STOP_GRACE_S after an error or a stop)."""
@@ -294,11 +296,13 @@ class Driver:
         self._paced = False
         self._waiting: asyncio.Task[None] | None = None
         self._pumping = False
+        self._loop = loop
+        self._soon: asyncio.Handle | None = None
 
     async def run(self) -> tuple[int, EndedBy]:
         """Start operations until the phase ends and wait for those in flight; answer how
         many started and what ended the phase."""
-        self._slots.on_room = self.pump
+        self._slots.on_room = self.pump_soon
         try:
             self.pump()
             await self._decided
@@ -310,8 +314,9 @@ class Driver:
                 await self._all_ended
         finally:
             self._slots.on_room = None
-            if self._waiting is not None:
-                self._waiting.cancel()
+            for pending in (self._waiting, self._soon):
+                if pending is not None:
+                    pending.cancel()
         return self.started, self.ended_by
 
     def crash(self, error: BaseException) -> None:
@@ -322,8 +327,17 @@ class Driver:
                 future.set_exception(error)
                 future.exception()
 
+    def pump_soon(self) -> None:
+        """`pump` once the callbacks ready now have run."""
+        if self._soon is None:
+            self._soon = self._loop.call_soon(self._pump_now)
+
+    def _pump_now(self) -> None:
+        self._soon = None
+        self.pump()
+
     def pump(self) -> None:
-        """Start what may start now; called whenever a slot frees."""
+        """Start what may start now."""
         if self._pumping or self._waiting is not None or self._decided.done():
             self._check_all_ended()
             return

@@ -538,11 +538,12 @@ class Http1Transport:
         return None
 
     def _head(self, method: str, target: str, headers: dict[str, str], length: int) -> bytes:
-        lines = [f"{method} {target} HTTP/1.1", f"Host: {self._host_header}"]
-        lines.extend(f"{k}: {v}" for k, v in headers.items())
+        fields = "".join([f"{k}: {v}\r\n" for k, v in headers.items()])
         if length or method in ("PUT", "POST"):
-            lines.append(f"Content-Length: {length}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+            fields += f"Content-Length: {length}\r\n"
+        return f"{method} {target} HTTP/1.1\r\nHost: {self._host_header}\r\n{fields}\r\n".encode(
+            "latin-1"
+        )
 
     async def request(
         self,
