@@ -196,3 +196,23 @@ def test_the_fast_path_runs_a_task_per_connection_not_per_request(path):
         assert created < 40, f"{created} tasks for 800 requests"
     else:
         assert created >= 800
+
+
+def test_a_mixed_phase_counts_each_operation_and_verifies_every_read(moto_url, bucket, path):
+    keys = KeyRange.of("", "m", 40)
+    engine = engine_on(moto_url, path)
+    mix = (("get", 50.0), ("put", 20.0), ("stat", 20.0), ("delete", 10.0))
+
+    async def main():
+        await engine.run_share(spec(Phase.PUT, bucket), keys)
+        mixed = spec(Phase.MIXED, bucket, mix=mix)
+        result = await engine.run_share(mixed, keys, ShareLimits(duration_s=1.5))
+        await engine.aclose()
+        return result
+
+    result = asyncio.run(main())
+    assert result.stats.errors == 0 and result.verify_failures == 0
+    assert set(result.by_op) == {"get", "put", "stat", "delete"}
+    assert all(stats.ops > 0 for stats in result.by_op.values())
+    assert sum(stats.ops for stats in result.by_op.values()) == result.stats.ops
+    assert result.verified == result.by_op["get"].ops

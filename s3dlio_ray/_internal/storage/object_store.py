@@ -102,6 +102,8 @@ class QuickStore(Protocol):
 
     def stat_soon(self, bucket: str, key: str, then: Then, failed: Failed) -> None: ...
 
+    def delete_soon(self, bucket: str, key: str, then: Then, failed: Failed) -> None: ...
+
     def delete_batch_soon(
         self, bucket: str, keys: Sequence[str], then: Then, failed: Failed
     ) -> None: ...
@@ -170,6 +172,9 @@ class InTasks:
 
     def stat_soon(self, bucket: str, key: str, then: Then, failed: Failed) -> None:
         self._start(self._store.stat(bucket, key), then, failed)
+
+    def delete_soon(self, bucket: str, key: str, then: Then, failed: Failed) -> None:
+        self._start(self._store.delete(bucket, key), then, failed)
 
     def delete_batch_soon(
         self, bucket: str, keys: Sequence[str], then: Then, failed: Failed

@@ -324,6 +324,9 @@ class S3Store:
             key,
         )
 
+    def delete_soon(self, bucket: str, key: str, then: Then, failed: Failed) -> None:
+        self.delete_batch_soon(bucket, [key], then, failed)
+
     def delete_batch_soon(
         self, bucket: str, keys: Sequence[str], then: Then, failed: Failed
     ) -> None:

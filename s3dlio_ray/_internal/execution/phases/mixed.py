@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 from s3dlio_ray._internal.execution.admission import ShareLimits
@@ -23,8 +23,8 @@ from s3dlio_ray._internal.model.keys import ListedKeys, Sized
 from s3dlio_ray._internal.model.sizes import ObjectSizes
 from s3dlio_ray._internal.model.stats import OpStats
 from s3dlio_ray._internal.model.vocabulary import Phase
-from s3dlio_ray._internal.storage.object_store import ObjectStore
-from s3dlio_ray._internal.storage.s3.client import PartGate
+from s3dlio_ray._internal.storage.object_store import Check, ObjectStore, QuickStore
+from s3dlio_ray._internal.storage.s3.client import Failed, PartGate
 
 
 class KeyPool:
@@ -140,13 +140,10 @@ class Mixed:
                 await store.put(bucket, key, size, self._data, gate)
                 nbytes = size
             elif op == "get":
-                check = (
-                    (lambda body, headers: self._check.check(key, size, body, headers))
-                    if self._spec.verify
-                    else None
-                )
                 existing = not self._spec.generated(key)
-                nbytes, ttfb = await store.get(bucket, key, size, gate, check, existing)
+                nbytes, ttfb = await store.get(
+                    bucket, key, size, gate, self._checked(key, size), existing
+                )
             elif op == "stat":
                 await store.stat(bucket, key)
             else:
@@ -154,6 +151,48 @@ class Mixed:
                 await store.delete(bucket, key)
         finally:
             self._in_use.discard(key)
+        return self._ended(op, key, nbytes, ttfb, started)
+
+    def begin(
+        self,
+        operation: MixedOp,
+        store: QuickStore,
+        gate: PartGate,
+        done: Callable[[Done], None],
+        failed: Failed,
+    ) -> None:
+        op, key, size = operation
+        bucket = self._spec.bucket
+        started = time.perf_counter()
+
+        def ended(nbytes: int, ttfb: float | None) -> None:
+            self._in_use.discard(key)
+            done(self._ended(op, key, nbytes, ttfb, started))
+
+        def lost(exc: Exception) -> None:
+            self._in_use.discard(key)
+            failed(exc)
+
+        if op == "put":
+            store.put_soon(bucket, key, size, self._data, gate, lambda _: ended(size, None), lost)
+        elif op == "get":
+            existing = not self._spec.generated(key)
+            check = self._checked(key, size)
+            store.get_soon(bucket, key, size, gate, check, existing, lambda r: ended(*r), lost)
+        elif op == "stat":
+            store.stat_soon(bucket, key, lambda _: ended(0, None), lost)
+        else:
+            self._pool.discard(key)
+            store.delete_soon(bucket, key, lambda _: ended(0, None), lost)
+
+    def _checked(self, key: str, size: int) -> Check | None:
+        """How a GET of `key` is checked, or None without verification."""
+        if not self._spec.verify:
+            return None
+        return lambda body, headers: self._check.check(key, size, body, headers)
+
+    def _ended(self, op: str, key: str, nbytes: int, ttfb: float | None, started: float) -> Done:
+        """An operation that succeeded, counted under its kind (a new object joins the pool)."""
         if op == "put":
             self._pool.add(key)
         self._by_op[op].record(nbytes, time.perf_counter() - started, ttfb)
