@@ -140,6 +140,33 @@ def test_faults_are_retried_counted_and_a_fatal_one_stops_the_phase(moto_url, bu
     assert denied.stats.errors >= 1 and denied.dispatched < 40
 
 
+def test_failed_checks_give_each_read_buffer_back_once(moto_url, bucket, path):
+    """Every third GET answered with a flipped byte, then a clean pass: the failures are the
+    flipped ones, and no buffer went back to the pool twice (two reads would share it)."""
+    keys = KeyRange.of("", "v", 60)
+    rule = Rule("flip", lambda r: r.method == "GET" and r.of_an_object, nth=1, times=0)
+    with FaultProxy(moto_url) as proxy:
+        # A timeout well under the 30 s silence: a request the proxy's forward stalls now and
+        # then (either path) is tried again, not taken for a dead endpoint.
+        engine = engine_on(proxy.url, path, timeout_s=2)
+
+        async def main():
+            put = await engine.run_share(spec(Phase.PUT, bucket), keys)
+            assert put.stats.errors == 0, put.failed
+            proxy.rules.append(rule)
+            flipped = await engine.run_share(spec(Phase.GET, bucket), keys)
+            proxy.rules.remove(rule)
+            clean = await engine.run_share(spec(Phase.GET, bucket), keys)
+            await engine.aclose()
+            return flipped, clean
+
+        flipped, clean = asyncio.run(main())
+    assert (flipped.verified, flipped.verify_failures) == (0, 60), flipped.failed
+    assert (clean.verified, clean.verify_failures) == (60, 0)
+    pooled = [buffer for free in engine.store._buffers._free.values() for buffer in free]
+    assert len({id(buffer) for buffer in pooled}) == len(pooled)
+
+
 def test_the_in_flight_limit_a_rate_cap_and_a_stop_hold(moto_url, bucket, path):
     keys = KeyRange.of("", "h", 200)
     engine = engine_on(moto_url, path)

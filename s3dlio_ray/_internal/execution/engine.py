@@ -447,15 +447,20 @@ class Engine:
 
         def begin(operation: object) -> None:
             t0 = time.perf_counter()
+            ended = False  # an operation counts, and frees its slot, once
 
             def done(result: Done) -> None:
-                if not over:
+                nonlocal ended
+                if not (over or ended):
+                    ended = True
                     live.ended(store.answered_by(), result, time.perf_counter() - t0)
                     limiter.release()
 
             def failed(exc: Exception) -> None:
-                if over:
+                nonlocal ended
+                if over or ended:
                     return
+                ended = True
                 if not isinstance(exc, S3DlioRayError):
                     driver.crash(exc)
                     return

@@ -23,6 +23,7 @@ from s3dlio_ray._internal.storage.s3.client import (
     answered_by,
     delete_failures,
     delete_request,
+    hand_on,
     in_parts,
     list_page,
     list_query,
@@ -298,12 +299,17 @@ class S3Store:
         buffer = self._buffers.acquire(size)
 
         def got(response: Response) -> None:
+            # The buffer goes back once, whatever happens: what fails after this is `failed`'s
+            # (never `lost`'s, which would give it back again).
             try:
                 if check is not None:
                     check(response.body, response.headers)
-            finally:
+            except Exception as exc:
                 self._buffers.release(buffer)
-            then((len(response.body), response.ttfb_s))
+                failed(exc)
+                return
+            self._buffers.release(buffer)
+            hand_on(then, failed, (len(response.body), response.ttfb_s))
 
         def lost(exc: Exception) -> None:
             self._buffers.release(buffer)
