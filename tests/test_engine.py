@@ -194,6 +194,82 @@ def test_admission_paces_to_the_rate_and_stops_at_the_deadline():
     assert 40 <= dispatched <= 60 and time.perf_counter() - started < 1.5
 
 
+class Slots:
+    """An in-flight limit as a Driver takes it; each operation ends 10 ms after it began."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.in_flight, self.peak = limit, 0, 0
+        self.on_room = None
+
+    def try_acquire(self) -> bool:
+        if self.in_flight >= self.limit:
+            return False
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        return True
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        if self.on_room is not None:
+            self.on_room()
+
+
+def test_a_driver_keeps_the_limit_paces_and_waits_out_a_pause():
+    async def main():
+        admission = Admission(ShareLimits(rate=RateLimit("ops", 200)), lambda item: 1)
+        admission.clock.pause(True)
+        slots, begun = Slots(3), []
+        loop = asyncio.get_running_loop()
+
+        def begin(item):
+            begun.append((item, time.perf_counter()))
+            loop.call_later(0.01, slots.release)
+
+        driver = admission.driver(range(40), slots, begin)
+        running = asyncio.ensure_future(driver.run())
+        await asyncio.sleep(0.2)
+        assert begun == [] and not running.done()
+        resumed = time.perf_counter()
+        admission.clock.pause(False)
+        admission.clock.wake()
+        return await running, begun, slots, resumed
+
+    (started, ended_by), begun, slots, resumed = asyncio.run(main())
+    assert (started, ended_by) == (40, EndedBy.KEYS)
+    assert [item for item, _ in begun] == list(range(40)) and slots.peak == 3
+    assert slots.in_flight == 0 and begun[0][1] >= resumed
+    # 200 ops/s after a burst of at most 50 ms: 40 take about 0.15 s or more.
+    assert begun[-1][1] - begun[0][1] >= 0.1
+
+
+def test_a_driver_stops_when_asked_and_raises_what_a_callback_broke():
+    async def main():
+        admission = Admission(ShareLimits(), lambda item: 0)
+        slots = Slots(2)
+        loop = asyncio.get_running_loop()
+
+        def begin(item):
+            if item == 5:
+                driver.crash(RuntimeError("a fault of the program"))
+            loop.call_later(0.01, slots.release)
+
+        driver = admission.driver(range(100), slots, begin)
+        with pytest.raises(RuntimeError, match="a fault of the program"):
+            await driver.run()
+        stopping = Admission(ShareLimits(), lambda item: 0)
+        other = Slots(2)
+        endless = stopping.driver(
+            iter(int, 1), other, lambda item: loop.call_later(0.01, other.release)
+        )
+        running = asyncio.ensure_future(endless.run())
+        await asyncio.sleep(0.1)
+        stopping.stop(EndedBy.INTERRUPTED)
+        return await running
+
+    started, ended_by = asyncio.run(main())
+    assert ended_by is EndedBy.INTERRUPTED and started >= 4
+
+
 class Lost(Exception):
     """What the test pool says a lost worker raises (Ray's RayActorError, in a real pool)."""
 

@@ -114,6 +114,7 @@ def test_faults_are_retried_counted_and_a_fatal_one_stops_the_phase(moto_url, bu
     rules = [
         Rule("503", lambda r: r.method == "GET" and r.of_an_object, nth=3),
         Rule("reset", lambda r: r.method == "GET" and r.of_an_object, nth=6),
+        Rule("truncate", lambda r: r.method == "GET" and r.of_an_object, nth=12),
         Rule("flip", lambda r: r.method == "GET" and r.target.endswith("obj-00000009")),
         Rule("stall", lambda r: r.method == "HEAD" and r.target.endswith("obj-00000004")),
         Rule("403", lambda r: r.method == "PUT" and r.target.endswith("obj-00000020")),
@@ -132,12 +133,28 @@ def test_faults_are_retried_counted_and_a_fatal_one_stops_the_phase(moto_url, bu
         put, get, stat, denied = asyncio.run(main())
     assert (put.stats.ops, put.stats.errors) == (20, 0)
     # The flipped object is a verification failure: an error of its operation.
-    assert (get.stats.ops, get.stats.errors, get.stats.retries) == (19, 1, 2)
+    assert (get.stats.ops, get.stats.errors, get.stats.retries) == (19, 1, 3)
     assert get.throttles == 1
     assert (get.verified, get.verify_failures) == (19, 1)
     assert (stat.stats.ops, stat.stats.errors, stat.stats.retries) == (20, 0, 1)
     assert denied.ended_by is EndedBy.ERROR and "AccessDenied" in (denied.fatal or "")
     assert denied.stats.errors >= 1 and denied.dispatched < 40
+
+
+def test_an_endpoint_that_dies_stops_the_phase_with_one_clear_error(moto_url, bucket, path):
+    keys = KeyRange.of("", "k", 40)
+    rule = Rule("kill", lambda r: r.method == "PUT" and r.of_an_object, nth=10)
+    with FaultProxy(moto_url, [rule]) as proxy:
+        engine = engine_on(proxy.url, path, timeout_s=2)
+
+        async def main():
+            result = await engine.run_share(spec(Phase.PUT, bucket), keys)
+            await engine.aclose()
+            return result
+
+        result = asyncio.run(main())
+    assert result.ended_by is EndedBy.ERROR and "cannot connect" in (result.fatal or "")
+    assert result.stats.ops < 40 and result.stats.errors >= 1 and result.dispatched < 40
 
 
 def test_failed_checks_give_each_read_buffer_back_once(moto_url, bucket, path):

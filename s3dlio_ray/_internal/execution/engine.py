@@ -4,7 +4,10 @@ One Engine owns one object store (this project's S3 client, or the boto3 baselin
 transfers of every phase through the same loop: admission (rate limit, duration, stop), a
 limiter the controller resizes every `adapt_interval_s` from measured throughput, and the fatal
 error that ends a share for either store alike. What a phase does per operation lives in its own
-module under `phases/`; the engine only starts, times and counts.
+module under `phases/`; the engine only starts, times and counts. A closed-loop share whose
+store and transfer can begin operations without waiting (the small-request path: a
+`QuickStore`, a `QuickTransfer`) runs them from callbacks through a `Driver`, the rest each in a
+task through `Admission.run`; both count alike.
 """
 
 from __future__ import annotations

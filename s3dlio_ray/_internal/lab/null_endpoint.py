@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import signal
 import ssl
 import subprocess
 import sys
@@ -316,6 +317,9 @@ def main() -> None:
     ]
     for process in others:
         process.start()
+    # Exit (not die) on SIGTERM, so the daemon processes sharing the port end with this one
+    # instead of serving on as orphans.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     run(args.port, size, tls, args.listed, args.host)
 
 

@@ -53,6 +53,8 @@ from s3dlio_ray._internal.tuning.parts import part_ranges
 log = logging.getLogger(__name__)
 
 MAX_DELETE_BATCH = 1000
+SUCCESS = (200, 204, 206)
+"""The statuses a request succeeds with unless it says otherwise."""
 
 answered_by: contextvars.ContextVar[str] = contextvars.ContextVar("answered_by", default="")
 """The endpoint that answered (or last failed) the current task's latest request: how an engine
@@ -360,7 +362,7 @@ class S3Client:
         body: Sequence[Buffer] = (),
         into: bytearray | memoryview | None = None,
         small_body: bytes | None = None,
-        ok: tuple[int, ...] = (200, 204, 206),
+        ok: tuple[int, ...] = SUCCESS,
         n_objects: int = 1,
         about: str = "",
         resume: tuple[int, int | None] = (0, None),
@@ -562,10 +564,11 @@ class S3Client:
 
         def got(response: Response) -> None:
             rotation.in_flight[index] -= 1
-            ok = (200, 204, 206)
-            self._heard_from(index, operation, resource, start_ns, response, body, ok, n_objects)
+            self._heard_from(
+                index, operation, resource, start_ns, response, body, SUCCESS, n_objects
+            )
             answered_by.set(endpoint.url)
-            if response.status in ok:
+            if response.status in SUCCESS:
                 hand_on(answered, failed, response)
                 return
             error = parse_error(operation, resource, response.status, bytes(response.body))

@@ -361,6 +361,11 @@ class _Connection(asyncio.BufferedProtocol):
     ) -> Response:
         waiter: asyncio.Future[Response] = self._loop.create_future()
 
+        def answered(response: Response) -> None:
+            # A task cancelled while it awaited has its waiter cancelled before it runs again.
+            if not waiter.done():
+                waiter.set_result(response)
+
         def broken(exc: TransportError) -> None:
             if not waiter.done():
                 waiter.set_exception(exc)
@@ -368,7 +373,7 @@ class _Connection(asyncio.BufferedProtocol):
                 # already raised), asyncio must not log it as never retrieved.
                 waiter.exception()
 
-        transport = self._begin(is_head, into, waiter.set_result, broken)
+        transport = self._begin(is_head, into, answered, broken)
         timeout = self._watch.timeout
         transport.write(head)
         for segment in body:
