@@ -9,7 +9,7 @@ from typing import Protocol
 
 from s3dlio_ray._internal.model.content import ObjectData
 from s3dlio_ray._internal.model.keys import Listing
-from s3dlio_ray._internal.storage.s3.client import Failed, ObjectInfo, PartGate, Then, hand_on
+from s3dlio_ray._internal.storage.s3.client import Failed, ObjectInfo, PartGate, Then, in_task
 
 Check = Callable[[memoryview, Mapping[str, str]], None]
 """Called with a GET's body and response headers while the body is still valid (the store may
@@ -133,17 +133,7 @@ class InTasks:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _start(self, work: Awaitable[object], then: Then, failed: Failed) -> None:
-        async def run() -> None:
-            try:
-                value = await work
-            except Exception as exc:
-                failed(exc)
-                return
-            hand_on(then, failed, value)
-
-        task = asyncio.ensure_future(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        in_task(work, then, failed, self._tasks)
 
     def put_soon(
         self,

@@ -173,6 +173,25 @@ def hand_on(then: Then, failed: Failed, value: object) -> None:
         failed(exc)
 
 
+def in_task(
+    work: Awaitable[object], then: Then, failed: Failed, tasks: set[asyncio.Task[None]]
+) -> None:
+    """`work` begun without waiting: awaited in a task of its own (held in `tasks` while it
+    runs, so it can be cancelled), ended in `then` with its value or `failed` with its error."""
+
+    async def run() -> None:
+        try:
+            value = await work
+        except Exception as exc:
+            failed(exc)
+            return
+        hand_on(then, failed, value)
+
+    task = asyncio.ensure_future(run())
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
 def _text(elem: ET.Element, name: str) -> str:
     """The text of `name` under `elem`, by local name: stores answer in AWS's namespace,
     another one (`http://doc.s3.amazonaws.com/2006-03-01/`) or none, and all mean the same."""
@@ -608,19 +627,12 @@ class S3Client:
     ) -> None:
         """The rest of a `send_soon`'s tries, as `_send` makes them, in a task of its own."""
 
-        async def rest_of_tries() -> None:
+        async def rest_of_tries() -> Response:
             if resume[0]:
                 await asyncio.sleep(self.options.retry.delay(resume[0]))
-            try:
-                response = await again(resume)
-            except Exception as exc:
-                failed(exc)
-                return
-            hand_on(answered, failed, response)
+            return await again(resume)
 
-        task = asyncio.ensure_future(rest_of_tries())
-        self._going_on.add(task)
-        task.add_done_callback(self._going_on.discard)
+        in_task(rest_of_tries(), answered, failed, self._going_on)
 
     def _record(
         self,
