@@ -131,6 +131,10 @@ class FaultProxy:
             pass  # the client (or a fault) cut the connection: nothing left to answer
         finally:
             self._writers.discard(writer)
+            # Closed here, not left to the collector: with transports closed that way a new
+            # connection was now and then never read (its request lost, about one in a thousand
+            # through moto, whose "Connection: close" makes every request a new connection).
+            writer.close()
 
     async def _answer_all(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:

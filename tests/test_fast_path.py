@@ -163,9 +163,7 @@ def test_failed_checks_give_each_read_buffer_back_once(moto_url, bucket, path):
     keys = KeyRange.of("", "v", 60)
     rule = Rule("flip", lambda r: r.method == "GET" and r.of_an_object, nth=1, times=0)
     with FaultProxy(moto_url) as proxy:
-        # A timeout well under the 30 s silence: a request the proxy's forward stalls now and
-        # then (either path) is tried again, not taken for a dead endpoint.
-        engine = engine_on(proxy.url, path, timeout_s=2)
+        engine = engine_on(proxy.url, path)
 
         async def main():
             put = await engine.run_share(spec(Phase.PUT, bucket), keys)
